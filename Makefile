@@ -1,0 +1,35 @@
+# One verb per target. `make dev` serves the example graphs; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev serve test lint format typecheck bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+dev: install
+	$(BIN)/agent-runtime dev --no-browser
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests graphs benchmarks
+	$(BIN)/ruff format --check src tests graphs benchmarks
+
+format: install
+	$(BIN)/ruff format src tests graphs benchmarks
+	$(BIN)/ruff check --fix src tests graphs benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .agent-runtime .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,307 @@
+"""The `agent-runtime` command: `dev` (what `langgraph dev` does, with reload) and `serve`.
+
+Maps flags and environment onto the config, checks everything that can fail before serving (config,
+graph imports, the port) with one line each, then hands uvicorn a bound socket. No server logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import socket
+import sys
+import webbrowser
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import uvicorn
+from uvicorn.supervisors.statreload import StatReload
+
+from agent_runtime import __version__
+from agent_runtime.config import (
+    DATABASE_ENV,
+    RuntimeConfig,
+    apply_env,
+    is_path_dependency,
+    load_config,
+    parse_graph_spec,
+)
+from agent_runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+CONFIG_ENV = "AGENT_RUNTIME_CONFIG"
+"""Fallback for `--config`; also how `dev` tells its reload children which file to serve."""
+HOST_ENV = "AGENT_RUNTIME_HOST"
+"""Fallback for `--host` (both commands)."""
+PORT_ENV = "AGENT_RUNTIME_PORT"
+"""Fallback for `--port` (both commands)."""
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Command:
+    name: str
+    config_path: Path
+    database: str | None
+    host: str
+    port: int
+    reload: bool
+    browser: bool
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run `agent-runtime` with these arguments and return the exit status.
+
+    2: the config or a graph is broken; 1: the port cannot be listened on; 0: stopped cleanly.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        command = _command(args, os.environ)
+        config = load_config(command.config_path, database=command.database)
+        for warning in config.warnings:
+            _say(f"warning: {warning}")
+        environ_before = dict(os.environ)
+        apply_env(config, os.environ)
+        # Imported here: LangGraph takes a second to import, and --help should not wait for it.
+        from agent_runtime.registry import import_graphs
+
+        import_graphs(config)
+    except ConfigError as exc:
+        _say(exc.detail)
+        return 2
+    try:
+        sock = _listen(command.host, command.port)
+    except OSError as exc:
+        _say(_listen_problem(exc, command.host, command.port))
+        return 1
+    url = _url(command.host, sock.getsockname()[1])
+    print(f"agent-runtime {command.name}: serving {config.path}", flush=True)
+    for graph_id, spec in config.graphs.items():
+        print(f"  graph {graph_id}: {spec}", flush=True)
+    print(f"  database: {config.database}", flush=True)
+    print(f"  API: {url}  docs: {url}/docs", flush=True)
+    if command.browser and sys.stdout.isatty():
+        # The socket already listens, so the page waits in the backlog until the app is up.
+        webbrowser.open(f"{url}/docs")
+    try:
+        if command.reload:
+            _restore_environ(environ_before)
+            _serve_reloading(config, command, sock)
+        else:
+            _serve(config, command, sock)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is how a dev server stops; `make dev` should not report it as a failure.
+    return 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())
+
+
+def _reload_app() -> Starlette:
+    """The app of one reload child, rebuilt from what the parent put in the environment."""
+    from agent_runtime.server.app import create_app
+
+    try:
+        config = load_config(os.environ[CONFIG_ENV])
+    except ConfigError as exc:
+        # The child exits and the parent keeps watching: fixing the file brings the server back.
+        _say(exc.detail)
+        raise SystemExit(3) from None
+    apply_env(config, os.environ)
+    return create_app(config)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agent-runtime",
+        description="Serve the LangGraph graphs of a langgraph.json over the LangGraph Server API.",
+    )
+    parser.add_argument("--version", action="version", version=f"agent-runtime {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    dev = commands.add_parser(
+        "dev", help="serve for development: reload on changes, open the docs (like langgraph dev)"
+    )
+    serve = commands.add_parser("serve", help="serve in production: all interfaces, no reload")
+    for sub, host, port in ((dev, "127.0.0.1", 2024), (serve, "0.0.0.0", 8000)):
+        sub.add_argument(
+            "--config",
+            help=f"the langgraph.json to serve (default: ${CONFIG_ENV}, else ./langgraph.json)",
+        )
+        sub.add_argument(
+            "--host", help=f"interface to listen on (default: ${HOST_ENV}, else {host})"
+        )
+        sub.add_argument(
+            "--port", type=_port, help=f"port to listen on (default: ${PORT_ENV}, else {port})"
+        )
+        sub.add_argument(
+            "--database",
+            help=f"the SQLite file (default: ${DATABASE_ENV}, else agent_runtime.database in the "
+            "config, else .agent-runtime/runtime.sqlite beside it)",
+        )
+        sub.set_defaults(default_host=host, default_port=port)
+    dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
+    dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
+    return parser
+
+
+def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
+    port = args.port
+    if port is None and environ.get(PORT_ENV):
+        try:
+            port = _port(environ[PORT_ENV])
+        except argparse.ArgumentTypeError:
+            raise ConfigError(
+                f'{PORT_ENV}: expected a port number (0-65535), got "{environ[PORT_ENV]}"'
+            ) from None
+    is_dev = args.command == "dev"
+    return _Command(
+        name=args.command,
+        config_path=Path(args.config or environ.get(CONFIG_ENV) or "langgraph.json"),
+        database=args.database,
+        host=args.host or environ.get(HOST_ENV) or args.default_host,
+        port=args.default_port if port is None else port,
+        reload=is_dev and not args.no_reload,
+        browser=is_dev and not args.no_browser,
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
+    return int(text)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    # Bound and listening before anything is printed: a busy port is reported, never moved.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if os.name != "nt":
+            # Lets a restarted server take its port back from connections in TIME_WAIT; a port
+            # another process listens on still fails. (On Windows the option would steal it.)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _listen_problem(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is already in use; stop the other server or pass --port"
+    if exc.errno == errno.EACCES:
+        return f"port {port} on {host} needs more privileges; pass a --port above 1023"
+    if isinstance(exc, socket.gaierror):
+        return f"host {host} cannot be resolved: {exc.strerror}; pass another --host"
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def _url(host: str, port: int) -> str:
+    # A wildcard address is where the server listens, not where a browser can go.
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+def _uvicorn_config(
+    app: Starlette | str, command: _Command, reload_dirs: list[Path] | None = None
+) -> uvicorn.Config:
+    # host and port only label uvicorn's logs: it serves on the socket it is handed.
+    return uvicorn.Config(
+        app,
+        host=command.host,
+        port=command.port,
+        lifespan="on",
+        log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        factory=reload_dirs is not None,
+        reload=reload_dirs is not None,
+        reload_dirs=None if reload_dirs is None else [str(folder) for folder in reload_dirs],
+    )
+
+
+def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> None:
+    from agent_runtime.server.app import create_app
+
+    uvicorn.Server(_uvicorn_config(create_app(config), command)).run(sockets=[sock])
+
+
+def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> None:
+    os.environ[CONFIG_ENV] = str(config.path)
+    if command.database is not None:
+        os.environ[DATABASE_ENV] = str(config.database)
+    folders = [config.base_dir]
+    for dependency in config.dependencies:
+        if is_path_dependency(dependency):
+            folders.append(config.base_dir / Path(dependency).expanduser())
+    for spec in config.graphs.values():
+        parsed = parse_graph_spec(spec)
+        if parsed is not None and parsed.is_file:
+            folders.append((config.base_dir / parsed.location).resolve().parent)
+    options = _uvicorn_config("agent_runtime.cli:_reload_app", command, folders)
+    files = [path for path in (config.path, config.env_file) if path is not None]
+    server = uvicorn.Server(options)
+    _ProjectReload(options, target=server.run, sockets=[sock], files=files).run()
+
+
+def _restore_environ(before: Mapping[str, str]) -> None:
+    # Reload children apply `.env` themselves; handing them the parent's copy would keep them
+    # from ever seeing an edited value, since the explicit environment wins.
+    for key in set(os.environ) - set(before):
+        del os.environ[key]
+    os.environ.update(before)
+
+
+_SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
+
+
+class _ProjectReload(StatReload):
+    """uvicorn's polling reloader, walking only the folders a project edits.
+
+    Without watchfiles, uvicorn polls every `*.py` under the watched folders four times a second and
+    ignores `reload_excludes`; a `.venv` in the project folder would mean tens of thousands of stat
+    calls per poll. This walk prunes hidden folders, virtualenvs and caches, and also watches the
+    config and `.env` files, which are not Python but change what the server does.
+    """
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        target: Callable[[list[socket.socket] | None], None],
+        sockets: list[socket.socket],
+        *,
+        files: Sequence[Path],
+    ) -> None:
+        super().__init__(config, target, sockets)
+        self._files = files
+
+    def iter_py_files(self) -> Iterator[Path]:
+        for root in self.config.reload_dirs:
+            for folder, subfolders, names in os.walk(root):
+                subfolders[:] = [name for name in subfolders if _watched(Path(folder, name))]
+                yield from (Path(folder, name) for name in names if name.endswith(".py"))
+        yield from self._files
+
+
+def _watched(folder: Path) -> bool:
+    return not (
+        folder.name.startswith(".")
+        or folder.name in _SKIPPED_FOLDERS
+        or (folder / "pyvenv.cfg").exists()
+    )
+
+
+def _say(message: str) -> None:
+    # One line per problem, whatever the exception text held.
+    print(f"agent-runtime: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""langgraph.json -> a frozen `RuntimeConfig`: validation, warnings, `.env`, the database path.
+
+Reads the config file and its `.env`, nothing else: it never imports graphs (that is `registry`),
+creates folders (storage does) or touches the process environment (except through `apply_env`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Callable, Collection, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent_runtime.errors import ConfigError
+
+DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
+"""Names the SQLite file; the `--database` flag beats it, and it beats `agent_runtime.database`."""
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorsConfig:
+    """Cross-origin rules; a key left out of `http.cors` takes the default here."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ("*",)
+    allow_headers: tuple[str, ...] = ("*",)
+    allow_credentials: bool = False
+    allow_origin_regex: str | None = None
+    # The JS SDK reads these to find and rejoin the run behind a stream.
+    expose_headers: tuple[str, ...] = ("Content-Location", "Location")
+    max_age: int = 600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """The HTTP settings agent-runtime honours."""
+
+    cors: CorsConfig | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeConfig:
+    """Everything a server needs from langgraph.json, resolved and validated."""
+
+    path: Path | None = None
+    """The langgraph.json read; None when built in code."""
+    base_dir: Path
+    """Its folder: relative graph files, dependencies, `.env` and database paths start here."""
+    graphs: Mapping[str, str]
+    """Graph id -> spec as written (`./file.py:attr` or `module:attr`), in file order."""
+    graph_descriptions: Mapping[str, str] = field(default_factory=dict)
+    """Graph id -> the `description` of the object form, for the graphs that have one."""
+    dependencies: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The `env` section resolved: the `.env` file's values or the object as written."""
+    env_file: Path | None = None
+    """The `.env` file `env` named, absolute; None when `env` is an object or absent."""
+    store: Mapping[str, Any] = field(default_factory=dict)
+    checkpointer: Mapping[str, Any] = field(default_factory=dict)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    database: Path
+    """The SQLite file, absolute; its folder may not exist yet."""
+    warnings: tuple[str, ...] = ()
+    """Sentences about keys that are ignored; the CLI prints them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphSpec:
+    """A graph spec taken apart: where the graph lives and the attribute that holds it."""
+
+    location: str
+    """A file path as written (relative to the config folder) or a dotted module name."""
+    attr: str
+    is_file: bool
+
+
+def parse_graph_spec(spec: str) -> GraphSpec | None:
+    """Split `./file.py:attr` or `package.module:attr`; None when the spec is neither."""
+    location, colon, attr = spec.rpartition(":")
+    if not colon or not location or not attr.isidentifier():
+        return None
+    if location.endswith(".py") or location.startswith(".") or "/" in location or "\\" in location:
+        return GraphSpec(location=location, attr=attr, is_file=True)
+    if all(part.isidentifier() for part in location.split(".")):
+        return GraphSpec(location=location, attr=attr, is_file=False)
+    return None
+
+
+def is_path_dependency(dependency: str) -> bool:
+    """Whether a `dependencies` entry is a local folder (`.`, `./src`) rather than a package."""
+    return dependency.startswith((".", "~")) or os.path.isabs(dependency)
+
+
+def load_config(
+    path: str | Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    database: str | Path | None = None,
+) -> RuntimeConfig:
+    """Read and validate a langgraph.json file.
+
+    Args:
+        environ: where `AGENT_RUNTIME_DATABASE` is looked up; `os.environ` when None.
+        database: the `--database` flag; beats the environment and the file.
+
+    Raises:
+        ConfigError: the file is missing or not JSON, or a key holds an invalid value.
+    """
+    file = Path(path).expanduser().resolve()
+    try:
+        data = json.loads(file.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file.name}: expected a JSON object at the top level, got {_got(data)}")
+    return _build(_Reader(file.name), data, file, file.parent, environ, database)
+
+
+def config_from_dict(
+    data: Mapping[str, Any],
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    database: str | Path | None = None,
+) -> RuntimeConfig:
+    """Validate a langgraph.json already in memory, as if it sat in `base_dir`.
+
+    Raises:
+        ConfigError: a key holds an invalid value.
+    """
+    return _build(_Reader("langgraph.json"), data, None, base_dir.resolve(), environ, database)
+
+
+def apply_env(config: RuntimeConfig, environ: MutableMapping[str, str]) -> None:
+    """Copy the config's `env` into `environ`, keeping every variable that is already set.
+
+    The explicit environment wins, as with python-dotenv: `API_KEY=x agent-runtime dev` overrides
+    the `.env` file, never the other way round.
+    """
+    for key, value in config.env.items():
+        environ.setdefault(key, value)
+
+
+_RESOURCES = ("assistants", "threads", "runs", "store")
+_SECTIONS = ("agent_runtime", "checkpointer", "dependencies", "env", "graphs", "http", "store")
+# Accepted silently: they shape the image langgraph-cli builds, not how graphs run.
+_BUILD_KEYS = (
+    "$schema",
+    "_INTERNAL_docker_tag",
+    "api_version",
+    "base_image",
+    "dockerfile_lines",
+    "image_distro",
+    "keep_pkg_tools",
+    "node_version",
+    "pip_config_file",
+    "pip_installer",
+    "python_version",
+    "ui_config",
+)
+# Accepted with a warning: LangGraph's server acts on them, agent-runtime does not.
+_IGNORED = {
+    "auth": "requests are not authenticated",
+    "encryption": "data is stored unencrypted",
+    "ui": "UI components are not served",
+    "webhooks": "no webhooks are sent",
+}
+_HTTP_IGNORED = {
+    "app": "custom routes are not mounted",
+    "mount_prefix": "routes are served from /",
+    "disable_meta": "/info, /docs and /openapi.json stay enabled",
+    "configurable_headers": "request headers are not copied into runs",
+    **{f"disable_{name}": f"the /{name} routes stay enabled" for name in _RESOURCES},
+    **dict.fromkeys(
+        ("logging_headers", "middleware_order", "enable_custom_route_auth"), "it is ignored"
+    ),
+}
+# agent-runtime serves none of these, which is what setting them asks for: nothing to warn about.
+_HTTP_MOOT = ("disable_a2a", "disable_mcp", "disable_ui", "disable_webhooks")
+
+
+class _Reader:
+    """Names the file and key path in every error and warning."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.warnings: list[str] = []
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.label}: {key}: {problem}")
+
+    def bad(self, key: str, value: Any, wanted: str) -> ConfigError:
+        return self.error(key, f"expected {wanted}, got {_got(value)}")
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"{self.label}: {message}")
+
+    def check_keys(self, section: Mapping[str, Any], prefix: str, known: Collection[str]) -> None:
+        for key in section:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                hint = f"did you mean {close[0]}?" if close else "it is ignored"
+                self.warn(f"{prefix}{key} is not a known key; {hint}")
+
+    def section(self, data: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:
+        value = data.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise self.bad(f"{prefix}{key}", value, "an object")
+        return value or {}
+
+    def values(self, section: Mapping[str, Any], prefix: str, table: _Table) -> dict[str, Any]:
+        """Check a section against a table of readers; absent and null keys are left out."""
+        self.check_keys(section, prefix, table)
+        return {
+            key: table[key](self, f"{prefix}{key}", value)
+            for key, value in section.items()
+            if key in table and value is not None
+        }
+
+    def existing(self, key: str, written: str, base_dir: Path) -> Path:
+        resolved = (base_dir / Path(written).expanduser()).resolve()
+        if not resolved.exists():
+            raise self.error(key, f"{written} does not exist (resolved to {resolved})")
+        return resolved
+
+
+_Table = Mapping[str, Callable[[_Reader, str, Any], Any]]
+
+
+def _string(reader: _Reader, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise reader.bad(key, value, "a non-empty string")
+    return value
+
+
+def _strings(reader: _Reader, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise reader.bad(key, value, "a list of strings")
+    return tuple(value)
+
+
+def _positive(reader: _Reader, key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise reader.bad(key, value, "a positive integer")
+    return value
+
+
+def _seconds(reader: _Reader, key: str, value: Any) -> int:
+    return 0 if value == 0 and not isinstance(value, bool) else _positive(reader, key, value)
+
+
+def _flag(reader: _Reader, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise reader.bad(key, value, "true or false")
+    return value
+
+
+def _regex(reader: _Reader, key: str, value: Any) -> str:
+    try:
+        return re.compile(_string(reader, key, value)).pattern
+    except re.error as exc:
+        raise reader.error(key, f"invalid regular expression: {exc}") from None
+
+
+_CORS_KEYS: _Table = {
+    "allow_origins": _strings,
+    "allow_methods": _strings,
+    "allow_headers": _strings,
+    "allow_credentials": _flag,
+    "allow_origin_regex": _regex,
+    "expose_headers": _strings,
+    "max_age": _seconds,
+}
+# Our own section, one line per key: pricing and limits will each add theirs here.
+_OWN_KEYS: _Table = {
+    "database": _string,
+    "max_body_bytes": _positive,
+}
+
+
+def _build(
+    reader: _Reader,
+    data: Mapping[str, Any],
+    path: Path | None,
+    base_dir: Path,
+    environ: Mapping[str, str] | None,
+    database: str | Path | None,
+) -> RuntimeConfig:
+    reader.check_keys(data, "", (*_SECTIONS, *_BUILD_KEYS, *_IGNORED))
+    for key, consequence in _IGNORED.items():
+        if data.get(key):
+            reader.warn(f"{key} is not supported by agent-runtime; {consequence}")
+    graphs, descriptions = _read_graphs(reader, data.get("graphs"), base_dir)
+    env = data.get("env")
+    env_file = reader.existing("env", env, base_dir) if isinstance(env, str) else None
+    dependencies = _strings(reader, "dependencies", data.get("dependencies") or [])
+    for index, dependency in enumerate(dependencies):
+        if is_path_dependency(dependency):
+            reader.existing(f"dependencies[{index}]", dependency, base_dir)
+    store = reader.section(data, "store")
+    reader.check_keys(store, "store.", ("index", "ttl"))
+    checkpointer = reader.section(data, "checkpointer")
+    reader.check_keys(checkpointer, "checkpointer.", ("path", "ttl", "serde"))
+    if checkpointer.get("path"):
+        reader.warn("checkpointer.path is not supported by agent-runtime; its own one is used")
+    http = reader.section(data, "http")
+    reader.check_keys(http, "http.", ("cors", *_HTTP_IGNORED, *_HTTP_MOOT))
+    for key, consequence in _HTTP_IGNORED.items():
+        if http.get(key) not in (None, False):
+            reader.warn(f"http.{key} is not supported by agent-runtime; {consequence}")
+    cors = None
+    if http.get("cors") is not None:
+        cors_section = reader.section(http, "cors", "http.")
+        cors = CorsConfig(**reader.values(cors_section, "http.cors.", _CORS_KEYS))
+    own = reader.values(reader.section(data, "agent_runtime"), "agent_runtime.", _OWN_KEYS)
+    return RuntimeConfig(
+        path=path,
+        base_dir=base_dir,
+        graphs=graphs,
+        graph_descriptions=descriptions,
+        dependencies=dependencies,
+        env=_read_env(reader, env, env_file),
+        env_file=env_file,
+        store=dict(store),
+        checkpointer=dict(checkpointer),
+        http=HttpConfig(
+            cors=cors, max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        ),
+        database=_resolve_database(
+            database, os.environ if environ is None else environ, own.get("database"), base_dir
+        ),
+        warnings=tuple(reader.warnings),
+    )
+
+
+def _read_graphs(
+    reader: _Reader, value: Any, base_dir: Path
+) -> tuple[dict[str, str], dict[str, str]]:
+    if value is None:
+        raise reader.error("graphs", 'required; map each graph id to "./file.py:attr"')
+    if not isinstance(value, Mapping) or not value:
+        raise reader.bad("graphs", value, "a non-empty object")
+    graphs: dict[str, str] = {}
+    descriptions: dict[str, str] = {}
+    for graph_id, entry in value.items():
+        key = f"graphs.{graph_id}"
+        if not graph_id:
+            raise reader.error("graphs", "a graph id is empty")
+        spec = entry
+        if isinstance(entry, Mapping):
+            reader.check_keys(entry, f"{key}.", ("path", "description"))
+            if "path" not in entry:
+                raise reader.error(f"{key}.path", "required in the object form")
+            spec = entry["path"]
+            if entry.get("description") is not None:
+                descriptions[graph_id] = _string(reader, f"{key}.description", entry["description"])
+        parsed = parse_graph_spec(spec) if isinstance(spec, str) else None
+        if parsed is None:
+            raise reader.bad(key, spec, '"./file.py:attr" or "module:attr"')
+        if parsed.is_file and not parsed.location.endswith(".py"):
+            problem = f"{parsed.location} is not a Python file; agent-runtime serves Python graphs"
+            raise reader.error(key, problem)
+        if parsed.is_file:
+            reader.existing(key, parsed.location, base_dir)
+        graphs[graph_id] = spec
+    return graphs, descriptions
+
+
+def _read_env(reader: _Reader, value: Any, file: Path | None) -> dict[str, str]:
+    if file is not None:
+        try:
+            env, problems = _parse_dotenv(file.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise reader.error("env", f"{file} cannot be read: {exc}") from None
+        for line, problem in problems:
+            reader.warn(f"env: {value} line {line}: {problem}")
+        return env
+    if value is not None and not isinstance(value, Mapping):
+        raise reader.bad("env", value, "a path to a .env file or an object of strings")
+    for key, item in (value or {}).items():
+        if not isinstance(item, str):
+            raise reader.bad(f"env.{key}", item, "a string")
+    return dict(value or {})
+
+
+def _resolve_database(
+    flag: str | Path | None, environ: Mapping[str, str], from_file: str | None, base_dir: Path
+) -> Path:
+    # The flag and the variable are typed in a shell, so they mean what they mean there: relative
+    # to the working directory. The file's value travels with the project: relative to its folder.
+    if flag is not None and str(flag):
+        return (Path.cwd() / Path(flag).expanduser()).resolve()
+    if environ.get(DATABASE_ENV):
+        return (Path.cwd() / Path(environ[DATABASE_ENV]).expanduser()).resolve()
+    if from_file is not None:
+        return (base_dir / Path(from_file).expanduser()).resolve()
+    return base_dir / ".agent-runtime" / "runtime.sqlite"
+
+
+_DOTENV_LINE = re.compile(
+    r"""[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*
+    (?: '(?P<single>[^']*)' | "(?P<double>(?:\\.|[^"\\])*)" | (?P<bare>(?!['"])[^\n]*?) )
+    (?:[ \t]+\#[^\n]*)?[ \t]*$""",
+    re.MULTILINE | re.VERBOSE,
+)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """KEY=VALUE lines, `#` comments, `export `, quotes (which may span lines); problems by line."""
+    text = text.replace("\r\n", "\n")
+    values: dict[str, str] = {}
+    problems: list[tuple[int, str]] = []
+    pos = 0
+    while pos < len(text):
+        end = len(text) if (found := text.find("\n", pos)) == -1 else found
+        line = text[pos:end].strip()
+        match = _DOTENV_LINE.match(text, pos)
+        if match is not None:
+            single, double, bare = match.group("single", "double", "bare")
+            if double is not None:
+                double = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[0]), double, flags=re.S)
+            values[match["key"]] = next(v for v in (single, double, bare) if v is not None)
+            end = match.end()
+        elif line and not line.startswith("#"):
+            problem = f"expected KEY=VALUE, got {_got(line)}; the line is ignored"
+            problems.append((text.count("\n", 0, pos) + 1, problem))
+        pos = end + 1
+    return values, problems
+
+
+def _got(value: Any) -> str:
+    text = json.dumps(value, default=repr, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,89 @@
+"""Wire shapes: the JSON objects the LangGraph Server API sends and `langgraph_sdk` expects.
+
+Only shapes live here, no behaviour. Storage backends return these; routes send them as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from typing_extensions import TypedDict
+
+Json = dict[str, Any]
+
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+OnConflict = Literal["raise", "do_nothing"]
+SortOrder = Literal["asc", "desc"]
+
+
+class Assistant(TypedDict):
+    """One assistant at its current (latest) version."""
+
+    assistant_id: str
+    graph_id: str
+    config: Json
+    """The RunnableConfig merged into every run of this assistant."""
+    context: Json
+    """Static runtime context merged into every run's context."""
+    metadata: Json
+    """Free-form; `created_by: "system"` marks the default assistant of a graph."""
+    name: str
+    description: str | None
+    version: int
+    """The version that is current; `POST /assistants/{id}/latest` can move it."""
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssistantVersion(TypedDict):
+    """One stored version of an assistant; versions are immutable."""
+
+    assistant_id: str
+    graph_id: str
+    config: Json
+    context: Json
+    metadata: Json
+    name: str
+    description: str | None
+    version: int
+    created_at: datetime
+
+
+class Interrupt(TypedDict):
+    """A pending `interrupt()` waiting for a `Command(resume=...)`."""
+
+    value: Any
+    id: str
+
+
+class Thread(TypedDict):
+    """A conversation: its metadata, status and the values of its latest checkpoint."""
+
+    thread_id: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: Json
+    status: ThreadStatus
+    values: Json | None
+    """The state values of the latest checkpoint, as JSON; None before the first run."""
+    interrupts: dict[str, list[Interrupt]]
+    """Pending interrupts keyed by the id of the task that raised them."""
+    config: Json
+    ttl: Json | None
+    """`{"strategy": "delete", "ttl": minutes}` when the thread expires, else None."""
+
+
+class StoreItem(TypedDict):
+    """A document in the long-term store."""
+
+    namespace: list[str]
+    key: str
+    value: Json
+    created_at: datetime
+    updated_at: datetime
+
+
+class SearchItem(StoreItem, total=False):
+    score: float | None
+    """Similarity score when the search had a query and the store an index; else absent."""

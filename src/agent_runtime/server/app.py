@@ -1,0 +1,148 @@
+"""The ASGI application: wires config, storage and graphs together in the lifespan, mounts every
+router, and turns errors into `{"detail", "code"}` bodies. No route logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agent_runtime.config import RuntimeConfig
+from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.registry import GraphRegistry, default_assistant_id, import_graphs
+from agent_runtime.server import assistants, store, system, threads
+from agent_runtime.server.openapi import build_openapi
+from agent_runtime.server.routing import Operation, json_response
+from agent_runtime.server.services import Services
+from agent_runtime.storage.base import NewAssistant, Storage
+from agent_runtime.storage.sqlite import SqliteStorage
+
+logger = logging.getLogger("agent_runtime")
+
+ROUTERS = (system.router, assistants.router, threads.router, store.router)
+SWEEP_INTERVAL_SECONDS = 60.0
+
+
+def operations() -> Iterable[Operation]:
+    for router in ROUTERS:
+        yield from router.operations
+
+
+def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Starlette:
+    """The application for one config; storage defaults to the config's SQLite file."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sources = import_graphs(config)
+        backend = storage or SqliteStorage(config.database, store_config=config.store)
+        await backend.setup()
+        try:
+            registry = GraphRegistry(
+                sources, checkpointer=backend.checkpointer, store=backend.store
+            )
+            await _ensure_default_assistants(backend, registry)
+            app.state.services = Services(config=config, storage=backend, registry=registry)
+            sweeper = asyncio.create_task(_sweep_forever(backend), name="ttl-sweeper")
+            try:
+                yield
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+        finally:
+            await backend.close()
+
+    middleware = []
+    cors = config.http.cors
+    if cors is not None:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors.allow_origins),
+                allow_methods=list(cors.allow_methods),
+                allow_headers=list(cors.allow_headers),
+                allow_credentials=cors.allow_credentials,
+                allow_origin_regex=cors.allow_origin_regex,
+                expose_headers=list(cors.expose_headers),
+                max_age=cors.max_age,
+            )
+        )
+    ops = list(operations())
+    app = Starlette(
+        routes=[op.route() for op in ops],
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            AgentRuntimeError: _runtime_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+    app.state.openapi = build_openapi(ops)
+    return app
+
+
+async def _ensure_default_assistants(storage: Storage, registry: GraphRegistry) -> None:
+    for graph_id in registry.graph_ids:
+        await storage.create_assistant(
+            NewAssistant(
+                assistant_id=default_assistant_id(graph_id),
+                graph_id=graph_id,
+                name=graph_id,
+                metadata={"created_by": "system"},
+            ),
+            if_exists="do_nothing",
+        )
+
+
+async def _sweep_forever(storage: Storage) -> None:
+    while True:
+        try:
+            swept = await storage.sweep_expired_threads()
+            if swept:
+                logger.info("Deleted %d threads whose TTL ran out", swept)
+        except AgentRuntimeError as exc:
+            logger.warning("TTL sweep failed: %s", exc.detail)
+        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+
+def error_body(detail: str, code: str) -> dict[str, Any]:
+    """The one shape of every error response."""
+    return {"detail": detail, "code": code}
+
+
+async def _runtime_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AgentRuntimeError)
+    if exc.status_code >= 500:
+        logger.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
+    return json_response(error_body(exc.detail, exc.code), status=exc.status_code)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        detail = f"No route matches {request.method} {request.url.path}"
+        code = "route_not_found"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+        code = "method_not_allowed"
+    else:
+        detail, code = str(exc.detail), "http_error"
+    return json_response(error_body(detail, code), status=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("Unexpected error in %s %s", request.method, request.url.path)
+    return json_response(
+        error_body("The server failed to handle this request; see its log", "internal_error"),
+        status=500,
+    )

@@ -1,0 +1,23 @@
+"""What every route reaches through `request.app.state.services`: config, storage, graphs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from agent_runtime.config import RuntimeConfig
+from agent_runtime.registry import GraphRegistry
+from agent_runtime.storage.base import Storage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    config: RuntimeConfig
+    storage: Storage
+    registry: GraphRegistry
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,202 @@
+"""Thread routes: create, read, update metadata, delete, search, count and copy. State, history
+and runs of a thread have their own modules."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+from starlette.requests import Request
+from typing_extensions import TypedDict
+
+from agent_runtime.errors import InvalidRequestError
+from agent_runtime.schema import Json, OnConflict, SortOrder, Thread, ThreadStatus
+from agent_runtime.server.routing import Router, json_response
+from agent_runtime.server.services import services
+from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.storage.base import ThreadQuery, ThreadSortBy
+
+router = Router("threads")
+
+Limit = Annotated[int, Field(ge=1, le=1000)]
+Offset = Annotated[int, Field(ge=0)]
+ThreadField = Literal[
+    "thread_id", "created_at", "updated_at", "metadata", "config", "context", "status",
+    "values", "interrupts", "ttl",
+]  # fmt: skip
+_EXTRACT_PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*|\[-?\d+\])*$")
+
+
+@closed
+class ThreadTTL(TypedDict, total=False):
+    strategy: Literal["delete"]
+    """What happens when the TTL runs out: the thread and its checkpoints are deleted."""
+    ttl: Annotated[float, Field(gt=0)]
+    """Minutes from the last update until the thread expires."""
+
+
+@closed
+class ThreadCreate(TypedDict, total=False):
+    thread_id: str
+    """A UUID; one is generated when absent."""
+    metadata: Json
+    if_exists: OnConflict
+    ttl: ThreadTTL
+    supersteps: list[Json]
+    """Not supported yet: state updates at creation. Sending it is a 422."""
+
+
+@closed
+class ThreadUpdate(TypedDict, total=False):
+    metadata: Json
+    """Merged into the current metadata."""
+    ttl: ThreadTTL
+
+
+@closed
+class ThreadSearch(TypedDict, total=False):
+    metadata: Json
+    values: Json
+    ids: list[str]
+    status: ThreadStatus
+    limit: Limit
+    offset: Offset
+    sort_by: ThreadSortBy
+    sort_order: SortOrder
+    select: list[ThreadField]
+    extract: Annotated[dict[str, str], Field(max_length=10)]
+    """Alias -> path into the thread (`values.messages[-1]`); results land in `extracted`."""
+
+
+@closed
+class ThreadCount(TypedDict, total=False):
+    metadata: Json
+    values: Json
+    status: ThreadStatus
+
+
+@closed
+class ThreadGetQuery(TypedDict, total=False):
+    include: str
+    """Comma-separated extra fields; every field is always included, so this is accepted as is."""
+
+
+def thread_id_of(request: Request) -> str:
+    return parse_uuid(request.path_params["thread_id"], field="thread_id")
+
+
+@router.post("/threads", body=ThreadCreate, response=Thread)
+async def create_thread(request: Request, body: ThreadCreate) -> Thread:
+    """Create a thread, optionally with a chosen id, metadata and a TTL."""
+    if body.get("supersteps"):
+        raise InvalidRequestError(
+            "supersteps is not supported yet: create the thread, then update its state",
+            code="unsupported_field",
+        )
+    raw_id = body.get("thread_id")
+    thread_id = parse_uuid(raw_id, field="thread_id") if raw_id else str(uuid.uuid4())
+    return await services(request).storage.create_thread(
+        thread_id,
+        metadata=body.get("metadata") or {},
+        ttl=_ttl(body.get("ttl")),
+        if_exists=body.get("if_exists", "raise"),
+    )
+
+
+@router.post("/threads/search", body=ThreadSearch, response=list[Thread])
+async def search_threads(request: Request, body: ThreadSearch) -> Any:
+    """List threads matching every filter given, newest first by default."""
+    ids = [parse_uuid(value, field="ids[]") for value in body.get("ids") or []] or None
+    query = ThreadQuery(
+        ids=ids,
+        metadata=body.get("metadata"),
+        values=body.get("values"),
+        status=body.get("status"),
+        limit=body.get("limit", 10),
+        offset=body.get("offset", 0),
+        sort_by=body.get("sort_by", "created_at"),
+        sort_order=body.get("sort_order", "desc"),
+    )
+    extract = body.get("extract") or {}
+    for alias, path in extract.items():
+        if not _EXTRACT_PATH.match(path):
+            raise InvalidRequestError(
+                f'extract.{alias}: "{path}" is not a path like "values.messages[-1]"'
+            )
+    found = await services(request).storage.search_threads(query)
+    items: list[Json] = []
+    for thread in found:
+        item: Json = dict(thread)
+        select = body.get("select")
+        if select:
+            item = {key: item.get(key) for key in select}
+        if extract:
+            item["extracted"] = {alias: extract_path(thread, p) for alias, p in extract.items()}
+        items.append(item)
+    headers = {}
+    if len(found) == query.limit:
+        headers["X-Pagination-Next"] = str(query.offset + query.limit)
+    return json_response(items, headers=headers)
+
+
+@router.post("/threads/count", body=ThreadCount, response=int)
+async def count_threads(request: Request, body: ThreadCount) -> int:
+    """Count threads matching every filter given."""
+    query = ThreadQuery(
+        metadata=body.get("metadata"), values=body.get("values"), status=body.get("status")
+    )
+    return await services(request).storage.count_threads(query)
+
+
+@router.get("/threads/{thread_id}", query=ThreadGetQuery, response=Thread)
+async def get_thread(request: Request, _: ThreadGetQuery) -> Thread:
+    """Get a thread with its status and the values of its latest checkpoint."""
+    return await services(request).storage.get_thread(thread_id_of(request))
+
+
+@router.patch("/threads/{thread_id}", body=ThreadUpdate, response=Thread)
+async def update_thread(request: Request, body: ThreadUpdate) -> Any:
+    """Merge metadata into a thread, or change its TTL."""
+    thread = await services(request).storage.update_thread(
+        thread_id_of(request), metadata=body.get("metadata"), ttl=_ttl(body.get("ttl"))
+    )
+    if request.headers.get("prefer") == "return=minimal":
+        return json_response(None, status=204)
+    return thread
+
+
+@router.delete("/threads/{thread_id}", status=204)
+async def delete_thread(request: Request, _: None) -> None:
+    """Delete a thread with its runs and its whole checkpoint history."""
+    await services(request).storage.delete_thread(thread_id_of(request))
+
+
+@router.post("/threads/{thread_id}/copy", response=Thread)
+async def copy_thread(request: Request, _: None) -> Thread:
+    """Copy a thread, with its whole checkpoint history, under a new id."""
+    return await services(request).storage.copy_thread(thread_id_of(request), str(uuid.uuid4()))
+
+
+def _ttl(ttl: ThreadTTL | None) -> Json | None:
+    if ttl is None:
+        return None
+    if "ttl" not in ttl:
+        raise InvalidRequestError('ttl: the field "ttl" (minutes) is required')
+    return {"strategy": ttl.get("strategy", "delete"), "ttl": ttl["ttl"]}
+
+
+def extract_path(document: Any, path: str) -> Any:
+    """The value at a dotted path with [index] steps (negative from the end); None if absent."""
+    current = document
+    for name, index in re.findall(r"([A-Za-z_][\w-]*)|\[(-?\d+)\]", path):
+        if name:
+            current = current.get(name) if isinstance(current, dict) else None
+        elif isinstance(current, list) and -len(current) <= int(index) < len(current):
+            current = current[int(index)]
+        else:
+            current = None
+        if current is None:
+            return None
+    return current

@@ -1,0 +1,6 @@
+"""Storage backends behind one protocol."""
+
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.sqlite import SqliteStorage
+
+__all__ = ["SqliteStorage", "Storage"]

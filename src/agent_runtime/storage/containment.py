@@ -1,0 +1,74 @@
+"""JSON containment (`metadata @> filter` in Postgres terms) as SQLite SQL over JSON text columns.
+
+Objects match when every filter key matches; arrays when every filter element matches some element;
+scalars by JSON type and value (1 matches 1.0; true never matches 1).
+"""
+
+from __future__ import annotations
+
+from itertools import count
+from typing import Any
+
+_aliases = count()
+
+
+def containment_sql(column: str, expected: Any) -> tuple[str, list[Any]]:
+    """SQL that is true when the JSON in `column` contains `expected`, and its parameters."""
+    params: list[Any] = []
+    sql = _match(column, f"json_type({column})", expected, params)
+    return sql, params
+
+
+def _match(value: str, kind: str, expected: Any, params: list[Any]) -> str:
+    if isinstance(expected, dict):
+        parts = [f"{kind} = 'object'"]
+        for key, sub in expected.items():
+            alias = f"j{next(_aliases)}"
+            source = f"CASE WHEN {kind} = 'object' THEN {value} ELSE '{{}}' END"
+            params.append(str(key))
+            inner = _match(f"{alias}.value", f"{alias}.type", sub, params)
+            parts.append(
+                f"EXISTS (SELECT 1 FROM json_each({source}) AS {alias} "
+                f"WHERE {alias}.key = ? AND {inner})"
+            )
+        return "(" + " AND ".join(parts) + ")"
+    if isinstance(expected, list):
+        parts = [f"{kind} = 'array'"]
+        for sub in expected:
+            alias = f"j{next(_aliases)}"
+            source = f"CASE WHEN {kind} = 'array' THEN {value} ELSE '[]' END"
+            inner = _match(f"{alias}.value", f"{alias}.type", sub, params)
+            parts.append(f"EXISTS (SELECT 1 FROM json_each({source}) AS {alias} WHERE {inner})")
+        return "(" + " AND ".join(parts) + ")"
+    if expected is None:
+        return f"({kind} = 'null')"
+    if isinstance(expected, bool):
+        return f"({kind} = '{'true' if expected else 'false'}')"
+    if isinstance(expected, int | float):
+        params.append(expected)
+        return f"({kind} IN ('integer', 'real') AND {_scalar(value, kind)} = ?)"
+    params.append(str(expected))
+    return f"({kind} = 'text' AND {_scalar(value, kind)} = ?)"
+
+
+def _scalar(value: str, kind: str) -> str:
+    # A root column holds JSON text, so its scalar must be extracted; json_each values already
+    # come out as SQL scalars.
+    if kind.startswith("json_type("):
+        return f"json_extract({value}, '$')"
+    return value
+
+
+def contains(document: Any, expected: Any) -> bool:
+    """The same rule in Python, for filters applied after a query."""
+    if isinstance(expected, dict):
+        return isinstance(document, dict) and all(
+            key in document and contains(document[key], sub) for key, sub in expected.items()
+        )
+    if isinstance(expected, list):
+        return isinstance(document, list) and all(
+            any(contains(item, sub) for item in document) for sub in expected
+        )
+    if isinstance(expected, bool) or isinstance(document, bool):
+        return type(expected) is type(document) and expected == document
+    return bool(document == expected)

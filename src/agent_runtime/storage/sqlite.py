@@ -1,0 +1,98 @@
+"""The default storage: one SQLite file holding our tables, LangGraph's checkpoints and its
+store. Zero setup; a single machine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.store.base import BaseStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+from agent_runtime.errors import ConfigError, StorageError
+from agent_runtime.storage.sqlite_assistants import SqliteAssistants
+from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
+from agent_runtime.storage.sqlite_threads import SqliteThreads
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqliteStorage(SqliteAssistants, SqliteThreads):
+    """Storage on one SQLite file; see `storage.base.Storage` for the contract."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        store_config: Mapping[str, Any] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.path = path
+        self._db = SqliteDatabase(path)
+        self._now = clock
+        self._store_config = dict(store_config or {})
+        self._saver: AsyncSqliteSaver | None = None
+        self._store: AsyncSqliteStore | None = None
+        self._extra: list[aiosqlite.Connection] = []
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[str]:
+        if self._saver is None:
+            raise StorageError("The storage is not set up")
+        return self._saver
+
+    @property
+    def store(self) -> BaseStore:
+        if self._store is None:
+            raise StorageError("The storage is not set up")
+        return self._store
+
+    async def setup(self) -> None:
+        if self._saver is not None:
+            return
+        await self._db.open()
+        try:
+            saver_conn = await _connect_plain(self.path)
+            self._extra.append(saver_conn)
+            self._saver = AsyncSqliteSaver(saver_conn)
+            await self._saver.setup()
+            store_conn = await _connect_plain(self.path, autocommit=True)
+            self._extra.append(store_conn)
+            self._store = _make_store(store_conn, self._store_config)
+            await self._store.setup()
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            raise StorageError(f"Cannot set up the database {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        for conn in self._extra:
+            await conn.close()
+        self._extra.clear()
+        self._saver = None
+        self._store = None
+        await self._db.close()
+
+
+async def _connect_plain(path: Path, *, autocommit: bool = False) -> aiosqlite.Connection:
+    # The saver manages its own commits and reads rows as tuples, so it gets no row factory.
+    conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
+    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
+def _make_store(conn: aiosqlite.Connection, config: Mapping[str, Any]) -> AsyncSqliteStore:
+    index = config.get("index")
+    try:
+        return AsyncSqliteStore(conn, index=index, ttl=config.get("ttl"))
+    except Exception as exc:
+        # The store resolves `index.embed` eagerly; a missing embeddings package fails here.
+        raise ConfigError(f"langgraph.json: store.index cannot be used: {exc}") from exc

@@ -1,0 +1,222 @@
+"""Threads in SQLite: our row per thread, plus deleting and copying its checkpoints, which live
+in the checkpointer's tables of the same file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from agent_runtime.encoding import dumps_text, loads
+from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.schema import Json, OnConflict, Thread
+from agent_runtime.storage.base import ThreadQuery
+from agent_runtime.storage.containment import containment_sql
+from agent_runtime.storage.sqlite_db import SqliteDatabase
+
+# The tables of langgraph-checkpoint-sqlite keyed by thread_id.
+CHECKPOINT_TABLES = ("checkpoints", "writes")
+
+
+class SqliteThreads:
+    _db: SqliteDatabase
+    _now: Callable[[], datetime]
+
+    async def create_thread(
+        self, thread_id: str, *, metadata: Json, ttl: Json | None, if_exists: OnConflict
+    ) -> Thread:
+        now = self._now()
+        async with self._db.transaction() as conn:
+            existing = await _select(conn, thread_id)
+            if existing is not None:
+                if if_exists == "do_nothing":
+                    return _thread(existing)
+                raise ConflictError(
+                    f'Thread "{thread_id}" already exists; pass if_exists="do_nothing" to get '
+                    "the existing one",
+                    code="thread_exists",
+                )
+            stamp = now.isoformat()
+            await conn.execute(
+                "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
+                " metadata, ttl, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    thread_id,
+                    stamp,
+                    stamp,
+                    stamp,
+                    dumps_text(metadata),
+                    None if ttl is None else dumps_text(ttl),
+                    _expires_at(now, ttl),
+                ),
+            )
+            row = await _select(conn, thread_id)
+        return _thread(row)
+
+    async def get_thread(self, thread_id: str) -> Thread:
+        row = await self._db.fetch_one("SELECT * FROM threads WHERE thread_id = ?", (thread_id,))
+        if row is None:
+            raise thread_not_found(thread_id)
+        return _thread(row)
+
+    async def update_thread(
+        self, thread_id: str, *, metadata: Json | None, ttl: Json | None
+    ) -> Thread:
+        now = self._now()
+        async with self._db.transaction() as conn:
+            row = await _select(conn, thread_id)
+            if row is None:
+                raise thread_not_found(thread_id)
+            merged = loads(row["metadata"])
+            merged.update(metadata or {})
+            ttl_text = row["ttl"] if ttl is None else dumps_text(ttl)
+            await conn.execute(
+                "UPDATE threads SET metadata = ?, ttl = ?, expires_at = ?, updated_at = ?"
+                " WHERE thread_id = ?",
+                (
+                    dumps_text(merged),
+                    ttl_text,
+                    _expires_at(now, None if ttl_text is None else loads(ttl_text)),
+                    now.isoformat(),
+                    thread_id,
+                ),
+            )
+            row = await _select(conn, thread_id)
+        return _thread(row)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        async with self._db.transaction() as conn:
+            if await delete_thread_rows(conn, [thread_id]) == 0:
+                raise thread_not_found(thread_id)
+
+    async def search_threads(self, query: ThreadQuery) -> list[Thread]:
+        where, params = _where(query)
+        order = "ASC" if query.sort_order == "asc" else "DESC"
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM threads {where} ORDER BY {query.sort_by} {order}, thread_id {order}"
+            " LIMIT ? OFFSET ?",
+            [*params, query.limit, query.offset],
+        )
+        return [_thread(row) for row in rows]
+
+    async def count_threads(self, query: ThreadQuery) -> int:
+        where, params = _where(query)
+        row = await self._db.fetch_one(f"SELECT COUNT(*) FROM threads {where}", params)
+        return int(row[0])
+
+    async def copy_thread(self, thread_id: str, new_thread_id: str) -> Thread:
+        stamp = self._now().isoformat()
+        async with self._db.transaction() as conn:
+            if await _select(conn, thread_id) is None:
+                raise thread_not_found(thread_id)
+            # A copy is a new thread at rest: it is never busy, whatever the source is doing.
+            await conn.execute(
+                "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
+                ' metadata, status, "values", interrupts, config, ttl, expires_at)'
+                " SELECT ?, ?, ?, ?, metadata,"
+                " CASE status WHEN 'busy' THEN 'idle' ELSE status END,"
+                ' "values", interrupts, config, ttl, expires_at FROM threads WHERE thread_id = ?',
+                (new_thread_id, stamp, stamp, stamp, thread_id),
+            )
+            for table in await _existing(conn, CHECKPOINT_TABLES):
+                columns = [c for c in await _columns(conn, table) if c != "thread_id"]
+                names = ", ".join(columns)
+                await conn.execute(
+                    f"INSERT INTO {table} (thread_id, {names})"
+                    f" SELECT ?, {names} FROM {table} WHERE thread_id = ?",
+                    (new_thread_id, thread_id),
+                )
+            row = await _select(conn, new_thread_id)
+        return _thread(row)
+
+    async def sweep_expired_threads(self) -> int:
+        """Delete every thread whose TTL has run out, with its checkpoints; returns how many."""
+        now = self._now().isoformat()
+        rows = await self._db.fetch_all(
+            "SELECT thread_id FROM threads WHERE expires_at IS NOT NULL AND expires_at <= ?"
+            " AND status != 'busy'",
+            (now,),
+        )
+        swept = 0
+        for row in rows:
+            try:
+                await self.delete_thread(row["thread_id"])
+            except NotFoundError:
+                continue
+            swept += 1
+        return swept
+
+
+def thread_not_found(thread_id: str) -> NotFoundError:
+    return NotFoundError(f'Thread "{thread_id}" not found', code="thread_not_found")
+
+
+async def delete_thread_rows(conn: aiosqlite.Connection, thread_ids: list[str]) -> int:
+    """Delete threads and their checkpoints inside the caller's transaction; returns how many."""
+    deleted = 0
+    tables = await _existing(conn, CHECKPOINT_TABLES)
+    for thread_id in thread_ids:
+        cursor = await conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
+        deleted += cursor.rowcount
+        for table in tables:
+            await conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+    return deleted
+
+
+async def _select(conn: aiosqlite.Connection, thread_id: str) -> Any:
+    async with conn.execute("SELECT * FROM threads WHERE thread_id = ?", (thread_id,)) as cursor:
+        return await cursor.fetchone()
+
+
+async def _existing(conn: aiosqlite.Connection, tables: tuple[str, ...]) -> list[str]:
+    marks = ", ".join("?" for _ in tables)
+    async with conn.execute(
+        f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", tables
+    ) as cursor:
+        return [row[0] for row in await cursor.fetchall()]
+
+
+async def _columns(conn: aiosqlite.Connection, table: str) -> list[str]:
+    async with conn.execute(f"PRAGMA table_info({table})") as cursor:
+        return [row[1] for row in await cursor.fetchall()]
+
+
+def _expires_at(now: datetime, ttl: Json | None) -> str | None:
+    if not ttl or ttl.get("ttl") is None:
+        return None
+    return (now + timedelta(minutes=float(ttl["ttl"]))).isoformat()
+
+
+def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.ids is not None:
+        clauses.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
+        params.extend(query.ids)
+    if query.status is not None:
+        clauses.append("status = ?")
+        params.append(query.status)
+    for column, expected in (("metadata", query.metadata), ('"values"', query.values)):
+        if expected:
+            sql, extra = containment_sql(column, expected)
+            clauses.append(sql)
+            params.extend(extra)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _thread(row: Any) -> Thread:
+    values = row["values"]
+    ttl = row["ttl"]
+    return {
+        "thread_id": row["thread_id"],
+        "created_at": datetime.fromisoformat(row["created_at"]),
+        "updated_at": datetime.fromisoformat(row["updated_at"]),
+        "metadata": loads(row["metadata"]),
+        "status": row["status"],
+        "values": None if values is None else loads(values),
+        "interrupts": loads(row["interrupts"]),
+        "config": loads(row["config"]),
+        "ttl": None if ttl is None else loads(ttl),
+    }

@@ -1,0 +1,98 @@
+"""Fixtures shared by every test: a real server on a free port over a fresh SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from agent_runtime.config import RuntimeConfig, load_config
+from agent_runtime.server.app import create_app
+from agent_runtime.server.services import Services
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_SECONDS = 20.0
+
+
+class RunningServer:
+    """A uvicorn serving one app in this event loop; `url` is where it listens."""
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.url = ""
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.app = create_app(config)
+
+    def services(self) -> Services:
+        """The running app's config, storage and graphs, for checks below the HTTP layer."""
+        found: Services = self.app.state.services
+        return found
+
+    async def start(self) -> RunningServer:
+        settings = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            lifespan="on",
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(settings)
+        self._task = asyncio.create_task(self._server.serve())
+        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_SECONDS
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("uvicorn stopped during start-up")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("uvicorn did not start in time")
+            await asyncio.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+
+def example_config(database: Path, **overrides: object) -> RuntimeConfig:
+    """The repository's own langgraph.json (the example graphs) on a given database file."""
+    return load_config(ROOT / "langgraph.json", database=database, environ={})
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "runtime.sqlite"
+
+
+@pytest.fixture
+async def server(database: Path) -> AsyncIterator[RunningServer]:
+    running = await RunningServer(example_config(database)).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def client(server: RunningServer) -> AsyncIterator[LangGraphClient]:
+    sdk = get_client(url=server.url, api_key=None)
+    try:
+        yield sdk
+    finally:
+        await sdk.http.client.aclose()
+
+
+@pytest.fixture
+async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as raw:
+        yield raw

@@ -1,0 +1,213 @@
+"""The contract every storage backend passes; new backends join the `storage` fixture's params."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+
+from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.storage.base import (
+    AssistantPatch,
+    AssistantQuery,
+    NewAssistant,
+    Storage,
+    ThreadQuery,
+)
+from agent_runtime.storage.sqlite import SqliteStorage
+
+
+class Clock:
+    """A hand-driven clock, so ordering and TTL tests do not sleep."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["sqlite"])
+async def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> AsyncIterator[Storage]:
+    backend = SqliteStorage(tmp_path / "nested" / "runtime.sqlite", clock=clock)
+    await backend.setup()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+async def _put_checkpoint(storage: Storage, thread_id: str) -> str:
+    checkpoint = empty_checkpoint()
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    await storage.checkpointer.aput(config, checkpoint, {"source": "input", "step": -1}, {})
+    return str(checkpoint["id"])
+
+
+async def test_setup_is_idempotent_and_creates_folders(storage: Storage) -> None:
+    await storage.setup()
+    assert await storage.count_threads(ThreadQuery()) == 0
+
+
+async def test_assistant_lifecycle(storage: Storage) -> None:
+    created = await storage.create_assistant(
+        NewAssistant(assistant_id="a", graph_id="g", metadata={"x": 1}), if_exists="raise"
+    )
+    assert created["version"] == 1 and created["name"] == "Untitled"
+    with pytest.raises(ConflictError):
+        await storage.create_assistant(
+            NewAssistant(assistant_id="a", graph_id="g"), if_exists="raise"
+        )
+    same = await storage.create_assistant(
+        NewAssistant(assistant_id="a", graph_id="other"), if_exists="do_nothing"
+    )
+    assert same == created
+
+    patched = await storage.update_assistant("a", AssistantPatch(metadata={"y": 2}, name="n"))
+    assert patched["version"] == 2
+    assert patched["metadata"] == {"x": 1, "y": 2}
+    assert patched["created_at"] == created["created_at"]
+    assert patched["updated_at"] > created["updated_at"]
+    versions = await storage.list_assistant_versions("a", metadata=None, limit=10, offset=0)
+    assert [v["version"] for v in versions] == [2, 1]
+    restored = await storage.set_latest_assistant_version("a", 1)
+    assert restored["version"] == 1 and restored["metadata"] == {"x": 1}
+    # A patch after going back still numbers versions after the highest one.
+    assert (await storage.update_assistant("a", AssistantPatch(name="m")))["version"] == 3
+
+    await storage.delete_assistant("a")
+    with pytest.raises(NotFoundError):
+        await storage.get_assistant("a")
+    with pytest.raises(NotFoundError):
+        await storage.list_assistant_versions("a", metadata=None, limit=10, offset=0)
+
+
+async def test_assistant_search(storage: Storage) -> None:
+    for index, graph in enumerate(["g1", "g1", "g2"]):
+        await storage.create_assistant(
+            NewAssistant(
+                assistant_id=f"a{index}",
+                graph_id=graph,
+                name=f"Bot {index}",
+                metadata={"i": index, "even": index % 2 == 0},
+            ),
+            if_exists="raise",
+        )
+    assert await storage.count_assistants(AssistantQuery(graph_id="g1")) == 2
+    assert await storage.count_assistants(AssistantQuery(metadata={"even": True})) == 2
+    assert await storage.count_assistants(AssistantQuery(metadata={"i": True})) == 0
+    assert await storage.count_assistants(AssistantQuery(name="BOT 2")) == 1
+    newest = await storage.search_assistants(AssistantQuery())
+    assert [a["assistant_id"] for a in newest] == ["a2", "a1", "a0"]
+    by_name = await storage.search_assistants(
+        AssistantQuery(sort_by="name", sort_order="asc", limit=2, offset=1)
+    )
+    assert [a["name"] for a in by_name] == ["Bot 1", "Bot 2"]
+
+
+async def test_thread_lifecycle(storage: Storage) -> None:
+    created = await storage.create_thread("t", metadata={"u": 1}, ttl=None, if_exists="raise")
+    assert created["status"] == "idle" and created["values"] is None
+    with pytest.raises(ConflictError):
+        await storage.create_thread("t", metadata={}, ttl=None, if_exists="raise")
+    assert (
+        await storage.create_thread("t", metadata={}, ttl=None, if_exists="do_nothing") == created
+    )
+    updated = await storage.update_thread(
+        "t", metadata={"v": 2}, ttl={"strategy": "delete", "ttl": 5}
+    )
+    assert updated["metadata"] == {"u": 1, "v": 2}
+    assert updated["ttl"] == {"strategy": "delete", "ttl": 5}
+    await storage.delete_thread("t")
+    with pytest.raises(NotFoundError):
+        await storage.get_thread("t")
+    with pytest.raises(NotFoundError):
+        await storage.update_thread("t", metadata={}, ttl=None)
+
+
+async def test_delete_thread_removes_checkpoints(storage: Storage) -> None:
+    await storage.create_thread("t", metadata={}, ttl=None, if_exists="raise")
+    await _put_checkpoint(storage, "t")
+    config = {"configurable": {"thread_id": "t"}}
+    assert await storage.checkpointer.aget_tuple(config) is not None
+    await storage.delete_thread("t")
+    assert await storage.checkpointer.aget_tuple(config) is None
+
+
+async def test_copy_thread_copies_checkpoints(storage: Storage) -> None:
+    await storage.create_thread("src", metadata={"m": 1}, ttl=None, if_exists="raise")
+    checkpoint_id = await _put_checkpoint(storage, "src")
+    copied = await storage.copy_thread("src", "dst")
+    assert copied["thread_id"] == "dst" and copied["metadata"] == {"m": 1}
+    found = await storage.checkpointer.aget_tuple({"configurable": {"thread_id": "dst"}})
+    assert found is not None
+    assert found.config["configurable"]["checkpoint_id"] == checkpoint_id
+    with pytest.raises(NotFoundError):
+        await storage.copy_thread("missing", "x")
+
+
+async def test_thread_search_filters(storage: Storage) -> None:
+    await storage.create_thread("t1", metadata={"user": "a", "n": 1}, ttl=None, if_exists="raise")
+    await storage.create_thread("t2", metadata={"user": "b", "n": 1.0}, ttl=None, if_exists="raise")
+    await storage.create_thread(
+        "t3", metadata={"user": "a", "n": True}, ttl=None, if_exists="raise"
+    )
+    assert await storage.count_threads(ThreadQuery(metadata={"user": "a"})) == 2
+    assert await storage.count_threads(ThreadQuery(metadata={"n": 1})) == 2
+    assert await storage.count_threads(ThreadQuery(metadata={"n": True})) == 1
+    assert await storage.count_threads(ThreadQuery(ids=["t1", "t3", "nope"])) == 2
+    found = await storage.search_threads(ThreadQuery(sort_by="thread_id", sort_order="asc"))
+    assert [t["thread_id"] for t in found] == ["t1", "t2", "t3"]
+
+
+async def test_delete_assistant_with_threads(storage: Storage) -> None:
+    await storage.create_assistant(NewAssistant(assistant_id="a", graph_id="g"), if_exists="raise")
+    await storage.create_thread("mine", metadata={"assistant_id": "a"}, ttl=None, if_exists="raise")
+    await storage.create_thread(
+        "other", metadata={"assistant_id": "b"}, ttl=None, if_exists="raise"
+    )
+    await _put_checkpoint(storage, "mine")
+    await storage.delete_assistant("a", delete_threads=True)
+    assert [t["thread_id"] for t in await storage.search_threads(ThreadQuery())] == ["other"]
+    assert await storage.checkpointer.aget_tuple({"configurable": {"thread_id": "mine"}}) is None
+
+
+async def test_ttl_sweep(storage: Storage, clock: Clock) -> None:
+    await storage.create_thread("short", metadata={}, ttl={"ttl": 1}, if_exists="raise")
+    await storage.create_thread("long", metadata={}, ttl={"ttl": 60}, if_exists="raise")
+    await storage.create_thread("none", metadata={}, ttl=None, if_exists="raise")
+    assert await storage.sweep_expired_threads() == 0
+    clock.now += timedelta(minutes=2)
+    assert await storage.sweep_expired_threads() == 1
+    remaining = await storage.search_threads(ThreadQuery(sort_by="thread_id", sort_order="asc"))
+    assert [t["thread_id"] for t in remaining] == ["long", "none"]
+
+
+async def test_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "runtime.sqlite"
+    first = SqliteStorage(path)
+    await first.setup()
+    await first.create_thread("t", metadata={"keep": True}, ttl=None, if_exists="raise")
+    await first.create_assistant(NewAssistant(assistant_id="a", graph_id="g"), if_exists="raise")
+    await first.store.aput(("ns",), "k", {"v": 1})
+    await first.close()
+    second = SqliteStorage(path)
+    await second.setup()
+    try:
+        assert (await second.get_thread("t"))["metadata"] == {"keep": True}
+        assert (await second.get_assistant("a"))["graph_id"] == "g"
+        item = await second.store.aget(("ns",), "k")
+        assert item is not None and item.value == {"v": 1}
+    finally:
+        await second.close()
