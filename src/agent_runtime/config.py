@@ -66,6 +66,8 @@ class RuntimeConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     database: Path
     """The SQLite file, absolute; its folder may not exist yet."""
+    webhooks_allow_private: bool = False
+    """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
     warnings: tuple[str, ...] = ()
     """Sentences about keys that are ignored; the CLI prints them."""
 
@@ -175,7 +177,7 @@ _IGNORED = {
     "auth": "requests are not authenticated",
     "encryption": "data is stored unencrypted",
     "ui": "UI components are not served",
-    "webhooks": "no webhooks are sent",
+    "webhooks": "its URL policy and headers are not applied",
 }
 _HTTP_IGNORED = {
     "app": "custom routes are not mounted",
@@ -258,7 +260,9 @@ def _positive(reader: _Reader, key: str, value: Any) -> int:
 
 
 def _seconds(reader: _Reader, key: str, value: Any) -> int:
-    return 0 if value == 0 and not isinstance(value, bool) else _positive(reader, key, value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise reader.bad(key, value, "a non-negative integer")
+    return value
 
 
 def _flag(reader: _Reader, key: str, value: Any) -> bool:
@@ -287,6 +291,7 @@ _CORS_KEYS: _Table = {
 _OWN_KEYS: _Table = {
     "database": _string,
     "max_body_bytes": _positive,
+    "webhooks_allow_private": _flag,
 }
 
 
@@ -341,6 +346,7 @@ def _build(
         database=_resolve_database(
             database, os.environ if environ is None else environ, own.get("database"), base_dir
         ),
+        webhooks_allow_private=own.get("webhooks_allow_private", False),
         warnings=tuple(reader.warnings),
     )
 

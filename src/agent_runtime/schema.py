@@ -13,6 +13,8 @@ from typing_extensions import TypedDict
 Json = dict[str, Any]
 
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
+MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 OnConflict = Literal["raise", "do_nothing"]
 SortOrder = Literal["asc", "desc"]
 
@@ -72,6 +74,26 @@ class Thread(TypedDict):
     config: Json
     ttl: Json | None
     """`{"strategy": "delete", "ttl": minutes}` when the thread expires, else None."""
+
+
+class Run(TypedDict):
+    """One execution of an assistant on a thread."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: RunStatus
+    metadata: Json
+    multitask_strategy: MultitaskStrategy
+    kwargs: Json
+    """What the run was asked to do: input, command, config, context, stream modes and the
+    other run options, as accepted from the request."""
+    attempt: int
+    """1 for the first execution; a run resumed after a crash counts up."""
+    error: str | None
+    """Why the run ended `error` (or was interrupted by a cancel), else None."""
 
 
 class StoreItem(TypedDict):

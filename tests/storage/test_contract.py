@@ -1,9 +1,9 @@
-"""The contract every storage backend passes; new backends join the `storage` fixture's params."""
+"""The contract every storage backend passes; new backends join the `storage` fixture's params
+(in conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,34 +18,7 @@ from agent_runtime.storage.base import (
     ThreadQuery,
 )
 from agent_runtime.storage.sqlite import SqliteStorage
-
-
-class Clock:
-    """A hand-driven clock, so ordering and TTL tests do not sleep."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite"])
-async def storage(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
-) -> AsyncIterator[Storage]:
-    backend = SqliteStorage(tmp_path / "nested" / "runtime.sqlite", clock=clock)
-    await backend.setup()
-    try:
-        yield backend
-    finally:
-        await backend.close()
+from tests.storage.conftest import Clock
 
 
 async def _put_checkpoint(storage: Storage, thread_id: str) -> str:

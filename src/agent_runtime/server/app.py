@@ -19,16 +19,25 @@ from starlette.responses import Response
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, default_assistant_id, import_graphs
-from agent_runtime.server import assistants, store, system, threads
+from agent_runtime.runs.manager import RunManager
+from agent_runtime.server import assistants, runs, stateless_runs, store, system, threads
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.routing import Operation, json_response
 from agent_runtime.server.services import Services
 from agent_runtime.storage.base import NewAssistant, Storage
 from agent_runtime.storage.sqlite import SqliteStorage
+from agent_runtime.streaming import MemoryEventLog
 
 logger = logging.getLogger("agent_runtime")
 
-ROUTERS = (system.router, assistants.router, threads.router, store.router)
+ROUTERS = (
+    system.router,
+    assistants.router,
+    threads.router,
+    runs.router,
+    stateless_runs.router,
+    store.router,
+)
 SWEEP_INTERVAL_SECONDS = 60.0
 
 
@@ -50,7 +59,12 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
                 sources, checkpointer=backend.checkpointer, store=backend.store
             )
             await _ensure_default_assistants(backend, registry)
-            app.state.services = Services(config=config, storage=backend, registry=registry)
+            events = MemoryEventLog()
+            manager = RunManager(backend, registry, events)
+            app.state.services = Services(
+                config=config, storage=backend, registry=registry, events=events, runs=manager
+            )
+            await manager.start()
             sweeper = asyncio.create_task(_sweep_forever(backend), name="ttl-sweeper")
             try:
                 yield
@@ -58,6 +72,7 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+                await manager.stop()
         finally:
             await backend.close()
 

@@ -29,7 +29,8 @@ class Operation:
     body: Any | None
     """A TypedDict the JSON body must match; the handler receives the validated dict."""
     query: Any | None
-    """A TypedDict the query parameters must match; the handler receives the validated dict."""
+    """A TypedDict the query parameters must match; the handler receives the validated dict,
+    or, when there is a body too, finds it in `request.state.query`."""
     response: Any | None
     status: int
 
@@ -46,11 +47,12 @@ class Operation:
     def route(self) -> Route:
         async def endpoint(request: Request) -> Response:
             argument: Any = None
+            if self.query is not None:
+                argument = validate(self.query, query_dict(request), where="query")
+                request.state.query = argument
             if self.body is not None:
                 limit = request.app.state.services.config.http.max_body_bytes
                 argument = validate(self.body, await read_json(request, limit), where="body")
-            elif self.query is not None:
-                argument = validate(self.query, query_dict(request), where="query")
             result = await self.handler(request, argument)
             if isinstance(result, Response):
                 return result

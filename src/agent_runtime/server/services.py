@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.storage.base import Storage
+from agent_runtime.streaming import EventLog
+
+if TYPE_CHECKING:
+    from agent_runtime.runs.manager import RunManager
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -16,6 +21,8 @@ class Services:
     config: RuntimeConfig
     storage: Storage
     registry: GraphRegistry
+    events: EventLog
+    runs: RunManager
 
 
 def services(request: Request) -> Services:

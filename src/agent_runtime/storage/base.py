@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -13,8 +14,12 @@ from langgraph.store.base import BaseStore
 from agent_runtime.schema import (
     Assistant,
     AssistantVersion,
+    Interrupt,
     Json,
+    MultitaskStrategy,
     OnConflict,
+    Run,
+    RunStatus,
     SortOrder,
     Thread,
     ThreadStatus,
@@ -82,6 +87,38 @@ class AssistantPatch:
     description: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    """A run to queue; ids are chosen by the caller."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    graph_id: str
+    metadata: Json = field(default_factory=dict)
+    kwargs: Json = field(default_factory=dict)
+    multitask_strategy: MultitaskStrategy = "enqueue"
+    if_not_exists: Literal["create", "reject"] = "reject"
+    """What to do when the thread does not exist: create it in the same transaction, or 404."""
+    thread_metadata: Json | None = None
+    """Metadata for a thread created by `if_not_exists="create"`."""
+    not_before: datetime | None = None
+    """The run is not started before this time (from `after_seconds`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    """How a run ended and what its thread looks like afterwards."""
+
+    status: RunStatus
+    error: str | None = None
+    thread_status: ThreadStatus = "idle"
+    """The thread's status unless more runs are queued on it (then it stays busy)."""
+    values: Json | None = None
+    """The thread's latest state values as JSON; None keeps what the thread had."""
+    interrupts: dict[str, list[Interrupt]] = field(default_factory=dict)
+
+
 class Storage(Protocol):
     """What the runtime stores outside LangGraph's checkpointer, plus handles to it.
 
@@ -147,3 +184,68 @@ class Storage(Protocol):
 
     async def sweep_expired_threads(self) -> int:
         """Delete every idle thread whose TTL has run out; returns how many were deleted."""
+
+    # Runs
+
+    async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
+        """Queue a pending run and mark its thread busy, atomically applying the multitask
+        strategy against the runs already pending or running on the thread.
+
+        Also stamps `graph_id` and `assistant_id` into the thread's metadata.
+        Returns the new run and the active runs the caller must now cancel (for `interrupt`
+        and `rollback`; always empty for `enqueue`).
+
+        Raises:
+            ConflictError: `reject` and the thread has a pending or running run.
+            NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
+        """
+
+    async def get_run(self, thread_id: str, run_id: str) -> Run: ...
+
+    async def find_run(self, run_id: str) -> Run:
+        """A run by id alone, whatever its thread."""
+
+    async def list_runs(
+        self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
+    ) -> list[Run]:
+        """The thread's runs, newest first.
+
+        Raises:
+            NotFoundError: the thread does not exist.
+        """
+
+    async def search_runs(
+        self, *, thread_id: str | None, statuses: Sequence[RunStatus]
+    ) -> list[Run]:
+        """Runs in any of `statuses`, on one thread or on all, oldest first."""
+
+    async def delete_run(self, thread_id: str, run_id: str, *, checkpoints: bool) -> None:
+        """Delete a run; with `checkpoints`, also every checkpoint it wrote (for rollback).
+        Leaves the thread's status to the caller's next `finish_run` or `settle_thread`."""
+
+    async def claim_next_run(self, thread_id: str) -> Run | None:
+        """If nothing runs on the thread, mark its oldest due pending run `running`, count up
+        its attempt, and return it; else None. Due means `not_before` is absent or past."""
+
+    async def next_due_time(self, thread_id: str) -> datetime | None:
+        """When the thread's earliest pending run becomes due; None if it has none."""
+
+    async def finish_run(
+        self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
+    ) -> Run | None:
+        """Record how a run ended and update its thread in the same transaction.
+
+        With `only_if_pending`, do nothing and return None unless the run is still pending
+        (cancelling a queued run must not overwrite one a worker has just claimed).
+
+        Raises:
+            NotFoundError: the run does not exist.
+        """
+
+    async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
+        """Set the thread's status and state when no run is left to do it (busy if runs are
+        still pending or running)."""
+
+    async def requeue_interrupted_work(self) -> list[str]:
+        """At start-up: runs left `running` by a dead process go back to `pending`.
+        Returns the ids of every thread with pending runs, oldest first."""

@@ -18,6 +18,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
+from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_threads import SqliteThreads
 
 
@@ -25,7 +26,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqliteStorage(SqliteAssistants, SqliteThreads):
+class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteRuns):
     """Storage on one SQLite file; see `storage.base.Storage` for the contract."""
 
     def __init__(

@@ -58,6 +58,21 @@ CREATE TABLE IF NOT EXISTS threads (
 CREATE INDEX IF NOT EXISTS threads_created_at ON threads (created_at);
 CREATE INDEX IF NOT EXISTS threads_updated_at ON threads (updated_at);
 CREATE INDEX IF NOT EXISTS threads_expires_at ON threads (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    assistant_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    kwargs TEXT NOT NULL DEFAULT '{}',
+    multitask_strategy TEXT NOT NULL DEFAULT 'enqueue',
+    attempt INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    not_before TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_thread_status ON runs (thread_id, status, created_at);
 """
 
 

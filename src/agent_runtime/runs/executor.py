@@ -1,0 +1,194 @@
+"""Executes one run: builds the graph's config, context and input from the run's request,
+drives the graph's stream, publishes every event to the run's event log, and reports how the run
+ended. It never touches run rows: the run manager records the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.pregel import Pregel
+from langgraph.types import Command, Send
+
+from agent_runtime.encoding import dumps, to_jsonable
+from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
+from agent_runtime.schema import Assistant, Interrupt, Json, Run
+from agent_runtime.storage.base import RunOutcome, Storage
+from agent_runtime.streaming import EventLog
+
+AnyGraph = Pregel[Any, Any, Any, Any]
+DEFAULT_STREAM_MODES = ("values",)
+
+
+class RunExecutor:
+    """Runs graphs for the run manager; one instance serves every run."""
+
+    def __init__(self, storage: Storage, registry: GraphRegistry, events: EventLog) -> None:
+        self._storage = storage
+        self._registry = registry
+        self._events = events
+
+    async def execute(self, run: Run) -> RunOutcome:
+        """Execute the run to its end and describe the end; graph errors become an `error`
+        event and an `error` outcome. Cancellation propagates to the caller."""
+        run_id = run["run_id"]
+        await self._publish(run_id, "metadata", {"run_id": run_id, "attempt": run["attempt"]})
+        try:
+            assistant = await self._storage.get_assistant(run["assistant_id"])
+            config = build_config(run, assistant)
+            graph = await self._registry.get_graph(assistant["graph_id"], config=config)
+            graph_input = await _graph_input(run, graph)
+        except Exception as exc:
+            return await self._failed(run, exc, graph=None)
+        kwargs = run["kwargs"]
+        modes = list(kwargs.get("stream_mode") or DEFAULT_STREAM_MODES)
+        shaper = EventShaper(modes, subgraphs=bool(kwargs.get("stream_subgraphs")))
+        context = {**assistant["context"], **(kwargs.get("context") or {})}
+        options: dict[str, Any] = {
+            "context": context or None,
+            "stream_mode": graph_stream_modes(modes) or ["values"],
+            "subgraphs": True,
+            "interrupt_before": kwargs.get("interrupt_before"),
+            "interrupt_after": kwargs.get("interrupt_after"),
+            "durability": kwargs.get("durability"),
+        }
+        try:
+            stream = _stream(graph, graph_input, config, options, events="events" in modes)
+            async for name, data in _shaped(stream, shaper):
+                await self._publish(run_id, name, data)
+            for name, data in shaper.finish():
+                await self._publish(run_id, name, data)
+        except Exception as exc:
+            return await self._failed(run, exc, graph=graph)
+        outcome = await state_outcome(graph, run["thread_id"])
+        if outcome.status == "interrupted" and "values" in modes:
+            # The SDK reads pending interrupts off the last `values` event.
+            every = [i for group in outcome.interrupts.values() for i in group]
+            await self._publish(
+                run_id, "values", {**(outcome.values or {}), "__interrupt__": every}
+            )
+        return outcome
+
+    async def _failed(self, run: Run, exc: Exception, *, graph: AnyGraph | None) -> RunOutcome:
+        error = {"error": type(exc).__name__, "message": str(exc)}
+        await self._publish(run["run_id"], "error", error)
+        values, interrupts = None, {}
+        if graph is not None:
+            snapshot = await state_outcome(graph, run["thread_id"])
+            values, interrupts = snapshot.values, snapshot.interrupts
+        return RunOutcome(
+            status="error",
+            error=f"{error['error']}: {error['message']}",
+            thread_status="error",
+            values=values,
+            interrupts=interrupts,
+        )
+
+    async def _publish(self, run_id: str, event: str, data: Any) -> None:
+        await self._events.publish(run_id, event, dumps(data))
+
+
+def build_config(run: Run, assistant: Assistant) -> RunnableConfig:
+    """The assistant's config overlaid with the run's, plus the ids LangGraph needs."""
+    kwargs = run["kwargs"]
+    base: Json = assistant["config"] or {}
+    given: Json = kwargs.get("config") or {}
+    ids = {
+        "thread_id": run["thread_id"],
+        "run_id": run["run_id"],
+        "assistant_id": run["assistant_id"],
+        "graph_id": assistant["graph_id"],
+        "run_attempt": run["attempt"],
+    }
+    configurable = {**base.get("configurable", {}), **given.get("configurable", {}), **ids}
+    checkpoint = kwargs.get("checkpoint") or {}
+    checkpoint_id = kwargs.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    if checkpoint_id and run["attempt"] <= 1:
+        configurable["checkpoint_id"] = checkpoint_id
+        if checkpoint.get("checkpoint_ns"):
+            configurable["checkpoint_ns"] = checkpoint["checkpoint_ns"]
+    metadata = {
+        **base.get("metadata", {}),
+        **given.get("metadata", {}),
+        **run["metadata"],
+        **{k: v for k, v in ids.items() if k != "run_attempt"},
+    }
+    config: Json = {**base, **given, "configurable": configurable, "metadata": metadata}
+    tags = [*base.get("tags", []), *given.get("tags", [])]
+    if tags:
+        config["tags"] = list(dict.fromkeys(tags))
+    return cast(RunnableConfig, config)
+
+
+async def _graph_input(run: Run, graph: AnyGraph) -> Any:
+    kwargs = run["kwargs"]
+    if run["attempt"] > 1:
+        # A retried run continues from its own last checkpoint rather than replaying its input.
+        latest = await graph.aget_state({"configurable": {"thread_id": run["thread_id"]}})
+        if (latest.metadata or {}).get("run_id") == run["run_id"]:
+            return None
+    command = kwargs.get("command")
+    if command:
+        return _command(command)
+    return kwargs.get("input")
+
+
+def _command(command: Json) -> Command[Any]:
+    goto = command.get("goto")
+    if isinstance(goto, dict):
+        goto = Send(goto["node"], goto.get("input"))
+    elif isinstance(goto, list):
+        goto = [Send(g["node"], g.get("input")) if isinstance(g, dict) else g for g in goto]
+    update = command.get("update")
+    if isinstance(update, list):
+        update = [tuple(pair) for pair in update]
+    return Command(
+        resume=command.get("resume"),
+        update=update,
+        goto=goto if goto is not None else (),
+    )
+
+
+async def _stream(
+    graph: AnyGraph, graph_input: Any, config: RunnableConfig, options: Json, *, events: bool
+) -> AsyncIterator[tuple[str, Any, Any]]:
+    """`(namespace-or-"events", mode, chunk)` items; astream_events only when `events` is asked."""
+    if not events:
+        async for namespace, mode, chunk in graph.astream(graph_input, config, **options):
+            yield namespace, mode, chunk
+        return
+    async for item in graph.astream_events(graph_input, config, version="v2", **options):
+        if item["event"] == "on_chain_stream" and not item.get("parent_ids"):
+            namespace, mode, chunk = item["data"]["chunk"]
+            yield namespace, mode, chunk
+        else:
+            yield "events", "events", item
+
+
+async def _shaped(
+    stream: AsyncIterator[tuple[Any, str, Any]], shaper: EventShaper
+) -> AsyncIterator[tuple[str, Any]]:
+    async for namespace, mode, chunk in stream:
+        if namespace == "events":
+            yield "events", to_jsonable(chunk)
+            continue
+        for event in shaper.shape(namespace, mode, chunk):
+            yield event
+
+
+async def state_outcome(graph: AnyGraph, thread_id: str) -> RunOutcome:
+    """The outcome a finished stream leaves: interrupted when tasks are pending, else success."""
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    interrupts: dict[str, list[Interrupt]] = {
+        task.id: [cast(Interrupt, to_jsonable(i)) for i in task.interrupts]
+        for task in snapshot.tasks
+        if task.interrupts
+    }
+    values = to_jsonable(snapshot.values) if snapshot.values is not None else {}
+    if snapshot.next:
+        return RunOutcome(
+            status="interrupted", thread_status="interrupted", values=values, interrupts=interrupts
+        )
+    return RunOutcome(status="success", thread_status="idle", values=values)

@@ -1,0 +1,281 @@
+"""The run manager: queues runs durably, runs at most one per thread (in order), cancels them,
+lets callers wait for them, and on start-up resumes the runs a dead process left behind.
+
+It owns the asyncio tasks that execute runs; it never builds HTTP responses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from agent_runtime.encoding import dumps
+from agent_runtime.errors import NotFoundError
+from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.executor import RunExecutor, state_outcome
+from agent_runtime.runs.webhook import send_webhook
+from agent_runtime.schema import Run
+from agent_runtime.storage.base import NewRun, RunOutcome, Storage
+from agent_runtime.streaming import EventLog
+
+logger = logging.getLogger("agent_runtime.runs")
+
+CancelAction = Literal["interrupt", "rollback"]
+MAX_ATTEMPTS = 3
+FINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
+
+
+@dataclass(slots=True)
+class _Worker:
+    task: asyncio.Task[None]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RunManager:
+    """Every run of this process passes through here; see the module docstring."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        registry: GraphRegistry,
+        events: EventLog,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._storage = storage
+        self._registry = registry
+        self._events = events
+        self._executor = RunExecutor(storage, registry, events)
+        self._max_attempts = max_attempts
+        self._workers: dict[str, _Worker] = {}
+        self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
+        self._cancel_actions: dict[str, CancelAction] = {}
+        self._finished: dict[str, asyncio.Future[RunOutcome | None]] = {}
+        self._stopping = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Resume what a previous process left pending or running."""
+        for thread_id in await self._storage.requeue_interrupted_work():
+            self._wake(thread_id)
+
+    async def stop(self) -> None:
+        """Stop every worker; runs in flight stay `running` and resume at the next start."""
+        self._stopping = True
+        workers = [worker.task for worker in self._workers.values()]
+        for task in workers:
+            task.cancel()
+        for task in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def create(self, new: NewRun) -> Run:
+        """Queue a run (committed before this returns) and apply its multitask strategy.
+
+        Raises:
+            ConflictError: the thread is busy and the strategy is `reject`.
+            NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
+        """
+        run, active = await self._storage.create_run(new)
+        await self._events.open(run["run_id"])
+        self._finished[run["run_id"]] = asyncio.get_running_loop().create_future()
+        strategy = new.multitask_strategy
+        for other in active:
+            action: CancelAction = "rollback" if strategy == "rollback" else "interrupt"
+            await self.cancel(other, action=action)
+        self._wake(run["thread_id"])
+        return run
+
+    async def cancel(self, run: Run, *, action: CancelAction = "interrupt") -> None:
+        """Stop a run now: a running one is cancelled mid-step, a pending one never starts.
+
+        `interrupt` keeps what the run finished; `rollback` deletes the run and its checkpoints.
+        """
+        run_id = run["run_id"]
+        execution = self._executions.get(run_id)
+        if execution is not None:
+            self._cancel_actions[run_id] = action
+            execution.cancel()
+            return
+        if run["status"] != "pending":
+            return
+        state = await self._thread_state(run["thread_id"])
+        cancelled = await self._storage.finish_run(
+            run_id,
+            RunOutcome(
+                status="interrupted",
+                error="The run was cancelled before it started",
+                thread_status=state.thread_status,
+                values=state.values,
+                interrupts=state.interrupts,
+            ),
+            only_if_pending=True,
+        )
+        if cancelled is None:
+            # A worker claimed it meanwhile: cancel its execution instead.
+            if run_id in self._executions:
+                await self.cancel({**run, "status": "running"}, action=action)
+            return
+        if action == "rollback":
+            await self._storage.delete_run(run["thread_id"], run_id, checkpoints=True)
+            await self._settle(run["thread_id"])
+        await self._end_stream(run_id)
+
+    async def wait(self, run: Run) -> tuple[Run | None, RunOutcome | None]:
+        """Wait until the run has ended; return its final row (None when it is gone: rolled
+        back, or a stateless run's thread deleted) and, when this process ran it, its outcome."""
+        run_id = run["run_id"]
+        if run["status"] in FINAL_STATUSES:
+            return run, None
+        finished = self._finished.get(run_id)
+        if finished is None:
+            finished = asyncio.get_running_loop().create_future()
+            self._finished[run_id] = finished
+            # The row may be stale: re-read now that a later end will resolve the future.
+            try:
+                current = await self._storage.get_run(run["thread_id"], run_id)
+            except NotFoundError:
+                return None, None
+            if current["status"] in FINAL_STATUSES:
+                self._finished.pop(run_id, None)
+                return current, None
+        outcome = await asyncio.shield(finished)
+        try:
+            return await self._storage.get_run(run["thread_id"], run_id), outcome
+        except NotFoundError:
+            return None, outcome
+
+    def is_active(self, run_id: str) -> bool:
+        return run_id in self._executions
+
+    # Workers
+
+    def _wake(self, thread_id: str) -> None:
+        if self._stopping:
+            return
+        worker = self._workers.get(thread_id)
+        if worker is not None and not worker.task.done():
+            worker.wake.set()
+            return
+        task = asyncio.create_task(self._work(thread_id), name=f"runs:{thread_id}")
+        self._workers[thread_id] = _Worker(task=task)
+
+    async def _work(self, thread_id: str) -> None:
+        worker = self._workers[thread_id]
+        try:
+            while True:
+                worker.wake.clear()
+                run = await self._storage.claim_next_run(thread_id)
+                if run is not None:
+                    await self._run(run)
+                    continue
+                due = await self._storage.next_due_time(thread_id)
+                if due is None and not worker.wake.is_set():
+                    return
+                timeout = None if due is None else _seconds_until(due)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(worker.wake.wait(), timeout)
+        finally:
+            if self._workers.get(thread_id) is worker:
+                del self._workers[thread_id]
+
+    async def _run(self, run: Run) -> None:
+        run_id = run["run_id"]
+        if run_id not in self._finished:
+            self._finished[run_id] = asyncio.get_running_loop().create_future()
+        if run["attempt"] > self._max_attempts:
+            await self._events.open(run_id)
+            outcome = RunOutcome(
+                status="error",
+                error=f"The run did not finish in {self._max_attempts} attempts; the server "
+                "stopped during each of them",
+                thread_status="error",
+            )
+            await self._finish(run, outcome)
+            return
+        # Registered before any await, so a cancel right after the claim finds the execution.
+        execution = asyncio.create_task(self._open_and_execute(run), name=f"run:{run_id}")
+        self._executions[run_id] = execution
+        try:
+            outcome = await asyncio.shield(execution)
+        except asyncio.CancelledError:
+            if not execution.done():
+                # The worker itself is being stopped (shutdown): leave the run `running` so the
+                # next start resumes it, and stop its execution too.
+                execution.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await execution
+                raise
+            action = self._cancel_actions.pop(run_id, "interrupt")
+            await self._after_cancel(run, action)
+            return
+        finally:
+            self._executions.pop(run_id, None)
+        await self._finish(run, outcome)
+
+    async def _open_and_execute(self, run: Run) -> RunOutcome:
+        await self._events.open(run["run_id"])
+        return await self._executor.execute(run)
+
+    async def _after_cancel(self, run: Run, action: CancelAction) -> None:
+        run_id = run["run_id"]
+        error = {"error": "CancelledError", "message": f"The run was cancelled ({action})"}
+        await self._events.publish(run_id, "error", dumps(error))
+        if action == "rollback":
+            await self._storage.delete_run(run["thread_id"], run_id, checkpoints=True)
+            await self._settle(run["thread_id"])
+            await self._end_stream(run_id)
+            return
+        state = await self._thread_state(run["thread_id"])
+        await self._finish(
+            run,
+            RunOutcome(
+                status="interrupted",
+                error=error["message"],
+                thread_status=state.thread_status,
+                values=state.values,
+                interrupts=state.interrupts,
+            ),
+        )
+
+    async def _finish(self, run: Run, outcome: RunOutcome) -> None:
+        finished = await self._storage.finish_run(run["run_id"], outcome)
+        await self._end_stream(run["run_id"], outcome)
+        kwargs = run["kwargs"]
+        if kwargs.get("stateless") and kwargs.get("on_completion", "delete") == "delete":
+            with contextlib.suppress(NotFoundError):
+                await self._storage.delete_thread(run["thread_id"])
+        webhook = kwargs.get("webhook")
+        if webhook and finished is not None:
+            task = asyncio.create_task(send_webhook(webhook, finished))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _end_stream(self, run_id: str, outcome: RunOutcome | None = None) -> None:
+        await self._events.publish(run_id, "end", b"null")
+        await self._events.close(run_id)
+        finished = self._finished.pop(run_id, None)
+        if finished is not None and not finished.done():
+            finished.set_result(outcome)
+
+    async def _settle(self, thread_id: str) -> None:
+        await self._storage.settle_thread(thread_id, await self._thread_state(thread_id))
+
+    async def _thread_state(self, thread_id: str) -> RunOutcome:
+        """What the thread's latest checkpoint says, for runs that ended without a clean finish."""
+        try:
+            thread = await self._storage.get_thread(thread_id)
+        except NotFoundError:
+            return RunOutcome(status="success")
+        graph_id = thread["metadata"].get("graph_id")
+        if not isinstance(graph_id, str) or graph_id not in self._registry:
+            return RunOutcome(status="success")
+        graph = await self._registry.get_graph(graph_id)
+        return await state_outcome(graph, thread_id)
+
+
+def _seconds_until(moment: datetime) -> float:
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

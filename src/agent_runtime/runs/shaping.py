@@ -1,0 +1,115 @@
+"""Turns what `graph.astream` yields into the events of the LangGraph Server API: event names
+(`mode` or `mode|namespace`) and JSON-able payloads. Pure: no IO, no storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from langchain_core.messages import BaseMessage, BaseMessageChunk
+
+from agent_runtime.encoding import to_jsonable
+
+ApiStreamMode = Literal[
+    "values", "updates", "messages", "messages-tuple", "events", "debug", "custom", "tasks",
+    "checkpoints",
+]  # fmt: skip
+API_STREAM_MODES: tuple[str, ...] = ApiStreamMode.__args__  # type: ignore[attr-defined]
+
+# LangGraph's own modes that each API mode needs; `events` comes from astream_events instead.
+_GRAPH_MODES: dict[str, tuple[str, ...]] = {
+    "values": ("values",),
+    "updates": ("updates",),
+    "messages-tuple": ("messages",),
+    # The legacy "messages" mode completes a streamed message when the node's update lands.
+    "messages": ("messages", "updates"),
+    "debug": ("debug",),
+    "custom": ("custom",),
+    "tasks": ("tasks",),
+    "checkpoints": ("checkpoints",),
+    "events": (),
+}
+
+Event = tuple[str, Any]
+
+
+def graph_stream_modes(api_modes: Sequence[str]) -> list[str]:
+    """The LangGraph stream modes to ask `astream` for, in a stable order."""
+    wanted: list[str] = []
+    for mode in api_modes:
+        for graph_mode in _GRAPH_MODES[mode]:
+            if graph_mode not in wanted:
+                wanted.append(graph_mode)
+    return wanted
+
+
+class EventShaper:
+    """Shapes one run's stream; stateful only for the legacy `messages` mode's accumulation."""
+
+    def __init__(self, api_modes: Sequence[str], *, subgraphs: bool) -> None:
+        self.modes = set(api_modes)
+        self.subgraphs = subgraphs
+        self._partial: dict[str, BaseMessageChunk] = {}
+        self._seen: set[str] = set()
+
+    def shape(self, namespace: Sequence[str], mode: str, chunk: Any) -> list[Event]:
+        """Events for one `(namespace, mode, chunk)` item of `astream(..., subgraphs=True)`."""
+        if namespace and not self.subgraphs:
+            return []
+        suffix = "|" + "|".join(namespace) if namespace else ""
+        if mode == "messages":
+            return self._messages(chunk, suffix)
+        events: list[Event] = []
+        if mode == "updates" and "messages" in self.modes:
+            events.extend(self._complete_from_update(chunk, suffix))
+        if mode in self.modes:
+            events.append((mode + suffix, to_jsonable(chunk)))
+        return events
+
+    def finish(self) -> list[Event]:
+        """Completes any message still partial when the run ends."""
+        events = [("messages/complete", [to_jsonable(m)]) for m in self._partial.values()]
+        self._partial.clear()
+        return events
+
+    def _messages(self, item: tuple[BaseMessage, dict[str, Any]], suffix: str) -> list[Event]:
+        message, metadata = item
+        events: list[Event] = []
+        if "messages-tuple" in self.modes:
+            events.append(("messages" + suffix, [to_jsonable(message), to_jsonable(metadata)]))
+        if "messages" not in self.modes:
+            return events
+        message_id = message.id or ""
+        if message_id not in self._seen:
+            self._seen.add(message_id)
+            events.append(
+                ("messages/metadata" + suffix, {message_id: {"metadata": to_jsonable(metadata)}})
+            )
+        if isinstance(message, BaseMessageChunk):
+            merged = self._partial.get(message_id)
+            merged = message if merged is None else merged + message
+            self._partial[message_id] = merged
+            events.append(("messages/partial" + suffix, [to_jsonable(merged)]))
+        else:
+            self._partial.pop(message_id, None)
+            events.append(("messages/complete" + suffix, [to_jsonable(message)]))
+        return events
+
+    def _complete_from_update(self, update: Any, suffix: str) -> list[Event]:
+        events: list[Event] = []
+        for message in _messages_in(update):
+            if message.id is not None and self._partial.pop(message.id, None) is not None:
+                events.append(("messages/complete" + suffix, [to_jsonable(message)]))
+        return events
+
+
+def _messages_in(update: Any) -> Iterable[BaseMessage]:
+    if not isinstance(update, dict):
+        return
+    for node_output in update.values():
+        values = node_output.values() if isinstance(node_output, dict) else ()
+        for value in values:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, BaseMessage):
+                    yield item

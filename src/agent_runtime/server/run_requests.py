@@ -1,0 +1,148 @@
+"""The body of every run-creating request, and turning it into a queued run: validation of
+the fields the runtime must honour, defaults, and the run's stored kwargs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Required
+
+from pydantic import Field
+from typing_extensions import TypedDict
+
+from agent_runtime.errors import InvalidRequestError
+from agent_runtime.runs.shaping import ApiStreamMode
+from agent_runtime.runs.webhook import check_webhook_url
+from agent_runtime.schema import Json, MultitaskStrategy
+from agent_runtime.server.assistants import resolve_assistant_id
+from agent_runtime.server.services import Services
+from agent_runtime.server.validation import closed
+from agent_runtime.storage.base import NewRun
+from agent_runtime.storage.sqlite import utc_now
+
+
+@closed
+class CommandBody(TypedDict, total=False):
+    resume: Any
+    """The value for a pending interrupt, or a map of interrupt id to value."""
+    update: Any
+    goto: Any
+
+
+@closed
+class CheckpointBody(TypedDict, total=False):
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    checkpoint_map: Json | None
+
+
+@closed
+class RunCreate(TypedDict, total=False):
+    assistant_id: Required[Annotated[str, Field(min_length=1)]]
+    """An assistant id, or a graph name for that graph's default assistant."""
+    input: Any
+    command: CommandBody
+    config: Json
+    context: Json
+    metadata: Json
+    checkpoint: CheckpointBody
+    checkpoint_id: str
+    """Start from this past checkpoint: the run forks the thread's history there."""
+    checkpoint_during: bool
+    """Deprecated form of `durability`: true is "async", false is "exit"."""
+    interrupt_before: Literal["*"] | list[str]
+    interrupt_after: Literal["*"] | list[str]
+    stream_mode: ApiStreamMode | list[ApiStreamMode]
+    stream_subgraphs: bool
+    stream_resumable: bool
+    """Accepted for compatibility: every run's events can be resumed with Last-Event-ID."""
+    on_disconnect: Literal["cancel", "continue"]
+    multitask_strategy: MultitaskStrategy
+    if_not_exists: Literal["create", "reject"]
+    after_seconds: Annotated[float, Field(ge=0)]
+    on_completion: Literal["delete", "keep"]
+    durability: Literal["sync", "async", "exit"]
+    webhook: Annotated[str, Field(min_length=1)]
+    feedback_keys: list[str]
+    """Not supported (LangSmith feedback); sending it is a 422."""
+    langsmith_tracer: Json
+    """Not supported (LangSmith tracing); sending it is a 422."""
+    strict_resume: bool
+    """With `command.resume`: refuse (409) unless the thread is interrupted."""
+
+
+_UNSUPPORTED = {
+    "feedback_keys": "LangSmith feedback is not supported by agent-runtime",
+    "langsmith_tracer": "LangSmith tracing is not supported by agent-runtime",
+}
+
+
+async def new_run(
+    svc: Services, body: RunCreate, *, thread_id: str, stateless: bool = False
+) -> NewRun:
+    """Check what the run asks for and describe the run to queue.
+
+    Raises:
+        InvalidRequestError: a field cannot be honoured.
+        NotFoundError: the assistant does not exist.
+    """
+    for field, reason in _UNSUPPORTED.items():
+        if field in body:
+            raise InvalidRequestError(f"{field}: {reason}", code="unsupported_field")
+    if "input" in body and body.get("input") is not None and body.get("command"):
+        raise InvalidRequestError(
+            "Pass either input or command, not both", code="input_and_command"
+        )
+    assistant = await svc.storage.get_assistant(resolve_assistant_id(svc, body["assistant_id"]))
+    graph_id = assistant["graph_id"]
+    if graph_id not in svc.registry:
+        raise InvalidRequestError(
+            f'Assistant "{assistant["assistant_id"]}" runs graph "{graph_id}", which this server '
+            f"does not serve; known graphs: {', '.join(svc.registry.graph_ids)}",
+            code="graph_not_found",
+        )
+    if "webhook" in body:
+        allow = bool(svc.config.webhooks_allow_private)
+        await check_webhook_url(body["webhook"], allow_private=allow)
+    await _check_nodes(svc, graph_id, body)
+    kwargs: Json = {k: v for k, v in body.items() if k not in ("assistant_id", "metadata")}
+    modes = body.get("stream_mode") or ["values"]
+    kwargs["stream_mode"] = [modes] if isinstance(modes, str) else list(dict.fromkeys(modes))
+    if "checkpoint_during" in body and "durability" not in body:
+        kwargs["durability"] = "async" if body["checkpoint_during"] else "exit"
+    kwargs.pop("checkpoint_during", None)
+    kwargs["stateless"] = stateless
+    after = body.get("after_seconds")
+    return NewRun(
+        run_id=str(uuid.uuid4()),
+        thread_id=thread_id,
+        assistant_id=assistant["assistant_id"],
+        graph_id=graph_id,
+        metadata=body.get("metadata") or {},
+        kwargs=kwargs,
+        multitask_strategy=body.get("multitask_strategy", "enqueue"),
+        if_not_exists="create" if stateless else body.get("if_not_exists", "reject"),
+        thread_metadata={} if not stateless else {"stateless": True},
+        not_before=utc_now() + timedelta(seconds=after) if after else None,
+    )
+
+
+async def _check_nodes(svc: Services, graph_id: str, body: RunCreate) -> None:
+    wanted: list[tuple[str, list[str]]] = []
+    for field in ("interrupt_before", "interrupt_after"):
+        names = body.get(field)
+        if isinstance(names, list):
+            wanted.append((field, names))
+    if not wanted:
+        return
+    graph = await svc.registry.get_graph(graph_id)
+    known = [name for name in graph.nodes if not name.startswith("__")]
+    for field, names in wanted:
+        for name in names:
+            if name not in graph.nodes:
+                raise InvalidRequestError(
+                    f'{field}: graph "{graph_id}" has no node "{name}"; its nodes are '
+                    f"{', '.join(known)}",
+                    code="unknown_node",
+                )

@@ -1,0 +1,300 @@
+"""Runs in SQLite: the durable queue behind each thread (at most one run `running` per thread) and
+the thread status it implies. Executing runs belongs to `runs/`, not here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from agent_runtime.encoding import dumps_text, loads
+from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.schema import Run, RunStatus
+from agent_runtime.storage.base import NewRun, RunOutcome
+from agent_runtime.storage.sqlite_db import SqliteDatabase
+from agent_runtime.storage.sqlite_threads import thread_not_found
+
+# The saver stores metadata as a JSON BLOB and copies `config["metadata"]["run_id"]` into it
+# (into every namespace, subgraphs included); it filters the same way in its own `alist`.
+_RUN_CHECKPOINTS = (
+    "SELECT checkpoint_ns, checkpoint_id FROM checkpoints"
+    " WHERE thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
+)
+
+
+class SqliteRuns:
+    _db: SqliteDatabase
+    _now: Callable[[], datetime]
+
+    async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
+        now = self._now()
+        async with self._db.transaction() as conn:
+            thread = await _one(
+                conn, "SELECT metadata FROM threads WHERE thread_id = ?", (new.thread_id,)
+            )
+            if thread is not None:
+                metadata = loads(thread["metadata"])
+            elif new.if_not_exists == "create":
+                metadata = dict(new.thread_metadata or {})
+                await conn.execute(
+                    "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
+                    " metadata) VALUES (?, ?, ?, ?, ?)",
+                    (new.thread_id, *[now.isoformat()] * 3, dumps_text(metadata)),
+                )
+            else:
+                raise thread_not_found(new.thread_id)
+            if await _one(conn, "SELECT 1 FROM runs WHERE run_id = ?", (new.run_id,)) is not None:
+                raise ConflictError(
+                    f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
+                )
+            # The running run first, so a refusal names the run that actually holds the thread.
+            active = await _all(
+                conn,
+                "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')"
+                " ORDER BY status = 'running' DESC, created_at, run_id",
+                (new.thread_id,),
+            )
+            if active and new.multitask_strategy == "reject":
+                raise ConflictError(
+                    f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
+                    'multitask_strategy="reject" refuses a second run',
+                    code="thread_busy",
+                )
+            stamp = _stamp(now)
+            await conn.execute(
+                "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
+                " status, metadata, kwargs, multitask_strategy, attempt, not_before)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?)",
+                (
+                    new.run_id,
+                    new.thread_id,
+                    new.assistant_id,
+                    stamp,
+                    stamp,
+                    dumps_text(new.metadata),
+                    dumps_text(new.kwargs),
+                    new.multitask_strategy,
+                    None if new.not_before is None else _stamp(new.not_before),
+                ),
+            )
+            metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
+            await conn.execute(
+                "UPDATE threads SET status = 'busy', metadata = ?, updated_at = ?"
+                " WHERE thread_id = ?",
+                (dumps_text(metadata), now.isoformat(), new.thread_id),
+            )
+            row = await _select(conn, new.run_id)
+        to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
+        return _run(row), [_run(r) for r in to_cancel]
+
+    async def get_run(self, thread_id: str, run_id: str) -> Run:
+        row = await self._db.fetch_one(
+            "SELECT * FROM runs WHERE run_id = ? AND thread_id = ?", (run_id, thread_id)
+        )
+        if row is None:
+            raise _not_found_on(thread_id, run_id)
+        return _run(row)
+
+    async def find_run(self, run_id: str) -> Run:
+        row = await self._db.fetch_one("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        if row is None:
+            raise _not_found(run_id)
+        return _run(row)
+
+    async def list_runs(
+        self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
+    ) -> list[Run]:
+        if (
+            await self._db.fetch_one("SELECT 1 FROM threads WHERE thread_id = ?", (thread_id,))
+            is None
+        ):
+            raise thread_not_found(thread_id)
+        clauses, params = ["thread_id = ?"], [thread_id]
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM runs WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_run(row) for row in rows]
+
+    async def search_runs(
+        self, *, thread_id: str | None, statuses: Sequence[RunStatus]
+    ) -> list[Run]:
+        if not statuses:
+            return []
+        clauses = [f"status IN ({', '.join('?' for _ in statuses)})"]
+        params: list[Any] = list(statuses)
+        if thread_id is not None:
+            clauses.append("thread_id = ?")
+            params.append(thread_id)
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, run_id",
+            params,
+        )
+        return [_run(row) for row in rows]
+
+    async def delete_run(self, thread_id: str, run_id: str, *, checkpoints: bool) -> None:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM runs WHERE run_id = ? AND thread_id = ?", (run_id, thread_id)
+            )
+            if cursor.rowcount == 0:
+                raise _not_found_on(thread_id, run_id)
+            if checkpoints:
+                # Writes first: they are found through the checkpoints about to be deleted.
+                await conn.execute(
+                    "DELETE FROM writes WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
+                    f" IN ({_RUN_CHECKPOINTS})",
+                    (thread_id, thread_id, run_id),
+                )
+                await conn.execute(
+                    "DELETE FROM checkpoints WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
+                    f" IN ({_RUN_CHECKPOINTS})",
+                    (thread_id, thread_id, run_id),
+                )
+
+    async def claim_next_run(self, thread_id: str) -> Run | None:
+        stamp = _stamp(self._now())
+        async with self._db.transaction() as conn:
+            if (
+                await _one(
+                    conn,
+                    "SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running'",
+                    (thread_id,),
+                )
+                is not None
+            ):
+                return None
+            due = await _one(
+                conn,
+                "SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
+                " AND (not_before IS NULL OR not_before <= ?)"
+                " ORDER BY created_at, run_id LIMIT 1",
+                (thread_id, stamp),
+            )
+            if due is None:
+                return None
+            await conn.execute(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?"
+                " WHERE run_id = ?",
+                (stamp, due["run_id"]),
+            )
+            row = await _select(conn, due["run_id"])
+        return _run(row)
+
+    async def next_due_time(self, thread_id: str) -> datetime | None:
+        row = await self._db.fetch_one(
+            "SELECT MIN(coalesce(not_before, created_at)) FROM runs"
+            " WHERE thread_id = ? AND status = 'pending'",
+            (thread_id,),
+        )
+        return None if row[0] is None else datetime.fromisoformat(row[0])
+
+    async def finish_run(
+        self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
+    ) -> Run | None:
+        now = self._now()
+        guard = " AND status = 'pending'" if only_if_pending else ""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?{guard}",
+                (outcome.status, outcome.error, _stamp(now), run_id),
+            )
+            if cursor.rowcount == 0:
+                if only_if_pending and await _select(conn, run_id) is not None:
+                    return None
+                raise _not_found(run_id)
+            row = await _select(conn, run_id)
+            await _settle(conn, row["thread_id"], outcome, now)
+        return _run(row)
+
+    async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
+        async with self._db.transaction() as conn:
+            await _settle(conn, thread_id, outcome, self._now())
+
+    async def requeue_interrupted_work(self) -> list[str]:
+        stamp = _stamp(self._now())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
+                (stamp,),
+            )
+            rows = await _all(
+                conn,
+                "SELECT thread_id, MIN(created_at) AS oldest FROM runs WHERE status = 'pending'"
+                " GROUP BY thread_id ORDER BY oldest, thread_id",
+                (),
+            )
+        return [row["thread_id"] for row in rows]
+
+
+async def _settle(
+    conn: aiosqlite.Connection, thread_id: str, outcome: RunOutcome, now: datetime
+) -> None:
+    # Called after the finishing run left the active set, so any active run is a queued one.
+    queued = await _one(
+        conn,
+        "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
+        (thread_id,),
+    )
+    sets = ["status = ?", "interrupts = ?", "updated_at = ?"]
+    params: list[Any] = [
+        "busy" if queued is not None else outcome.thread_status,
+        dumps_text(outcome.interrupts),
+        now.isoformat(),
+    ]
+    if outcome.values is not None:
+        sets += ['"values" = ?', "state_updated_at = ?"]
+        params += [dumps_text(outcome.values), now.isoformat()]
+    await conn.execute(
+        f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = ?", [*params, thread_id]
+    )
+
+
+def _stamp(moment: datetime) -> str:
+    # One fixed UTC form so that comparing and ordering the stored strings compares the times,
+    # whatever zone the caller's `not_before` came in.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    async with conn.execute(sql, params) as cursor:
+        return await cursor.fetchone()
+
+
+async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    async with conn.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def _select(conn: aiosqlite.Connection, run_id: str) -> Any:
+    return await _one(conn, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
+
+
+def _not_found(run_id: str) -> NotFoundError:
+    return NotFoundError(f'Run "{run_id}" not found', code="run_not_found")
+
+
+def _not_found_on(thread_id: str, run_id: str) -> NotFoundError:
+    return NotFoundError(f'Run "{run_id}" not found on thread "{thread_id}"', code="run_not_found")
+
+
+def _run(row: Any) -> Run:
+    return {
+        "run_id": row["run_id"],
+        "thread_id": row["thread_id"],
+        "assistant_id": row["assistant_id"],
+        "created_at": datetime.fromisoformat(row["created_at"]),
+        "updated_at": datetime.fromisoformat(row["updated_at"]),
+        "status": row["status"],
+        "metadata": loads(row["metadata"]),
+        "multitask_strategy": row["multitask_strategy"],
+        "kwargs": loads(row["kwargs"]),
+        "attempt": row["attempt"],
+        "error": row["error"],
+    }

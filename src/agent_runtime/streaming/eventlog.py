@@ -1,0 +1,256 @@
+"""Per-run event logs: numbered stream events, fan-out to any number of listeners, replay after
+an id. The in-process log lives here; it knows nothing of HTTP, SSE framing or graphs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol, Self
+
+from agent_runtime.errors import AgentRuntimeError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunEvent:
+    """One stream event of a run, as published and as replayed."""
+
+    id: int
+    """1, 2, 3 ... within a run, without gaps; the SSE `id:` that `Last-Event-ID` echoes back."""
+    event: str
+    """The SSE event name: `metadata`, a stream mode (suffixed `|<namespace>` for subgraphs),
+    `error` or `end`."""
+    data: bytes
+    """The payload, already encoded as JSON."""
+
+
+class EventsDroppedError(AgentRuntimeError):
+    """A subscriber needs events that the run's log has already dropped to stay under its cap."""
+
+    status_code = 410
+    default_code = "events_dropped"
+
+    def __init__(self, detail: str, *, first_available: int) -> None:
+        super().__init__(detail)
+        self.first_available = first_available
+
+
+class EventLog(Protocol):
+    """Where a run's executor publishes stream events and any number of listeners read them."""
+
+    async def open(self, run_id: str) -> None:
+        """Start the run's log; on a closed one, reopen it and continue its ids."""
+
+    async def publish(self, run_id: str, event: str, data: bytes) -> RunEvent:
+        """Append one event with the run's next id and wake every subscriber.
+
+        Raises:
+            RuntimeError: the run's log is not open (never opened, closed or expired).
+        """
+
+    async def close(self, run_id: str) -> None:
+        """End the run's stream: subscribers get what is left and stop; replay stays possible
+        for the log's retention time."""
+
+    def subscribe(self, run_id: str, *, after: int | None = None) -> AsyncIterator[RunEvent]:
+        """Follow the run's events until its log is closed and every event has been yielded.
+
+        The starting point is fixed by this call, not by the first iteration, so nothing
+        published in between is missed.
+
+        Args:
+            after: None for events published from now on; -1 to replay every event first; an
+                event id to replay the events after it first (an id past the last one means
+                "caught up").
+
+        A run that was never opened or has expired yields nothing; callers that must answer 404
+        check `exists` first. The iterator raises `EventsDroppedError` if it needs events the
+        log no longer holds.
+        """
+
+    async def exists(self, run_id: str) -> bool:
+        """Whether the run's log is open or still within its retention time."""
+
+    async def aclose(self) -> None:
+        """Close every log, so subscribers drain and stop, and release what the log holds."""
+
+
+class _RunLog:
+    """One run's events; subscribers index into `events` with their own cursor."""
+
+    __slots__ = ("_wakeup", "closed", "events", "expires_at", "first_id", "next_id")
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+        self.first_id = 1  # id of events[0], or next_id while the list is empty
+        self.next_id = 1
+        self.closed = False
+        self.expires_at: float | None = None
+        # One event shared by every waiting subscriber, created only when someone waits, so a
+        # publish with nobody waiting costs no allocation.
+        self._wakeup: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    async def wait(self) -> None:
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        # Event.wait parks a future per waiter, so cancelling one subscriber leaves the rest be.
+        await self._wakeup.wait()
+
+
+class _Subscription:
+    """A cursor (the next event id) over one run's log."""
+
+    __slots__ = ("_log", "_next_id", "_run_id")
+
+    def __init__(self, log: _RunLog | None, *, next_id: int, run_id: str) -> None:
+        self._log = log
+        self._next_id = next_id
+        self._run_id = run_id
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> RunEvent:
+        log = self._log
+        while log is not None:
+            index = self._next_id - log.first_id
+            if index < 0:
+                raise EventsDroppedError(
+                    f'Events {self._next_id} to {log.first_id - 1} of run "{self._run_id}" were '
+                    "dropped to keep its event log under max_events_per_run; resume after event "
+                    f"{log.first_id - 1} to skip them",
+                    first_available=log.first_id,
+                )
+            if index < len(log.events):
+                self._next_id += 1
+                return log.events[index]
+            if log.closed:
+                break
+            await log.wait()
+        # Let an expired log be freed even if the caller keeps the finished iterator around.
+        self._log = None
+        raise StopAsyncIteration
+
+
+class MemoryEventLog:
+    """The event log of one process: an append-only list per run, read through cursors.
+
+    Memory: a run holds every payload it published from `open` until `retention_seconds` after
+    `close`. With `max_events_per_run`, a run keeps at least its last N and at most 2N-1 events;
+    ids go on counting and a subscriber that needs a dropped event gets `EventsDroppedError`.
+    Expired logs are dropped lazily, on `open`, `close`, `subscribe` and `exists`; no task runs
+    in the background.
+
+    Raises:
+        ValueError: a negative retention or a cap below 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        retention_seconds: float = 300.0,
+        max_events_per_run: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if retention_seconds < 0:
+            raise ValueError(f"retention_seconds must be >= 0, got {retention_seconds}")
+        if max_events_per_run is not None and max_events_per_run < 1:
+            raise ValueError(f"max_events_per_run must be >= 1 or None, got {max_events_per_run}")
+        self._retention = retention_seconds
+        self._cap = max_events_per_run
+        self._clock = clock
+        self._logs: dict[str, _RunLog] = {}
+        # Closed logs in closing order; with a monotonic clock and one retention time their
+        # deadlines only grow, so pruning pops from the left and stops at the first live one.
+        self._expiries: deque[tuple[float, str, _RunLog]] = deque()
+
+    async def open(self, run_id: str) -> None:
+        """Start the run's log; on a closed one, reopen it and continue its ids."""
+        self._prune()
+        log = self._logs.get(run_id)
+        if log is None:
+            self._logs[run_id] = _RunLog()
+        elif log.closed:
+            # A retried attempt of the same run: clients reconnecting with the ids of the first
+            # attempt resume where they were.
+            log.closed = False
+            log.expires_at = None
+
+    async def publish(self, run_id: str, event: str, data: bytes) -> RunEvent:
+        """Append one event with the run's next id and wake every subscriber.
+
+        Raises:
+            RuntimeError: the run's log is not open (never opened, closed or expired).
+        """
+        # Called once per token: no pruning and no awaiting here.
+        log = self._logs.get(run_id)
+        if log is None or log.closed:
+            raise RuntimeError(f'Run "{run_id}" has no open event log; open it before publishing')
+        record = RunEvent(id=log.next_id, event=event, data=data)
+        log.next_id += 1
+        events = log.events
+        events.append(record)
+        cap = self._cap
+        if cap is not None and len(events) >= 2 * cap:
+            # Trimming a block of `cap` at a time keeps publish O(1) amortised; a strict window
+            # would shift the whole list on every call.
+            del events[:-cap]
+            log.first_id = events[0].id
+        log.notify()
+        return record
+
+    async def close(self, run_id: str) -> None:
+        """End the run's stream; replay stays possible for `retention_seconds`."""
+        log = self._logs.get(run_id)
+        if log is not None and not log.closed:
+            log.closed = True
+            log.expires_at = self._clock() + self._retention
+            self._expiries.append((log.expires_at, run_id, log))
+            log.notify()
+        self._prune()
+
+    def subscribe(self, run_id: str, *, after: int | None = None) -> AsyncIterator[RunEvent]:
+        """Follow the run's events from the point this call fixes; see `EventLog.subscribe`.
+
+        Raises:
+            ValueError: `after` is below -1.
+        """
+        if after is not None and after < -1:
+            raise ValueError(f"after must be None, -1 or an event id, got {after}")
+        self._prune()
+        log = self._logs.get(run_id)
+        if log is None:
+            return _Subscription(None, next_id=1, run_id=run_id)
+        next_id = log.next_id if after is None else min(max(after, 0) + 1, log.next_id)
+        return _Subscription(log, next_id=next_id, run_id=run_id)
+
+    async def exists(self, run_id: str) -> bool:
+        """Whether the run's log is open or still within its retention time."""
+        self._prune()
+        return run_id in self._logs
+
+    async def aclose(self) -> None:
+        """Close every log, so subscribers drain and stop, and forget them all."""
+        for log in self._logs.values():
+            if not log.closed:
+                log.closed = True
+                log.notify()
+        self._logs.clear()
+        self._expiries.clear()
+
+    def _prune(self) -> None:
+        now = self._clock()
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, run_id, log = expiries.popleft()
+            # A reopened (or reopened and closed again) log has a newer deadline than this entry.
+            expires_at = log.expires_at
+            if expires_at is not None and expires_at <= now and self._logs.get(run_id) is log:
+                del self._logs[run_id]

@@ -1,0 +1,42 @@
+"""A server over the run-test fixture graphs (slow, failing, custom, nested, bursty, plus the
+example chat and approval graphs)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from agent_runtime.config import load_config
+from tests.conftest import ROOT, RunningServer
+
+RUNS_CONFIG = ROOT / "tests" / "fixtures" / "runs" / "langgraph.json"
+
+
+@pytest.fixture
+async def runs_server(database: Path) -> AsyncIterator[RunningServer]:
+    config = load_config(RUNS_CONFIG, database=database, environ={})
+    running = await RunningServer(config).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def rclient(runs_server: RunningServer) -> AsyncIterator[LangGraphClient]:
+    sdk = get_client(url=runs_server.url, api_key=None)
+    try:
+        yield sdk
+    finally:
+        await sdk.http.client.aclose()
+
+
+@pytest.fixture
+async def rhttp(runs_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=runs_server.url, timeout=30) as raw:
+        yield raw

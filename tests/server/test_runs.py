@@ -1,0 +1,221 @@
+"""Runs through langgraph_sdk: waited, background, streamed; interrupts and resume; errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import NotFoundError
+
+USER = {"messages": [{"role": "user", "content": "hello there"}]}
+
+
+async def test_wait_returns_final_values(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    result = await rclient.runs.wait(thread["thread_id"], "chat", input=USER)
+    assert [m["type"] for m in result["messages"]] == ["human", "ai"]
+    assert result["messages"][1]["content"] == "[offline model] You said: hello there"
+    stored = await rclient.threads.get(thread["thread_id"])
+    assert stored["status"] == "idle"
+    assert stored["values"]["messages"][1]["content"] == result["messages"][1]["content"]
+    assert stored["metadata"]["graph_id"] == "chat"
+    runs = await rclient.runs.list(thread["thread_id"])
+    assert [r["status"] for r in runs] == ["success"]
+
+
+async def test_background_run_and_join(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    run = await rclient.runs.create(thread["thread_id"], "slow", input={"steps": []})
+    assert run["status"] == "pending"
+    assert run["thread_id"] == thread["thread_id"]
+    result = await rclient.runs.join(thread["thread_id"], run["run_id"])
+    assert result == {"steps": ["one", "two", "three"]}
+    final = await rclient.runs.get(thread["thread_id"], run["run_id"])
+    assert final["status"] == "success"
+    assert final["attempt"] == 1
+
+
+async def test_stream_values_event_order(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    parts = [
+        part
+        async for part in rclient.runs.stream(
+            thread["thread_id"], "slow", input={"steps": []}, context={"delay": 0}
+        )
+    ]
+    assert parts[0].event == "metadata"
+    assert set(parts[0].data) == {"run_id", "attempt"}
+    values = [p.data["steps"] for p in parts if p.event == "values"]
+    assert values == [[], ["one"], ["one", "two"], ["one", "two", "three"]]
+    assert parts[-1].event == "end"
+
+
+async def test_stream_raw_sse_framing(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> None:
+    thread = await rclient.threads.create()
+    body = {"assistant_id": "slow", "input": {"steps": []}, "context": {"delay": 0}}
+    async with rhttp.stream("POST", f"/threads/{thread['thread_id']}/runs/stream", json=body) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        location = r.headers["location"]
+        content_location = r.headers["content-location"]
+        text = (await r.aread()).decode()
+    run_id = content_location.rsplit("/", 1)[1]
+    assert content_location == f"/threads/{thread['thread_id']}/runs/{run_id}"
+    assert location == content_location + "/stream"
+    frames = [f for f in text.split("\n\n") if f and not f.startswith(":")]
+    ids = []
+    for frame in frames:
+        lines = frame.split("\n")
+        assert lines[0].startswith("event: ")
+        assert lines[1].startswith("data: ")
+        assert lines[2].startswith("id: ")
+        ids.append(int(lines[2][4:]))
+    assert ids == list(range(1, len(frames) + 1))
+    assert frames[0].startswith("event: metadata\ndata: {")
+    assert frames[-1].startswith("event: end\n")
+
+
+async def test_graph_error_becomes_error_event(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    parts = [
+        p
+        async for p in rclient.runs.stream(
+            thread["thread_id"], "failing", input={"steps": []}, stream_mode="updates"
+        )
+    ]
+    assert [p.event for p in parts] == ["metadata", "updates", "error", "end"]
+    assert parts[2].data == {
+        "error": "ValueError",
+        "message": "the fixture graph failed on purpose",
+    }
+    assert (await rclient.threads.get(thread["thread_id"]))["status"] == "error"
+    runs = await rclient.runs.list(thread["thread_id"])
+    assert runs[0]["status"] == "error"
+    assert runs[0]["error"] == "ValueError: the fixture graph failed on purpose"
+
+
+async def test_wait_on_failing_graph_raises_in_sdk(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    with pytest.raises(Exception, match="ValueError: the fixture graph failed on purpose"):
+        await rclient.runs.wait(thread["thread_id"], "failing", input={"steps": []})
+    raw = await rclient.runs.wait(
+        thread["thread_id"], "failing", input={"steps": []}, raise_error=False
+    )
+    assert raw == {
+        "__error__": {"error": "ValueError", "message": "the fixture graph failed on purpose"}
+    }
+
+
+async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    tid = thread["thread_id"]
+    ask = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
+    paused = await rclient.runs.wait(tid, "approval", input=ask)
+    interrupts = paused["__interrupt__"]
+    assert interrupts[0]["value"]["question"] == "Approve tool calls?"
+    stored = await rclient.threads.get(tid)
+    assert stored["status"] == "interrupted"
+    [(_task_id, pending)] = stored["interrupts"].items()
+    assert pending[0]["id"] == interrupts[0]["id"]
+    assert (await rclient.runs.list(tid))[0]["status"] == "interrupted"
+
+    done = await rclient.runs.wait(tid, "approval", command={"resume": "approve"})
+    assert done["messages"][-1]["content"] == "The result is 42."
+    assert "__interrupt__" not in done
+    assert (await rclient.threads.get(tid))["status"] == "idle"
+
+
+async def test_resume_by_interrupt_id_inside_subgraph(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    tid = thread["thread_id"]
+    paused = await rclient.runs.wait(tid, "nested", input={"steps": []})
+    [pending] = paused["__interrupt__"]
+    assert pending["value"] == {"question": "continue?"}
+    done = await rclient.runs.wait(tid, "nested", command={"resume": {pending["id"]: "yes"}})
+    # The subgraph hands back its whole `steps` list, which the parent's reducer appends.
+    assert done == {"steps": ["before", "before", "answer:yes", "after"]}
+
+
+async def test_stream_interrupt_shows_in_last_values(rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    parts = [
+        p async for p in rclient.runs.stream(thread["thread_id"], "nested", input={"steps": []})
+    ]
+    last_values = [p for p in parts if p.event == "values"][-1]
+    assert last_values.data["__interrupt__"][0]["value"] == {"question": "continue?"}
+
+
+async def test_run_errors(rhttp: httpx.AsyncClient, rclient: LangGraphClient) -> None:
+    thread = await rclient.threads.create()
+    url = f"/threads/{thread['thread_id']}/runs"
+    cases = [
+        ({"assistant_id": "nope"}, 404, "assistant_not_found"),
+        ({"assistant_id": "chat", "stream_mode": "colour"}, 422, "validation_error"),
+        ({"assistant_id": "chat", "feedback_keys": ["x"]}, 422, "unsupported_field"),
+        ({"assistant_id": "chat", "input": {}, "command": {"resume": 1}}, 422, "input_and_command"),
+        ({"assistant_id": "slow", "interrupt_before": ["nope"]}, 422, "unknown_node"),
+        ({"assistant_id": "chat", "webhook": "http://127.0.0.1:9/hook"}, 422, "webhook_refused"),
+        ({"assistant_id": "chat", "surprise": True}, 422, "validation_error"),
+    ]
+    for body, status, code in cases:
+        response = await rhttp.post(url, json=body)
+        assert response.status_code == status, body
+        assert response.json()["code"] == code, body
+    response = await rhttp.post(url, json={"assistant_id": "slow", "interrupt_before": ["nope"]})
+    assert response.json()["detail"] == (
+        'interrupt_before: graph "slow" has no node "nope"; its nodes are one, two, three'
+    )
+    missing = "00000000-0000-4000-8000-000000000000"
+    response = await rhttp.post(f"/threads/{missing}/runs", json={"assistant_id": "chat"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == f'Thread "{missing}" not found'
+
+
+async def test_if_not_exists_create(rclient: LangGraphClient) -> None:
+    thread_id = "11111111-1111-4111-8111-111111111111"
+    result = await rclient.runs.wait(thread_id, "chat", input=USER, if_not_exists="create")
+    assert result["messages"][-1]["type"] == "ai"
+    assert (await rclient.threads.get(thread_id))["status"] == "idle"
+
+
+async def test_stateless_runs(rclient: LangGraphClient) -> None:
+    result = await rclient.runs.wait(None, "chat", input=USER)
+    assert result["messages"][-1]["content"] == "[offline model] You said: hello there"
+    parts = [p async for p in rclient.runs.stream(None, "slow", input={"steps": []})]
+    assert parts[-1].event == "end"
+    kept = await rclient.runs.create(None, "slow", input={"steps": []}, on_completion="keep")
+    await rclient.runs.join(kept["thread_id"], kept["run_id"])
+    assert (await rclient.threads.get(kept["thread_id"]))["values"] == {
+        "steps": ["one", "two", "three"]
+    }
+    batch = await rclient.runs.create_batch(
+        [{"assistant_id": "slow", "input": {"steps": []}, "on_completion": "keep"}] * 2
+    )
+    assert len({r["thread_id"] for r in batch}) == 2
+
+
+async def test_stateless_run_thread_is_deleted(rclient: LangGraphClient) -> None:
+    run = await rclient.runs.create(None, "slow", input={"steps": []}, context={"delay": 0})
+    await rclient.runs.join(run["thread_id"], run["run_id"])
+    for _ in range(50):
+        try:
+            await rclient.threads.get(run["thread_id"])
+        except NotFoundError:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the stateless run's thread was kept")
+
+
+async def test_delete_run(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> None:
+    thread = await rclient.threads.create()
+    tid = thread["thread_id"]
+    run = await rclient.runs.create(tid, "slow", input={"steps": []}, context={"delay": 1})
+    response = await rhttp.delete(f"/threads/{tid}/runs/{run['run_id']}")
+    assert response.status_code == 409
+    assert response.json()["code"] == "run_active"
+    await rclient.runs.cancel(tid, run["run_id"], wait=True)
+    await rclient.runs.delete(tid, run["run_id"])
+    with pytest.raises(NotFoundError):
+        await rclient.runs.get(tid, run["run_id"])

@@ -1,0 +1,466 @@
+"""The runs part of the storage contract: the per-thread queue, multitask strategies, the thread
+status runs imply, and rollback of a run's checkpoints."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta, timezone
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
+from agent_runtime.storage.base import NewRun, RunOutcome, Storage, ThreadQuery
+from agent_runtime.storage.sqlite import SqliteStorage
+from tests.storage.conftest import Clock
+
+
+class _Counter(TypedDict):
+    n: int
+
+
+def _increment(state: _Counter) -> dict[str, int]:
+    return {"n": state["n"] + 1}
+
+
+def _counter_graph(storage: Storage) -> Any:
+    # A subgraph too, so rollback is seen to reach checkpoints in nested namespaces.
+    inner = StateGraph(_Counter)
+    inner.add_node("inc", _increment)
+    inner.add_edge(START, "inc")
+    inner.add_edge("inc", END)
+    outer = StateGraph(_Counter)
+    outer.add_node("inc", _increment)
+    outer.add_node("sub", inner.compile())
+    outer.add_edge(START, "inc")
+    outer.add_edge("inc", "sub")
+    outer.add_edge("sub", END)
+    return outer.compile(checkpointer=storage.checkpointer)
+
+
+def _new(run_id: str, thread_id: str = "t", **fields: Any) -> NewRun:
+    return NewRun(run_id=run_id, thread_id=thread_id, assistant_id="a", graph_id="g", **fields)
+
+
+async def _thread(storage: Storage, thread_id: str = "t", **metadata: Any) -> None:
+    await storage.create_thread(thread_id, metadata=metadata, ttl=None, if_exists="raise")
+
+
+async def _checkpoints_of(storage: Storage, thread_id: str, run_id: str) -> list[tuple[str, str]]:
+    # Without a checkpoint_ns the saver lists every namespace, subgraphs included.
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    found = storage.checkpointer.alist(config, filter={"run_id": run_id})
+    return [
+        (c.config["configurable"]["checkpoint_ns"], c.config["configurable"]["checkpoint_id"])
+        async for c in found
+    ]
+
+
+async def test_create_run_queues_pending_run_and_marks_thread_busy(storage: Storage) -> None:
+    await _thread(storage, user="u")
+    before = await storage.get_thread("t")
+    run, active = await storage.create_run(
+        _new("r1", metadata={"m": 1}, kwargs={"input": {"n": 0}, "stream_mode": ["values"]})
+    )
+    assert active == []
+    assert run == {
+        "run_id": "r1",
+        "thread_id": "t",
+        "assistant_id": "a",
+        "created_at": run["created_at"],
+        "updated_at": run["created_at"],
+        "status": "pending",
+        "metadata": {"m": 1},
+        "multitask_strategy": "enqueue",
+        "kwargs": {"input": {"n": 0}, "stream_mode": ["values"]},
+        "attempt": 0,
+        "error": None,
+    }
+    assert await storage.get_run("t", "r1") == run
+    assert await storage.find_run("r1") == run
+    thread = await storage.get_thread("t")
+    assert thread["status"] == "busy"
+    assert thread["metadata"] == {"user": "u", "graph_id": "g", "assistant_id": "a"}
+    assert thread["updated_at"] > before["updated_at"]
+
+
+async def test_create_run_on_unknown_thread_is_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        await storage.create_run(_new("r1", thread_id="nope"))
+    assert caught.value.detail == 'Thread "nope" not found'
+    assert caught.value.code == "thread_not_found"
+    with pytest.raises(NotFoundError):
+        await storage.get_thread("nope")
+    with pytest.raises(NotFoundError):
+        await storage.find_run("r1")
+
+
+async def test_create_run_if_not_exists_creates_the_thread(storage: Storage) -> None:
+    run, _ = await storage.create_run(
+        _new("r1", thread_id="fresh", if_not_exists="create", thread_metadata={"k": "v"})
+    )
+    thread = await storage.get_thread("fresh")
+    assert thread["status"] == "busy"
+    assert thread["metadata"] == {"k": "v", "graph_id": "g", "assistant_id": "a"}
+    assert thread["values"] is None
+    assert [r["run_id"] for r in await storage.list_runs("fresh", **_all_runs())] == ["r1"]
+    await storage.create_run(_new("r2", thread_id="bare", if_not_exists="create"))
+    bare = await storage.get_thread("bare")
+    assert bare["metadata"] == {"graph_id": "g", "assistant_id": "a"}
+    assert run["thread_id"] == "fresh"
+
+
+async def test_create_run_reject_refuses_while_a_run_is_active(
+    storage: Storage, clock: Clock
+) -> None:
+    await _thread(storage)
+    later = clock.now + timedelta(minutes=1)
+    _, active = await storage.create_run(
+        _new("delayed", multitask_strategy="reject", not_before=later)
+    )
+    assert active == []
+    await storage.create_run(_new("first"))
+    await storage.claim_next_run("t")
+    with pytest.raises(ConflictError) as caught:
+        await storage.create_run(_new("second", multitask_strategy="reject"))
+    # The running run is named, not the older one merely waiting for its time.
+    assert caught.value.detail == (
+        'Thread "t" is busy with run "first"; multitask_strategy="reject" refuses a second run'
+    )
+    assert caught.value.code == "thread_busy"
+    with pytest.raises(NotFoundError):
+        await storage.find_run("second")
+
+    await storage.finish_run("first", RunOutcome(status="success"))
+    with pytest.raises(ConflictError, match='busy with run "delayed"'):
+        await storage.create_run(_new("third", multitask_strategy="reject"))
+    await storage.delete_run("t", "delayed", checkpoints=False)
+    run, active = await storage.create_run(_new("fourth", multitask_strategy="reject"))
+    assert run["status"] == "pending" and active == []
+
+
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+async def test_create_run_interrupt_and_rollback_return_the_active_runs(
+    storage: Storage, strategy: MultitaskStrategy
+) -> None:
+    await _thread(storage)
+    for run_id in ("done", "current", "queued"):
+        await storage.create_run(_new(run_id))
+    await storage.claim_next_run("t")
+    await storage.finish_run("done", RunOutcome(status="success"))
+    await storage.claim_next_run("t")
+    run, active = await storage.create_run(_new("new", multitask_strategy=strategy))
+    assert [(r["run_id"], r["status"]) for r in active] == [
+        ("current", "running"),
+        ("queued", "pending"),
+    ]
+    assert run["status"] == "pending" and run["multitask_strategy"] == strategy
+    # Cancelling them is the caller's job: storage leaves them as they were.
+    assert (await storage.get_run("t", "current"))["status"] == "running"
+    assert (await storage.get_thread("t"))["status"] == "busy"
+
+
+async def test_create_run_enqueue_returns_no_runs_to_cancel(storage: Storage) -> None:
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    await storage.claim_next_run("t")
+    run, active = await storage.create_run(_new("r2", multitask_strategy="enqueue"))
+    assert active == [] and run["status"] == "pending"
+    assert [r["run_id"] for r in await storage.list_runs("t", **_all_runs())] == ["r2", "r1"]
+
+
+async def test_create_run_with_a_taken_id_conflicts(storage: Storage) -> None:
+    await _thread(storage)
+    await _thread(storage, "other")
+    await storage.create_run(_new("r1"))
+    with pytest.raises(ConflictError) as caught:
+        await storage.create_run(_new("r1", thread_id="other"))
+    assert caught.value.detail == 'Run "r1" already exists; choose a new run_id'
+    assert caught.value.code == "run_exists"
+    assert (await storage.get_thread("other"))["status"] == "idle"
+
+
+async def test_get_run_and_find_run_name_what_is_missing(storage: Storage) -> None:
+    await _thread(storage)
+    await _thread(storage, "other")
+    await storage.create_run(_new("r1"))
+    with pytest.raises(NotFoundError) as on_thread:
+        await storage.get_run("other", "r1")
+    assert on_thread.value.detail == 'Run "r1" not found on thread "other"'
+    assert on_thread.value.code == "run_not_found"
+    with pytest.raises(NotFoundError) as anywhere:
+        await storage.find_run("nope")
+    assert anywhere.value.detail == 'Run "nope" not found'
+    assert anywhere.value.code == "run_not_found"
+
+
+async def test_list_runs_newest_first_with_status_limit_and_offset(
+    storage: Storage, clock: Clock
+) -> None:
+    await _thread(storage)
+    for run_id in ("r1", "r2", "r3", "r4"):
+        await storage.create_run(_new(run_id))
+    await storage.claim_next_run("t")
+    await storage.finish_run("r1", RunOutcome(status="success"))
+    listed = await storage.list_runs("t", **_all_runs())
+    assert [r["run_id"] for r in listed] == ["r4", "r3", "r2", "r1"]
+    page = await storage.list_runs("t", limit=2, offset=1, status=None)
+    assert [r["run_id"] for r in page] == ["r3", "r2"]
+    pending = await storage.list_runs("t", limit=10, offset=0, status="pending")
+    assert [r["run_id"] for r in pending] == ["r4", "r3", "r2"]
+    assert await storage.list_runs("t", limit=10, offset=0, status="error") == []
+
+    # Runs created in the same instant come newest-id first.
+    await _thread(storage, "tie")
+    for run_id in ("b", "a", "c"):
+        clock.now -= timedelta(milliseconds=1)
+        await storage.create_run(_new(run_id, thread_id="tie"))
+    tied = await storage.list_runs("tie", **_all_runs())
+    assert [r["run_id"] for r in tied] == ["c", "b", "a"]
+    assert len({r["created_at"] for r in tied}) == 1
+
+    with pytest.raises(NotFoundError) as caught:
+        await storage.list_runs("nope", **_all_runs())
+    assert caught.value.detail == 'Thread "nope" not found'
+    assert caught.value.code == "thread_not_found"
+
+
+async def test_claim_next_run_is_fifo_and_one_at_a_time(storage: Storage) -> None:
+    await _thread(storage)
+    assert await storage.claim_next_run("t") is None
+    first, _ = await storage.create_run(_new("r1"))
+    await storage.create_run(_new("r2"))
+    claimed = await storage.claim_next_run("t")
+    assert claimed is not None
+    assert claimed["run_id"] == "r1" and claimed["status"] == "running"
+    assert claimed["attempt"] == 1
+    assert claimed["updated_at"] > first["updated_at"]
+    assert await storage.get_run("t", "r1") == claimed
+    assert await storage.claim_next_run("t") is None
+    await storage.finish_run("r1", RunOutcome(status="success"))
+    second = await storage.claim_next_run("t")
+    assert second is not None and second["run_id"] == "r2"
+    assert await storage.claim_next_run("unknown") is None
+
+
+async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Clock) -> None:
+    await _thread(storage)
+    assert await storage.next_due_time("t") is None
+    # Given in another zone on purpose: due times compare as instants, not as text.
+    later = (clock.now + timedelta(seconds=10)).astimezone(timezone(timedelta(hours=-5)))
+    await storage.create_run(_new("delayed", not_before=later))
+    assert await storage.claim_next_run("t") is None
+    assert await storage.next_due_time("t") == later
+    clock.now += timedelta(seconds=5)
+    assert await storage.claim_next_run("t") is None
+    # A run without a delay is due at once and may overtake the delayed one.
+    undelayed, _ = await storage.create_run(_new("now"))
+    assert await storage.next_due_time("t") == undelayed["created_at"]
+    overtaking = await storage.claim_next_run("t")
+    assert overtaking is not None and overtaking["run_id"] == "now"
+    await storage.finish_run("now", RunOutcome(status="success"))
+    assert await storage.claim_next_run("t") is None
+    assert await storage.next_due_time("t") == later
+    clock.now += timedelta(seconds=5)
+    due = await storage.claim_next_run("t")
+    assert due is not None and due["run_id"] == "delayed"
+    assert await storage.next_due_time("t") is None
+
+
+async def test_finish_run_keeps_the_thread_busy_while_runs_are_queued(storage: Storage) -> None:
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    await storage.create_run(_new("r2"))
+    await storage.claim_next_run("t")
+    finished = await storage.finish_run("r1", RunOutcome(status="success", values={"n": 1}))
+    assert finished["status"] == "success" and finished["error"] is None
+    thread = await storage.get_thread("t")
+    assert thread["status"] == "busy" and thread["values"] == {"n": 1}
+    await storage.claim_next_run("t")
+    interrupts: dict[str, list[Interrupt]] = {"task": [{"value": "approve?", "id": "i1"}]}
+    await storage.finish_run(
+        "r2", RunOutcome(status="interrupted", thread_status="interrupted", interrupts=interrupts)
+    )
+    thread = await storage.get_thread("t")
+    assert thread["status"] == "interrupted"
+    assert thread["interrupts"] == interrupts
+    # None keeps the values the thread had.
+    assert thread["values"] == {"n": 1}
+
+
+async def test_finish_run_records_the_error_and_thread_state(storage: Storage) -> None:
+    await _thread(storage, "a")
+    await _thread(storage, "b")
+    await storage.create_run(_new("r1", thread_id="a"))
+    await storage.claim_next_run("a")
+    await storage.finish_run(
+        "r1",
+        RunOutcome(status="interrupted", thread_status="interrupted", interrupts={"x": []}),
+    )
+    await storage.create_run(_new("r2", thread_id="a"))
+    run = await storage.claim_next_run("a")
+    assert run is not None
+    finished = await storage.finish_run(
+        "r2",
+        RunOutcome(status="error", error="ValueError: boom", thread_status="error", values={}),
+    )
+    assert finished["status"] == "error" and finished["error"] == "ValueError: boom"
+    assert finished["updated_at"] > run["updated_at"]
+    assert finished["attempt"] == 1
+    thread = await storage.get_thread("a")
+    assert thread["status"] == "error"
+    assert thread["values"] == {}
+    # Interrupts are replaced every time, so a finished run clears stale ones.
+    assert thread["interrupts"] == {}
+    by_state = await storage.search_threads(ThreadQuery(sort_by="state_updated_at"))
+    assert [t["thread_id"] for t in by_state] == ["a", "b"]
+    with pytest.raises(NotFoundError) as caught:
+        await storage.finish_run("nope", RunOutcome(status="success"))
+    assert caught.value.detail == 'Run "nope" not found'
+
+
+async def test_settle_thread_sets_status_without_a_run(storage: Storage) -> None:
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    await storage.create_run(_new("r2"))
+    await storage.delete_run("t", "r1", checkpoints=False)
+    await storage.settle_thread("t", RunOutcome(status="success", values={"n": 0}))
+    thread = await storage.get_thread("t")
+    assert thread["status"] == "busy" and thread["values"] == {"n": 0}
+    await storage.delete_run("t", "r2", checkpoints=False)
+    await storage.settle_thread("t", RunOutcome(status="success"))
+    assert (await storage.get_thread("t"))["status"] == "idle"
+    await storage.settle_thread("gone", RunOutcome(status="success"))
+    with pytest.raises(NotFoundError):
+        await storage.get_thread("gone")
+
+
+async def test_search_runs_by_status_on_one_thread_or_all(storage: Storage) -> None:
+    await _thread(storage, "a")
+    await _thread(storage, "b")
+    for run_id, thread_id in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("b2", "b")):
+        await storage.create_run(_new(run_id, thread_id=thread_id))
+    await storage.claim_next_run("a")
+    await storage.finish_run("a1", RunOutcome(status="success"))
+    await storage.claim_next_run("a")
+    await storage.claim_next_run("b")
+
+    def ids(runs: list[Run]) -> list[str]:
+        return [r["run_id"] for r in runs]
+
+    active = await storage.search_runs(thread_id=None, statuses=("pending", "running"))
+    assert ids(active) == ["b1", "a2", "b2"]
+    on_a = await storage.search_runs(thread_id="a", statuses=["running", "success"])
+    assert ids(on_a) == ["a1", "a2"]
+    assert ids(await storage.search_runs(thread_id="b", statuses=["pending"])) == ["b2"]
+    assert await storage.search_runs(thread_id=None, statuses=[]) == []
+    assert await storage.search_runs(thread_id="nope", statuses=["pending"]) == []
+
+
+async def test_delete_run_not_found(storage: Storage) -> None:
+    await _thread(storage)
+    await _thread(storage, "other")
+    await storage.create_run(_new("r1"))
+    with pytest.raises(NotFoundError) as caught:
+        await storage.delete_run("other", "r1", checkpoints=True)
+    assert caught.value.detail == 'Run "r1" not found on thread "other"'
+    assert caught.value.code == "run_not_found"
+    await storage.delete_run("t", "r1", checkpoints=False)
+    with pytest.raises(NotFoundError):
+        await storage.delete_run("t", "r1", checkpoints=False)
+
+
+async def test_delete_run_with_checkpoints_rolls_back_exactly_that_run(storage: Storage) -> None:
+    await _thread(storage)
+    graph = _counter_graph(storage)
+    for run_id, start in (("r1", 0), ("r2", 10)):
+        await storage.create_run(_new(run_id))
+        config = {"configurable": {"thread_id": "t"}, "metadata": {"run_id": run_id}}
+        await graph.ainvoke({"n": start}, config)
+    kept = await _checkpoints_of(storage, "t", "r1")
+    doomed = await _checkpoints_of(storage, "t", "r2")
+    assert {ns for ns, _ in doomed} > {""}, "the subgraph checkpoints carry the run_id too"
+    config = {"configurable": {"thread_id": "t"}}
+    assert (await graph.aget_state(config)).values == {"n": 12}
+
+    await storage.delete_run("t", "r1", checkpoints=False)
+    assert await _checkpoints_of(storage, "t", "r1") == kept
+    await storage.delete_run("t", "r2", checkpoints=True)
+    assert await _checkpoints_of(storage, "t", "r2") == []
+    assert await _checkpoints_of(storage, "t", "r1") == kept
+    with pytest.raises(NotFoundError):
+        await storage.find_run("r2")
+
+    state = await graph.aget_state(config)
+    assert state.values == {"n": 2} and state.metadata["run_id"] == "r1"
+    history = [s async for s in graph.aget_state_history(config)]
+    assert [s.metadata["step"] for s in history] == [2, 1, 0, -1]
+    assert {s.metadata["run_id"] for s in history} == {"r1"}
+    assert {("", s.config["configurable"]["checkpoint_id"]) for s in history} < set(kept)
+    # The thread goes on from where the surviving run left it.
+    await graph.ainvoke({"n": 20}, {**config, "metadata": {"run_id": "r3"}})
+    assert (await graph.aget_state(config)).values == {"n": 22}
+    assert len([s async for s in graph.aget_state_history(config)]) == 8
+    if isinstance(storage, SqliteStorage):
+        assert _orphan_writes(storage) == 0
+
+
+async def test_requeue_interrupted_work_after_a_crash(storage: Storage) -> None:
+    for thread_id in ("late", "early", "idle"):
+        await _thread(storage, thread_id)
+    await storage.create_run(_new("e1", thread_id="early"))
+    await storage.create_run(_new("l1", thread_id="late"))
+    await storage.create_run(_new("e2", thread_id="early"))
+    await storage.create_run(_new("i1", thread_id="idle"))
+    for thread_id in ("early", "late", "idle"):
+        await storage.claim_next_run(thread_id)
+    await storage.finish_run("i1", RunOutcome(status="success"))
+    # The process dies here with e1 and l1 running; the next one starts up.
+    assert await storage.requeue_interrupted_work() == ["early", "late"]
+    requeued = await storage.get_run("early", "e1")
+    assert requeued["status"] == "pending" and requeued["attempt"] == 1
+    assert (await storage.get_run("idle", "i1"))["status"] == "success"
+    resumed = await storage.claim_next_run("early")
+    assert resumed is not None and resumed["run_id"] == "e1" and resumed["attempt"] == 2
+    assert await storage.requeue_interrupted_work() == ["early", "late"]
+
+
+async def test_delete_thread_deletes_its_runs(storage: Storage) -> None:
+    await _thread(storage)
+    await _thread(storage, "other")
+    await storage.create_run(_new("r1"))
+    await storage.create_run(_new("r2", thread_id="other"))
+    await storage.claim_next_run("t")
+    await storage.delete_thread("t")
+    with pytest.raises(NotFoundError):
+        await storage.find_run("r1")
+    assert await storage.requeue_interrupted_work() == ["other"]
+    assert (await storage.find_run("r2"))["status"] == "pending"
+
+
+async def test_copy_thread_does_not_copy_runs(storage: Storage) -> None:
+    await _thread(storage, "src")
+    await storage.create_run(_new("r1", thread_id="src"))
+    copied = await storage.copy_thread("src", "dst")
+    assert copied["status"] == "idle"
+    assert await storage.list_runs("dst", **_all_runs()) == []
+    assert await storage.claim_next_run("dst") is None
+    assert [r["run_id"] for r in await storage.list_runs("src", **_all_runs())] == ["r1"]
+
+
+def _all_runs() -> dict[str, Any]:
+    return {"limit": 100, "offset": 0, "status": None}
+
+
+def _orphan_writes(storage: SqliteStorage) -> int:
+    with sqlite3.connect(storage.path) as conn:
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM writes w WHERE NOT EXISTS (SELECT 1 FROM checkpoints c"
+            " WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns"
+            " AND c.checkpoint_id = w.checkpoint_id)"
+        ).fetchone()
+    return int(count)

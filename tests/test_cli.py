@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import agent_runtime
+
+ECHO = Path(__file__).parent / "fixtures" / "echo"
+SRC = Path(agent_runtime.__file__).resolve().parents[1]
+
+
+def _environ(**extra: str) -> dict[str, str]:
+    # The package's own folder on the path, so the tests pass from any working directory and
+    # without an install; no AGENT_RUNTIME_* leaking in from the shell running the tests.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME_")}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), environ.get("PYTHONPATH")]))
+    return {**environ, **extra}
+
+
+def _cli(*args: str, cwd: Path, **environ: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent_runtime.cli", *args],
+        cwd=cwd,
+        env=_environ(**environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _project(folder: Path, graph_source: str, **data: object) -> Path:
+    (folder / "agent.py").write_text(graph_source)
+    path = folder / "langgraph.json"
+    path.write_text(json.dumps({"graphs": {"agent": "./agent.py:graph"}, **data}))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port some other process already serves on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
+
+
+def _wait_ok(url: str, process: subprocess.Popen[str], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited before it answered"
+        try:
+            if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url}/ok did not answer 200 within {seconds} s")
+
+
+def _stop(process: subprocess.Popen[str], sig: int = signal.SIGINT) -> int:
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+
+
+def test_cli_prints_its_version(tmp_path: Path) -> None:
+    result = _cli("--version", cwd=tmp_path)
+
+    assert result.returncode == 0
+    assert result.stdout == f"agent-runtime {agent_runtime.__version__}\n"
+
+
+def test_cli_reports_a_missing_config_in_one_line(tmp_path: Path) -> None:
+    result = _cli("dev", "--no-reload", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr == f"agent-runtime: {tmp_path}/langgraph.json: file not found\n"
+    assert result.stdout == ""
+
+
+def test_cli_reports_an_invalid_config_value_in_one_line(tmp_path: Path) -> None:
+    config = _project(tmp_path, "graph = None\n", agent_runtime={"max_body_bytes": -1})
+
+    result = _cli("serve", "--config", str(config), cwd=Path.cwd())
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "agent-runtime: langgraph.json: agent_runtime.max_body_bytes: "
+        "expected a positive integer, got -1\n"
+    )
+
+
+def test_cli_stops_on_a_graph_that_fails_to_import(tmp_path: Path) -> None:
+    _project(tmp_path, "import not_installed_dependency\n", agnet_runtime={})
+
+    result = _cli("dev", "--no-reload", "--no-browser", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "agent-runtime: warning: langgraph.json: agnet_runtime is not a known key; "
+        "did you mean agent_runtime?",
+        'agent-runtime: Graph "agent" (./agent.py:graph) failed to import: '
+        "ModuleNotFoundError: No module named 'not_installed_dependency'",
+    ]
+    assert result.stdout == ""
+
+
+def test_cli_reports_a_busy_port_and_does_not_move(tmp_path: Path, listening: int) -> None:
+    result = _cli(
+        "dev",
+        "--no-reload",
+        "--config",
+        str(ECHO / "langgraph.json"),
+        "--port",
+        str(listening),
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"agent-runtime: port {listening} on 127.0.0.1 is already in use; "
+        "stop the other server or pass --port\n"
+    )
+
+
+def test_cli_takes_the_port_from_the_environment(tmp_path: Path, listening: int) -> None:
+    config = str(ECHO / "langgraph.json")
+
+    busy = _cli(
+        "serve",
+        "--host",
+        "127.0.0.1",
+        cwd=tmp_path,
+        AGENT_RUNTIME_PORT=str(listening),
+        AGENT_RUNTIME_CONFIG=config,
+    )
+    invalid = _cli("serve", "--config", config, cwd=tmp_path, AGENT_RUNTIME_PORT="http")
+
+    assert busy.returncode == 1
+    assert f"port {listening} on 127.0.0.1 is already in use" in busy.stderr
+    assert invalid.returncode == 2
+    assert invalid.stderr == (
+        'agent-runtime: AGENT_RUNTIME_PORT: expected a port number (0-65535), got "http"\n'
+    )
+
+
+def test_cli_dev_serves_the_config_until_stopped(tmp_path: Path) -> None:
+    port = _free_port()
+    database = tmp_path / "data" / "runtime.sqlite"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_runtime.cli",
+            "dev",
+            "--no-reload",
+            "--port",
+            str(port),
+            "--config",
+            str(ECHO / "langgraph.json"),
+            "--database",
+            str(database),
+        ],
+        cwd=tmp_path,
+        env=_environ(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _wait_ok(f"http://127.0.0.1:{port}", process)
+        assert database.exists()
+    finally:
+        returncode = _stop(process)
+    assert process.stdout is not None
+    stdout = process.stdout.read()
+    process.stdout.close()
+
+    assert returncode == 0
+    assert stdout.splitlines()[:4] == [
+        f"agent-runtime dev: serving {ECHO / 'langgraph.json'}",
+        "  graph echo: ./graph.py:graph",
+        f"  database: {database}",
+        f"  API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs",
+    ]
+
+
+def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ECHO, project)
+    (project / ".venv" / "lib").mkdir(parents=True)
+    (project / ".venv" / "lib" / "site.py").write_text("x = 1\n")
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent_runtime.cli", "dev", "--no-browser", "--port", str(port)],
+            cwd=project,
+            env=_environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        _wait_ok(f"http://127.0.0.1:{port}", process)
+        time.sleep(1)  # the reloader records modification times on its first pass
+        (project / ".venv" / "lib" / "site.py").write_text("x = 2\n")
+        time.sleep(1.5)
+        assert "Reloading" not in log.read_text()
+
+        (project / "graph.py").write_text((project / "graph.py").read_text() + "\n# edited\n")
+        deadline = time.monotonic() + 20
+        while "detected changes in 'graph.py'" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        _wait_ok(f"http://127.0.0.1:{port}", process)
+    finally:
+        returncode = _stop(process)
+
+    assert returncode == 0
+    assert "Stopping reloader process" in log.read_text()
