@@ -96,6 +96,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             _serve(config, command, sock)
     except KeyboardInterrupt:
         pass  # Ctrl+C is how a dev server stops; `make dev` should not report it as a failure.
+    finally:
+        sock.close()
     return 0
 
 

@@ -37,7 +37,7 @@ NAMESPACE_GRAPH = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 """LangGraph's namespace for default assistant ids, so ids match those of `langgraph dev`."""
 
 # Graph files are imported as submodules of this synthetic package: a stable name per file lets
-# pickle, dataclasses and the checkpointer's serializer find their classes again.
+# dataclasses, typing and the checkpointer's msgpack serializer find their classes again.
 _PACKAGE = "agent_runtime_graphs"
 
 

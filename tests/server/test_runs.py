@@ -219,3 +219,16 @@ async def test_delete_run(rclient: LangGraphClient, rhttp: httpx.AsyncClient) ->
     await rclient.runs.delete(tid, run["run_id"])
     with pytest.raises(NotFoundError):
         await rclient.runs.get(tid, run["run_id"])
+
+
+async def test_resume_with_null_is_refused(
+    rhttp: httpx.AsyncClient, rclient: LangGraphClient
+) -> None:
+    thread = await rclient.threads.create()
+    body = {"assistant_id": "nested", "command": {"resume": None}}
+    response = await rhttp.post(f"/threads/{thread['thread_id']}/runs", json=body)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "command.resume: null cannot resume an interrupt; send a value (or omit resume)",
+        "code": "invalid_resume",
+    }

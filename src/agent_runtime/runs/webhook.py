@@ -44,7 +44,7 @@ async def check_webhook_url(url: str, *, allow_private: bool) -> None:
         ):
             raise InvalidRequestError(
                 f'webhook: "{parts.hostname}" resolves to {address}, a private or loopback '
-                'address; set "agent_runtime": {"webhooks": {"allow_private": true}} in '
+                'address; set "agent_runtime": {"webhooks_allow_private": true} in '
                 "langgraph.json to allow it",
                 code="webhook_refused",
             )

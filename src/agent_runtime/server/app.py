@@ -20,7 +20,16 @@ from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
-from agent_runtime.server import assistants, runs, stateless_runs, store, system, threads
+from agent_runtime.server import (
+    assistants,
+    checkpoints,
+    runs,
+    state,
+    stateless_runs,
+    store,
+    system,
+    threads,
+)
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.routing import Operation, json_response
 from agent_runtime.server.services import Services
@@ -34,6 +43,8 @@ ROUTERS = (
     system.router,
     assistants.router,
     threads.router,
+    state.router,
+    checkpoints.router,
     runs.router,
     stateless_runs.router,
     store.router,

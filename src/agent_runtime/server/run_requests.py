@@ -94,6 +94,13 @@ async def new_run(
         raise InvalidRequestError(
             "Pass either input or command, not both", code="input_and_command"
         )
+    command = body.get("command") or {}
+    if "resume" in command and command["resume"] is None:
+        # LangGraph itself fails on Command(resume=None) with an internal error.
+        raise InvalidRequestError(
+            "command.resume: null cannot resume an interrupt; send a value (or omit resume)",
+            code="invalid_resume",
+        )
     assistant = await svc.storage.get_assistant(resolve_assistant_id(svc, body["assistant_id"]))
     graph_id = assistant["graph_id"]
     if graph_id not in svc.registry:
@@ -103,8 +110,7 @@ async def new_run(
             code="graph_not_found",
         )
     if "webhook" in body:
-        allow = bool(svc.config.webhooks_allow_private)
-        await check_webhook_url(body["webhook"], allow_private=allow)
+        await check_webhook_url(body["webhook"], allow_private=svc.config.webhooks_allow_private)
     await _check_nodes(svc, graph_id, body)
     kwargs: Json = {k: v for k, v in body.items() if k not in ("assistant_id", "metadata")}
     modes = body.get("stream_mode") or ["values"]

@@ -119,6 +119,21 @@ class RunOutcome:
     interrupts: dict[str, list[Interrupt]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointSummary:
+    """One checkpoint without its values: enough to draw a thread's branches."""
+
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    metadata: Json
+    created_at: str | None
+    channel_versions: Json
+    versions_seen: dict[str, Json]
+    channels_with_values: frozenset[str]
+    """Channels holding a value at this checkpoint (what makes a trigger available)."""
+
+
 class Storage(Protocol):
     """What the runtime stores outside LangGraph's checkpointer, plus handles to it.
 
@@ -128,6 +143,11 @@ class Storage(Protocol):
 
     @property
     def checkpointer(self) -> BaseCheckpointSaver[str]: ...
+
+    @property
+    def read_checkpointer(self) -> BaseCheckpointSaver[str]:
+        """The same checkpoints, for reads (state, history) that must never hold up the
+        writes of a running graph."""
 
     @property
     def store(self) -> BaseStore: ...
@@ -184,6 +204,10 @@ class Storage(Protocol):
 
     async def sweep_expired_threads(self) -> int:
         """Delete every idle thread whose TTL has run out; returns how many were deleted."""
+
+    async def list_checkpoint_summaries(self, thread_id: str) -> list[CheckpointSummary]:
+        """Every checkpoint of the thread, all namespaces, oldest first, without decoding
+        channel values."""
 
     # Runs
 

@@ -17,6 +17,7 @@ from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
+from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
 from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_threads import SqliteThreads
@@ -26,7 +27,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteRuns):
+class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteCheckpoints, SqliteRuns):
     """Storage on one SQLite file; see `storage.base.Storage` for the contract."""
 
     def __init__(
@@ -41,6 +42,7 @@ class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteRuns):
         self._now = clock
         self._store_config = dict(store_config or {})
         self._saver: AsyncSqliteSaver | None = None
+        self._reader: AsyncSqliteSaver | None = None
         self._store: AsyncSqliteStore | None = None
         self._extra: list[aiosqlite.Connection] = []
 
@@ -49,6 +51,12 @@ class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteRuns):
         if self._saver is None:
             raise StorageError("The storage is not set up")
         return self._saver
+
+    @property
+    def read_checkpointer(self) -> BaseCheckpointSaver[str]:
+        if self._reader is None:
+            raise StorageError("The storage is not set up")
+        return self._reader
 
     @property
     def store(self) -> BaseStore:
@@ -65,6 +73,12 @@ class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteRuns):
             self._extra.append(saver_conn)
             self._saver = AsyncSqliteSaver(saver_conn)
             await self._saver.setup()
+            # A second saver on its own connection for reads: upstream's alist holds the
+            # saver's lock while the caller consumes it, which would stall a live run's writes.
+            reader_conn = await _connect_plain(self.path)
+            self._extra.append(reader_conn)
+            self._reader = AsyncSqliteSaver(reader_conn)
+            await self._reader.setup()
             store_conn = await _connect_plain(self.path, autocommit=True)
             self._extra.append(store_conn)
             self._store = _make_store(store_conn, self._store_config)
@@ -78,6 +92,7 @@ class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteRuns):
             await conn.close()
         self._extra.clear()
         self._saver = None
+        self._reader = None
         self._store = None
         await self._db.close()
 
