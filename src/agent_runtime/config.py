@@ -6,15 +6,25 @@ creates folders (storage does) or touches the process environment (except throug
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import re
-from collections.abc import Callable, Collection, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.config_reader import (
+    ConfigReader,
+    ValueTable,
+    describe_value,
+    read_flag,
+    read_positive,
+    read_regex,
+    read_seconds,
+    read_string,
+    read_strings,
+)
+from agent_runtime.dotenv import parse_dotenv
 from agent_runtime.errors import ConfigError
 
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
@@ -126,8 +136,10 @@ def load_config(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot be read: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{file.name}: expected a JSON object at the top level, got {_got(data)}")
-    return _build(_Reader(file.name), data, file, file.parent, environ, database)
+        raise ConfigError(
+            f"{file.name}: expected a JSON object at the top level, got {describe_value(data)}"
+        )
+    return _build(ConfigReader(file.name), data, file, file.parent, environ, database)
 
 
 def config_from_dict(
@@ -142,7 +154,7 @@ def config_from_dict(
     Raises:
         ConfigError: a key holds an invalid value.
     """
-    return _build(_Reader("langgraph.json"), data, None, base_dir.resolve(), environ, database)
+    return _build(ConfigReader("langgraph.json"), data, None, base_dir.resolve(), environ, database)
 
 
 def apply_env(config: RuntimeConfig, environ: MutableMapping[str, str]) -> None:
@@ -193,110 +205,25 @@ _HTTP_IGNORED = {
 _HTTP_MOOT = ("disable_a2a", "disable_mcp", "disable_ui", "disable_webhooks")
 
 
-class _Reader:
-    """Names the file and key path in every error and warning."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.warnings: list[str] = []
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.label}: {key}: {problem}")
-
-    def bad(self, key: str, value: Any, wanted: str) -> ConfigError:
-        return self.error(key, f"expected {wanted}, got {_got(value)}")
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(f"{self.label}: {message}")
-
-    def check_keys(self, section: Mapping[str, Any], prefix: str, known: Collection[str]) -> None:
-        for key in section:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), list(known), n=1)
-                hint = f"did you mean {close[0]}?" if close else "it is ignored"
-                self.warn(f"{prefix}{key} is not a known key; {hint}")
-
-    def section(self, data: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:
-        value = data.get(key)
-        if value is not None and not isinstance(value, Mapping):
-            raise self.bad(f"{prefix}{key}", value, "an object")
-        return value or {}
-
-    def values(self, section: Mapping[str, Any], prefix: str, table: _Table) -> dict[str, Any]:
-        """Check a section against a table of readers; absent and null keys are left out."""
-        self.check_keys(section, prefix, table)
-        return {
-            key: table[key](self, f"{prefix}{key}", value)
-            for key, value in section.items()
-            if key in table and value is not None
-        }
-
-    def existing(self, key: str, written: str, base_dir: Path) -> Path:
-        resolved = (base_dir / Path(written).expanduser()).resolve()
-        if not resolved.exists():
-            raise self.error(key, f"{written} does not exist (resolved to {resolved})")
-        return resolved
-
-
-_Table = Mapping[str, Callable[[_Reader, str, Any], Any]]
-
-
-def _string(reader: _Reader, key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise reader.bad(key, value, "a non-empty string")
-    return value
-
-
-def _strings(reader: _Reader, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise reader.bad(key, value, "a list of strings")
-    return tuple(value)
-
-
-def _positive(reader: _Reader, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise reader.bad(key, value, "a positive integer")
-    return value
-
-
-def _seconds(reader: _Reader, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise reader.bad(key, value, "a non-negative integer")
-    return value
-
-
-def _flag(reader: _Reader, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise reader.bad(key, value, "true or false")
-    return value
-
-
-def _regex(reader: _Reader, key: str, value: Any) -> str:
-    try:
-        return re.compile(_string(reader, key, value)).pattern
-    except re.error as exc:
-        raise reader.error(key, f"invalid regular expression: {exc}") from None
-
-
-_CORS_KEYS: _Table = {
-    "allow_origins": _strings,
-    "allow_methods": _strings,
-    "allow_headers": _strings,
-    "allow_credentials": _flag,
-    "allow_origin_regex": _regex,
-    "expose_headers": _strings,
-    "max_age": _seconds,
+_CORS_KEYS: ValueTable = {
+    "allow_origins": read_strings,
+    "allow_methods": read_strings,
+    "allow_headers": read_strings,
+    "allow_credentials": read_flag,
+    "allow_origin_regex": read_regex,
+    "expose_headers": read_strings,
+    "max_age": read_seconds,
 }
 # Our own section, one line per key: pricing and limits will each add theirs here.
-_OWN_KEYS: _Table = {
-    "database": _string,
-    "max_body_bytes": _positive,
-    "webhooks_allow_private": _flag,
+_OWN_KEYS: ValueTable = {
+    "database": read_string,
+    "max_body_bytes": read_positive,
+    "webhooks_allow_private": read_flag,
 }
 
 
 def _build(
-    reader: _Reader,
+    reader: ConfigReader,
     data: Mapping[str, Any],
     path: Path | None,
     base_dir: Path,
@@ -310,7 +237,7 @@ def _build(
     graphs, descriptions = _read_graphs(reader, data.get("graphs"), base_dir)
     env = data.get("env")
     env_file = reader.existing("env", env, base_dir) if isinstance(env, str) else None
-    dependencies = _strings(reader, "dependencies", data.get("dependencies") or [])
+    dependencies = read_strings(reader, "dependencies", data.get("dependencies") or [])
     for index, dependency in enumerate(dependencies):
         if is_path_dependency(dependency):
             reader.existing(f"dependencies[{index}]", dependency, base_dir)
@@ -352,7 +279,7 @@ def _build(
 
 
 def _read_graphs(
-    reader: _Reader, value: Any, base_dir: Path
+    reader: ConfigReader, value: Any, base_dir: Path
 ) -> tuple[dict[str, str], dict[str, str]]:
     if value is None:
         raise reader.error("graphs", 'required; map each graph id to "./file.py:attr"')
@@ -371,7 +298,9 @@ def _read_graphs(
                 raise reader.error(f"{key}.path", "required in the object form")
             spec = entry["path"]
             if entry.get("description") is not None:
-                descriptions[graph_id] = _string(reader, f"{key}.description", entry["description"])
+                descriptions[graph_id] = read_string(
+                    reader, f"{key}.description", entry["description"]
+                )
         parsed = parse_graph_spec(spec) if isinstance(spec, str) else None
         if parsed is None:
             raise reader.bad(key, spec, '"./file.py:attr" or "module:attr"')
@@ -384,10 +313,10 @@ def _read_graphs(
     return graphs, descriptions
 
 
-def _read_env(reader: _Reader, value: Any, file: Path | None) -> dict[str, str]:
+def _read_env(reader: ConfigReader, value: Any, file: Path | None) -> dict[str, str]:
     if file is not None:
         try:
-            env, problems = _parse_dotenv(file.read_text(encoding="utf-8-sig"))
+            env, problems = parse_dotenv(file.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as exc:
             raise reader.error("env", f"{file} cannot be read: {exc}") from None
         for line, problem in problems:
@@ -413,40 +342,3 @@ def _resolve_database(
     if from_file is not None:
         return (base_dir / Path(from_file).expanduser()).resolve()
     return base_dir / ".agent-runtime" / "runtime.sqlite"
-
-
-_DOTENV_LINE = re.compile(
-    r"""[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*
-    (?: '(?P<single>[^']*)' | "(?P<double>(?:\\.|[^"\\])*)" | (?P<bare>(?!['"])[^\n]*?) )
-    (?:[ \t]+\#[^\n]*)?[ \t]*$""",
-    re.MULTILINE | re.VERBOSE,
-)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-
-
-def _parse_dotenv(text: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
-    """KEY=VALUE lines, `#` comments, `export `, quotes (which may span lines); problems by line."""
-    text = text.replace("\r\n", "\n")
-    values: dict[str, str] = {}
-    problems: list[tuple[int, str]] = []
-    pos = 0
-    while pos < len(text):
-        end = len(text) if (found := text.find("\n", pos)) == -1 else found
-        line = text[pos:end].strip()
-        match = _DOTENV_LINE.match(text, pos)
-        if match is not None:
-            single, double, bare = match.group("single", "double", "bare")
-            if double is not None:
-                double = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[0]), double, flags=re.S)
-            values[match["key"]] = next(v for v in (single, double, bare) if v is not None)
-            end = match.end()
-        elif line and not line.startswith("#"):
-            problem = f"expected KEY=VALUE, got {_got(line)}; the line is ignored"
-            problems.append((text.count("\n", 0, pos) + 1, problem))
-        pos = end + 1
-    return values, problems
-
-
-def _got(value: Any) -> str:
-    text = json.dumps(value, default=repr, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
