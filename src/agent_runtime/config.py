@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.config_limits import (
+    LimitsConfig,
+    ModelPrice,
+    default_thread_ttl,
+    read_limits,
+    read_pricing,
+)
 from agent_runtime.config_reader import (
     ConfigReader,
     ValueTable,
@@ -26,6 +33,7 @@ from agent_runtime.config_reader import (
 )
 from agent_runtime.dotenv import parse_dotenv
 from agent_runtime.errors import ConfigError
+from agent_runtime.schema import Json
 
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
 """Names the SQLite file; the `--database` flag beats it, and it beats `agent_runtime.database`."""
@@ -77,6 +85,12 @@ class RuntimeConfig:
     database: Path
     """The SQLite file, absolute; its folder may not exist yet."""
     webhooks_allow_private: bool = False
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    pricing: Mapping[str, ModelPrice] = field(default_factory=dict)
+    """Model name (as the chat model reports it) -> its price."""
+    default_thread_ttl: Json | None = None
+    """From LangGraph's `checkpointer.ttl.default_ttl` (minutes): the TTL of threads created
+    without one, as `{"strategy": ..., "ttl": minutes}`."""
     """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
     warnings: tuple[str, ...] = ()
     """Sentences about keys that are ignored; the CLI prints them."""
@@ -219,6 +233,8 @@ _OWN_KEYS: ValueTable = {
     "database": read_string,
     "max_body_bytes": read_positive,
     "webhooks_allow_private": read_flag,
+    "limits": read_limits,
+    "pricing": read_pricing,
 }
 
 
@@ -274,6 +290,9 @@ def _build(
             database, os.environ if environ is None else environ, own.get("database"), base_dir
         ),
         webhooks_allow_private=own.get("webhooks_allow_private", False),
+        limits=own.get("limits", LimitsConfig()),
+        pricing=own.get("pricing", {}),
+        default_thread_ttl=default_thread_ttl(reader, checkpointer),
         warnings=tuple(reader.warnings),
     )
 

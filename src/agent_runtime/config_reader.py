@@ -102,3 +102,20 @@ def read_regex(reader: ConfigReader, key: str, value: Any) -> str:
 def describe_value(value: Any) -> str:
     text = json.dumps(value, default=repr, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def read_number(reader: ConfigReader, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise reader.bad(key, value, "a non-negative number")
+    return float(value)
+
+
+def read_choice(*choices: str) -> Callable[[ConfigReader, str, Any], str]:
+    """A reader accepting one of `choices`."""
+
+    def read(reader: ConfigReader, key: str, value: Any) -> str:
+        if value not in choices:
+            raise reader.bad(key, value, " or ".join(f'"{c}"' for c in choices))
+        return str(value)
+
+    return read

@@ -15,6 +15,31 @@ Json = dict[str, Any]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+Lifecycle = Literal["open", "locked", "archived"]
+
+
+class ModelUsage(TypedDict):
+    """Tokens one model used, and what they cost."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    """None when langgraph.json has no price for this model: never a guess."""
+
+
+class Usage(TypedDict):
+    """Tokens and cost of a run, or summed over a thread's runs."""
+
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None
+    """The sum over models, or None if any model used has no price."""
+    by_model: dict[str, ModelUsage]
+    """Keyed by the model name the chat model reports."""
+
+
 OnConflict = Literal["raise", "do_nothing"]
 SortOrder = Literal["asc", "desc"]
 
@@ -74,6 +99,20 @@ class Thread(TypedDict):
     config: Json
     ttl: Json | None
     """`{"strategy": "delete", "ttl": minutes}` when the thread expires, else None."""
+    lifecycle: Lifecycle
+    """`open` takes writes; `locked` is read-only until reopened; `archived` is read-only for
+    good."""
+    visible: bool
+    """False for hidden threads: reachable by id, left out of search unless asked for."""
+    name: str | None
+    tags: list[str]
+    usage: Usage | None
+    """The sum of the thread's runs' usage; None before any run reported some."""
+    run_count: int
+    message_count: int
+    """Messages in the `messages` channel after the latest run or edit."""
+    first_run_at: datetime | None
+    last_run_at: datetime | None
 
 
 class Run(TypedDict):
@@ -94,6 +133,26 @@ class Run(TypedDict):
     """1 for the first execution; a run resumed after a crash counts up."""
     error: str | None
     """Why the run ended `error` (or was interrupted by a cancel), else None."""
+    usage: Usage | None
+    """Tokens and cost of the run's chat model calls; None until it ends."""
+
+
+class ToolCall(TypedDict):
+    """One tool call of a run, recorded as the tool ran."""
+
+    id: str
+    """The tool call id the model gave."""
+    name: str
+    args: Json
+    status: Literal["success", "error"]
+    result: Any
+    """The tool's output when it succeeded, else None."""
+    error: str | None
+    run_id: str
+    checkpoint_id: str | None
+    """The checkpoint the call ran from: rewind there to run it again."""
+    started_at: datetime
+    duration_ms: float
 
 
 class StoreItem(TypedDict):

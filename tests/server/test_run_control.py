@@ -31,16 +31,16 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 # Helpers
 
 
-async def until(check: Callable[[], Awaitable[T]], *, timeout: float = 5.0) -> T:
+async def until(check: Callable[[], Awaitable[T]], *, within: float = 5.0) -> T:
     """Poll `check` until it returns something truthy."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = await check()
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"gave up after {timeout} s; last value: {value!r}")
+            raise AssertionError(f"gave up after {within} s; last value: {value!r}")
         await asyncio.sleep(0.01)
 
 
@@ -49,13 +49,13 @@ async def status_of(client: LangGraphClient, thread_id: str, run_id: str) -> str
 
 
 async def until_status(
-    client: LangGraphClient, thread_id: str, run_id: str, *wanted: str, timeout: float = 5.0
+    client: LangGraphClient, thread_id: str, run_id: str, *wanted: str, within: float = 5.0
 ) -> str:
     async def check() -> str | None:
         status = await status_of(client, thread_id, run_id)
         return status if status in wanted else None
 
-    return await until(check, timeout=timeout)
+    return await until(check, within=within)
 
 
 async def until_steps(client: LangGraphClient, thread_id: str, steps: list[str]) -> None:
@@ -90,6 +90,10 @@ async def checkpoint_run_ids(server: RunningServer, thread_id: str) -> list[str 
     ]
 
 
+async def _is(value: Awaitable[str], wanted: str) -> bool:
+    return await value == wanted
+
+
 def body_of(response: httpx.Response) -> dict[str, Any]:
     """An error body, after checking that it is JSON and not an event stream."""
     assert response.headers["content-type"].startswith("application/json")
@@ -106,7 +110,7 @@ async def test_enqueue_runs_one_after_the_other(rclient: LangGraphClient) -> Non
         tid, "ordered", input=EMPTY, context={"label": "a", "delay": 0.3}
     )
     second = await rclient.runs.create(
-        tid, "ordered", input=EMPTY, context={"label": "b", "delay": 0.05}
+        tid, "ordered", input=EMPTY, context={"label": "b", "delay": 0.3}
     )
     assert second["multitask_strategy"] == "enqueue"
     await until_status(rclient, tid, first["run_id"], "running")
@@ -183,7 +187,11 @@ async def test_reject_also_refuses_behind_a_pending_run(rhttp: httpx.AsyncClient
     )
     assert response.status_code == 409
     assert response.json()["code"] == "thread_busy"
-    await rhttp.post(f"/threads/{tid}/runs/{delayed.json()['run_id']}/cancel")
+    response = await rhttp.post(
+        f"/threads/{tid}/runs/{delayed.json()['run_id']}/cancel", params={"wait": "true"}
+    )
+    assert response.json()["status"] == "interrupted"
+    assert (await rhttp.get(f"/threads/{tid}")).json()["status"] == "idle"
 
 
 async def test_reject_on_an_idle_thread_runs(rclient: LangGraphClient) -> None:
@@ -201,7 +209,7 @@ async def test_interrupt_strategy_stops_first_run_and_keeps_its_steps(
     rclient: LangGraphClient, runs_server: RunningServer
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
-    first = await start_slow(rclient, tid, delay=0.4)
+    first = await start_slow(rclient, tid, delay=0.5)
     waiting = asyncio.create_task(rclient.runs.join(tid, first["run_id"]))
     await until_steps(rclient, tid, ["one"])
 
@@ -214,8 +222,8 @@ async def test_interrupt_strategy_stops_first_run_and_keeps_its_steps(
     # Whoever waited on the first run is answered with what it left.
     assert await asyncio.wait_for(waiting, 1) == {"steps": ["one"]}
     assert await rclient.runs.join(tid, second["run_id"]) == {"steps": ["one", *THREE]}
-    # The second run did not wait for the first's 0.4 s step to end.
-    assert loop.time() - started < 0.3
+    # The second run did not wait for the first's 0.5 s step to end.
+    assert loop.time() - started < 0.4
 
     stopped = await rclient.runs.get(tid, first["run_id"])
     assert stopped["status"] == "interrupted"
@@ -223,13 +231,49 @@ async def test_interrupt_strategy_stops_first_run_and_keeps_its_steps(
     assert (await rclient.runs.get(tid, second["run_id"]))["status"] == "success"
 
     history = await rclient.threads.get_history(tid, limit=100)
-    first_steps = [s["values"]["steps"] for s in history if s["metadata"]["run_id"] == first["run_id"]]
+    first_steps = [
+        s["values"]["steps"] for s in history if s["metadata"]["run_id"] == first["run_id"]
+    ]
     assert ["one"] in first_steps
     assert first["run_id"] in await checkpoint_run_ids(runs_server, tid)
     assert await thread_status(rclient, tid) == "idle"
 
 
+async def test_interrupt_strategy_cancels_running_and_queued_runs(
+    rclient: LangGraphClient,
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    running = await start_slow(rclient, tid, delay=1)
+    queued = await start_slow(rclient, tid, delay=0)
+    await until_status(rclient, tid, running["run_id"], "running")
+    last = await rclient.runs.create(
+        tid, "ordered", input=EMPTY, context={"label": "last"}, multitask_strategy="interrupt"
+    )
+    assert await rclient.runs.join(tid, last["run_id"]) == {"steps": ["last:start", "last:end"]}
+    assert await status_of(rclient, tid, running["run_id"]) == "interrupted"
+    never = await rclient.runs.get(tid, queued["run_id"])
+    assert (never["status"], never["attempt"]) == ("interrupted", 0)
+    assert await thread_status(rclient, tid) == "idle"
+
+
 # 4. rollback
+
+
+async def test_rollback_strategy_deletes_running_and_queued_runs(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    running = await start_slow(rclient, tid, delay=1)
+    queued = await start_slow(rclient, tid, delay=0)
+    await until_status(rclient, tid, running["run_id"], "running")
+    last = await rclient.runs.create(
+        tid, "ordered", input=EMPTY, context={"label": "last"}, multitask_strategy="rollback"
+    )
+    assert await rclient.runs.join(tid, last["run_id"]) == {"steps": ["last:start", "last:end"]}
+    for gone in (running, queued):
+        response = await rhttp.get(f"/threads/{tid}/runs/{gone['run_id']}")
+        assert response.status_code == 404
+    assert [r["run_id"] for r in await rclient.runs.list(tid)] == [last["run_id"]]
 
 
 async def test_rollback_strategy_deletes_first_run_and_its_checkpoints(
@@ -279,7 +323,7 @@ async def test_cancel_running_run_stops_it_mid_step(
     response = await rhttp.post(f"/threads/{tid}/runs/{run['run_id']}/cancel")
     assert response.status_code == 202
     assert response.json() is None
-    await until_status(rclient, tid, run["run_id"], "interrupted", timeout=0.5)
+    await until_status(rclient, tid, run["run_id"], "interrupted", within=0.5)
     assert loop.time() - started < 0.5
 
     stopped = await rclient.runs.get(tid, run["run_id"])
@@ -466,8 +510,8 @@ async def test_bulk_cancel_by_run_ids(rclient: LangGraphClient) -> None:
     await until_status(rclient, b, run_b["run_id"], "running")
 
     await rclient.runs.cancel_many(run_ids=[run_a["run_id"], run_b["run_id"]])
-    await until_status(rclient, a, run_a["run_id"], "interrupted", timeout=0.5)
-    await until_status(rclient, b, run_b["run_id"], "interrupted", timeout=0.5)
+    await until_status(rclient, a, run_a["run_id"], "interrupted", within=0.5)
+    await until_status(rclient, b, run_b["run_id"], "interrupted", within=0.5)
 
 
 async def test_bulk_cancel_by_thread(rclient: LangGraphClient) -> None:
@@ -479,16 +523,12 @@ async def test_bulk_cancel_by_thread(rclient: LangGraphClient) -> None:
     await until_status(rclient, tid, running["run_id"], "running")
 
     await rclient.runs.cancel_many(thread_id=tid)
-    await until_status(rclient, tid, running["run_id"], "interrupted", timeout=0.5)
+    await until_status(rclient, tid, running["run_id"], "interrupted", within=0.5)
     assert await status_of(rclient, tid, queued["run_id"]) == "interrupted"
     assert (await rclient.runs.get(tid, queued["run_id"]))["attempt"] == 0
     await until(lambda: _is(thread_status(rclient, tid), "interrupted"))
     assert await rclient.runs.join(other, untouched["run_id"]) == {"steps": THREE}
     assert await status_of(rclient, other, untouched["run_id"]) == "success"
-
-
-async def _is(value: Awaitable[str], wanted: str) -> bool:
-    return await value == wanted
 
 
 async def test_bulk_cancel_pending_only(rclient: LangGraphClient) -> None:
@@ -511,7 +551,7 @@ async def test_bulk_cancel_running_only(rclient: LangGraphClient) -> None:
     await until_status(rclient, tid, running["run_id"], "running")
 
     await rclient.runs.cancel_many(status="running")
-    await until_status(rclient, tid, running["run_id"], "interrupted", timeout=0.5)
+    await until_status(rclient, tid, running["run_id"], "interrupted", within=0.5)
     # The queued run was not named, so it starts once the thread is free.
     assert await rclient.runs.join(tid, queued["run_id"]) == {"steps": THREE}
     assert await status_of(rclient, tid, queued["run_id"]) == "success"
@@ -541,7 +581,7 @@ async def test_bulk_cancel_all_with_rollback(
         codes = [(await rhttp.get(f"/threads/{t}/runs/{r['run_id']}")).status_code for t, r in runs]
         return codes == [404, 404, 404]
 
-    await until(gone, timeout=1)
+    await until(gone, within=1)
     assert [r["run_id"] for r in await rclient.runs.list(a)] == [done["run_id"]]
     assert (await rclient.threads.get_state(a))["values"] == {"steps": THREE}
 
@@ -594,14 +634,10 @@ async def test_bulk_cancel_invalid_bodies(rhttp: httpx.AsyncClient) -> None:
 # 6. on_disconnect
 
 
-async def _stream_until_first_values(
-    client: LangGraphClient, thread_id: str, **kwargs: Any
-) -> str:
+async def _stream_until_first_values(client: LangGraphClient, thread_id: str, **kwargs: Any) -> str:
     """Start a slow streamed run, read up to its first `values` event, then hang up."""
     run_id = ""
-    stream = client.runs.stream(
-        thread_id, "slow", input=EMPTY, context={"delay": 1}, **kwargs
-    )
+    stream = client.runs.stream(thread_id, "slow", input=EMPTY, context={"delay": 1}, **kwargs)
     async with contextlib.aclosing(stream) as parts:
         async for part in parts:
             if part.event == "metadata":
@@ -618,7 +654,7 @@ async def test_on_disconnect_cancel_interrupts_the_run(rclient: LangGraphClient)
     loop = asyncio.get_running_loop()
     run_id = await _stream_until_first_values(rclient, tid, on_disconnect="cancel")
     hung_up = loop.time()
-    await until_status(rclient, tid, run_id, "interrupted", timeout=0.5)
+    await until_status(rclient, tid, run_id, "interrupted", within=0.5)
     assert loop.time() - hung_up < 0.5
     assert (await rclient.runs.get(tid, run_id))["error"] == "The run was cancelled (interrupt)"
 
@@ -656,7 +692,7 @@ async def test_on_disconnect_cancel_on_stateless_stream(rhttp: httpx.AsyncClient
     async def interrupted() -> bool:
         return (await rhttp.get(run_url)).json()["status"] == "interrupted"
 
-    await until(interrupted, timeout=0.5)
+    await until(interrupted, within=0.5)
 
 
 # 7. after_seconds
@@ -682,7 +718,7 @@ async def test_after_seconds_delays_the_run_but_not_other_threads(
     assert await status_of(rclient, delayed_tid, delayed["run_id"]) == "pending"
     assert await thread_status(rclient, delayed_tid) == "busy"
 
-    await until_status(rclient, delayed_tid, delayed["run_id"], "running", "success", timeout=2)
+    await until_status(rclient, delayed_tid, delayed["run_id"], "running", "success", within=2)
     assert loop.time() - started >= 1.0
     assert await rclient.runs.join(delayed_tid, delayed["run_id"]) == {"steps": THREE}
     assert loop.time() - started < 2.0
@@ -783,6 +819,20 @@ async def test_webhook_receives_the_finished_run(
     assert posted["kwargs"]["webhook"] == receiver.url
     assert posted == stored
 
+    # A cancelled run ends too, and is posted as it ended.
+    sdk = get_client(url=hook_server.url, api_key=None)
+    try:
+        run = await sdk.runs.create(
+            tid, "slow", input=EMPTY, context={"delay": 1}, webhook=receiver.url
+        )
+        await until_status(sdk, tid, run["run_id"], "running")
+        await sdk.runs.cancel(tid, run["run_id"])
+        _, _, body = await asyncio.wait_for(receiver.requests.get(), 5)
+    finally:
+        await sdk.http.client.aclose()
+    posted = json.loads(body)
+    assert (posted["run_id"], posted["status"]) == (run["run_id"], "interrupted")
+
 
 async def test_webhook_to_loopback_is_refused_by_default(
     rhttp: httpx.AsyncClient, receiver: WebhookReceiver
@@ -846,6 +896,29 @@ async def test_strict_resume_on_thread_not_interrupted(
     assert await thread_status(rclient, tid) == "idle"
 
     response = await rhttp.post(f"/threads/{tid}/runs", json=body)
+    assert response.status_code == 409
+    assert response.json()["code"] == "nothing_to_resume"
+
+
+async def test_strict_resume_on_a_thread_it_would_create(rhttp: httpx.AsyncClient) -> None:
+    tid = "22222222-2222-4222-8222-222222222222"
+    response = await rhttp.post(
+        f"/threads/{tid}/runs",
+        json={
+            "assistant_id": "nested",
+            "command": {"resume": "yes"},
+            "strict_resume": True,
+            "if_not_exists": "create",
+        },
+    )
+    # A thread created for this run has nothing to resume: the refusal is strict_resume's.
+    assert response.status_code == 409
+    assert response.json()["code"] == "nothing_to_resume"
+    assert (await rhttp.get(f"/threads/{tid}")).status_code == 404
+    # A stateless run's thread is always new, so the same holds.
+    response = await rhttp.post(
+        "/runs", json={"assistant_id": "nested", "command": {"resume": 1}, "strict_resume": True}
+    )
     assert response.status_code == 409
     assert response.json()["code"] == "nothing_to_resume"
 
@@ -923,7 +996,12 @@ async def test_list_runs_filters_and_pages(
     sdk = await rclient.runs.list(tid, status="success", limit=2)
     assert [r["run_id"] for r in sdk] == [made[3], made[2]]
 
-    for params, field in (({"status": "done"}, "status"), ({"limit": 0}, "limit")):
+    for params, field in (
+        ({"status": "done"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"offset": -1}, "offset"),
+    ):
         response = await rhttp.get(url, params=params)
         assert response.status_code == 422, params
         assert response.json()["code"] == "validation_error"
@@ -931,6 +1009,23 @@ async def test_list_runs_filters_and_pages(
     response = await rhttp.get(f"/threads/{MISSING}/runs")
     assert response.status_code == 404
     assert response.json()["detail"] == f'Thread "{MISSING}" not found'
+
+
+async def test_list_runs_select(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    run = await rclient.runs.create(tid, "slow", input=EMPTY, context={"delay": 0})
+    await rclient.runs.join(tid, run["run_id"])
+
+    # The SDK sends one `select` parameter per field.
+    picked = await rclient.runs.list(tid, select=["run_id", "status"])
+    assert picked == [{"run_id": run["run_id"], "status": "success"}]
+    response = await rhttp.get(f"/threads/{tid}/runs", params={"select": "run_id"})
+    assert response.status_code == 200
+    assert response.json() == [{"run_id": run["run_id"]}]
+    response = await rhttp.get(f"/threads/{tid}/runs", params={"select": "colour"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert "colour" in response.json()["detail"]
 
 
 # 11. Run shape
@@ -956,7 +1051,8 @@ async def test_run_shape(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> 
     response = await rhttp.get(f"/threads/{tid}/runs/{rid}")
     assert response.status_code == 200
     final = response.json()
-    assert set(final) == {
+    # The fields every run carries; extensions (usage) may sit beside them.
+    assert set(final) >= {
         "run_id",
         "thread_id",
         "assistant_id",

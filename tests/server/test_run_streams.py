@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,9 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.schema import RunCreateMetadata, StreamPart
 
 REPLY = "[offline model] You said: hello there friend"
-CHAT_INPUT = {"messages": [{"role": "user", "content": "hello there friend"}]}
+CHAT_INPUT: dict[str, Any] = {"messages": [{"role": "user", "content": "hello there friend"}]}
 REPLY_TOKENS = 7  # the offline model streams one chunk per word
-STEPS = {"steps": []}
+STEPS: dict[str, Any] = {"steps": []}
 # The `slow` graph under stream_mode=["values", "updates"]: ids 1..9.
 SLOW_EVENTS = [
     "metadata",
@@ -44,7 +45,7 @@ class Frame:
     id: int
 
 
-async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
+async def frames(response: httpx.Response) -> AsyncGenerator[Frame, None]:
     """Parse a raw SSE body strictly: `event`, `data`, `id` lines in that order per frame."""
     lines: list[str] = []
     async for line in response.aiter_lines():
@@ -55,8 +56,8 @@ async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
             continue
         if not lines:
             continue
-        assert [line.partition(": ")[0] for line in lines] == ["event", "data", "id"], lines
-        event, data, event_id = (line.partition(": ")[2] for line in lines)
+        assert [field.partition(": ")[0] for field in lines] == ["event", "data", "id"], lines
+        event, data, event_id = (field.partition(": ")[2] for field in lines)
         lines = []
         yield Frame(event=event, data=json.loads(data), id=int(event_id))
     assert not lines, f"stream ended mid-frame: {lines}"
@@ -76,6 +77,12 @@ async def read_until(stream: AsyncIterator[Frame], event_id: int) -> list[Frame]
             if frame.id >= event_id:
                 return read
     raise AssertionError(f"stream ended before event {event_id}: {read}")
+
+
+async def wait_for_event(response: httpx.Response, event_id: int) -> None:
+    """Read `response` until `event_id`, to know the run has got that far."""
+    async with contextlib.aclosing(frames(response)) as stream:
+        await read_until(stream, event_id)
 
 
 async def collect(parts: AsyncIterator[StreamPart]) -> list[StreamPart]:
@@ -123,7 +130,12 @@ def join_url(thread_id: str, run_id: str) -> str:
 async def test_stream_values_mode(rclient: LangGraphClient) -> None:
     parts = await stream_parts(rclient, "slow", "values", context={"delay": 0})
     assert names(parts) == ["metadata", "values", "values", "values", "values", "end"]
-    assert [p.data["steps"] for p in parts[1:-1]] == [[], ["one"], ["one", "two"], ["one", "two", "three"]]  # fmt: skip
+    assert [p.data for p in parts[1:-1]] == [
+        {"steps": []},
+        {"steps": ["one"]},
+        {"steps": ["one", "two"]},
+        {"steps": ["one", "two", "three"]},
+    ]
     assert parts[-1].data is None
     assert_ids_from(parts, 1)
 
@@ -169,7 +181,7 @@ async def test_stream_legacy_messages_mode(rclient: LangGraphClient) -> None:
         [message] = partial
         assert message["id"] == message_id
         contents.append(message["content"])
-    for shorter, longer in zip(contents, contents[1:], strict=False):
+    for shorter, longer in itertools.pairwise(contents):
         assert longer.startswith(shorter) and len(longer) > len(shorter)
     assert contents[-1] == REPLY
     [complete] = parts[-2].data
@@ -202,7 +214,9 @@ async def test_stream_events_mode_with_messages_tuple(rclient: LangGraphClient) 
         rclient, "chat", ["events", "messages-tuple", "updates"], input=CHAT_INPUT
     )
     events = [p.data for p in parts if p.event == "events"]
-    streamed = [e["data"]["chunk"]["content"] for e in events if e["event"] == "on_chat_model_stream"]  # fmt: skip
+    streamed = [
+        e["data"]["chunk"]["content"] for e in events if e["event"] == "on_chat_model_stream"
+    ]
     tokens = [p.data[0]["content"] for p in parts if p.event == "messages"]
     assert "".join(tokens) == REPLY
     assert streamed == tokens
@@ -218,11 +232,7 @@ async def test_stream_debug_mode(rclient: LangGraphClient) -> None:
     assert [(d["type"], d["step"]) for d in debug] == [
         ("checkpoint", -1),
         ("checkpoint", 0),
-        *[
-            (kind, step)
-            for step in (1, 2, 3)
-            for kind in ("task", "task_result", "checkpoint")
-        ],
+        *[(kind, step) for step in (1, 2, 3) for kind in ("task", "task_result", "checkpoint")],
     ]
     tasks = [d["payload"]["name"] for d in debug if d["type"] == "task"]
     assert tasks == ["one", "two", "three"]
@@ -241,7 +251,11 @@ async def test_stream_tasks_mode(rclient: LangGraphClient) -> None:
     tasks = [p.data for p in parts[1:-1]]
     assert [t["name"] for t in tasks] == ["one", "one", "two", "two", "three", "three"]
     starts, results = tasks[0::2], tasks[1::2]
-    assert [t["input"] for t in starts] == [{"steps": []}, {"steps": ["one"]}, {"steps": ["one", "two"]}]  # fmt: skip
+    assert [t["input"] for t in starts] == [
+        {"steps": []},
+        {"steps": ["one"]},
+        {"steps": ["one", "two"]},
+    ]
     assert [(t["result"], t["error"], t["interrupts"]) for t in results] == [
         ({"steps": [name]}, None, []) for name in ("one", "two", "three")
     ]
@@ -258,7 +272,7 @@ async def test_stream_checkpoints_mode(rclient: LangGraphClient) -> None:
     assert [c["metadata"]["step"] for c in checkpoints] == [-1, 0, 1, 2, 3]
     assert checkpoints[-1]["values"] == {"steps": ["one", "two", "three"]}
     assert checkpoints[0]["parent_config"] is None
-    for parent, child in zip(checkpoints, checkpoints[1:], strict=False):
+    for parent, child in itertools.pairwise(checkpoints):
         parent_id = parent["config"]["configurable"]["checkpoint_id"]
         assert child["parent_config"]["configurable"]["checkpoint_id"] == parent_id
 
@@ -401,9 +415,7 @@ async def test_join_stream_replays_everything_with_minus_one(
         assert first.headers["content-location"] == f"/threads/{tid}/runs/{rid}"
         stream = frames(first)
         head = await read_until(stream, 3)  # the run is under way: step "one" is done
-        async with rhttp.stream(
-            "GET", join_url(tid, rid), headers={"Last-Event-ID": "-1"}
-        ) as late:
+        async with rhttp.stream("GET", join_url(tid, rid), headers={"Last-Event-ID": "-1"}) as late:
             replayed = await read_all(late)
         rest = [frame async for frame in stream]
     for seen in (head + rest, replayed):
@@ -418,7 +430,7 @@ async def test_join_stream_resumes_after_last_event_id(
 ) -> None:
     tid, rid = await start_slow(rclient)
     async with rhttp.stream("GET", join_url(tid, rid), headers={"Last-Event-ID": "-1"}) as watch:
-        await read_until(frames(watch), 3)
+        await wait_for_event(watch, 3)
         async with rhttp.stream("GET", join_url(tid, rid), headers={"Last-Event-ID": "3"}) as r:
             resumed = await read_all(r)
     assert [f.id for f in resumed] == list(range(4, len(SLOW_EVENTS) + 1))
@@ -431,7 +443,7 @@ async def test_join_stream_without_last_event_id_gets_only_new_events(
 ) -> None:
     tid, rid = await start_slow(rclient)
     async with rhttp.stream("GET", join_url(tid, rid), headers={"Last-Event-ID": "-1"}) as watch:
-        await read_until(frames(watch), 3)
+        await wait_for_event(watch, 3)
         async with rhttp.stream("GET", join_url(tid, rid)) as r:
             live = await read_all(r)
     ids = [f.id for f in live]
@@ -469,7 +481,7 @@ async def test_sdk_join_stream_with_last_event_id(
 ) -> None:
     tid, rid = await start_slow(rclient, delay=0.2)
     async with rhttp.stream("GET", join_url(tid, rid), headers={"Last-Event-ID": "-1"}) as watch:
-        await read_until(frames(watch), 2)
+        await wait_for_event(watch, 2)
         parts = await collect(rclient.runs.join_stream(tid, rid, last_event_id="2"))
     assert names(parts) == SLOW_EVENTS[2:]
     assert [p.id for p in parts] == [str(i) for i in range(3, len(SLOW_EVENTS) + 1)]
@@ -521,6 +533,12 @@ async def test_burst_reaches_creator_and_joiners_in_order(
     # A slow run holds the thread, so the burst's run waits pending while everyone subscribes.
     tid, blocker = await start_slow(rclient, delay=0.2)
     created: list[RunCreateMetadata] = []
+    announced = asyncio.Event()
+
+    def on_run_created(metadata: RunCreateMetadata) -> None:
+        created.append(metadata)
+        announced.set()
+
     creator = asyncio.create_task(
         collect(
             rclient.runs.stream(
@@ -529,13 +547,12 @@ async def test_burst_reaches_creator_and_joiners_in_order(
                 input=STEPS,
                 stream_mode="custom",
                 multitask_strategy="enqueue",
-                on_run_created=created.append,
+                on_run_created=on_run_created,
             )
         )
     )
     async with asyncio.timeout(STREAM_TIMEOUT):
-        while not created:
-            await asyncio.sleep(0.01)
+        await announced.wait()
     rid = created[0]["run_id"]
     async with (
         rhttp.stream("GET", join_url(tid, rid)) as one,

@@ -14,7 +14,9 @@ from agent_runtime.storage.base import (
     AssistantPatch,
     AssistantQuery,
     NewAssistant,
+    NewThread,
     Storage,
+    ThreadPatch,
     ThreadQuery,
 )
 from agent_runtime.storage.sqlite import SqliteStorage
@@ -90,15 +92,22 @@ async def test_assistant_search(storage: Storage) -> None:
 
 
 async def test_thread_lifecycle(storage: Storage) -> None:
-    created = await storage.create_thread("t", metadata={"u": 1}, ttl=None, if_exists="raise")
+    created = await storage.create_thread(
+        NewThread(thread_id="t", metadata={"u": 1}, ttl=None), if_exists="raise"
+    )
     assert created["status"] == "idle" and created["values"] is None
     with pytest.raises(ConflictError):
-        await storage.create_thread("t", metadata={}, ttl=None, if_exists="raise")
+        await storage.create_thread(
+            NewThread(thread_id="t", metadata={}, ttl=None), if_exists="raise"
+        )
     assert (
-        await storage.create_thread("t", metadata={}, ttl=None, if_exists="do_nothing") == created
+        await storage.create_thread(
+            NewThread(thread_id="t", metadata={}, ttl=None), if_exists="do_nothing"
+        )
+        == created
     )
     updated = await storage.update_thread(
-        "t", metadata={"v": 2}, ttl={"strategy": "delete", "ttl": 5}
+        "t", ThreadPatch(metadata={"v": 2}, ttl={"strategy": "delete", "ttl": 5})
     )
     assert updated["metadata"] == {"u": 1, "v": 2}
     assert updated["ttl"] == {"strategy": "delete", "ttl": 5}
@@ -106,11 +115,11 @@ async def test_thread_lifecycle(storage: Storage) -> None:
     with pytest.raises(NotFoundError):
         await storage.get_thread("t")
     with pytest.raises(NotFoundError):
-        await storage.update_thread("t", metadata={}, ttl=None)
+        await storage.update_thread("t", ThreadPatch(metadata={}, ttl=None))
 
 
 async def test_delete_thread_removes_checkpoints(storage: Storage) -> None:
-    await storage.create_thread("t", metadata={}, ttl=None, if_exists="raise")
+    await storage.create_thread(NewThread(thread_id="t", metadata={}, ttl=None), if_exists="raise")
     await _put_checkpoint(storage, "t")
     config = {"configurable": {"thread_id": "t"}}
     assert await storage.checkpointer.aget_tuple(config) is not None
@@ -119,7 +128,9 @@ async def test_delete_thread_removes_checkpoints(storage: Storage) -> None:
 
 
 async def test_copy_thread_copies_checkpoints(storage: Storage) -> None:
-    await storage.create_thread("src", metadata={"m": 1}, ttl=None, if_exists="raise")
+    await storage.create_thread(
+        NewThread(thread_id="src", metadata={"m": 1}, ttl=None), if_exists="raise"
+    )
     checkpoint_id = await _put_checkpoint(storage, "src")
     copied = await storage.copy_thread("src", "dst")
     assert copied["thread_id"] == "dst" and copied["metadata"] == {"m": 1}
@@ -131,10 +142,14 @@ async def test_copy_thread_copies_checkpoints(storage: Storage) -> None:
 
 
 async def test_thread_search_filters(storage: Storage) -> None:
-    await storage.create_thread("t1", metadata={"user": "a", "n": 1}, ttl=None, if_exists="raise")
-    await storage.create_thread("t2", metadata={"user": "b", "n": 1.0}, ttl=None, if_exists="raise")
     await storage.create_thread(
-        "t3", metadata={"user": "a", "n": True}, ttl=None, if_exists="raise"
+        NewThread(thread_id="t1", metadata={"user": "a", "n": 1}, ttl=None), if_exists="raise"
+    )
+    await storage.create_thread(
+        NewThread(thread_id="t2", metadata={"user": "b", "n": 1.0}, ttl=None), if_exists="raise"
+    )
+    await storage.create_thread(
+        NewThread(thread_id="t3", metadata={"user": "a", "n": True}, ttl=None), if_exists="raise"
     )
     assert await storage.count_threads(ThreadQuery(metadata={"user": "a"})) == 2
     assert await storage.count_threads(ThreadQuery(metadata={"n": 1})) == 2
@@ -146,9 +161,11 @@ async def test_thread_search_filters(storage: Storage) -> None:
 
 async def test_delete_assistant_with_threads(storage: Storage) -> None:
     await storage.create_assistant(NewAssistant(assistant_id="a", graph_id="g"), if_exists="raise")
-    await storage.create_thread("mine", metadata={"assistant_id": "a"}, ttl=None, if_exists="raise")
     await storage.create_thread(
-        "other", metadata={"assistant_id": "b"}, ttl=None, if_exists="raise"
+        NewThread(thread_id="mine", metadata={"assistant_id": "a"}, ttl=None), if_exists="raise"
+    )
+    await storage.create_thread(
+        NewThread(thread_id="other", metadata={"assistant_id": "b"}, ttl=None), if_exists="raise"
     )
     await _put_checkpoint(storage, "mine")
     await storage.delete_assistant("a", delete_threads=True)
@@ -157,9 +174,15 @@ async def test_delete_assistant_with_threads(storage: Storage) -> None:
 
 
 async def test_ttl_sweep(storage: Storage, clock: Clock) -> None:
-    await storage.create_thread("short", metadata={}, ttl={"ttl": 1}, if_exists="raise")
-    await storage.create_thread("long", metadata={}, ttl={"ttl": 60}, if_exists="raise")
-    await storage.create_thread("none", metadata={}, ttl=None, if_exists="raise")
+    await storage.create_thread(
+        NewThread(thread_id="short", metadata={}, ttl={"ttl": 1}), if_exists="raise"
+    )
+    await storage.create_thread(
+        NewThread(thread_id="long", metadata={}, ttl={"ttl": 60}), if_exists="raise"
+    )
+    await storage.create_thread(
+        NewThread(thread_id="none", metadata={}, ttl=None), if_exists="raise"
+    )
     assert await storage.sweep_expired_threads() == 0
     clock.now += timedelta(minutes=2)
     assert await storage.sweep_expired_threads() == 1
@@ -171,7 +194,9 @@ async def test_data_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "runtime.sqlite"
     first = SqliteStorage(path)
     await first.setup()
-    await first.create_thread("t", metadata={"keep": True}, ttl=None, if_exists="raise")
+    await first.create_thread(
+        NewThread(thread_id="t", metadata={"keep": True}, ttl=None), if_exists="raise"
+    )
     await first.create_assistant(NewAssistant(assistant_id="a", graph_id="g"), if_exists="raise")
     await first.store.aput(("ns",), "k", {"v": 1})
     await first.close()

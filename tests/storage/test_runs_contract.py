@@ -14,7 +14,13 @@ from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
-from agent_runtime.storage.base import NewRun, RunOutcome, Storage, ThreadQuery
+from agent_runtime.storage.base import (
+    NewRun,
+    NewThread,
+    RunOutcome,
+    Storage,
+    ThreadQuery,
+)
 from agent_runtime.storage.sqlite import SqliteStorage
 from tests.storage.conftest import Clock
 
@@ -47,7 +53,9 @@ def _new(run_id: str, thread_id: str = "t", **fields: Any) -> NewRun:
 
 
 async def _thread(storage: Storage, thread_id: str = "t", **metadata: Any) -> None:
-    await storage.create_thread(thread_id, metadata=metadata, ttl=None, if_exists="raise")
+    await storage.create_thread(
+        NewThread(thread_id=thread_id, metadata=metadata, ttl=None), if_exists="raise"
+    )
 
 
 async def _checkpoints_of(storage: Storage, thread_id: str, run_id: str) -> list[tuple[str, str]]:
@@ -79,6 +87,7 @@ async def test_create_run_queues_pending_run_and_marks_thread_busy(storage: Stor
         "kwargs": {"input": {"n": 0}, "stream_mode": ["values"]},
         "attempt": 0,
         "error": None,
+        "usage": None,
     }
     assert await storage.get_run("t", "r1") == run
     assert await storage.find_run("r1") == run

@@ -4,17 +4,20 @@ ended. It never touches run rows: the run manager records the outcome."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
+from agent_runtime.config_limits import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
-from agent_runtime.schema import Assistant, Interrupt, Json, Run
+from agent_runtime.schema import Assistant, Interrupt, Json, Run, Usage
 from agent_runtime.storage.base import RunOutcome, Storage
 from agent_runtime.streaming import EventLog
 
@@ -25,10 +28,26 @@ DEFAULT_STREAM_MODES = ("values",)
 class RunExecutor:
     """Runs graphs for the run manager; one instance serves every run."""
 
-    def __init__(self, storage: Storage, registry: GraphRegistry, events: EventLog) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        registry: GraphRegistry,
+        events: EventLog,
+        *,
+        pricing: Mapping[str, ModelPrice],
+        max_messages: int,
+    ) -> None:
         self._storage = storage
         self._registry = registry
         self._events = events
+        self._pricing = pricing
+        self._max_messages = max_messages
+        self._recorders: dict[str, RunRecorder] = {}
+
+    def release(self, run_id: str) -> Usage | None:
+        """Forget a run's recorder and return the usage it saw (also after a cancel)."""
+        recorder = self._recorders.pop(run_id, None)
+        return None if recorder is None else recorder.usage()
 
     async def execute(self, run: Run) -> RunOutcome:
         """Execute the run to its end and describe the end; graph errors become an `error`
@@ -40,8 +59,16 @@ class RunExecutor:
             config = build_config(run, assistant)
             graph = await self._registry.get_graph(assistant["graph_id"], config=config)
             graph_input = await _graph_input(run, graph)
+            await self._check_message_limit(run, graph_input)
         except Exception as exc:
             return await self._failed(run, exc, graph=None)
+        recorder = RunRecorder(
+            run_id=run_id,
+            pricing=self._pricing,
+            save_tool_call=lambda call: self._storage.record_tool_call(run["thread_id"], call),
+        )
+        self._recorders[run_id] = recorder
+        config["callbacks"] = [recorder]
         kwargs = run["kwargs"]
         modes = list(kwargs.get("stream_mode") or DEFAULT_STREAM_MODES)
         shaper = EventShaper(modes, subgraphs=bool(kwargs.get("stream_subgraphs")))
@@ -49,7 +76,7 @@ class RunExecutor:
         options: dict[str, Any] = {
             "context": context or None,
             "stream_mode": graph_stream_modes(modes) or ["values"],
-            "subgraphs": True,
+            "subgraphs": bool(kwargs.get("stream_subgraphs")),
             "interrupt_before": kwargs.get("interrupt_before"),
             "interrupt_after": kwargs.get("interrupt_after"),
             "durability": kwargs.get("durability"),
@@ -61,15 +88,27 @@ class RunExecutor:
             for name, data in shaper.finish():
                 await self._publish(run_id, name, data)
         except Exception as exc:
-            return await self._failed(run, exc, graph=graph)
-        outcome = await state_outcome(graph, run["thread_id"])
-        if outcome.status == "interrupted" and "values" in modes:
+            return replace(await self._failed(run, exc, graph=graph), usage=recorder.usage())
+        outcome = replace(await state_outcome(graph, run["thread_id"]), usage=recorder.usage())
+        count = _message_count(outcome.values)
+        if count > self._max_messages:
+            return await self._failed(
+                run, MessageLimitError(count, self._max_messages), graph=graph
+            )
+        if outcome.status == "interrupted" and "values" in modes and not shaper.sent_interrupts:
             # The SDK reads pending interrupts off the last `values` event.
             every = [i for group in outcome.interrupts.values() for i in group]
             await self._publish(
                 run_id, "values", {**(outcome.values or {}), "__interrupt__": every}
             )
         return outcome
+
+    async def _check_message_limit(self, run: Run, graph_input: Any) -> None:
+        thread = await self._storage.get_thread(run["thread_id"])
+        incoming = graph_input.get("messages") if isinstance(graph_input, dict) else None
+        adding = len(incoming) if isinstance(incoming, list) else int(incoming is not None)
+        if thread["message_count"] + adding > self._max_messages:
+            raise MessageLimitError(thread["message_count"] + adding, self._max_messages)
 
     async def _failed(self, run: Run, exc: Exception, *, graph: AnyGraph | None) -> RunOutcome:
         error = {"error": type(exc).__name__, "message": str(exc)}
@@ -84,10 +123,28 @@ class RunExecutor:
             thread_status="error",
             values=values,
             interrupts=interrupts,
+            usage=self._recorders[run["run_id"]].usage()
+            if run["run_id"] in self._recorders
+            else None,
         )
 
     async def _publish(self, run_id: str, event: str, data: Any) -> None:
         await self._events.publish(run_id, event, dumps(data))
+
+
+class MessageLimitError(Exception):
+    """A run would leave more messages in its thread than the configured limit."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"The thread would hold {count} messages, over the limit of {limit} "
+            "(agent_runtime.limits.max_messages_per_thread in langgraph.json)"
+        )
+
+
+def _message_count(values: Json | None) -> int:
+    messages = (values or {}).get("messages")
+    return len(messages) if isinstance(messages, list) else 0
 
 
 def build_config(run: Run, assistant: Assistant) -> RunnableConfig:
@@ -156,15 +213,23 @@ async def _stream(
 ) -> AsyncIterator[tuple[str, Any, Any]]:
     """`(namespace-or-"events", mode, chunk)` items; astream_events only when `events` is asked."""
     if not events:
-        async for namespace, mode, chunk in graph.astream(graph_input, config, **options):
-            yield namespace, mode, chunk
+        async for item in graph.astream(graph_input, config, **options):
+            yield _with_namespace(item, options["subgraphs"])
         return
-    async for item in graph.astream_events(graph_input, config, version="v2", **options):
-        if item["event"] == "on_chain_stream" and not item.get("parent_ids"):
-            namespace, mode, chunk = item["data"]["chunk"]
-            yield namespace, mode, chunk
+    async for event in graph.astream_events(graph_input, config, version="v2", **options):
+        if event["event"] == "on_chain_stream" and not event.get("parent_ids"):
+            yield _with_namespace(event["data"].get("chunk"), options["subgraphs"])
         else:
-            yield "events", "events", item
+            yield "events", "events", event
+
+
+def _with_namespace(item: Any, subgraphs: bool) -> tuple[Any, str, Any]:
+    # astream yields (mode, chunk) without subgraphs and (namespace, mode, chunk) with them.
+    if subgraphs:
+        namespace, mode, chunk = item
+        return namespace, mode, chunk
+    mode, chunk = item
+    return (), mode, chunk
 
 
 async def _shaped(

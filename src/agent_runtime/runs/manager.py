@@ -8,16 +8,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
+from agent_runtime.config_limits import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import NotFoundError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.webhook import send_webhook
-from agent_runtime.schema import Run
+from agent_runtime.schema import Run, Usage
 from agent_runtime.storage.base import NewRun, RunOutcome, Storage
 from agent_runtime.streaming import EventLog
 
@@ -43,12 +45,16 @@ class RunManager:
         registry: GraphRegistry,
         events: EventLog,
         *,
+        pricing: Mapping[str, ModelPrice] | None = None,
+        max_messages: int = 10_000,
         max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self._storage = storage
         self._registry = registry
         self._events = events
-        self._executor = RunExecutor(storage, registry, events)
+        self._executor = RunExecutor(
+            storage, registry, events, pricing=pricing or {}, max_messages=max_messages
+        )
         self._max_attempts = max_attempts
         self._workers: dict[str, _Worker] = {}
         self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
@@ -100,6 +106,10 @@ class RunManager:
             self._cancel_actions[run_id] = action
             execution.cancel()
             return
+        if run["status"] == "running":
+            # Claimed but maybe not registered yet: the registration honours this.
+            self._cancel_actions[run_id] = action
+            return
         if run["status"] != "pending":
             return
         state = await self._thread_state(run["thread_id"])
@@ -116,8 +126,7 @@ class RunManager:
         )
         if cancelled is None:
             # A worker claimed it meanwhile: cancel its execution instead.
-            if run_id in self._executions:
-                await self.cancel({**run, "status": "running"}, action=action)
+            await self.cancel({**run, "status": "running"}, action=action)
             return
         if action == "rollback":
             await self._storage.delete_run(run["thread_id"], run_id, checkpoints=True)
@@ -199,6 +208,8 @@ class RunManager:
         # Registered before any await, so a cancel right after the claim finds the execution.
         execution = asyncio.create_task(self._open_and_execute(run), name=f"run:{run_id}")
         self._executions[run_id] = execution
+        if run_id in self._cancel_actions:
+            execution.cancel()
         try:
             outcome = await asyncio.shield(execution)
         except asyncio.CancelledError:
@@ -210,18 +221,21 @@ class RunManager:
                     await execution
                 raise
             action = self._cancel_actions.pop(run_id, "interrupt")
-            await self._after_cancel(run, action)
+            await self._after_cancel(run, action, self._executor.release(run_id))
             return
         finally:
             self._executions.pop(run_id, None)
-        await self._finish(run, outcome)
+            usage = self._executor.release(run_id)
+        await self._finish(run, replace(outcome, usage=outcome.usage or usage))
 
     async def _open_and_execute(self, run: Run) -> RunOutcome:
         await self._events.open(run["run_id"])
         return await self._executor.execute(run)
 
-    async def _after_cancel(self, run: Run, action: CancelAction) -> None:
+    async def _after_cancel(self, run: Run, action: CancelAction, usage: Usage | None) -> None:
         run_id = run["run_id"]
+        # A run cancelled before its execution started has not opened its log yet.
+        await self._events.open(run_id)
         error = {"error": "CancelledError", "message": f"The run was cancelled ({action})"}
         await self._events.publish(run_id, "error", dumps(error))
         if action == "rollback":
@@ -238,10 +252,12 @@ class RunManager:
                 thread_status=state.thread_status,
                 values=state.values,
                 interrupts=state.interrupts,
+                usage=usage,
             ),
         )
 
     async def _finish(self, run: Run, outcome: RunOutcome) -> None:
+        self._cancel_actions.pop(run["run_id"], None)
         finished = await self._storage.finish_run(run["run_id"], outcome)
         await self._end_stream(run["run_id"], outcome)
         kwargs = run["kwargs"]

@@ -51,6 +51,9 @@ class EventShaper:
         self.subgraphs = subgraphs
         self._partial: dict[str, BaseMessageChunk] = {}
         self._seen: set[str] = set()
+        self.sent_interrupts = False
+        """Whether the last top-level `values` event carried `__interrupt__` (LangGraph sends
+        one itself when a node calls `interrupt()`)."""
 
     def shape(self, namespace: Sequence[str], mode: str, chunk: Any) -> list[Event]:
         """Events for one `(namespace, mode, chunk)` item of `astream(..., subgraphs=True)`."""
@@ -64,6 +67,8 @@ class EventShaper:
             events.extend(self._complete_from_update(chunk, suffix))
         if mode in self.modes:
             events.append((mode + suffix, to_jsonable(chunk)))
+        if mode == "values" and not namespace:
+            self.sent_interrupts = isinstance(chunk, dict) and bool(chunk.get("__interrupt__"))
         return events
 
     def finish(self) -> list[Event]:

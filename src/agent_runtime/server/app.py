@@ -71,7 +71,13 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
             )
             await _ensure_default_assistants(backend, registry)
             events = MemoryEventLog()
-            manager = RunManager(backend, registry, events)
+            manager = RunManager(
+                backend,
+                registry,
+                events,
+                pricing=config.pricing,
+                max_messages=config.limits.max_messages_per_thread,
+            )
             app.state.services = Services(
                 config=config, storage=backend, registry=registry, events=events, runs=manager
             )

@@ -48,7 +48,26 @@ async def get_thread_tree(request: Request, _: None) -> list[Json]:
     thread = await svc.storage.get_thread(thread_id_of(request))
     graph = await thread_graph(svc, thread, for_reads=True)
     summaries = await svc.storage.list_checkpoint_summaries(thread["thread_id"])
-    return [_node(summary, graph) for summary in summaries]
+    graphs: dict[str, AnyGraph | None] = {"": graph}
+    nodes = []
+    for summary in summaries:
+        path = _node_path(summary.checkpoint_ns)
+        if path not in graphs:
+            graphs[path] = _subgraph(graph, path)
+        nodes.append(_node(summary, graphs[path]))
+    return nodes
+
+
+def _node_path(namespace: str) -> str:
+    # "parent:<task id>|child:<task id>" names the subgraph "parent|child".
+    return "|".join(part.split(":")[0] for part in namespace.split("|")) if namespace else ""
+
+
+def _subgraph(graph: AnyGraph | None, path: str) -> AnyGraph | None:
+    if graph is None:
+        return None
+    found = dict(graph.get_subgraphs(namespace=path, recurse=True)).get(path)
+    return found if isinstance(found, type(graph)) else None
 
 
 def _node(summary: CheckpointSummary, graph: AnyGraph | None) -> Json:
@@ -61,9 +80,7 @@ def _node(summary: CheckpointSummary, graph: AnyGraph | None) -> Json:
         "source": metadata.get("source"),
         "run_id": metadata.get("run_id"),
         "created_at": summary.created_at,
-        "next": _next_nodes(summary, graph)
-        if graph is not None and not summary.checkpoint_ns
-        else [],
+        "next": [] if graph is None else _next_nodes(summary, graph),
     }
 
 

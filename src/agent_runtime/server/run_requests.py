@@ -70,6 +70,8 @@ class RunCreate(TypedDict, total=False):
     """Not supported (LangSmith tracing); sending it is a 422."""
     strict_resume: bool
     """With `command.resume`: refuse (409) unless the thread is interrupted."""
+    tags: list[Annotated[str, Field(min_length=1, max_length=64)]]
+    """Added to the thread's tags, with the run's `config.tags`."""
 
 
 _UNSUPPORTED = {
@@ -112,7 +114,7 @@ async def new_run(
     if "webhook" in body:
         await check_webhook_url(body["webhook"], allow_private=svc.config.webhooks_allow_private)
     await _check_nodes(svc, graph_id, body)
-    kwargs: Json = {k: v for k, v in body.items() if k not in ("assistant_id", "metadata")}
+    kwargs: Json = {k: v for k, v in body.items() if k not in ("assistant_id", "metadata", "tags")}
     modes = body.get("stream_mode") or ["values"]
     kwargs["stream_mode"] = [modes] if isinstance(modes, str) else list(dict.fromkeys(modes))
     if "checkpoint_during" in body and "durability" not in body:
@@ -129,9 +131,22 @@ async def new_run(
         kwargs=kwargs,
         multitask_strategy=body.get("multitask_strategy", "enqueue"),
         if_not_exists="create" if stateless else body.get("if_not_exists", "reject"),
-        thread_metadata={} if not stateless else {"stateless": True},
+        thread_metadata={},
         not_before=utc_now() + timedelta(seconds=after) if after else None,
+        tags=_thread_tags(body),
+        # A kept stateless run leaves its thread behind, hidden from search.
+        thread_visible=not stateless,
     )
+
+
+def _thread_tags(body: RunCreate) -> list[str]:
+    config_tags = (body.get("config") or {}).get("tags") or []
+    if not isinstance(config_tags, list) or not all(isinstance(t, str) for t in config_tags):
+        raise InvalidRequestError("config.tags: must be a list of strings")
+    tags = list(dict.fromkeys([*config_tags, *(body.get("tags") or [])]))
+    if any(len(tag) > 64 or not tag for tag in tags):
+        raise InvalidRequestError("config.tags: each tag must be 1 to 64 characters")
+    return tags
 
 
 async def _check_nodes(svc: Services, graph_id: str, body: RunCreate) -> None:

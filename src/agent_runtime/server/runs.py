@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from typing_extensions import TypedDict
 
-from agent_runtime.errors import ConflictError
+from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.routing import Router, json_response
@@ -25,12 +25,19 @@ from agent_runtime.streaming import parse_last_event_id
 router = Router("runs")
 
 
+RunField = Literal[
+    "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status", "metadata",
+    "multitask_strategy", "kwargs", "attempt", "error", "usage",
+]  # fmt: skip
+
+
 @closed
 class RunListQuery(TypedDict, total=False):
     limit: Annotated[int, Field(ge=1, le=1000)]
     offset: Annotated[int, Field(ge=0)]
     status: RunStatus
-    select: str
+    select: RunField | list[RunField]
+    """Only these fields of each run (repeat the parameter for several)."""
 
 
 @closed
@@ -63,7 +70,16 @@ def run_headers(run: Run, *, tail: str) -> dict[str, str]:
 async def _strict_resume(svc: Services, thread_id: str, body: RunCreate) -> None:
     command = body.get("command") or {}
     if body.get("strict_resume") and "resume" in command:
-        thread = await svc.storage.get_thread(thread_id)
+        try:
+            thread = await svc.storage.get_thread(thread_id)
+        except NotFoundError:
+            if body.get("if_not_exists") != "create":
+                raise
+            raise ConflictError(
+                f'Thread "{thread_id}" does not exist yet, so there is nothing to resume '
+                "(strict_resume is set)",
+                code="nothing_to_resume",
+            ) from None
         if thread["status"] != "interrupted":
             raise ConflictError(
                 f'Thread "{thread_id}" is {thread["status"]}, not interrupted, so there is '
@@ -74,6 +90,12 @@ async def _strict_resume(svc: Services, thread_id: str, body: RunCreate) -> None
 
 async def start_run(request: Request, body: RunCreate, *, thread_id: str, stateless: bool) -> Run:
     svc = services(request)
+    if stateless and body.get("strict_resume") and "resume" in (body.get("command") or {}):
+        raise ConflictError(
+            "A stateless run starts on a new thread, so there is nothing to resume "
+            "(strict_resume is set)",
+            code="nothing_to_resume",
+        )
     if not stateless:
         await _strict_resume(svc, thread_id, body)
     new = await new_run(svc, body, thread_id=thread_id, stateless=stateless)
@@ -147,14 +169,19 @@ async def wait_run(request: Request, body: RunCreate) -> Response:
 
 
 @router.get("/threads/{thread_id}/runs", query=RunListQuery, response=list[Run])
-async def list_runs(request: Request, query: RunListQuery) -> list[Run]:
+async def list_runs(request: Request, query: RunListQuery) -> list[Any]:
     """The thread's runs, newest first."""
-    return await services(request).storage.list_runs(
+    found = await services(request).storage.list_runs(
         thread_id_of(request),
         limit=query.get("limit", 10),
         offset=query.get("offset", 0),
         status=query.get("status"),
     )
+    select = query.get("select")
+    if not select:
+        return found
+    fields = [select] if isinstance(select, str) else select
+    return [{field: run[field] for field in fields} for run in found]
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response=Run)

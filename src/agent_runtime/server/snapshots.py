@@ -12,6 +12,7 @@ from langgraph.types import PregelTask, StateSnapshot
 from agent_runtime.encoding import to_jsonable
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.schema import Json
+from agent_runtime.server.validation import preview
 
 # LangGraph's checkpoint ids are UUID-shaped (version 6, time-ordered).
 _CHECKPOINT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -26,7 +27,7 @@ def check_checkpoint_id(value: Any, *, field: str) -> str:
     if not isinstance(value, str) or not _CHECKPOINT_ID.match(value):
         raise InvalidRequestError(
             f"{field} must be a checkpoint id such as 1f1e57ab-def0-6c4a-bfff-a3a22c06468a, "
-            f"got {value!r}",
+            f"got {preview(value)}",
             code="invalid_checkpoint_id",
         )
     return value

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
+from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.executor import AnyGraph, state_outcome
 from agent_runtime.schema import Json, Thread
 from agent_runtime.server.routing import Router
@@ -203,6 +204,7 @@ async def update_thread_state(request: Request, body: StateUpdate) -> Json:
             "updating its state",
             code="thread_busy",
         )
+    require_open(thread_id, thread["lifecycle"], "have its state updated")
     graph = await thread_graph(svc, thread, for_reads=False)
     if graph is None:
         raise ConflictError(

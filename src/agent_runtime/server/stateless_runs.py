@@ -88,6 +88,8 @@ async def cancel_runs(request: Request, body: BulkCancel) -> None:
     else:
         runs = await svc.storage.search_runs(thread_id=thread_id, statuses=statuses)
     manager = manager_of(request)
+    # Queued runs first: cancelling a running run first would let its worker claim the next.
+    runs.sort(key=lambda run: run["status"] != "pending")
     for run in runs:
         if run["status"] in statuses:
             await manager.cancel(run, action=query.get("action", "interrupt"))

@@ -11,12 +11,13 @@ from pydantic import Field
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
-from agent_runtime.errors import InvalidRequestError
-from agent_runtime.schema import Json, OnConflict, SortOrder, Thread, ThreadStatus
+from agent_runtime.encoding import dumps
+from agent_runtime.errors import InvalidRequestError, PayloadTooLargeError
+from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread, ThreadStatus
 from agent_runtime.server.routing import Router, json_response
-from agent_runtime.server.services import services
+from agent_runtime.server.services import Services, services
 from agent_runtime.server.validation import closed, parse_uuid
-from agent_runtime.storage.base import ThreadQuery, ThreadSortBy
+from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery, ThreadSortBy
 
 router = Router("threads")
 
@@ -24,8 +25,11 @@ Limit = Annotated[int, Field(ge=1, le=1000)]
 Offset = Annotated[int, Field(ge=0)]
 ThreadField = Literal[
     "thread_id", "created_at", "updated_at", "metadata", "config", "context", "status",
-    "values", "interrupts", "ttl",
+    "values", "interrupts", "ttl", "lifecycle", "visible", "name", "tags", "usage",
+    "run_count", "first_run_at", "last_run_at",
 ]  # fmt: skip
+Name = Annotated[str, Field(max_length=200)]
+Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)]
 _EXTRACT_PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*|\[-?\d+\])*$")
 
 
@@ -46,6 +50,11 @@ class ThreadCreate(TypedDict, total=False):
     ttl: ThreadTTL
     supersteps: list[Json]
     """Not supported yet: state updates at creation. Sending it is a 422."""
+    name: Name
+    tags: Tags
+    """At most 20 tags of at most 64 characters each."""
+    visible: bool
+    """False makes a hidden thread: reachable by id, left out of search and count."""
 
 
 @closed
@@ -53,6 +62,13 @@ class ThreadUpdate(TypedDict, total=False):
     metadata: Json
     """Merged into the current metadata."""
     ttl: ThreadTTL
+    lifecycle: Lifecycle
+    """open <-> locked, open -> archived, locked -> archived; locked and archived threads are
+    read-only."""
+    name: Name
+    tags: Tags
+    """Replaces the thread's tags."""
+    visible: bool
 
 
 @closed
@@ -65,6 +81,13 @@ class ThreadSearch(TypedDict, total=False):
     offset: Offset
     sort_by: ThreadSortBy
     sort_order: SortOrder
+    tags: list[str]
+    """Threads carrying every one of these tags."""
+    name: str
+    """Case-insensitive substring of the thread's name."""
+    lifecycle: Lifecycle
+    visible: bool
+    """Hidden threads are left out unless this is false, which lists hidden threads only."""
     select: list[ThreadField]
     extract: Annotated[dict[str, str], Field(max_length=10)]
     """Alias -> path into the thread (`values.messages[-1]`); results land in `extracted`."""
@@ -75,6 +98,10 @@ class ThreadCount(TypedDict, total=False):
     metadata: Json
     values: Json
     status: ThreadStatus
+    tags: list[str]
+    name: str
+    lifecycle: Lifecycle
+    visible: bool
 
 
 @closed
@@ -97,12 +124,18 @@ async def create_thread(request: Request, body: ThreadCreate) -> Thread:
         )
     raw_id = body.get("thread_id")
     thread_id = parse_uuid(raw_id, field="thread_id") if raw_id else str(uuid.uuid4())
-    return await services(request).storage.create_thread(
-        thread_id,
-        metadata=body.get("metadata") or {},
-        ttl=_ttl(body.get("ttl")),
-        if_exists=body.get("if_exists", "raise"),
+    svc = services(request)
+    metadata = body.get("metadata") or {}
+    check_metadata_size(svc, metadata)
+    new = NewThread(
+        thread_id=thread_id,
+        metadata=metadata,
+        ttl=_ttl(body.get("ttl")) or svc.config.default_thread_ttl,
+        name=body.get("name"),
+        tags=body.get("tags") or (),
+        visible=body.get("visible", True),
     )
+    return await svc.storage.create_thread(new, if_exists=body.get("if_exists", "raise"))
 
 
 @router.post("/threads/search", body=ThreadSearch, response=list[Thread])
@@ -114,6 +147,10 @@ async def search_threads(request: Request, body: ThreadSearch) -> Any:
         metadata=body.get("metadata"),
         values=body.get("values"),
         status=body.get("status"),
+        tags=body.get("tags"),
+        name=body.get("name"),
+        lifecycle=body.get("lifecycle"),
+        visible=body.get("visible", True),
         limit=body.get("limit", 10),
         offset=body.get("offset", 0),
         sort_by=body.get("sort_by", "created_at"),
@@ -145,7 +182,13 @@ async def search_threads(request: Request, body: ThreadSearch) -> Any:
 async def count_threads(request: Request, body: ThreadCount) -> int:
     """Count threads matching every filter given."""
     query = ThreadQuery(
-        metadata=body.get("metadata"), values=body.get("values"), status=body.get("status")
+        metadata=body.get("metadata"),
+        values=body.get("values"),
+        status=body.get("status"),
+        tags=body.get("tags"),
+        name=body.get("name"),
+        lifecycle=body.get("lifecycle"),
+        visible=body.get("visible", True),
     )
     return await services(request).storage.count_threads(query)
 
@@ -158,10 +201,21 @@ async def get_thread(request: Request, _: ThreadGetQuery) -> Thread:
 
 @router.patch("/threads/{thread_id}", body=ThreadUpdate, response=Thread)
 async def update_thread(request: Request, body: ThreadUpdate) -> Any:
-    """Merge metadata into a thread, or change its TTL."""
-    thread = await services(request).storage.update_thread(
-        thread_id_of(request), metadata=body.get("metadata"), ttl=_ttl(body.get("ttl"))
+    """Merge metadata into a thread; change its TTL, name, tags, visibility or lifecycle."""
+    svc = services(request)
+    thread_id = thread_id_of(request)
+    if body.get("metadata"):
+        current = await svc.storage.get_thread(thread_id)
+        check_metadata_size(svc, {**current["metadata"], **body["metadata"]})
+    patch = ThreadPatch(
+        metadata=body.get("metadata"),
+        ttl=_ttl(body.get("ttl")),
+        name=body.get("name"),
+        tags=body.get("tags"),
+        visible=body.get("visible"),
+        lifecycle=body.get("lifecycle"),
     )
+    thread = await svc.storage.update_thread(thread_id, patch)
     if request.headers.get("prefer") == "return=minimal":
         return json_response(None, status=204)
     return thread
@@ -177,6 +231,20 @@ async def delete_thread(request: Request, _: None) -> None:
 async def copy_thread(request: Request, _: None) -> Thread:
     """Copy a thread, with its whole checkpoint history, under a new id."""
     return await services(request).storage.copy_thread(thread_id_of(request), str(uuid.uuid4()))
+
+
+def check_metadata_size(svc: Services, metadata: Json) -> None:
+    """Raises:
+    PayloadTooLargeError: the thread's metadata would be over `limits.max_metadata_bytes`.
+    """
+    size = len(dumps(metadata))
+    limit = svc.config.limits.max_metadata_bytes
+    if size > limit:
+        raise PayloadTooLargeError(
+            f"The thread's metadata would be {size} bytes, over the limit of {limit} bytes "
+            "(agent_runtime.limits.max_metadata_bytes in langgraph.json)",
+            code="metadata_too_large",
+        )
 
 
 def _ttl(ttl: ThreadTTL | None) -> Json | None:

@@ -70,7 +70,7 @@ def _describe_one(error: Any, where: str) -> str:
         return f'Unknown field "{field}" in the request {where}'
     if kind == "missing":
         return f'The request {where} is missing the required field "{field}"'
-    received = _preview(error.get("input"))
+    received = preview(error.get("input"))
     message = error["msg"][0].lower() + error["msg"][1:]
     if not field:
         if kind in ("dict_type", "model_type", "typed_dict_type"):
@@ -88,7 +88,8 @@ def _is_union_branch(part: Any) -> bool:
     )
 
 
-def _preview(value: Any) -> str:
+def preview(value: Any) -> str:
+    """A value as short JSON, for error messages."""
     try:
         text = orjson.dumps(value).decode()
     except TypeError:

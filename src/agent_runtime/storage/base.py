@@ -16,6 +16,7 @@ from agent_runtime.schema import (
     AssistantVersion,
     Interrupt,
     Json,
+    Lifecycle,
     MultitaskStrategy,
     OnConflict,
     Run,
@@ -23,10 +24,15 @@ from agent_runtime.schema import (
     SortOrder,
     Thread,
     ThreadStatus,
+    ToolCall,
+    Usage,
 )
 
 AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
-ThreadSortBy = Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"]
+ThreadSortBy = Literal[
+    "thread_id", "status", "created_at", "updated_at", "state_updated_at",
+    "total_tokens", "cost_usd", "run_count", "last_run_at",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,10 +59,41 @@ class ThreadQuery:
     values: Json | None = None
     """JSON containment over the values of the thread's latest checkpoint."""
     status: ThreadStatus | None = None
+    tags: Sequence[str] | None = None
+    """Threads carrying every one of these tags."""
+    name: str | None = None
+    """Case-insensitive substring of the thread's name."""
+    lifecycle: Lifecycle | None = None
+    visible: bool = True
+    """True: visible threads only; False: hidden threads only."""
     limit: int = 10
     offset: int = 0
     sort_by: ThreadSortBy = "created_at"
     sort_order: SortOrder = "desc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewThread:
+    """A thread to create; the id is already chosen by the caller."""
+
+    thread_id: str
+    metadata: Json = field(default_factory=dict)
+    ttl: Json | None = None
+    name: str | None = None
+    tags: Sequence[str] = ()
+    visible: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadPatch:
+    """Changes to a thread; None keeps the current value. `metadata` is merged."""
+
+    metadata: Json | None = None
+    ttl: Json | None = None
+    name: str | None = None
+    tags: Sequence[str] | None = None
+    visible: bool | None = None
+    lifecycle: Lifecycle | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +141,10 @@ class NewRun:
     """Metadata for a thread created by `if_not_exists="create"`."""
     not_before: datetime | None = None
     """The run is not started before this time (from `after_seconds`)."""
+    tags: Sequence[str] = ()
+    """Added to the thread's tags (from the run's `config.tags` or `tags`)."""
+    thread_visible: bool = True
+    """Visibility of a thread created by `if_not_exists="create"`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +158,8 @@ class RunOutcome:
     values: Json | None = None
     """The thread's latest state values as JSON; None keeps what the thread had."""
     interrupts: dict[str, list[Interrupt]] = field(default_factory=dict)
+    usage: Usage | None = None
+    """The run's token usage and cost; added to the thread's totals."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,18 +225,25 @@ class Storage(Protocol):
 
     # Threads
 
-    async def create_thread(
-        self, thread_id: str, *, metadata: Json, ttl: Json | None, if_exists: OnConflict
-    ) -> Thread: ...
+    async def create_thread(self, new: NewThread, *, if_exists: OnConflict) -> Thread: ...
 
     async def get_thread(self, thread_id: str) -> Thread: ...
 
-    async def update_thread(
-        self, thread_id: str, *, metadata: Json | None, ttl: Json | None
-    ) -> Thread: ...
+    async def update_thread(self, thread_id: str, patch: ThreadPatch) -> Thread:
+        """Apply the patch atomically.
+
+        Raises:
+            ConflictError: a lifecycle change that is not allowed (open<->locked, open->archived
+                and locked->archived are; nothing leaves archived), or any other change to a
+                thread that is not open (only its lifecycle may change then).
+        """
 
     async def delete_thread(self, thread_id: str) -> None:
-        """Delete the thread, its runs and every checkpoint it has."""
+        """Delete the thread, its runs and every checkpoint it has.
+
+        Raises:
+            ConflictError: the thread is locked (unlock it first).
+        """
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]: ...
 
@@ -209,18 +259,34 @@ class Storage(Protocol):
         """Every checkpoint of the thread, all namespaces, oldest first, without decoding
         channel values."""
 
+    # Tool calls
+
+    async def record_tool_call(self, thread_id: str, call: ToolCall) -> None:
+        """Store one finished tool call; a call for a thread deleted meanwhile is dropped."""
+
+    async def list_tool_calls(
+        self, thread_id: str, *, run_id: str | None, name: str | None, limit: int, offset: int
+    ) -> tuple[list[ToolCall], int]:
+        """The thread's tool calls, oldest first, and how many match in all.
+
+        Raises:
+            NotFoundError: the thread does not exist.
+        """
+
     # Runs
 
     async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
         """Queue a pending run and mark its thread busy, atomically applying the multitask
         strategy against the runs already pending or running on the thread.
 
-        Also stamps `graph_id` and `assistant_id` into the thread's metadata.
+        Also stamps `graph_id` and `assistant_id` into the thread's metadata, adds the run's
+        tags to the thread's and counts the run in the thread's `run_count`.
         Returns the new run and the active runs the caller must now cancel (for `interrupt`
         and `rollback`; always empty for `enqueue`).
 
         Raises:
-            ConflictError: `reject` and the thread has a pending or running run.
+            ConflictError: `reject` and the thread has a pending or running run; or the thread
+                is locked or archived.
             NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
         """
 

@@ -21,13 +21,16 @@ from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
 from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_threads import SqliteThreads
+from agent_runtime.storage.sqlite_tool_calls import SqliteToolCalls
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqliteStorage(SqliteAssistants, SqliteThreads, SqliteCheckpoints, SqliteRuns):
+class SqliteStorage(
+    SqliteAssistants, SqliteThreads, SqliteCheckpoints, SqliteRuns, SqliteToolCalls
+):
     """Storage on one SQLite file; see `storage.base.Storage` for the contract."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""One SQLite file: connections, pragmas, transactions and our schema. The checkpointer and the
+"""One SQLite file: connections, pragmas and transactions. The checkpointer and the
 store open their own connections to the same file; WAL lets readers run beside the one writer."""
 
 from __future__ import annotations
@@ -13,67 +13,9 @@ from typing import Any
 import aiosqlite
 
 from agent_runtime.errors import StorageError
+from agent_runtime.storage.sqlite_schema import migrate
 
 BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS assistants (
-    assistant_id TEXT PRIMARY KEY,
-    graph_id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    context TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT,
-    version INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS assistants_graph_id ON assistants (graph_id);
-CREATE TABLE IF NOT EXISTS assistant_versions (
-    assistant_id TEXT NOT NULL REFERENCES assistants (assistant_id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    graph_id TEXT NOT NULL,
-    config TEXT NOT NULL,
-    context TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (assistant_id, version)
-);
-CREATE TABLE IF NOT EXISTS threads (
-    thread_id TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    state_updated_at TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'idle',
-    "values" TEXT,
-    interrupts TEXT NOT NULL DEFAULT '{}',
-    config TEXT NOT NULL DEFAULT '{}',
-    ttl TEXT,
-    expires_at TEXT
-);
-CREATE INDEX IF NOT EXISTS threads_created_at ON threads (created_at);
-CREATE INDEX IF NOT EXISTS threads_updated_at ON threads (updated_at);
-CREATE INDEX IF NOT EXISTS threads_expires_at ON threads (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
-    assistant_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    metadata TEXT NOT NULL DEFAULT '{}',
-    kwargs TEXT NOT NULL DEFAULT '{}',
-    multitask_strategy TEXT NOT NULL DEFAULT 'enqueue',
-    attempt INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    not_before TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_thread_status ON runs (thread_id, status, created_at);
-"""
 
 
 class SqliteDatabase:
@@ -89,7 +31,7 @@ class SqliteDatabase:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await connect(self.path)
-            await self._writer.executescript(_SCHEMA)
+            await migrate(self._writer)
             self._reader = await connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"Cannot open the database {self.path}: {exc}") from exc

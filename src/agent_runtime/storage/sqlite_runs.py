@@ -11,10 +11,12 @@ import aiosqlite
 
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.storage.base import NewRun, RunOutcome
 from agent_runtime.storage.sqlite_db import SqliteDatabase
 from agent_runtime.storage.sqlite_threads import thread_not_found
+from agent_runtime.usage import add_usage
 
 # The saver stores metadata as a JSON BLOB and copies `config["metadata"]["run_id"]` into it
 # (into every namespace, subgraphs included); it filters the same way in its own `alist`.
@@ -32,16 +34,26 @@ class SqliteRuns:
         now = self._now()
         async with self._db.transaction() as conn:
             thread = await _one(
-                conn, "SELECT metadata FROM threads WHERE thread_id = ?", (new.thread_id,)
+                conn,
+                "SELECT metadata, lifecycle, tags FROM threads WHERE thread_id = ?",
+                (new.thread_id,),
             )
             if thread is not None:
+                require_open(new.thread_id, thread["lifecycle"], "take new runs")
                 metadata = loads(thread["metadata"])
+                tags = loads(thread["tags"])
             elif new.if_not_exists == "create":
                 metadata = dict(new.thread_metadata or {})
+                tags = []
                 await conn.execute(
                     "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-                    " metadata) VALUES (?, ?, ?, ?, ?)",
-                    (new.thread_id, *[now.isoformat()] * 3, dumps_text(metadata)),
+                    " metadata, visible) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        new.thread_id,
+                        *[now.isoformat()] * 3,
+                        dumps_text(metadata),
+                        int(new.thread_visible),
+                    ),
                 )
             else:
                 raise thread_not_found(new.thread_id)
@@ -81,9 +93,17 @@ class SqliteRuns:
             )
             metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
             await conn.execute(
-                "UPDATE threads SET status = 'busy', metadata = ?, updated_at = ?"
-                " WHERE thread_id = ?",
-                (dumps_text(metadata), now.isoformat(), new.thread_id),
+                "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
+                " run_count = run_count + 1, first_run_at = coalesce(first_run_at, ?),"
+                " last_run_at = ? WHERE thread_id = ?",
+                (
+                    dumps_text(metadata),
+                    dumps_text(list(dict.fromkeys([*tags, *new.tags]))),
+                    now.isoformat(),
+                    now.isoformat(),
+                    now.isoformat(),
+                    new.thread_id,
+                ),
             )
             row = await _select(conn, new.run_id)
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
@@ -202,8 +222,15 @@ class SqliteRuns:
         guard = " AND status = 'pending'" if only_if_pending else ""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                f"UPDATE runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?{guard}",
-                (outcome.status, outcome.error, _stamp(now), run_id),
+                f"UPDATE runs SET status = ?, error = ?, usage = ?, updated_at = ?"
+                f" WHERE run_id = ?{guard}",
+                (
+                    outcome.status,
+                    outcome.error,
+                    None if outcome.usage is None else dumps_text(outcome.usage),
+                    _stamp(now),
+                    run_id,
+                ),
             )
             if cursor.rowcount == 0:
                 if only_if_pending and await _select(conn, run_id) is not None:
@@ -251,6 +278,17 @@ async def _settle(
     if outcome.values is not None:
         sets += ['"values" = ?', "state_updated_at = ?"]
         params += [dumps_text(outcome.values), now.isoformat()]
+        messages = outcome.values.get("messages")
+        if isinstance(messages, list):
+            sets.append("message_count = ?")
+            params.append(len(messages))
+    if outcome.usage is not None:
+        found = await _one(conn, "SELECT usage FROM threads WHERE thread_id = ?", (thread_id,))
+        before = None if found is None or found["usage"] is None else loads(found["usage"])
+        total = add_usage(before, outcome.usage)
+        assert total is not None
+        sets += ["usage = ?", "total_tokens = ?", "cost_usd = ?"]
+        params += [dumps_text(total), total["total_tokens"], total["cost_usd"]]
     await conn.execute(
         f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = ?", [*params, thread_id]
     )
@@ -297,4 +335,5 @@ def _run(row: Any) -> Run:
         "kwargs": loads(row["kwargs"]),
         "attempt": row["attempt"],
         "error": row["error"],
+        "usage": None if row["usage"] is None else loads(row["usage"]),
     }

@@ -3,7 +3,7 @@ in the checkpointer's tables of the same file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,8 +11,9 @@ import aiosqlite
 
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
-from agent_runtime.storage.base import ThreadQuery
+from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery
 from agent_runtime.storage.containment import containment_sql
 from agent_runtime.storage.sqlite_db import SqliteDatabase
 
@@ -24,9 +25,8 @@ class SqliteThreads:
     _db: SqliteDatabase
     _now: Callable[[], datetime]
 
-    async def create_thread(
-        self, thread_id: str, *, metadata: Json, ttl: Json | None, if_exists: OnConflict
-    ) -> Thread:
+    async def create_thread(self, new: NewThread, *, if_exists: OnConflict) -> Thread:
+        thread_id, ttl = new.thread_id, new.ttl
         now = self._now()
         async with self._db.transaction() as conn:
             existing = await _select(conn, thread_id)
@@ -41,15 +41,19 @@ class SqliteThreads:
             stamp = now.isoformat()
             await conn.execute(
                 "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-                " metadata, ttl, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " metadata, ttl, expires_at, name, tags, visible)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     thread_id,
                     stamp,
                     stamp,
                     stamp,
-                    dumps_text(metadata),
+                    dumps_text(new.metadata),
                     None if ttl is None else dumps_text(ttl),
                     _expires_at(now, ttl),
+                    new.name,
+                    dumps_text(_unique(new.tags)),
+                    int(new.visible),
                 ),
             )
             row = await _select(conn, thread_id)
@@ -61,25 +65,34 @@ class SqliteThreads:
             raise thread_not_found(thread_id)
         return _thread(row)
 
-    async def update_thread(
-        self, thread_id: str, *, metadata: Json | None, ttl: Json | None
-    ) -> Thread:
+    async def update_thread(self, thread_id: str, patch: ThreadPatch) -> Thread:
         now = self._now()
         async with self._db.transaction() as conn:
             row = await _select(conn, thread_id)
             if row is None:
                 raise thread_not_found(thread_id)
+            lifecycle = row["lifecycle"]
+            if patch.lifecycle is not None:
+                check_transition(thread_id, lifecycle, patch.lifecycle)
+                lifecycle = patch.lifecycle
+            changes = (patch.metadata, patch.ttl, patch.name, patch.tags, patch.visible)
+            if lifecycle != "open" and any(change is not None for change in changes):
+                raise read_only_error(thread_id, lifecycle, "be changed")
             merged = loads(row["metadata"])
-            merged.update(metadata or {})
-            ttl_text = row["ttl"] if ttl is None else dumps_text(ttl)
+            merged.update(patch.metadata or {})
+            ttl_text = row["ttl"] if patch.ttl is None else dumps_text(patch.ttl)
             await conn.execute(
-                "UPDATE threads SET metadata = ?, ttl = ?, expires_at = ?, updated_at = ?"
-                " WHERE thread_id = ?",
+                "UPDATE threads SET metadata = ?, ttl = ?, expires_at = ?, updated_at = ?,"
+                " lifecycle = ?, name = ?, tags = ?, visible = ? WHERE thread_id = ?",
                 (
                     dumps_text(merged),
                     ttl_text,
                     _expires_at(now, None if ttl_text is None else loads(ttl_text)),
                     now.isoformat(),
+                    lifecycle,
+                    row["name"] if patch.name is None else patch.name,
+                    row["tags"] if patch.tags is None else dumps_text(_unique(patch.tags)),
+                    row["visible"] if patch.visible is None else int(patch.visible),
                     thread_id,
                 ),
             )
@@ -88,14 +101,20 @@ class SqliteThreads:
 
     async def delete_thread(self, thread_id: str) -> None:
         async with self._db.transaction() as conn:
-            if await delete_thread_rows(conn, [thread_id]) == 0:
+            row = await _select(conn, thread_id)
+            if row is None:
                 raise thread_not_found(thread_id)
+            if row["lifecycle"] == "locked":
+                raise read_only_error(thread_id, "locked", "be deleted")
+            await delete_thread_rows(conn, [thread_id])
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _where(query)
         order = "ASC" if query.sort_order == "asc" else "DESC"
         rows = await self._db.fetch_all(
-            f"SELECT * FROM threads {where} ORDER BY {query.sort_by} {order}, thread_id {order}"
+            # Threads with no figure yet (no cost, no run) sort last either way.
+            f"SELECT * FROM threads {where} ORDER BY {query.sort_by} IS NULL,"
+            f" {query.sort_by} {order}, thread_id {order}"
             " LIMIT ? OFFSET ?",
             [*params, query.limit, query.offset],
         )
@@ -114,10 +133,11 @@ class SqliteThreads:
             # A copy is a new thread at rest: it is never busy, whatever the source is doing.
             await conn.execute(
                 "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-                ' metadata, status, "values", interrupts, config, ttl, expires_at)'
-                " SELECT ?, ?, ?, ?, metadata,"
+                ' metadata, status, "values", interrupts, config, ttl, expires_at, name, tags,'
+                " visible) SELECT ?, ?, ?, ?, metadata,"
                 " CASE status WHEN 'busy' THEN 'idle' ELSE status END,"
-                ' "values", interrupts, config, ttl, expires_at FROM threads WHERE thread_id = ?',
+                ' "values", interrupts, config, ttl, expires_at, name, tags, visible'
+                " FROM threads WHERE thread_id = ?",
                 (new_thread_id, stamp, stamp, stamp, thread_id),
             )
             for table in await _existing(conn, CHECKPOINT_TABLES):
@@ -136,14 +156,14 @@ class SqliteThreads:
         now = self._now().isoformat()
         rows = await self._db.fetch_all(
             "SELECT thread_id FROM threads WHERE expires_at IS NOT NULL AND expires_at <= ?"
-            " AND status != 'busy'",
+            " AND status != 'busy' AND lifecycle != 'locked'",
             (now,),
         )
         swept = 0
         for row in rows:
             try:
                 await self.delete_thread(row["thread_id"])
-            except NotFoundError:
+            except (NotFoundError, ConflictError):
                 continue
             swept += 1
         return swept
@@ -198,6 +218,18 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.status is not None:
         clauses.append("status = ?")
         params.append(query.status)
+    clauses.append("visible = ?")
+    params.append(int(query.visible))
+    if query.lifecycle is not None:
+        clauses.append("lifecycle = ?")
+        params.append(query.lifecycle)
+    if query.name:
+        clauses.append("instr(lower(coalesce(name, '')), lower(?)) > 0")
+        params.append(query.name)
+    if query.tags:
+        sql, extra = containment_sql("tags", list(query.tags))
+        clauses.append(sql)
+        params.extend(extra)
     for column, expected in (("metadata", query.metadata), ('"values"', query.values)):
         if expected:
             sql, extra = containment_sql(column, expected)
@@ -219,4 +251,21 @@ def _thread(row: Any) -> Thread:
         "interrupts": loads(row["interrupts"]),
         "config": loads(row["config"]),
         "ttl": None if ttl is None else loads(ttl),
+        "lifecycle": row["lifecycle"],
+        "visible": bool(row["visible"]),
+        "name": row["name"],
+        "tags": loads(row["tags"]),
+        "usage": None if row["usage"] is None else loads(row["usage"]),
+        "run_count": row["run_count"],
+        "message_count": row["message_count"],
+        "first_run_at": _moment(row["first_run_at"]),
+        "last_run_at": _moment(row["last_run_at"]),
     }
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _unique(tags: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(tags))

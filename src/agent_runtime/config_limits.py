@@ -1,0 +1,91 @@
+"""Our own limits, retention and pricing settings (`agent_runtime.limits`,
+`agent_runtime.pricing`) and LangGraph's `checkpointer.ttl`, read and checked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent_runtime.config_reader import (
+    ConfigReader,
+    ValueTable,
+    read_choice,
+    read_number,
+    read_positive,
+)
+from agent_runtime.schema import Json
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    """Per-thread limits and retention (`agent_runtime.limits`)."""
+
+    max_metadata_bytes: int = 16 * 1024
+    """A thread's metadata, JSON-encoded; larger is a 413."""
+    max_messages_per_thread: int = 10_000
+    """A run that would leave more messages in the thread fails, saying so."""
+    inactivity_ttl_days: float | None = None
+    """Threads not updated for this long are swept."""
+    max_age_days: float | None = None
+    """Threads older than this are swept."""
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    """What sweeping does: delete the thread, or keep only its latest checkpoint."""
+    sweep_interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelPrice:
+    """USD per million tokens for one model name, from `agent_runtime.pricing`."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+
+
+_LIMIT_KEYS: ValueTable = {
+    "max_metadata_bytes": read_positive,
+    "max_messages_per_thread": read_positive,
+    "inactivity_ttl_days": read_number,
+    "max_age_days": read_number,
+    "strategy": read_choice("delete", "keep_latest"),
+    "sweep_interval_seconds": read_number,
+}
+_PRICE_KEYS: ValueTable = {"input_per_million": read_number, "output_per_million": read_number}
+_CHECKPOINTER_TTL_KEYS: ValueTable = {
+    "strategy": read_choice("delete", "keep_latest"),
+    "default_ttl": read_number,
+    "sweep_interval_minutes": read_number,
+}
+
+
+def _object(reader: ConfigReader, key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise reader.bad(key, value, "an object")
+    return value
+
+
+def read_limits(reader: ConfigReader, key: str, value: Any) -> LimitsConfig:
+    return LimitsConfig(**reader.values(_object(reader, key, value), f"{key}.", _LIMIT_KEYS))
+
+
+def read_pricing(reader: ConfigReader, key: str, value: Any) -> dict[str, ModelPrice]:
+    prices = {}
+    for model, price in _object(reader, key, value).items():
+        where = f"{key}.{model}"
+        prices[str(model)] = ModelPrice(
+            **reader.values(_object(reader, where, price), f"{where}.", _PRICE_KEYS)
+        )
+    return prices
+
+
+def default_thread_ttl(reader: ConfigReader, checkpointer: Mapping[str, Any]) -> Json | None:
+    if checkpointer.get("ttl") is None:
+        return None
+    ttl = reader.values(
+        _object(reader, "checkpointer.ttl", checkpointer["ttl"]),
+        "checkpointer.ttl.",
+        _CHECKPOINTER_TTL_KEYS,
+    )
+    if "default_ttl" not in ttl:
+        return None
+    return {"strategy": ttl.get("strategy", "delete"), "ttl": ttl["default_ttl"]}

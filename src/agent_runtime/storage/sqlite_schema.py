@@ -1,0 +1,114 @@
+"""Our tables in the SQLite file, as numbered migrations: `PRAGMA user_version` records the last
+one applied, so a database from an older release is brought up to date at start-up."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+# Version 1: assistants, threads and runs as first released. Its statements are idempotent, so a
+# database created before versioning existed (user_version 0, tables present) passes through.
+_V1 = """
+CREATE TABLE IF NOT EXISTS assistants (
+    assistant_id TEXT PRIMARY KEY,
+    graph_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    context TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    version INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assistants_graph_id ON assistants (graph_id);
+CREATE TABLE IF NOT EXISTS assistant_versions (
+    assistant_id TEXT NOT NULL REFERENCES assistants (assistant_id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    graph_id TEXT NOT NULL,
+    config TEXT NOT NULL,
+    context TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (assistant_id, version)
+);
+CREATE TABLE IF NOT EXISTS threads (
+    thread_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    state_updated_at TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'idle',
+    "values" TEXT,
+    interrupts TEXT NOT NULL DEFAULT '{}',
+    config TEXT NOT NULL DEFAULT '{}',
+    ttl TEXT,
+    expires_at TEXT
+);
+CREATE INDEX IF NOT EXISTS threads_created_at ON threads (created_at);
+CREATE INDEX IF NOT EXISTS threads_updated_at ON threads (updated_at);
+CREATE INDEX IF NOT EXISTS threads_expires_at ON threads (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    assistant_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    kwargs TEXT NOT NULL DEFAULT '{}',
+    multitask_strategy TEXT NOT NULL DEFAULT 'enqueue',
+    attempt INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    not_before TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_thread_status ON runs (thread_id, status, created_at);
+"""
+
+# Version 2: thread lifecycle, visibility, name and tags; usage and cost per run and per thread;
+# the tool-call log.
+_V2 = """
+ALTER TABLE threads ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'open';
+ALTER TABLE threads ADD COLUMN visible INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE threads ADD COLUMN name TEXT;
+ALTER TABLE threads ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE threads ADD COLUMN usage TEXT;
+ALTER TABLE threads ADD COLUMN total_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE threads ADD COLUMN cost_usd REAL;
+ALTER TABLE threads ADD COLUMN run_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE threads ADD COLUMN first_run_at TEXT;
+ALTER TABLE threads ADD COLUMN last_run_at TEXT;
+ALTER TABLE threads ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS threads_visible_created ON threads (visible, created_at);
+ALTER TABLE runs ADD COLUMN usage TEXT;
+CREATE TABLE IF NOT EXISTS tool_calls (
+    tool_call_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL REFERENCES threads (thread_id) ON DELETE CASCADE,
+    run_id TEXT NOT NULL,
+    checkpoint_id TEXT,
+    name TEXT NOT NULL,
+    args TEXT NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    PRIMARY KEY (thread_id, run_id, tool_call_id)
+);
+CREATE INDEX IF NOT EXISTS tool_calls_thread_started ON tool_calls (thread_id, started_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+
+
+async def migrate(conn: aiosqlite.Connection) -> None:
+    """Apply every migration newer than the database, each in its own transaction."""
+    async with conn.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    current = int(row[0]) if row else 0
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        # executescript commits first; the version bump rides in the same script.
+        await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")

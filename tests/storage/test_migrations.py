@@ -1,0 +1,52 @@
+"""Databases written by an older release are brought up to date at start-up, data intact."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from agent_runtime.storage.sqlite import SqliteStorage
+from agent_runtime.storage.sqlite_schema import MIGRATIONS
+
+
+def _old_database(path: Path, version: int) -> None:
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:version]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute(
+        "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata)"
+        " VALUES ('t', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00',"
+        " '2026-01-01T00:00:00+00:00', '{\"kept\": true}')"
+    )
+    conn.commit()
+    conn.close()
+
+
+async def test_version_one_database_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _old_database(path, 1)
+    storage = SqliteStorage(path)
+    await storage.setup()
+    try:
+        thread = await storage.get_thread("t")
+        assert thread["metadata"] == {"kept": True}
+    finally:
+        await storage.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(threads)")}
+    assert {"lifecycle", "visible", "name", "tags", "run_count"} <= columns
+    assert conn.execute("SELECT lifecycle, visible FROM threads").fetchone() == ("open", 1)
+    conn.close()
+
+
+async def test_migrations_run_once(tmp_path: Path) -> None:
+    path = tmp_path / "runtime.sqlite"
+    for _ in range(2):
+        storage = SqliteStorage(path)
+        await storage.setup()
+        await storage.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
