@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,11 +30,12 @@ from agent_runtime.server import (
     store,
     system,
     threads,
+    tool_calls,
 )
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.routing import Operation, json_response
 from agent_runtime.server.services import Services
-from agent_runtime.storage.base import NewAssistant, Storage
+from agent_runtime.storage.base import NewAssistant, RetentionPolicy, Storage
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.streaming import MemoryEventLog
 
@@ -43,13 +45,13 @@ ROUTERS = (
     system.router,
     assistants.router,
     threads.router,
+    tool_calls.router,
     state.router,
     checkpoints.router,
     runs.router,
     stateless_runs.router,
     store.router,
 )
-SWEEP_INTERVAL_SECONDS = 60.0
 
 
 def operations() -> Iterable[Operation]:
@@ -82,7 +84,7 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
                 config=config, storage=backend, registry=registry, events=events, runs=manager
             )
             await manager.start()
-            sweeper = asyncio.create_task(_sweep_forever(backend), name="ttl-sweeper")
+            sweeper = asyncio.create_task(_sweep_forever(backend, config), name="sweeper")
             try:
                 yield
             finally:
@@ -136,15 +138,27 @@ async def _ensure_default_assistants(storage: Storage, registry: GraphRegistry) 
         )
 
 
-async def _sweep_forever(storage: Storage) -> None:
+def retention_policy(config: RuntimeConfig) -> RetentionPolicy:
+    limits = config.limits
+    return RetentionPolicy(
+        inactivity=None
+        if limits.inactivity_ttl_days is None
+        else timedelta(days=limits.inactivity_ttl_days),
+        max_age=None if limits.max_age_days is None else timedelta(days=limits.max_age_days),
+        strategy=limits.strategy,
+    )
+
+
+async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
+    policy = retention_policy(config)
     while True:
         try:
-            swept = await storage.sweep_expired_threads()
+            swept = await storage.sweep_expired_threads(policy)
             if swept:
-                logger.info("Deleted %d threads whose TTL ran out", swept)
+                logger.info("Swept %d expired threads (%s)", swept, policy.strategy)
         except AgentRuntimeError as exc:
-            logger.warning("TTL sweep failed: %s", exc.detail)
-        await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+            logger.warning("Thread sweep failed: %s", exc.detail)
+        await asyncio.sleep(config.limits.sweep_interval_seconds)
 
 
 def error_body(detail: str, code: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Required
 
 from pydantic import Field
 from starlette.requests import Request
@@ -17,7 +17,13 @@ from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread,
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.validation import closed, parse_uuid
-from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery, ThreadSortBy
+from agent_runtime.storage.base import (
+    NewThread,
+    PruneStrategy,
+    ThreadPatch,
+    ThreadQuery,
+    ThreadSortBy,
+)
 
 router = Router("threads")
 
@@ -110,6 +116,14 @@ class ThreadGetQuery(TypedDict, total=False):
     """Comma-separated extra fields; every field is always included, so this is accepted as is."""
 
 
+@closed
+class ThreadPrune(TypedDict, total=False):
+    thread_ids: Required[Annotated[list[str], Field(min_length=1, max_length=1000)]]
+    strategy: PruneStrategy
+    """`delete` (default) removes the threads; `keep_latest` keeps each one's latest
+    checkpoint only."""
+
+
 def thread_id_of(request: Request) -> str:
     return parse_uuid(request.path_params["thread_id"], field="thread_id")
 
@@ -176,6 +190,20 @@ async def search_threads(request: Request, body: ThreadSearch) -> Any:
     if len(found) == query.limit:
         headers["X-Pagination-Next"] = str(query.offset + query.limit)
     return json_response(items, headers=headers)
+
+
+@router.post("/threads/prune", body=ThreadPrune)
+async def prune_threads(request: Request, body: ThreadPrune) -> Json:
+    """Delete threads, or trim each to its latest checkpoint. Locked and busy threads are
+    skipped (and listed with the reason), as LangGraph's prune does with what it cannot touch."""
+    thread_ids = [parse_uuid(value, field="thread_ids[]") for value in body["thread_ids"]]
+    result = await services(request).storage.prune_threads(
+        thread_ids, strategy=body.get("strategy", "delete")
+    )
+    return {
+        "pruned_count": len(result.pruned),
+        "skipped": [{"thread_id": k, "reason": v} for k, v in result.skipped.items()],
+    }
 
 
 @router.post("/threads/count", body=ThreadCount, response=int)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -162,6 +162,25 @@ class RunOutcome:
     """The run's token usage and cost; added to the thread's totals."""
 
 
+PruneStrategy = Literal["delete", "keep_latest"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionPolicy:
+    """When idle threads expire, beyond each thread's own TTL (from `agent_runtime.limits`)."""
+
+    inactivity: timedelta | None = None
+    max_age: timedelta | None = None
+    strategy: PruneStrategy = "delete"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneResult:
+    pruned: list[str]
+    skipped: dict[str, str]
+    """Thread id -> why it was left alone (locked, busy, unknown, delta channels)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointSummary:
     """One checkpoint without its values: enough to draw a thread's branches."""
@@ -252,8 +271,16 @@ class Storage(Protocol):
     async def copy_thread(self, thread_id: str, new_thread_id: str) -> Thread:
         """Copy the thread's row and its whole checkpoint history under a new id."""
 
-    async def sweep_expired_threads(self) -> int:
-        """Delete every idle thread whose TTL has run out; returns how many were deleted."""
+    async def sweep_expired_threads(self, policy: RetentionPolicy | None = None) -> int:
+        """Prune every idle, unlocked thread whose TTL has run out or that the policy says
+        has expired; returns how many were pruned."""
+
+    async def prune_threads(
+        self, thread_ids: Sequence[str], *, strategy: PruneStrategy
+    ) -> PruneResult:
+        """Delete the threads, or keep only each namespace's latest checkpoint of them.
+        Locked, busy and unknown threads are skipped, as are delta-channel threads under
+        `keep_latest`."""
 
     async def list_checkpoint_summaries(self, thread_id: str) -> list[CheckpointSummary]:
         """Every checkpoint of the thread, all namespaces, oldest first, without decoding

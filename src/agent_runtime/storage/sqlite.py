@@ -19,6 +19,7 @@ from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
 from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
+from agent_runtime.storage.sqlite_retention import SqliteRetention
 from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_threads import SqliteThreads
 from agent_runtime.storage.sqlite_tool_calls import SqliteToolCalls
@@ -29,7 +30,12 @@ def utc_now() -> datetime:
 
 
 class SqliteStorage(
-    SqliteAssistants, SqliteThreads, SqliteCheckpoints, SqliteRuns, SqliteToolCalls
+    SqliteAssistants,
+    SqliteThreads,
+    SqliteCheckpoints,
+    SqliteRuns,
+    SqliteToolCalls,
+    SqliteRetention,
 ):
     """Storage on one SQLite file; see `storage.base.Storage` for the contract."""
 

@@ -151,23 +151,6 @@ class SqliteThreads:
             row = await _select(conn, new_thread_id)
         return _thread(row)
 
-    async def sweep_expired_threads(self) -> int:
-        """Delete every thread whose TTL has run out, with its checkpoints; returns how many."""
-        now = self._now().isoformat()
-        rows = await self._db.fetch_all(
-            "SELECT thread_id FROM threads WHERE expires_at IS NOT NULL AND expires_at <= ?"
-            " AND status != 'busy' AND lifecycle != 'locked'",
-            (now,),
-        )
-        swept = 0
-        for row in rows:
-            try:
-                await self.delete_thread(row["thread_id"])
-            except (NotFoundError, ConflictError):
-                continue
-            swept += 1
-        return swept
-
 
 def thread_not_found(thread_id: str) -> NotFoundError:
     return NotFoundError(f'Thread "{thread_id}" not found', code="thread_not_found")

@@ -1,0 +1,131 @@
+"""Retention in SQLite: which threads have expired (their TTL, inactivity, age) and pruning
+them, by deleting them or by keeping only each namespace's latest checkpoint. Locked threads
+are held: never swept, never pruned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import aiosqlite
+
+from agent_runtime.storage.base import PruneResult, PruneStrategy, RetentionPolicy
+from agent_runtime.storage.sqlite_db import SqliteDatabase
+from agent_runtime.storage.sqlite_threads import CHECKPOINT_TABLES, delete_thread_rows
+
+# What LangGraph's DeltaChannel leaves in checkpoint metadata. Such threads rebuild values from
+# older checkpoints' writes, so keeping only the latest checkpoint would lose them.
+_DELTA_MARKERS = ("counters_since_delta_snapshot", "delta_writes_versioned")
+
+
+class SqliteRetention:
+    _db: SqliteDatabase
+    _now: Callable[[], datetime]
+
+    async def sweep_expired_threads(self, policy: RetentionPolicy | None = None) -> int:
+        now = self._now()
+        policy = policy or RetentionPolicy()
+        clauses = ["(expires_at IS NOT NULL AND expires_at <= ?)"]
+        params: list[object] = [now.isoformat()]
+        if policy.inactivity is not None:
+            clauses.append("updated_at <= ?")
+            params.append((now - policy.inactivity).isoformat())
+        if policy.max_age is not None:
+            clauses.append("created_at <= ?")
+            params.append((now - policy.max_age).isoformat())
+        rows = await self._db.fetch_all(
+            f"SELECT thread_id, ttl, expires_at FROM threads WHERE ({' OR '.join(clauses)})"
+            " AND status != 'busy' AND lifecycle != 'locked'",
+            params,
+        )
+        by_strategy: dict[PruneStrategy, list[str]] = {"delete": [], "keep_latest": []}
+        for row in rows:
+            strategy = policy.strategy
+            if row["expires_at"] is not None and row["expires_at"] <= now.isoformat():
+                # A thread's own TTL names its own strategy.
+                strategy = _ttl_strategy(row["ttl"]) or strategy
+            by_strategy[strategy].append(row["thread_id"])
+        swept = 0
+        for strategy, thread_ids in by_strategy.items():
+            if thread_ids:
+                result = await self.prune_threads(thread_ids, strategy=strategy)
+                swept += len(result.pruned)
+        return swept
+
+    async def prune_threads(
+        self, thread_ids: Sequence[str], *, strategy: PruneStrategy
+    ) -> PruneResult:
+        pruned: list[str] = []
+        skipped: dict[str, str] = {}
+        async with self._db.transaction() as conn:
+            for thread_id in dict.fromkeys(thread_ids):
+                reason = await _refusal(conn, thread_id, strategy)
+                if reason is not None:
+                    skipped[thread_id] = reason
+                    continue
+                if strategy == "delete":
+                    await delete_thread_rows(conn, [thread_id])
+                else:
+                    await _keep_latest(conn, thread_id)
+                    await conn.execute(
+                        "UPDATE threads SET expires_at = NULL WHERE thread_id = ?", (thread_id,)
+                    )
+                pruned.append(thread_id)
+        return PruneResult(pruned=pruned, skipped=skipped)
+
+
+def _ttl_strategy(ttl: str | None) -> PruneStrategy | None:
+    if not ttl:
+        return None
+    if '"keep_latest"' in ttl:
+        return "keep_latest"
+    return "delete"
+
+
+async def _refusal(
+    conn: aiosqlite.Connection, thread_id: str, strategy: PruneStrategy
+) -> str | None:
+    async with conn.execute(
+        "SELECT lifecycle, status FROM threads WHERE thread_id = ?", (thread_id,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return "not found"
+    if row["lifecycle"] == "locked":
+        return "locked threads are held; unlock it first"
+    if row["status"] == "busy":
+        return "a run is active on it"
+    if strategy == "keep_latest":
+        marks = " OR ".join(
+            f"json_extract(CAST(metadata AS TEXT), '$.{m}') IS NOT NULL" for m in _DELTA_MARKERS
+        )
+        async with conn.execute(
+            f"SELECT 1 FROM checkpoints WHERE thread_id = ? AND ({marks}) LIMIT 1", (thread_id,)
+        ) as cursor:
+            if await cursor.fetchone() is not None:
+                return "keep_latest cannot prune a thread that uses a DeltaChannel"
+    return None
+
+
+async def _keep_latest(conn: aiosqlite.Connection, thread_id: str) -> None:
+    """Keep each namespace's newest checkpoint (with its pending writes); delete the rest."""
+    doomed = (
+        "SELECT checkpoint_ns, checkpoint_id FROM checkpoints c WHERE thread_id = ?"
+        " AND checkpoint_id < (SELECT MAX(checkpoint_id) FROM checkpoints"
+        " WHERE thread_id = c.thread_id AND checkpoint_ns = c.checkpoint_ns)"
+    )
+    if "writes" in CHECKPOINT_TABLES:
+        await conn.execute(
+            f"DELETE FROM writes WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) IN"
+            f" ({doomed})",
+            (thread_id, thread_id),
+        )
+    await conn.execute(
+        f"DELETE FROM checkpoints WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) IN"
+        f" ({doomed})",
+        (thread_id, thread_id),
+    )
+    # The survivors' parents are gone; history must not point at them.
+    await conn.execute(
+        "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ?", (thread_id,)
+    )
