@@ -243,3 +243,15 @@ def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path
 
     assert returncode == 0
     assert "Stopping reloader process" in log.read_text()
+
+
+def test_listen_socket_is_tcp_so_nagle_gets_disabled() -> None:
+    import socket
+
+    from agent_runtime.cli import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -1,8 +1,5 @@
 """Crash recovery: a real `agent-runtime serve` process is killed with SIGKILL mid-run and started
-again on the same database; runs resume from their last checkpoint, a bounded number of times.
-
-Checkpoints are read from the database file with LangGraph's own saver (the server's source of
-truth), beside the server, so the checks do not depend on the state and history routes."""
+again on the same database; runs resume from their last checkpoint, a bounded number of times."""
 
 from __future__ import annotations
 
@@ -16,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from langgraph.checkpoint.base import CheckpointTuple
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
@@ -130,24 +125,13 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
         ) from None
 
 
-@pytest.fixture
-async def saver(server: ServerProcess) -> AsyncIterator[AsyncSqliteSaver]:
-    """A reader of the server's checkpoints; WAL lets it read beside the server's writer."""
-    async with AsyncSqliteSaver.from_conn_string(str(server.database)) as reader:
-        yield reader
+async def _steps(client: LangGraphClient, thread_id: str) -> list[str]:
+    values: Any = (await client.threads.get_state(thread_id))["values"]
+    return list(values.get("steps", []))
 
 
-def _thread(thread_id: str) -> Any:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-
-
-async def _steps(saver: AsyncSqliteSaver, thread_id: str) -> list[str]:
-    latest = await saver.aget_tuple(_thread(thread_id))
-    return [] if latest is None else list(latest.checkpoint["channel_values"].get("steps", []))
-
-
-async def _history(saver: AsyncSqliteSaver, thread_id: str) -> list[CheckpointTuple]:
-    return [c async for c in saver.alist(_thread(thread_id))]
+async def _history(client: LangGraphClient, thread_id: str) -> list[dict[str, Any]]:
+    return [dict(c) for c in await client.threads.get_history(thread_id, limit=100)]
 
 
 async def _ended(client: LangGraphClient, thread_id: str, run_id: str) -> dict[str, Any]:
@@ -159,11 +143,9 @@ async def _ended(client: LangGraphClient, thread_id: str, run_id: str) -> dict[s
     return dict(await client.runs.get(thread_id, run_id))
 
 
-async def _blocked_in(
-    client: LangGraphClient, saver: AsyncSqliteSaver, thread_id: str, run_id: str, attempt: int
-) -> bool:
+async def _blocked_in(client: LangGraphClient, thread_id: str, run_id: str, attempt: int) -> bool:
     run = await client.runs.get(thread_id, run_id)
-    started = await _steps(saver, thread_id) == ["start"]
+    started = await _steps(client, thread_id) == ["start"]
     return (run["status"], run["attempt"], started) == ("running", attempt, True)
 
 
@@ -172,9 +154,7 @@ def _labelled(label: str, attempts: list[int]) -> list[str]:
 
 
 @pytest.mark.timeout(90)
-async def test_crash_resumes_running_runs_from_their_last_checkpoint(
-    server: ServerProcess, saver: AsyncSqliteSaver
-) -> None:
+async def test_crash_resumes_running_runs_from_their_last_checkpoint(server: ServerProcess) -> None:
     client = await server.start()
     thread_ids = [(await client.threads.create())["thread_id"] for _ in range(3)]
     running = [
@@ -192,11 +172,11 @@ async def test_crash_resumes_running_runs_from_their_last_checkpoint(
     )
 
     async def each_checkpointed_a_step() -> bool:
-        return all([await _steps(saver, thread_id) for thread_id in thread_ids])
+        return all([await _steps(client, thread_id) for thread_id in thread_ids])
 
     await _until(each_checkpointed_a_step, "every running run to checkpoint a step")
     before = {
-        thread_id: [c.checkpoint["id"] for c in await _history(saver, thread_id)]
+        thread_id: [c["checkpoint"]["checkpoint_id"] for c in await _history(client, thread_id)]
         for thread_id in thread_ids
     }
     await server.kill()
@@ -206,7 +186,7 @@ async def test_crash_resumes_running_runs_from_their_last_checkpoint(
     for i, (thread_id, run) in enumerate(zip(thread_ids, running, strict=True)):
         ended = await _ended(client, thread_id, run["run_id"])
         assert (ended["status"], ended["attempt"], ended["error"]) == ("success", 2, None)
-        steps = (await _steps(saver, thread_id))[: len(STEPS)]
+        steps = (await _steps(client, thread_id))[: len(STEPS)]
         attempts = [int(step.rsplit("@", 1)[1]) for step in steps]
         # Each step exactly once, in order: those done before the kill were not done again,
         # and the rest were done by the second attempt.
@@ -214,20 +194,20 @@ async def test_crash_resumes_running_runs_from_their_last_checkpoint(
         assert attempts == sorted(attempts)
         assert (attempts[0], attempts[-1]) == (1, 2)
         resumed.append(steps)
-        history = await _history(saver, thread_id)
-        assert set(before[thread_id]) <= {c.checkpoint["id"] for c in history}
+        history = await _history(client, thread_id)
+        assert set(before[thread_id]) <= {c["checkpoint"]["checkpoint_id"] for c in history}
         attempts_seen = {
-            c.metadata.get("run_attempt")
+            c["metadata"].get("run_attempt")
             for c in history
-            if c.metadata.get("run_id") == run["run_id"]
+            if c["metadata"].get("run_id") == run["run_id"]
         }
         assert attempts_seen == {1, 2}
 
     ended = await _ended(client, thread_ids[0], queued["run_id"])
     assert (ended["status"], ended["attempt"], ended["error"]) == ("success", 1, None)
-    assert await _steps(saver, thread_ids[0]) == resumed[0] + _labelled("q:", [1, 1, 1, 1])
+    assert await _steps(client, thread_ids[0]) == resumed[0] + _labelled("q:", [1, 1, 1, 1])
     for thread_id, steps in zip(thread_ids[1:], resumed[1:], strict=True):
-        assert await _steps(saver, thread_id) == steps
+        assert await _steps(client, thread_id) == steps
     for thread_id in thread_ids:
         assert (await client.threads.get(thread_id))["status"] == "idle"
         assert await client.runs.list(thread_id, status="running") == []
@@ -235,14 +215,12 @@ async def test_crash_resumes_running_runs_from_their_last_checkpoint(
 
 
 @pytest.mark.timeout(90)
-async def test_run_killed_in_every_attempt_ends_in_error(
-    server: ServerProcess, saver: AsyncSqliteSaver
-) -> None:
+async def test_run_killed_in_every_attempt_ends_in_error(server: ServerProcess) -> None:
     client = await server.start()
     thread_id = (await client.threads.create())["thread_id"]
     run_id = (await client.runs.create(thread_id, "blocking", input={"steps": []}))["run_id"]
     for attempt in (1, 2, 3):
-        blocked = partial(_blocked_in, client, saver, thread_id, run_id, attempt)
+        blocked = partial(_blocked_in, client, thread_id, run_id, attempt)
         await _until(blocked, f"attempt {attempt} to reach the blocking step")
         await server.kill()
         client = await server.start()
@@ -250,10 +228,18 @@ async def test_run_killed_in_every_attempt_ends_in_error(
     ended = await _ended(client, thread_id, run_id)
     assert ended["status"] == "error"
     assert ended["error"] == (
-        "The run did not finish in 3 attempts; the server stopped during each of them"
+        "RunAttemptsExhausted: The run did not finish in 3 attempts; the server stopped "
+        "during each of them"
     )
+    assert await client.runs.join(thread_id, run_id) == {
+        "__error__": {
+            "error": "RunAttemptsExhausted",
+            "message": "The run did not finish in 3 attempts; the server stopped during each "
+            "of them",
+        }
+    }
     # The retries resumed after the finished first step rather than replaying the input.
-    assert await _steps(saver, thread_id) == ["start"]
+    assert await _steps(client, thread_id) == ["start"]
     assert (await client.threads.get(thread_id))["status"] == "error"
     assert await client.runs.list(thread_id, status="running") == []
     assert await client.runs.list(thread_id, status="pending") == []

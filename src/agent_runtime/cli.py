@@ -182,7 +182,10 @@ def _port(text: str) -> int:
 
 def _listen(host: str, port: int) -> socket.socket:
     # Bound and listening before anything is printed: a busy port is reported, never moved.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio only turns Nagle off (TCP_NODELAY) on sockets that say they
+    # are TCP, and with Nagle on every small response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         if os.name != "nt":
             # Lets a restarted server take its port back from connections in TIME_WAIT; a port

@@ -197,11 +197,15 @@ class RunManager:
             self._finished[run_id] = asyncio.get_running_loop().create_future()
         if run["attempt"] > self._max_attempts:
             await self._events.open(run_id)
+            state = await self._thread_state(run["thread_id"])
             outcome = RunOutcome(
                 status="error",
-                error=f"The run did not finish in {self._max_attempts} attempts; the server "
-                "stopped during each of them",
+                # "Type: message", like every run error, so wait and join can split it.
+                error=f"RunAttemptsExhausted: The run did not finish in {self._max_attempts} "
+                "attempts; the server stopped during each of them",
                 thread_status="error",
+                values=state.values,
+                interrupts=state.interrupts,
             )
             await self._finish(run, outcome)
             return
