@@ -49,13 +49,14 @@ class RunExecutor:
         recorder = self._recorders.pop(run_id, None)
         return None if recorder is None else recorder.usage()
 
-    async def execute(self, run: Run) -> RunOutcome:
+    async def execute(self, run: Run, *, assistant: Assistant | None = None) -> RunOutcome:
         """Execute the run to its end and describe the end; graph errors become an `error`
         event and an `error` outcome. Cancellation propagates to the caller."""
         run_id = run["run_id"]
         await self._publish(run_id, "metadata", {"run_id": run_id, "attempt": run["attempt"]})
         try:
-            assistant = await self._storage.get_assistant(run["assistant_id"])
+            if assistant is None or assistant["assistant_id"] != run["assistant_id"]:
+                assistant = await self._storage.get_assistant(run["assistant_id"])
             config = build_config(run, assistant)
             graph = await self._registry.get_graph(assistant["graph_id"], config=config)
             graph_input = await _graph_input(run, graph)
@@ -89,7 +90,13 @@ class RunExecutor:
                 await self._publish(run_id, name, data)
         except Exception as exc:
             return replace(await self._failed(run, exc, graph=graph), usage=recorder.usage())
-        outcome = replace(await state_outcome(graph, run["thread_id"]), usage=recorder.usage())
+        if shaper.interrupted or not isinstance(shaper.last_values, dict):
+            outcome = await state_outcome(graph, run["thread_id"])
+        else:
+            # Finished without an interrupt: the last values event is the state, no re-read.
+            final = {k: v for k, v in shaper.last_values.items() if k != "__interrupt__"}
+            outcome = RunOutcome(status="success", thread_status="idle", values=to_jsonable(final))
+        outcome = replace(outcome, usage=recorder.usage())
         count = _message_count(outcome.values)
         if count > self._max_messages:
             return await self._failed(
@@ -104,11 +111,11 @@ class RunExecutor:
         return outcome
 
     async def _check_message_limit(self, run: Run, graph_input: Any) -> None:
-        thread = await self._storage.get_thread(run["thread_id"])
+        count = await self._storage.thread_message_count(run["thread_id"])
         incoming = graph_input.get("messages") if isinstance(graph_input, dict) else None
         adding = len(incoming) if isinstance(incoming, list) else int(incoming is not None)
-        if thread["message_count"] + adding > self._max_messages:
-            raise MessageLimitError(thread["message_count"] + adding, self._max_messages)
+        if count + adding > self._max_messages:
+            raise MessageLimitError(count + adding, self._max_messages)
 
     async def _failed(self, run: Run, exc: Exception, *, graph: AnyGraph | None) -> RunOutcome:
         error = {"error": type(exc).__name__, "message": str(exc)}
@@ -237,7 +244,7 @@ async def _shaped(
 ) -> AsyncIterator[tuple[str, Any]]:
     async for namespace, mode, chunk in stream:
         if namespace == "events":
-            yield "events", to_jsonable(chunk)
+            yield "events", chunk
             continue
         for event in shaper.shape(namespace, mode, chunk):
             yield event

@@ -19,7 +19,7 @@ from agent_runtime.errors import NotFoundError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.webhook import send_webhook
-from agent_runtime.schema import Run, Usage
+from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import NewRun, RunOutcome, Storage
 from agent_runtime.streaming import EventLog
 
@@ -27,6 +27,7 @@ logger = logging.getLogger("agent_runtime.runs")
 
 CancelAction = Literal["interrupt", "rollback"]
 MAX_ATTEMPTS = 3
+IDLE_POLL_SECONDS = 0.05
 FINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
 
 
@@ -59,9 +60,10 @@ class RunManager:
         self._workers: dict[str, _Worker] = {}
         self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
         self._cancel_actions: dict[str, CancelAction] = {}
-        self._finished: dict[str, asyncio.Future[RunOutcome | None]] = {}
+        self._finished: dict[str, asyncio.Future[tuple[Run | None, RunOutcome | None]]] = {}
         self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
+        self._assistants: dict[str, Assistant] = {}
 
     async def start(self) -> None:
         """Resume what a previous process left pending or running."""
@@ -78,7 +80,7 @@ class RunManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def create(self, new: NewRun) -> Run:
+    async def create(self, new: NewRun, *, assistant: Assistant | None = None) -> Run:
         """Queue a run (committed before this returns) and apply its multitask strategy.
 
         Raises:
@@ -86,6 +88,9 @@ class RunManager:
             NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
         """
         run, active = await self._storage.create_run(new)
+        if assistant is not None:
+            # Handed to the executor so it need not read the assistant again.
+            self._assistants[run["run_id"]] = assistant
         await self._events.open(run["run_id"])
         self._finished[run["run_id"]] = asyncio.get_running_loop().create_future()
         strategy = new.multitask_strategy
@@ -131,7 +136,8 @@ class RunManager:
         if action == "rollback":
             await self._storage.delete_run(run["thread_id"], run_id, checkpoints=True)
             await self._settle(run["thread_id"])
-        await self._end_stream(run_id)
+            cancelled = None
+        await self._end_stream(run_id, None, cancelled)
 
     async def wait(self, run: Run) -> tuple[Run | None, RunOutcome | None]:
         """Wait until the run has ended; return its final row (None when it is gone: rolled
@@ -151,11 +157,7 @@ class RunManager:
             if current["status"] in FINAL_STATUSES:
                 self._finished.pop(run_id, None)
                 return current, None
-        outcome = await asyncio.shield(finished)
-        try:
-            return await self._storage.get_run(run["thread_id"], run_id), outcome
-        except NotFoundError:
-            return None, outcome
+        return await asyncio.shield(finished)
 
     def is_active(self, run_id: str) -> bool:
         return run_id in self._executions
@@ -175,16 +177,28 @@ class RunManager:
     async def _work(self, thread_id: str) -> None:
         worker = self._workers[thread_id]
         try:
+            claim = True
             while True:
                 worker.wake.clear()
-                run = await self._storage.claim_next_run(thread_id)
-                if run is not None:
-                    await self._run(run)
-                    continue
+                if claim:
+                    run = await self._storage.claim_next_run(thread_id)
+                    if run is not None:
+                        await self._run(run)
+                        # Usually nothing is queued behind a run: one read tells, where a
+                        # claim would take the write lock to find nothing.
+                        claim = False
+                        continue
+                claimed_nothing = claim
                 due = await self._storage.next_due_time(thread_id)
                 if due is None and not worker.wake.is_set():
                     return
+                claim = True
                 timeout = None if due is None else _seconds_until(due)
+                if worker.wake.is_set() or (timeout == 0.0 and not claimed_nothing):
+                    continue
+                if timeout == 0.0:
+                    # Due, yet the claim found the thread busy (a run elsewhere): poll, gently.
+                    timeout = IDLE_POLL_SECONDS
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(worker.wake.wait(), timeout)
         finally:
@@ -234,7 +248,8 @@ class RunManager:
 
     async def _open_and_execute(self, run: Run) -> RunOutcome:
         await self._events.open(run["run_id"])
-        return await self._executor.execute(run)
+        assistant = self._assistants.pop(run["run_id"], None)
+        return await self._executor.execute(run, assistant=assistant)
 
     async def _after_cancel(self, run: Run, action: CancelAction, usage: Usage | None) -> None:
         run_id = run["run_id"]
@@ -263,7 +278,7 @@ class RunManager:
     async def _finish(self, run: Run, outcome: RunOutcome) -> None:
         self._cancel_actions.pop(run["run_id"], None)
         finished = await self._storage.finish_run(run["run_id"], outcome)
-        await self._end_stream(run["run_id"], outcome)
+        await self._end_stream(run["run_id"], outcome, finished)
         kwargs = run["kwargs"]
         if kwargs.get("stateless") and kwargs.get("on_completion", "delete") == "delete":
             with contextlib.suppress(NotFoundError):
@@ -274,12 +289,15 @@ class RunManager:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _end_stream(self, run_id: str, outcome: RunOutcome | None = None) -> None:
+    async def _end_stream(
+        self, run_id: str, outcome: RunOutcome | None = None, final: Run | None = None
+    ) -> None:
+        self._assistants.pop(run_id, None)
         await self._events.publish(run_id, "end", b"null")
         await self._events.close(run_id)
         finished = self._finished.pop(run_id, None)
         if finished is not None and not finished.done():
-            finished.set_result(outcome)
+            finished.set_result((final, outcome))
 
     async def _settle(self, thread_id: str) -> None:
         await self._storage.settle_thread(thread_id, await self._thread_state(thread_id))

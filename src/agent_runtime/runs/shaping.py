@@ -1,5 +1,7 @@
 """Turns what `graph.astream` yields into the events of the LangGraph Server API: event names
-(`mode` or `mode|namespace`) and JSON-able payloads. Pure: no IO, no storage."""
+(`mode` or `mode|namespace`) and payloads for `encoding.dumps`. Pure: no IO, no storage.
+
+Payloads are the graph's own objects, encoded once by the caller; nothing is copied here."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, BaseMessageChunk
-
-from agent_runtime.encoding import to_jsonable
 
 ApiStreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "events", "debug", "custom", "tasks",
@@ -34,8 +34,9 @@ Event = tuple[str, Any]
 
 
 def graph_stream_modes(api_modes: Sequence[str]) -> list[str]:
-    """The LangGraph stream modes to ask `astream` for, in a stable order."""
-    wanted: list[str] = []
+    """The LangGraph stream modes to ask `astream` for, in a stable order. `values` and
+    `updates` are always among them: the run's final state and interrupts are read off them."""
+    wanted: list[str] = ["values", "updates"]
     for mode in api_modes:
         for graph_mode in _GRAPH_MODES[mode]:
             if graph_mode not in wanted:
@@ -54,6 +55,10 @@ class EventShaper:
         self.sent_interrupts = False
         """Whether the last top-level `values` event carried `__interrupt__` (LangGraph sends
         one itself when a node calls `interrupt()`)."""
+        self.interrupted = False
+        """Whether the graph stopped for an interrupt anywhere (`interrupt()` or a static one)."""
+        self.last_values: Any = None
+        """The latest top-level `values` chunk: the graph's state after its last step."""
 
     def shape(self, namespace: Sequence[str], mode: str, chunk: Any) -> list[Event]:
         """Events for one `(namespace, mode, chunk)` item of `astream(..., subgraphs=True)`."""
@@ -66,14 +71,17 @@ class EventShaper:
         if mode == "updates" and "messages" in self.modes:
             events.extend(self._complete_from_update(chunk, suffix))
         if mode in self.modes:
-            events.append((mode + suffix, to_jsonable(chunk)))
+            events.append((mode + suffix, chunk))
+        if isinstance(chunk, dict) and "__interrupt__" in chunk and mode in ("values", "updates"):
+            self.interrupted = True
         if mode == "values" and not namespace:
             self.sent_interrupts = isinstance(chunk, dict) and bool(chunk.get("__interrupt__"))
+            self.last_values = chunk
         return events
 
     def finish(self) -> list[Event]:
         """Completes any message still partial when the run ends."""
-        events = [("messages/complete", [to_jsonable(m)]) for m in self._partial.values()]
+        events: list[Event] = [("messages/complete", [m]) for m in self._partial.values()]
         self._partial.clear()
         return events
 
@@ -81,30 +89,28 @@ class EventShaper:
         message, metadata = item
         events: list[Event] = []
         if "messages-tuple" in self.modes:
-            events.append(("messages" + suffix, [to_jsonable(message), to_jsonable(metadata)]))
+            events.append(("messages" + suffix, [message, metadata]))
         if "messages" not in self.modes:
             return events
         message_id = message.id or ""
         if message_id not in self._seen:
             self._seen.add(message_id)
-            events.append(
-                ("messages/metadata" + suffix, {message_id: {"metadata": to_jsonable(metadata)}})
-            )
+            events.append(("messages/metadata" + suffix, {message_id: {"metadata": metadata}}))
         if isinstance(message, BaseMessageChunk):
             merged = self._partial.get(message_id)
             merged = message if merged is None else merged + message
             self._partial[message_id] = merged
-            events.append(("messages/partial" + suffix, [to_jsonable(merged)]))
+            events.append(("messages/partial" + suffix, [merged]))
         else:
             self._partial.pop(message_id, None)
-            events.append(("messages/complete" + suffix, [to_jsonable(message)]))
+            events.append(("messages/complete" + suffix, [message]))
         return events
 
     def _complete_from_update(self, update: Any, suffix: str) -> list[Event]:
         events: list[Event] = []
         for message in _messages_in(update):
             if message.id is not None and self._partial.pop(message.id, None) is not None:
-                events.append(("messages/complete" + suffix, [to_jsonable(message)]))
+                events.append(("messages/complete" + suffix, [message]))
         return events
 
 

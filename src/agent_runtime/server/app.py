@@ -24,6 +24,7 @@ from agent_runtime.runs.manager import RunManager
 from agent_runtime.server import (
     assistants,
     checkpoints,
+    messages,
     runs,
     state,
     stateless_runs,
@@ -47,6 +48,7 @@ ROUTERS = (
     threads.router,
     tool_calls.router,
     state.router,
+    messages.router,
     checkpoints.router,
     runs.router,
     stateless_runs.router,

@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.runs.webhook import check_webhook_url
-from agent_runtime.schema import Json, MultitaskStrategy
+from agent_runtime.schema import Assistant, Json, MultitaskStrategy
 from agent_runtime.server.assistants import resolve_assistant_id
 from agent_runtime.server.services import Services
 from agent_runtime.server.validation import closed
@@ -82,7 +82,7 @@ _UNSUPPORTED = {
 
 async def new_run(
     svc: Services, body: RunCreate, *, thread_id: str, stateless: bool = False
-) -> NewRun:
+) -> tuple[NewRun, Assistant]:
     """Check what the run asks for and describe the run to queue.
 
     Raises:
@@ -122,7 +122,7 @@ async def new_run(
     kwargs.pop("checkpoint_during", None)
     kwargs["stateless"] = stateless
     after = body.get("after_seconds")
-    return NewRun(
+    new = NewRun(
         run_id=str(uuid.uuid4()),
         thread_id=thread_id,
         assistant_id=assistant["assistant_id"],
@@ -137,6 +137,7 @@ async def new_run(
         # A kept stateless run leaves its thread behind, hidden from search.
         thread_visible=not stateless,
     )
+    return new, assistant
 
 
 def _thread_tags(body: RunCreate) -> list[str]:

@@ -98,10 +98,8 @@ async def start_run(request: Request, body: RunCreate, *, thread_id: str, statel
         )
     if not stateless:
         await _strict_resume(svc, thread_id, body)
-    new = await new_run(svc, body, thread_id=thread_id, stateless=stateless)
-    if not stateless and new.if_not_exists == "reject":
-        await svc.storage.get_thread(thread_id)
-    return await manager_of(request).create(new)
+    new, assistant = await new_run(svc, body, thread_id=thread_id, stateless=stateless)
+    return await manager_of(request).create(new, assistant=assistant)
 
 
 async def run_result(request: Request, run: Run) -> Any:

@@ -78,9 +78,10 @@ class SqliteStorage(
             return
         await self._db.open()
         try:
-            saver_conn = await _connect_plain(self.path)
-            self._extra.append(saver_conn)
-            self._saver = AsyncSqliteSaver(saver_conn)
+            # One writer for the whole file: the checkpointer writes on our writer connection,
+            # under one lock, so its writes and ours never wait on SQLite's file lock.
+            self._saver = AsyncSqliteSaver(self._db.writer)
+            self._db.share_lock(self._saver.lock)
             await self._saver.setup()
             # A second saver on its own connection for reads: upstream's alist holds the
             # saver's lock while the caller consumes it, which would stall a live run's writes.

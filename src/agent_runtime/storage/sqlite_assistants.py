@@ -13,7 +13,7 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict
 from agent_runtime.storage.base import AssistantPatch, AssistantQuery, NewAssistant
 from agent_runtime.storage.containment import containment_sql
-from agent_runtime.storage.sqlite_db import SqliteDatabase
+from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row
 from agent_runtime.storage.sqlite_threads import delete_thread_rows
 
 _FIELDS = "graph_id, config, context, metadata, name, description"
@@ -169,10 +169,7 @@ class SqliteAssistants:
 
 
 async def _select(conn: aiosqlite.Connection, assistant_id: str) -> Any:
-    async with conn.execute(
-        "SELECT * FROM assistants WHERE assistant_id = ?", (assistant_id,)
-    ) as cursor:
-        return await cursor.fetchone()
+    return await fetch_row(conn, "SELECT * FROM assistants WHERE assistant_id = ?", (assistant_id,))
 
 
 def _where(query: AssistantQuery) -> tuple[str, list[Any]]:

@@ -19,7 +19,8 @@ BUSY_TIMEOUT_MS = 10_000
 
 
 class SqliteDatabase:
-    """Our two connections to the file: one writer (serialised by a lock) and one reader."""
+    """Two connections to the file: the one writer (serialised by a lock, and shared with the
+    checkpointer so the file never has two writers racing for its lock) and one reader."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -30,11 +31,19 @@ class SqliteDatabase:
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = await connect(self.path)
+            self._writer = await connect(self.path, autocommit=False)
             await migrate(self._writer)
             self._reader = await connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"Cannot open the database {self.path}: {exc}") from exc
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        return self._require(self._writer)
+
+    def share_lock(self, lock: asyncio.Lock) -> None:
+        """Serialise our writes with another user of the writer connection (the checkpointer)."""
+        self._write_lock = lock
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -56,15 +65,21 @@ class SqliteDatabase:
             else:
                 await conn.commit()
 
+    async def write_returning(
+        self, sql: str, params: tuple[Any, ...] | list[Any] = ()
+    ) -> list[Any]:
+        """One writing statement with RETURNING, atomic on its own (no explicit BEGIN)."""
+        conn = self._require(self._writer)
+        async with self._write_lock:
+            rows = await fetch_rows(conn, sql, params)
+            await conn.commit()
+            return rows
+
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
-        conn = self._require(self._reader)
-        async with conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return await fetch_rows(self._require(self._reader), sql, params)
 
     async def fetch_one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
-        conn = self._require(self._reader)
-        async with conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        return await fetch_row(self._require(self._reader), sql, params)
 
     def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
         if conn is None:
@@ -72,9 +87,26 @@ class SqliteDatabase:
         return conn
 
 
-async def connect(path: Path) -> aiosqlite.Connection:
-    """A connection in autocommit mode with the pragmas every connection to the file needs."""
-    conn = await aiosqlite.connect(path, isolation_level=None)
+async def fetch_rows(
+    conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] | list[Any] = ()
+) -> list[Any]:
+    """Every row of a statement in one trip to the connection's thread (a cursor would take
+    three: execute, fetch, close)."""
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def fetch_row(
+    conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] | list[Any] = ()
+) -> Any:
+    """The first row of a statement, or None, in one trip."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
+async def connect(path: Path, *, autocommit: bool = True) -> aiosqlite.Connection:
+    """A connection with the pragmas every connection to the file needs. The writer is not in
+    autocommit mode: the checkpointer that shares it groups its statements and commits."""
+    conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
     conn.row_factory = aiosqlite.Row
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")

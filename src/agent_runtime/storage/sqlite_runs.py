@@ -3,6 +3,7 @@ the thread status it implies. Executing runs belongs to `runs/`, not here."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.storage.base import NewRun, RunOutcome
-from agent_runtime.storage.sqlite_db import SqliteDatabase
+from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_rows
 from agent_runtime.storage.sqlite_threads import thread_not_found
 from agent_runtime.usage import add_usage
 
@@ -57,10 +58,6 @@ class SqliteRuns:
                 )
             else:
                 raise thread_not_found(new.thread_id)
-            if await _one(conn, "SELECT 1 FROM runs WHERE run_id = ?", (new.run_id,)) is not None:
-                raise ConflictError(
-                    f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
-                )
             # The running run first, so a refusal names the run that actually holds the thread.
             active = await _all(
                 conn,
@@ -75,22 +72,28 @@ class SqliteRuns:
                     code="thread_busy",
                 )
             stamp = _stamp(now)
-            await conn.execute(
-                "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
-                " status, metadata, kwargs, multitask_strategy, attempt, not_before)"
-                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?)",
-                (
-                    new.run_id,
-                    new.thread_id,
-                    new.assistant_id,
-                    stamp,
-                    stamp,
-                    dumps_text(new.metadata),
-                    dumps_text(new.kwargs),
-                    new.multitask_strategy,
-                    None if new.not_before is None else _stamp(new.not_before),
-                ),
-            )
+            try:
+                inserted = await _all(
+                    conn,
+                    "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
+                    " status, metadata, kwargs, multitask_strategy, attempt, not_before)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?) RETURNING *",
+                    (
+                        new.run_id,
+                        new.thread_id,
+                        new.assistant_id,
+                        stamp,
+                        stamp,
+                        dumps_text(new.metadata),
+                        dumps_text(new.kwargs),
+                        new.multitask_strategy,
+                        None if new.not_before is None else _stamp(new.not_before),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
+                ) from None
             metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
             await conn.execute(
                 "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
@@ -105,9 +108,8 @@ class SqliteRuns:
                     new.thread_id,
                 ),
             )
-            row = await _select(conn, new.run_id)
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
-        return _run(row), [_run(r) for r in to_cancel]
+        return _run(inserted[0]), [_run(r) for r in to_cancel]
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
         row = await self._db.fetch_one(
@@ -180,32 +182,15 @@ class SqliteRuns:
 
     async def claim_next_run(self, thread_id: str) -> Run | None:
         stamp = _stamp(self._now())
-        async with self._db.transaction() as conn:
-            if (
-                await _one(
-                    conn,
-                    "SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running'",
-                    (thread_id,),
-                )
-                is not None
-            ):
-                return None
-            due = await _one(
-                conn,
-                "SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
-                " AND (not_before IS NULL OR not_before <= ?)"
-                " ORDER BY created_at, run_id LIMIT 1",
-                (thread_id, stamp),
-            )
-            if due is None:
-                return None
-            await conn.execute(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?"
-                " WHERE run_id = ?",
-                (stamp, due["run_id"]),
-            )
-            row = await _select(conn, due["run_id"])
-        return _run(row)
+        rows = await self._db.write_returning(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?"
+            " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
+            " AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, run_id LIMIT 1)"
+            " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
+            " RETURNING *",
+            (stamp, thread_id, stamp, thread_id),
+        )
+        return _run(rows[0]) if rows else None
 
     async def next_due_time(self, thread_id: str) -> datetime | None:
         row = await self._db.fetch_one(
@@ -221,9 +206,10 @@ class SqliteRuns:
         now = self._now()
         guard = " AND status = 'pending'" if only_if_pending else ""
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
+            rows = await _all(
+                conn,
                 f"UPDATE runs SET status = ?, error = ?, usage = ?, updated_at = ?"
-                f" WHERE run_id = ?{guard}",
+                f" WHERE run_id = ?{guard} RETURNING *",
                 (
                     outcome.status,
                     outcome.error,
@@ -232,11 +218,11 @@ class SqliteRuns:
                     run_id,
                 ),
             )
-            if cursor.rowcount == 0:
+            if not rows:
                 if only_if_pending and await _select(conn, run_id) is not None:
                     return None
                 raise _not_found(run_id)
-            row = await _select(conn, run_id)
+            row = rows[0]
             await _settle(conn, row["thread_id"], outcome, now)
         return _run(row)
 
@@ -264,14 +250,15 @@ async def _settle(
     conn: aiosqlite.Connection, thread_id: str, outcome: RunOutcome, now: datetime
 ) -> None:
     # Called after the finishing run left the active set, so any active run is a queued one.
-    queued = await _one(
-        conn,
-        "SELECT 1 FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')",
-        (thread_id,),
-    )
-    sets = ["status = ?", "interrupts = ?", "updated_at = ?"]
+    sets = [
+        "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = ?"
+        " AND status IN ('pending', 'running')) THEN 'busy' ELSE ? END",
+        "interrupts = ?",
+        "updated_at = ?",
+    ]
     params: list[Any] = [
-        "busy" if queued is not None else outcome.thread_status,
+        thread_id,
+        outcome.thread_status,
         dumps_text(outcome.interrupts),
         now.isoformat(),
     ]
@@ -301,13 +288,11 @@ def _stamp(moment: datetime) -> str:
 
 
 async def _one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    async with conn.execute(sql, params) as cursor:
-        return await cursor.fetchone()
+    return await fetch_row(conn, sql, params)
 
 
 async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    async with conn.execute(sql, params) as cursor:
-        return list(await cursor.fetchall())
+    return await fetch_rows(conn, sql, params)
 
 
 async def _select(conn: aiosqlite.Connection, run_id: str) -> Any:

@@ -15,7 +15,7 @@ from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
 from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery
 from agent_runtime.storage.containment import containment_sql
-from agent_runtime.storage.sqlite_db import SqliteDatabase
+from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_rows
 
 # The tables of langgraph-checkpoint-sqlite keyed by thread_id.
 CHECKPOINT_TABLES = ("checkpoints", "writes")
@@ -108,6 +108,12 @@ class SqliteThreads:
                 raise read_only_error(thread_id, "locked", "be deleted")
             await delete_thread_rows(conn, [thread_id])
 
+    async def thread_message_count(self, thread_id: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT message_count FROM threads WHERE thread_id = ?", (thread_id,)
+        )
+        return 0 if row is None else int(row[0])
+
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _where(query)
         order = "ASC" if query.sort_order == "asc" else "DESC"
@@ -169,21 +175,19 @@ async def delete_thread_rows(conn: aiosqlite.Connection, thread_ids: list[str]) 
 
 
 async def _select(conn: aiosqlite.Connection, thread_id: str) -> Any:
-    async with conn.execute("SELECT * FROM threads WHERE thread_id = ?", (thread_id,)) as cursor:
-        return await cursor.fetchone()
+    return await fetch_row(conn, "SELECT * FROM threads WHERE thread_id = ?", (thread_id,))
 
 
 async def _existing(conn: aiosqlite.Connection, tables: tuple[str, ...]) -> list[str]:
     marks = ", ".join("?" for _ in tables)
-    async with conn.execute(
-        f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", tables
-    ) as cursor:
-        return [row[0] for row in await cursor.fetchall()]
+    rows = await fetch_rows(
+        conn, f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", tables
+    )
+    return [row[0] for row in rows]
 
 
 async def _columns(conn: aiosqlite.Connection, table: str) -> list[str]:
-    async with conn.execute(f"PRAGMA table_info({table})") as cursor:
-        return [row[1] for row in await cursor.fetchall()]
+    return [row[1] for row in await fetch_rows(conn, f"PRAGMA table_info({table})")]
 
 
 def _expires_at(now: datetime, ttl: Json | None) -> str | None:
