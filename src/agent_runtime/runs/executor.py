@@ -259,6 +259,9 @@ async def state_outcome(graph: AnyGraph, thread_id: str) -> RunOutcome:
         if task.interrupts
     }
     values = to_jsonable(snapshot.values) if snapshot.values is not None else {}
+    if any(task.error is not None for task in snapshot.tasks) and not interrupts:
+        # Pending because a task failed, not because it waits for a human.
+        return RunOutcome(status="error", thread_status="error", values=values)
     if snapshot.next:
         return RunOutcome(
             status="interrupted", thread_status="interrupted", values=values, interrupts=interrupts

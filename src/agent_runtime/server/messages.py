@@ -86,7 +86,8 @@ async def update_thread_message(request: Request, body: MessageEdit) -> Json:
     Raises:
         InvalidRequestError: the body sets neither `content` nor `metadata`.
         NotFoundError: the thread, its messages channel, or the message does not exist.
-        ConflictError: the thread is busy, locked or archived.
+        ConflictError: the thread is busy, locked or archived, or LangGraph cannot tell
+            which node the edit comes from (its last step ran several nodes at once).
     """
     if "content" not in body and "metadata" not in body:
         raise InvalidRequestError(
@@ -213,8 +214,9 @@ async def _write(
     # understands RemoveMessage; a plain channel takes the whole list as its new value.
     plain = isinstance(graph.channels[CHANNEL], LastValue)
     try:
-        # No as_node: LangGraph attributes the update to the node that last wrote the state,
-        # which re-arms that node's own edges, so the thread's `next` stays what it was.
+        # No as_node: LangGraph attributes the update to the last node that finished a step
+        # (on an interrupted thread, the one before the interrupt) and re-runs only that
+        # node's edges, which lead where they led before, so `next` stays what it was.
         updated: RunnableConfig = await graph.aupdate_state(
             _latest(thread_id),
             {CHANNEL: after if plain else [change]},

@@ -32,10 +32,11 @@ def build_openapi(operations: Iterable[Operation]) -> Json:
     schemas, definitions = TypeAdapter.json_schemas(
         keyed, ref_template="#/components/schemas/{model}"
     )
+    components = definitions.get("$defs", {})
     paths: Json = {}
     for op in operations:
         path = paths.setdefault(op.path, {})
-        path[op.method.lower()] = _operation(op, schemas)
+        path[op.method.lower()] = _operation(op, schemas, components)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -45,12 +46,12 @@ def build_openapi(operations: Iterable[Operation]) -> Json:
         },
         "paths": paths,
         "components": {
-            "schemas": {**definitions.get("$defs", {}), "Error": _ERROR},
+            "schemas": {**components, "Error": _ERROR},
         },
     }
 
 
-def _operation(op: Operation, schemas: dict[Any, Any]) -> Json:
+def _operation(op: Operation, schemas: dict[Any, Any], components: Json) -> Json:
     spec: Json = {
         "operationId": op.handler.__name__,
         "tags": [op.tag],
@@ -63,6 +64,9 @@ def _operation(op: Operation, schemas: dict[Any, Any]) -> Json:
         for name in re.findall(r"{(\w+)}", op.path)
     ]
     query = schemas.get(((id(op), "query"), "validation"))
+    if query is not None and "$ref" in query:
+        # Query parameters are listed one by one, so a named shape is opened up.
+        query = components.get(query["$ref"].rsplit("/", 1)[-1], {})
     if query is not None:
         required = set(query.get("required", []))
         for name, schema in query.get("properties", {}).items():
