@@ -31,7 +31,9 @@ class LimitsConfig:
     """Threads older than this are swept."""
     strategy: Literal["delete", "keep_latest"] = "delete"
     """What sweeping does: delete the thread, or keep only its latest checkpoint."""
-    sweep_interval_seconds: float = 60.0
+    sweep_interval_seconds: float | None = None
+    """How often the sweeper runs; default LangGraph's `checkpointer.ttl.sweep_interval_minutes`,
+    else 60 s."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -99,6 +99,8 @@ class RunExecutor:
         outcome = replace(outcome, usage=recorder.usage())
         count = _message_count(outcome.values)
         if count > self._max_messages:
+            # The run's steps are undone, so the thread keeps what it held before the run.
+            await self._storage.delete_run_checkpoints(run["thread_id"], run_id)
             return await self._failed(
                 run, MessageLimitError(count, self._max_messages), graph=graph
             )

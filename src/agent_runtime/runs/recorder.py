@@ -4,9 +4,11 @@ callback handler attached to the run's config; it never alters what the graph se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,11 +46,14 @@ class RunRecorder(AsyncCallbackHandler):
         *,
         run_id: str,
         pricing: Mapping[str, ModelPrice],
-        save_tool_call: Callable[[ToolCall], Awaitable[None]],
+        save_tool_call: Callable[[ToolCall], Coroutine[Any, Any, None]],
     ) -> None:
         self._run_id = run_id
         self._pricing = pricing
         self._save = save_tool_call
+        # Sync tools report from a worker thread with an event loop of its own; storage belongs
+        # to this loop, so saves are handed back to it.
+        self._loop = asyncio.get_running_loop()
         self._tokens: dict[str, list[int]] = {}
         self._tools: dict[UUID, _Started] = {}
 
@@ -125,10 +130,23 @@ class RunRecorder(AsyncCallbackHandler):
             "duration_ms": round((time.perf_counter() - started.clock) * 1000, 3),
         }
         try:
-            await self._save(call)
+            if _running_loop() is self._loop:
+                await self._save(call)
+            else:
+                handed: Future[None] = asyncio.run_coroutine_threadsafe(
+                    self._save(call), self._loop
+                )
+                await asyncio.wrap_future(handed)
         except Exception:
             # The log must never fail the run it observes.
             logger.exception("Could not record tool call %s of run %s", call["id"], self._run_id)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _price(price: ModelPrice) -> dict[str, float]:

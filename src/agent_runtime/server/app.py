@@ -42,6 +42,7 @@ from agent_runtime.streaming import MemoryEventLog
 
 logger = logging.getLogger("agent_runtime")
 
+DEFAULT_SWEEP_SECONDS = 60.0
 ROUTERS = (
     system.router,
     assistants.router,
@@ -151,6 +152,14 @@ def retention_policy(config: RuntimeConfig) -> RetentionPolicy:
     )
 
 
+def sweep_interval(config: RuntimeConfig) -> float:
+    """`limits.sweep_interval_seconds`, else `checkpointer.ttl.sweep_interval_minutes`."""
+    if config.limits.sweep_interval_seconds is not None:
+        return config.limits.sweep_interval_seconds
+    minutes = (config.checkpointer.get("ttl") or {}).get("sweep_interval_minutes")
+    return float(minutes) * 60 if minutes else DEFAULT_SWEEP_SECONDS
+
+
 async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
     policy = retention_policy(config)
     while True:
@@ -160,7 +169,7 @@ async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
                 logger.info("Swept %d expired threads (%s)", swept, policy.strategy)
         except AgentRuntimeError as exc:
             logger.warning("Thread sweep failed: %s", exc.detail)
-        await asyncio.sleep(config.limits.sweep_interval_seconds)
+        await asyncio.sleep(sweep_interval(config))
 
 
 def error_body(detail: str, code: str) -> dict[str, Any]:

@@ -136,6 +136,7 @@ async def new_run(
         tags=_thread_tags(body),
         # A kept stateless run leaves its thread behind, hidden from search.
         thread_visible=not stateless,
+        thread_ttl=svc.config.default_thread_ttl,
     )
     return new, assistant
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.routing import Router, json_response
@@ -193,6 +194,8 @@ async def delete_run(request: Request, _: None) -> None:
     """Delete a run that has ended; an active run must be cancelled first (409)."""
     svc = services(request)
     run = await svc.storage.get_run(thread_id_of(request), run_id_of(request))
+    thread = await svc.storage.get_thread(run["thread_id"])
+    require_open(thread["thread_id"], thread["lifecycle"], "have its runs deleted")
     if run["status"] in ("pending", "running"):
         raise ConflictError(
             f'Run "{run["run_id"]}" is {run["status"]}; cancel it before deleting it',

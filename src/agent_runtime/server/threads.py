@@ -32,7 +32,7 @@ Offset = Annotated[int, Field(ge=0)]
 ThreadField = Literal[
     "thread_id", "created_at", "updated_at", "metadata", "config", "context", "status",
     "values", "interrupts", "ttl", "lifecycle", "visible", "name", "tags", "usage",
-    "run_count", "first_run_at", "last_run_at",
+    "run_count", "message_count", "first_run_at", "last_run_at",
 ]  # fmt: skip
 Name = Annotated[str, Field(max_length=200)]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)]
@@ -192,7 +192,19 @@ async def search_threads(request: Request, body: ThreadSearch) -> Any:
     return json_response(items, headers=headers)
 
 
-@router.post("/threads/prune", body=ThreadPrune)
+class PruneSkip(TypedDict):
+    thread_id: str
+    reason: str
+
+
+class ThreadPruneResult(TypedDict):
+    pruned_count: int
+    skipped: list[PruneSkip]
+    """Threads left alone, with why (locked, busy, unknown, or delta channels under
+    keep_latest)."""
+
+
+@router.post("/threads/prune", body=ThreadPrune, response=ThreadPruneResult)
 async def prune_threads(request: Request, body: ThreadPrune) -> Json:
     """Delete threads, or trim each to its latest checkpoint. Locked and busy threads are
     skipped (and listed with the reason), as LangGraph's prune does with what it cannot touch."""

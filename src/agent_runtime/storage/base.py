@@ -145,6 +145,10 @@ class NewRun:
     """Added to the thread's tags (from the run's `config.tags` or `tags`)."""
     thread_visible: bool = True
     """Visibility of a thread created by `if_not_exists="create"`."""
+    thread_ttl: Json | None = None
+    """TTL of a thread created by `if_not_exists="create"` (the configured default)."""
+    max_tags: int = 20
+    """The thread may carry at most this many tags once the run's are added."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -343,6 +347,9 @@ class Storage(Protocol):
     async def delete_run(self, thread_id: str, run_id: str, *, checkpoints: bool) -> None:
         """Delete a run; with `checkpoints`, also every checkpoint it wrote (for rollback).
         Leaves the thread's status to the caller's next `finish_run` or `settle_thread`."""
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        """Delete every checkpoint the run wrote (with their writes), keeping the run itself."""
 
     async def claim_next_run(self, thread_id: str) -> Run | None:
         """If nothing runs on the thread, mark its oldest due pending run `running`, count up

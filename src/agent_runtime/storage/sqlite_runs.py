@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 
 from agent_runtime.encoding import dumps_text, loads
-from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.storage.base import NewRun, RunOutcome
@@ -48,12 +48,13 @@ class SqliteRuns:
                 tags = []
                 await conn.execute(
                     "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-                    " metadata, visible) VALUES (?, ?, ?, ?, ?, ?)",
+                    " metadata, visible, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         new.thread_id,
                         *[now.isoformat()] * 3,
                         dumps_text(metadata),
                         int(new.thread_visible),
+                        None if new.thread_ttl is None else dumps_text(new.thread_ttl),
                     ),
                 )
             else:
@@ -94,14 +95,26 @@ class SqliteRuns:
                 raise ConflictError(
                     f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
                 ) from None
+            tags = list(dict.fromkeys([*tags, *new.tags]))
+            if len(tags) > new.max_tags:
+                raise InvalidRequestError(
+                    f"tags: the thread would carry {len(tags)} tags, over the limit of "
+                    f"{new.max_tags}",
+                    code="too_many_tags",
+                )
             metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
             await conn.execute(
+                # A run is activity: a TTL counts from it (`ttl` holds minutes).
                 "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
                 " run_count = run_count + 1, first_run_at = coalesce(first_run_at, ?),"
-                " last_run_at = ? WHERE thread_id = ?",
+                " last_run_at = ?, expires_at = CASE WHEN json_extract(ttl, '$.ttl') IS NULL"
+                " THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%f+00:00', ?,"
+                " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
+                " WHERE thread_id = ?",
                 (
                     dumps_text(metadata),
-                    dumps_text(list(dict.fromkeys([*tags, *new.tags]))),
+                    dumps_text(tags),
+                    now.isoformat(),
                     now.isoformat(),
                     now.isoformat(),
                     now.isoformat(),
@@ -168,17 +181,11 @@ class SqliteRuns:
             if cursor.rowcount == 0:
                 raise _not_found_on(thread_id, run_id)
             if checkpoints:
-                # Writes first: they are found through the checkpoints about to be deleted.
-                await conn.execute(
-                    "DELETE FROM writes WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
-                    f" IN ({_RUN_CHECKPOINTS})",
-                    (thread_id, thread_id, run_id),
-                )
-                await conn.execute(
-                    "DELETE FROM checkpoints WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
-                    f" IN ({_RUN_CHECKPOINTS})",
-                    (thread_id, thread_id, run_id),
-                )
+                await _delete_run_checkpoints(conn, thread_id, run_id)
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        async with self._db.transaction() as conn:
+            await _delete_run_checkpoints(conn, thread_id, run_id)
 
     async def claim_next_run(self, thread_id: str) -> Run | None:
         stamp = _stamp(self._now())
@@ -244,6 +251,20 @@ class SqliteRuns:
                 (),
             )
         return [row["thread_id"] for row in rows]
+
+
+async def _delete_run_checkpoints(conn: aiosqlite.Connection, thread_id: str, run_id: str) -> None:
+    # Writes first: they are found through the checkpoints about to be deleted.
+    await conn.execute(
+        "DELETE FROM writes WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
+        f" IN ({_RUN_CHECKPOINTS})",
+        (thread_id, thread_id, run_id),
+    )
+    await conn.execute(
+        "DELETE FROM checkpoints WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
+        f" IN ({_RUN_CHECKPOINTS})",
+        (thread_id, thread_id, run_id),
+    )
 
 
 async def _settle(
