@@ -4,7 +4,7 @@ read-only thread answers with. Storage enforces them; routes only call `require_
 from __future__ import annotations
 
 from agent_runtime.errors import ConflictError
-from agent_runtime.schema import Lifecycle
+from agent_runtime.schema import Lifecycle, Thread
 
 ALLOWED: frozenset[tuple[Lifecycle, Lifecycle]] = frozenset(
     {("open", "locked"), ("locked", "open"), ("open", "archived"), ("locked", "archived")}
@@ -37,6 +37,21 @@ def read_only_error(thread_id: str, lifecycle: Lifecycle, action: str) -> Confli
         f'Thread "{thread_id}" is {lifecycle}, so it cannot {action}; {way_out}',
         code=f"thread_{lifecycle}",
     )
+
+
+def require_editable(thread: Thread, *, doing: str, action: str) -> None:
+    """A thread whose state is about to be written must be idle and open.
+
+    Raises:
+        ConflictError: a run is active on the thread, or it is locked or archived.
+    """
+    if thread["status"] == "busy":
+        raise ConflictError(
+            f'Thread "{thread["thread_id"]}" is busy with a run; wait for it or cancel it '
+            f"before {doing}",
+            code="thread_busy",
+        )
+    require_open(thread["thread_id"], thread["lifecycle"], action)
 
 
 def require_open(thread_id: str, lifecycle: Lifecycle, action: str) -> None:

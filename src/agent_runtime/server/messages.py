@@ -18,7 +18,7 @@ from typing_extensions import TypedDict
 
 from agent_runtime.encoding import to_jsonable
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
-from agent_runtime.lifecycle import require_open
+from agent_runtime.lifecycle import require_editable
 from agent_runtime.runs.executor import AnyGraph, state_outcome
 from agent_runtime.schema import Json, Thread
 from agent_runtime.server.routing import Router, json_response
@@ -148,14 +148,7 @@ async def _readable(request: Request) -> tuple[Thread, list[Any]]:
 
 async def _editable(svc: Services, request: Request) -> tuple[Thread, AnyGraph, list[Any]]:
     thread = await svc.storage.get_thread(thread_id_of(request))
-    thread_id = thread["thread_id"]
-    if thread["status"] == "busy":
-        raise ConflictError(
-            f'Thread "{thread_id}" is busy with a run; wait for it or cancel it before '
-            "editing its messages",
-            code="thread_busy",
-        )
-    require_open(thread_id, thread["lifecycle"], "have its messages edited")
+    require_editable(thread, doing="editing its messages", action="have its messages edited")
     # The write graph for the read too: the edit must start from the state it replaces.
     graph, messages = await _conversation(svc, thread, for_reads=False)
     if graph is None:

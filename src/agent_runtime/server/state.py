@@ -13,7 +13,7 @@ from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
-from agent_runtime.lifecycle import require_open
+from agent_runtime.lifecycle import require_editable
 from agent_runtime.runs.executor import AnyGraph, state_outcome
 from agent_runtime.schema import Json, Thread
 from agent_runtime.server.routing import Router
@@ -198,13 +198,7 @@ async def update_thread_state(request: Request, body: StateUpdate) -> Json:
     svc = services(request)
     thread = await _thread(svc, request)
     thread_id = thread["thread_id"]
-    if thread["status"] == "busy":
-        raise ConflictError(
-            f'Thread "{thread_id}" is busy with a run; wait for it or cancel it before '
-            "updating its state",
-            code="thread_busy",
-        )
-    require_open(thread_id, thread["lifecycle"], "have its state updated")
+    require_editable(thread, doing="updating its state", action="have its state updated")
     graph = await thread_graph(svc, thread, for_reads=False)
     if graph is None:
         raise ConflictError(

@@ -193,18 +193,8 @@ def _not_found(assistant_id: str) -> NotFoundError:
 
 
 def _assistant(row: Any) -> Assistant:
-    return {
-        "assistant_id": row["assistant_id"],
-        "graph_id": row["graph_id"],
-        "config": loads(row["config"]),
-        "context": loads(row["context"]),
-        "metadata": loads(row["metadata"]),
-        "name": row["name"],
-        "description": row["description"],
-        "version": row["version"],
-        "created_at": datetime.fromisoformat(row["created_at"]),
-        "updated_at": datetime.fromisoformat(row["updated_at"]),
-    }
+    # An assistant is its current version plus when it last changed.
+    return {**_version(row), "updated_at": datetime.fromisoformat(row["updated_at"])}
 
 
 def _version(row: Any) -> AssistantVersion:
