@@ -2,6 +2,7 @@
 
 The tools (`calculator`, `current_time`) live in tools.py beside this file and work offline.
 The model is chosen as in chat.py: context `model`, then `configurable.model`, then offline.
+The conversation lives in a delta channel (state.py beside this file).
 """
 
 # No `from __future__ import annotations`: the runtime loads this file by path and LangGraph
@@ -16,7 +17,7 @@ from typing import NotRequired
 from langchain_core.messages import AnyMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
-from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
@@ -38,6 +39,7 @@ def _load_sibling(filename: str) -> ModuleType:
 
 
 TOOLS = _load_sibling("tools.py").TOOLS
+ConversationState = _load_sibling("state.py").ConversationState
 
 
 class AgentContext(TypedDict):
@@ -56,13 +58,13 @@ def select_model(context: AgentContext | None, config: RunnableConfig) -> str:
 
 
 async def call_model(
-    state: MessagesState, runtime: Runtime[AgentContext]
+    state: ConversationState, runtime: Runtime[AgentContext]
 ) -> dict[str, list[AnyMessage]]:
     model = load_chat_model(select_model(runtime.context, get_config())).bind_tools(TOOLS)
     return {"messages": [await model.ainvoke(state["messages"])]}
 
 
-_builder = StateGraph(MessagesState, context_schema=AgentContext)
+_builder = StateGraph(ConversationState, context_schema=AgentContext)
 _builder.add_node("model", call_model)
 _builder.add_node("tools", ToolNode(TOOLS))
 _builder.add_edge(START, "model")

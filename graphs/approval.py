@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, ToolMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, interrupt
 
@@ -36,6 +36,9 @@ def _load_sibling(filename: str) -> ModuleType:
 
 
 _agent = _load_sibling("agent.py")
+# The agent's own state class, not a second load of state.py: LangGraph tells channels apart by
+# their reducer function, and `_agent.call_model` is annotated with this class.
+ConversationState = _agent.ConversationState
 
 
 def is_approval(answer: Any) -> bool:
@@ -49,7 +52,7 @@ def is_approval(answer: Any) -> bool:
     return False
 
 
-def ask_approval(state: MessagesState) -> Command[Literal["tools", "model"]]:
+def ask_approval(state: ConversationState) -> Command[Literal["tools", "model"]]:
     request = state["messages"][-1]
     calls = request.tool_calls if isinstance(request, AIMessage) else []
     answer = interrupt(
@@ -74,7 +77,7 @@ def ask_approval(state: MessagesState) -> Command[Literal["tools", "model"]]:
     return Command(goto="model", update={"messages": rejections})
 
 
-_builder = StateGraph(MessagesState, context_schema=_agent.AgentContext)
+_builder = StateGraph(ConversationState, context_schema=_agent.AgentContext)
 _builder.add_node("model", _agent.call_model)
 _builder.add_node("approve", ask_approval)
 _builder.add_node("tools", ToolNode(_agent.TOOLS))

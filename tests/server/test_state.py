@@ -816,3 +816,15 @@ async def test_update_state_on_an_interrupted_thread(rclient: LangGraphClient) -
     thread = await rclient.threads.get(tid)
     assert thread["status"] == "interrupted"
     assert thread["values"] == state["values"]
+
+
+async def test_update_refused_by_the_reducer_is_422(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    await rclient.runs.wait(tid, "chat", input={"messages": [{"role": "user", "content": "hi"}]})
+    body = {"values": {"messages": [{"type": "remove", "id": "no-such-id", "content": ""}]}}
+    response = await rhttp.post(f"/threads/{tid}/state", json=body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_update"
+    assert "no-such-id" in response.json()["detail"]

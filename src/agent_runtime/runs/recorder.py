@@ -67,6 +67,13 @@ class RunRecorder(AsyncCallbackHandler):
             by_model[name] = model_usage(inputs, outputs, None if price is None else _price(price))
         return summarize(by_model)
 
+    async def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: list[list[BaseMessage]], **kwargs: Any
+    ) -> None:
+        # Defined so LangChain does not fall back to on_llm_start, which first renders the
+        # whole conversation as text on every model call.
+        return None
+
     async def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         for generations in response.generations:
             for generation in generations:

@@ -221,6 +221,11 @@ async def _write(
             f"POST /threads/{thread_id}/state with an explicit as_node instead",
             code="ambiguous_update",
         ) from exc
+    except ValueError as exc:
+        # The channel's reducer refused the edit.
+        raise InvalidRequestError(
+            f"The edit cannot be applied: {exc}", code="invalid_update"
+        ) from exc
     await svc.storage.settle_thread(thread_id, await state_outcome(graph, thread_id))
     return checkpoint_json(updated)
 

@@ -225,7 +225,8 @@ async def update_thread_state(request: Request, body: StateUpdate) -> Json:
             body.get("values"),
             as_node=as_node,
         )
-    except InvalidUpdateError as exc:
+    except (InvalidUpdateError, ValueError) as exc:
+        # ValueError: the channel's reducer refused the values (say, removing an unknown id).
         raise InvalidRequestError(
             f"The update cannot be applied: {exc}", code="invalid_update"
         ) from exc

@@ -1,0 +1,348 @@
+"""Whether a turn's cost grows with the thread: one long conversation on the example chat graph
+(offline model), once with a plain `add_messages` channel and once with the delta channel the
+example graphs use, in-process on an `AsyncSqliteSaver` (WAL) as the runtime opens it.
+
+A script, not a test: it prints per-turn latency for the first and last ten turns, their ratio,
+the database size, where a late turn's time goes, and what the runtime adds after each run at
+the last turn (reading the state back and JSON-encoding it for the threads table). `--server`
+repeats the conversation through the HTTP API (a uvicorn in this process, `langgraph_sdk`);
+`--profile` prints a cProfile of the last ten in-process turns.
+
+    .venv/bin/python benchmarks/bench_delta.py [--turns 300] [--server] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import io
+import os
+import pstats
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiosqlite
+import uvicorn
+from langchain_core.messages import get_buffer_string
+from langgraph.channels import DeltaChannel
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.pregel import Pregel
+from langgraph.runtime import Runtime
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from agent_runtime.config import config_from_dict
+from agent_runtime.encoding import dumps, to_jsonable
+from agent_runtime.runs.executor import state_outcome
+from agent_runtime.server.app import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = 10
+RATIO_TARGET = 1.2
+USER_TEXT = "hello there, how are you today? tell me something about turn {turn}"
+SERVER_GRAPHS = {
+    "delta": "./graphs/chat.py:graph",
+    "plain": "./benchmarks/bench_delta.py:plain_graph",
+}
+STARTUP_TIMEOUT_SECONDS = 30.0
+
+AnyGraph = Pregel[Any, Any, Any, Any]
+
+
+def _load_chat() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_delta_chat", ROOT / "graphs" / "chat.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plain(chat: ModuleType) -> AnyGraph:
+    # The same node on langgraph's MessagesState: the whole list in every checkpoint.
+    async def call_model(state: MessagesState, runtime: Runtime[Any]) -> dict[str, Any]:
+        return await chat.call_model(state, runtime)  # type: ignore[no-any-return]
+
+    builder = StateGraph(MessagesState, context_schema=chat.ChatContext)
+    builder.add_node("model", call_model)
+    builder.add_edge(START, "model")
+    builder.add_edge("model", END)
+    return builder.compile(name="chat_plain")
+
+
+_chat = _load_chat()
+plain_graph = _plain(_chat)
+"""Served by `--server` as graph "plain"."""
+GRAPHS: dict[str, AnyGraph] = {"plain": plain_graph, "delta": _chat.graph}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Figures:
+    """One channel kind's measurements; times in seconds."""
+
+    turns: list[float]
+    """Wall time of each turn, in order."""
+    database_bytes: int
+    """The SQLite file after the WAL is folded back into it."""
+    messages: int
+    """Messages in the thread at the end."""
+    state_bytes: int
+    """The thread's state as JSON at the end: what the runtime writes to the threads table."""
+    costs: dict[str, float]
+    """Median cost of single steps, measured on the thread as the last turn left it."""
+
+
+def _message(turn: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": USER_TEXT.format(turn=turn)}]}
+
+
+async def _median_time(call: Callable[[], Awaitable[Any]], repeat: int = 9) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _now(call: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+    async def wrapped() -> Any:
+        return call()
+
+    return wrapped
+
+
+def _fold_wal(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
+async def measure(folder: Path, turns: int, profile: cProfile.Profile | None) -> dict[str, Figures]:
+    """One thread of `turns` turns per graph, in-process, each on a fresh database file; the
+    graphs take turns, so a noisy machine slows them alike."""
+    conns = {name: await aiosqlite.connect(folder / f"{name}.sqlite") for name in GRAPHS}
+    try:
+        bound: dict[str, AnyGraph] = {}
+        savers: dict[str, AsyncSqliteSaver] = {}
+        for name, graph in GRAPHS.items():
+            await conns[name].execute("PRAGMA journal_mode=WAL")
+            savers[name] = AsyncSqliteSaver(conns[name])
+            await savers[name].setup()
+            bound[name] = graph.copy(update={"checkpointer": savers[name]})
+        config: Any = {"configurable": {"thread_id": "bench"}}
+        times: dict[str, list[float]] = {name: [] for name in GRAPHS}
+        for turn in range(1, turns + 1):
+            for name, graph in bound.items():
+                profiling = profile is not None and name == "delta" and turn > turns - WINDOW
+                if profiling:
+                    profile.enable()  # type: ignore[union-attr]
+                start = time.perf_counter()
+                await graph.ainvoke(_message(turn), config)
+                times[name].append(time.perf_counter() - start)
+                if profiling:
+                    profile.disable()  # type: ignore[union-attr]
+        costs = {name: await _step_costs(bound[name], savers[name], config) for name in GRAPHS}
+        finals = {name: (await graph.aget_state(config)).values for name, graph in bound.items()}
+    finally:
+        for conn in conns.values():
+            await conn.close()
+    return {
+        name: Figures(
+            turns=times[name],
+            database_bytes=_fold_wal(folder / f"{name}.sqlite"),
+            messages=len(finals[name]["messages"]),
+            state_bytes=len(dumps(finals[name])),
+            costs=costs[name],
+        )
+        for name in GRAPHS
+    }
+
+
+async def _step_costs(bound: AnyGraph, saver: AsyncSqliteSaver, config: Any) -> dict[str, float]:
+    # The last turn started from the checkpoint before its three (input, before model, end).
+    *_, started = [c async for c in saver.alist(config, limit=4)]
+    values = (await bound.aget_state(config)).values
+    stored = saver.serde.dumps_typed(values["messages"])
+    jsonable = to_jsonable(values)
+    delta = [name for name, channel in bound.channels.items() if isinstance(channel, DeltaChannel)]
+    return {
+        "last turn's load: aget_tuple": await _median_time(
+            lambda: saver.aget_tuple(started.config)
+        ),
+        "last turn's load: delta replay (aget_delta_channel_history)": await _median_time(
+            lambda: saver.aget_delta_channel_history(config=started.config, channels=delta)
+        ),
+        "serde: serialize the message list once": await _median_time(
+            _now(lambda: saver.serde.dumps_typed(values["messages"]))
+        ),
+        "serde: deserialize the message list once": await _median_time(
+            _now(lambda: saver.serde.loads_typed(stored))
+        ),
+        # What the runtime does per run on top of the graph (runs/executor.py, recorder.py).
+        "runtime: dumps(values) per values event (2 a turn)": await _median_time(
+            _now(lambda: dumps(values))
+        ),
+        "runtime: to_jsonable(last values) for the outcome": await _median_time(
+            _now(lambda: to_jsonable(values))
+        ),
+        "runtime: dumps(values) for the threads table (finish_run)": await _median_time(
+            _now(lambda: dumps(jsonable))
+        ),
+        "runtime: get_buffer_string(messages) (RunRecorder callback)": await _median_time(
+            _now(lambda: get_buffer_string(values["messages"]))
+        ),
+        "runtime: aget_state (state_outcome, interrupted runs only)": await _median_time(
+            lambda: bound.aget_state(config)
+        ),
+    }
+
+
+class _Served:
+    """One graph served by a uvicorn in this process, on its own database file."""
+
+    def __init__(self, graph_id: str, folder: Path) -> None:
+        self.graph_id = graph_id
+        self.database = folder / f"server-{graph_id}.sqlite"
+        config = config_from_dict({"graphs": SERVER_GRAPHS}, base_dir=ROOT, database=self.database)
+        self.app = create_app(config)
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
+        )
+        self._task: asyncio.Task[None] | None = None
+        self.client: LangGraphClient | None = None
+
+    async def start(self) -> LangGraphClient:
+        self._task = asyncio.create_task(self._server.serve())
+        async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
+            while not self._server.started:
+                if self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.client = get_client(url=f"http://127.0.0.1:{port}", api_key=None)
+        return self.client
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.http.client.aclose()
+        if self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+
+async def measure_server(folder: Path, turns: int) -> dict[str, Figures]:
+    """The same conversation through the HTTP API, `runs.wait` per turn, graphs in turn."""
+    served = {name: _Served(name, folder) for name in GRAPHS}
+    try:
+        clients = {name: await one.start() for name, one in served.items()}
+        threads = {name: (await c.threads.create())["thread_id"] for name, c in clients.items()}
+        times: dict[str, list[float]] = {name: [] for name in GRAPHS}
+        for turn in range(1, turns + 1):
+            for name, client in clients.items():
+                start = time.perf_counter()
+                await client.runs.wait(threads[name], name, input=_message(turn))
+                times[name].append(time.perf_counter() - start)
+        costs = {name: await _served_costs(served[name], threads[name]) for name in GRAPHS}
+        finals = {
+            name: (await client.threads.get_state(threads[name]))["values"]
+            for name, client in clients.items()
+        }
+    finally:
+        for one in served.values():
+            await one.stop()
+    return {
+        name: Figures(
+            turns=times[name],
+            database_bytes=_fold_wal(served[name].database),
+            messages=len(finals[name]["messages"]),
+            state_bytes=len(dumps(finals[name])),
+            costs=costs[name],
+        )
+        for name in GRAPHS
+    }
+
+
+async def _served_costs(served: _Served, thread_id: str) -> dict[str, float]:
+    client = served.client
+    assert client is not None
+    services = served.app.state.services
+    graph = await services.registry.get_graph(served.graph_id)
+    outcome = await state_outcome(graph, thread_id)
+    return {
+        "GET state": await _median_time(lambda: client.threads.get_state(thread_id)),
+        "GET history?limit=10": await _median_time(
+            lambda: client.threads.get_history(thread_id, limit=10)
+        ),
+        "runtime per run: dumps + UPDATE of the threads row (settle_thread)": await _median_time(
+            lambda: services.storage.settle_thread(thread_id, outcome)
+        ),
+    }
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def report(name: str, figures: Figures) -> float:
+    first = statistics.median(figures.turns[:WINDOW])
+    last = statistics.median(figures.turns[-WINDOW:])
+    ratio = last / first
+    count = len(figures.turns)
+    print(f"\n{name}: {count} turns, {figures.messages} messages")
+    print(f"  turn latency, median of turns 1-{WINDOW}: {_ms(first)}")
+    print(f"  turn latency, median of turns {count - WINDOW + 1}-{count}: {_ms(last)}")
+    print(f"  ratio last/first: {ratio:.2f}x")
+    print(f"  database size: {figures.database_bytes / 1024:.0f} KiB")
+    print(f"  state as JSON at the end: {figures.state_bytes / 1024:.0f} KiB")
+    for step, seconds in figures.costs.items():
+        print(f"  at the end, {step}: {_ms(seconds)}")
+    return ratio
+
+
+def _compare(results: dict[str, Figures], where: str) -> None:
+    ratios = {name: report(f"{name} ({where})", figures) for name, figures in results.items()}
+    shrink = results["plain"].database_bytes / results["delta"].database_bytes
+    verdict = "met" if ratios["delta"] <= RATIO_TARGET else "MISSED"
+    print(f"\n{where}: database plain/delta {shrink:.1f}x; delta last/first {ratios['delta']:.2f}x")
+    print(f"{where}: target delta last/first <= {RATIO_TARGET}x: {verdict}")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--server", action="store_true", help="also run through the HTTP API")
+    parser.add_argument("--profile", action="store_true", help="cProfile the last 10 turns")
+    args = parser.parse_args()
+    if args.turns < 2 * WINDOW:
+        parser.error(f"--turns must be at least {2 * WINDOW}")
+    profile = cProfile.Profile() if args.profile else None
+    print("load average at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    with tempfile.TemporaryDirectory(prefix="bench-delta-") as tmp:
+        results = await measure(Path(tmp), args.turns, profile)
+        served = await measure_server(Path(tmp), args.turns) if args.server else {}
+    print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    _compare(results, "in-process")
+    if served:
+        _compare(served, "server")
+    if profile is not None:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
+        print(f"\n--- cProfile, delta, last {WINDOW} in-process turns (cumulative) ---")
+        print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
