@@ -10,9 +10,11 @@ The conversation lives in a delta channel (state.py beside this file).
 
 import importlib.util
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import NotRequired
+from typing import Any, NotRequired
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from langchain_core.messages import AnyMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
@@ -49,6 +51,12 @@ class ChatContext(TypedDict):
     """A "provider:model" spec; defaults to the offline model."""
     system_prompt: NotRequired[str]
     """Instructions placed before the conversation."""
+    timezone: NotRequired[str]
+    """The user's IANA time zone ("Europe/Paris"); else the thread's metadata `timezone`."""
+    language: NotRequired[str]
+    """The language to answer in; else the thread's metadata `language`."""
+    current_utc: NotRequired[str]
+    """The time to give as now (ISO 8601); defaults to the clock, which tests pin this way."""
 
 
 def select_model(context: ChatContext | None, config: RunnableConfig) -> str:
@@ -59,17 +67,42 @@ def select_model(context: ChatContext | None, config: RunnableConfig) -> str:
     return configured if isinstance(configured, str) and configured else DEFAULT_MODEL
 
 
-def build_system_prompt(context: ChatContext | None) -> str | None:
-    """Return the system prompt for this run, or None to send the conversation alone."""
-    return (context or {}).get("system_prompt") or None
+def build_system_prompt(
+    context: ChatContext | None, thread_metadata: dict[str, Any] | None, now: datetime
+) -> str:
+    """The run's system prompt: its instructions, then the current time, the user's time zone
+    and language, each from the run's context first and the thread's metadata second."""
+    context = context or {}
+    metadata = thread_metadata or {}
+    lines = [context["system_prompt"]] if context.get("system_prompt") else []
+    current = context.get("current_utc") or now.astimezone(UTC).isoformat(timespec="seconds")
+    lines.append(f"Current time (UTC): {current}")
+    zone = context.get("timezone") or metadata.get("timezone")
+    if isinstance(zone, str) and zone:
+        lines.append(f"The user's time zone: {zone}{_local_time(current, zone)}")
+    language = context.get("language") or metadata.get("language")
+    if isinstance(language, str) and language:
+        lines.append(f"Answer in this language: {language}")
+    return "\n".join(lines)
+
+
+def _local_time(current_utc: str, zone: str) -> str:
+    try:
+        moment = datetime.fromisoformat(current_utc).astimezone(ZoneInfo(zone))
+    except (ValueError, ZoneInfoNotFoundError):
+        return " (unknown zone)"
+    return f" (local time {moment.isoformat(timespec='minutes')})"
 
 
 async def call_model(
     state: ConversationState, runtime: Runtime[ChatContext]
 ) -> dict[str, list[AnyMessage]]:
-    model = load_chat_model(select_model(runtime.context, get_config()))
-    prompt = build_system_prompt(runtime.context)
-    messages = [SystemMessage(prompt), *state["messages"]] if prompt else state["messages"]
+    config = get_config()
+    model = load_chat_model(select_model(runtime.context, config))
+    # The runtime passes the thread's metadata in `configurable.thread_metadata`.
+    thread_metadata = config.get("configurable", {}).get("thread_metadata")
+    prompt = build_system_prompt(runtime.context, thread_metadata, datetime.now(UTC))
+    messages = [SystemMessage(prompt), *state["messages"]]
     return {"messages": [await model.ainvoke(messages)]}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,12 +98,34 @@ async def test_chat_sends_system_prompt_without_storing_it(saver: AsyncSqliteSav
     result = await chat.ainvoke(
         {"messages": [HumanMessage("hi")]},
         _thread(),
-        context={"system_prompt": "Answer in three words"},
+        context={"system_prompt": "Answer in three words", "current_utc": "2026-01-01T00:00:00"},
     )
 
-    # The offline model counts input words, so the prompt's four words show it was sent.
-    assert result["messages"][-1].usage_metadata["input_tokens"] == 5
+    # The offline model counts input words: "hi" (1), the prompt (4) and the time line (4).
+    assert result["messages"][-1].usage_metadata["input_tokens"] == 9
     assert [type(message) for message in result["messages"]] == [HumanMessage, AIMessage]
+
+
+def test_chat_system_prompt_carries_time_zone_and_language() -> None:
+    build = _load_module("chat.py").build_system_prompt
+    now = datetime(2026, 11, 21, 7, 30, tzinfo=UTC)
+    assert build(None, None, now) == "Current time (UTC): 2026-11-21T07:30:00+00:00"
+    from_thread = build(None, {"timezone": "Asia/Tokyo", "language": "Japanese"}, now)
+    assert from_thread == (
+        "Current time (UTC): 2026-11-21T07:30:00+00:00\n"
+        "The user's time zone: Asia/Tokyo (local time 2026-11-21T16:30+09:00)\n"
+        "Answer in this language: Japanese"
+    )
+    context = {"system_prompt": "Be brief.", "timezone": "Europe/Paris", "language": "French"}
+    assert build(context, {"timezone": "Asia/Tokyo", "language": "Japanese"}, now) == (
+        "Be brief.\n"
+        "Current time (UTC): 2026-11-21T07:30:00+00:00\n"
+        "The user's time zone: Europe/Paris (local time 2026-11-21T08:30+01:00)\n"
+        "Answer in this language: French"
+    )
+    assert build({"timezone": "Mars/Olympus"}, None, now).endswith(
+        "The user's time zone: Mars/Olympus (unknown zone)"
+    )
 
 
 async def test_chat_streams_reply_token_by_token(saver: AsyncSqliteSaver) -> None:
@@ -282,7 +304,7 @@ async def test_examples_publish_context_schema() -> None:
     }
 
     assert {name: sorted(schema["properties"]) for name, schema in schemas.items()} == {
-        "chat": ["model", "system_prompt"],
+        "chat": ["current_utc", "language", "model", "system_prompt", "timezone"],
         "agent": ["model"],
         "approval": ["model"],
     }

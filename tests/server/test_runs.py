@@ -232,3 +232,27 @@ async def test_resume_with_null_is_refused(
         "detail": "command.resume: null cannot resume an interrupt; send a value (or omit resume)",
         "code": "invalid_resume",
     }
+
+
+async def test_chat_prompt_gets_time_zone_and_language_from_thread_metadata(
+    rclient: LangGraphClient,
+) -> None:
+    thread = await rclient.threads.create(
+        metadata={"timezone": "Asia/Tokyo", "language": "Japanese"}
+    )
+    prompts = []
+    async for part in rclient.runs.stream(
+        thread["thread_id"],
+        "chat",
+        input=USER,
+        context={"current_utc": "2026-11-21T07:30:00+00:00"},
+        stream_mode="events",
+    ):
+        if part.event == "events" and part.data["event"] == "on_chat_model_start":
+            [messages] = part.data["data"]["input"]["messages"]
+            prompts.append(messages[0]["content"])
+    assert prompts == [
+        "Current time (UTC): 2026-11-21T07:30:00+00:00\n"
+        "The user's time zone: Asia/Tokyo (local time 2026-11-21T16:30+09:00)\n"
+        "Answer in this language: Japanese"
+    ]

@@ -60,7 +60,11 @@ class RunExecutor:
             config = build_config(run, assistant)
             graph = await self._registry.get_graph(assistant["graph_id"], config=config)
             graph_input = await _graph_input(run, graph)
-            await self._check_message_limit(run, graph_input)
+            count, thread_metadata = await self._storage.thread_brief(run["thread_id"])
+            _check_message_limit(count, graph_input, self._max_messages)
+            # Graphs may read the thread's metadata (a user's time zone, say); a dict in
+            # configurable is not copied into checkpoint metadata.
+            config["configurable"]["thread_metadata"] = thread_metadata
         except Exception as exc:
             return await self._failed(run, exc, graph=None)
         recorder = RunRecorder(
@@ -112,13 +116,6 @@ class RunExecutor:
             )
         return outcome
 
-    async def _check_message_limit(self, run: Run, graph_input: Any) -> None:
-        count = await self._storage.thread_message_count(run["thread_id"])
-        incoming = graph_input.get("messages") if isinstance(graph_input, dict) else None
-        adding = len(incoming) if isinstance(incoming, list) else int(incoming is not None)
-        if count + adding > self._max_messages:
-            raise MessageLimitError(count + adding, self._max_messages)
-
     async def _failed(self, run: Run, exc: Exception, *, graph: AnyGraph | None) -> RunOutcome:
         error = {"error": type(exc).__name__, "message": str(exc)}
         await self._publish(run["run_id"], "error", error)
@@ -149,6 +146,13 @@ class MessageLimitError(Exception):
             f"The thread would hold {count} messages, over the limit of {limit} "
             "(agent_runtime.limits.max_messages_per_thread in langgraph.json)"
         )
+
+
+def _check_message_limit(count: int, graph_input: Any, limit: int) -> None:
+    incoming = graph_input.get("messages") if isinstance(graph_input, dict) else None
+    adding = len(incoming) if isinstance(incoming, list) else int(incoming is not None)
+    if count + adding > limit:
+        raise MessageLimitError(count + adding, limit)
 
 
 def _message_count(values: Json | None) -> int:

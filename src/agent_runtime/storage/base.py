@@ -270,9 +270,9 @@ class Storage(Protocol):
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]: ...
 
-    async def thread_message_count(self, thread_id: str) -> int:
-        """Messages in the thread's `messages` channel after its latest run or edit; 0 for an
-        unknown thread. Cheap: no state is read."""
+    async def thread_brief(self, thread_id: str) -> tuple[int, Json]:
+        """The thread's message count (after its latest run or edit) and metadata; `(0, {})`
+        for an unknown thread. Cheap: no state is read."""
 
     async def count_threads(self, query: ThreadQuery) -> int: ...
 

@@ -108,11 +108,11 @@ class SqliteThreads:
                 raise read_only_error(thread_id, "locked", "be deleted")
             await delete_thread_rows(conn, [thread_id])
 
-    async def thread_message_count(self, thread_id: str) -> int:
+    async def thread_brief(self, thread_id: str) -> tuple[int, Json]:
         row = await self._db.fetch_one(
-            "SELECT message_count FROM threads WHERE thread_id = ?", (thread_id,)
+            "SELECT message_count, metadata FROM threads WHERE thread_id = ?", (thread_id,)
         )
-        return 0 if row is None else int(row[0])
+        return (0, {}) if row is None else (int(row[0]), loads(row[1]))
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _where(query)
