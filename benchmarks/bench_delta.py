@@ -61,12 +61,11 @@ AnyGraph = Pregel[Any, Any, Any, Any]
 
 
 def _load_chat() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_delta_chat", ROOT / "graphs" / "chat.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    # The example graphs import each other as `graphs.*`, as langgraph.json's "." dependency
+    # allows when the server loads them.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("graphs.chat")
 
 
 def _plain(chat: ModuleType) -> AnyGraph:
@@ -215,7 +214,9 @@ class _Served:
     def __init__(self, graph_id: str, folder: Path) -> None:
         self.graph_id = graph_id
         self.database = folder / f"server-{graph_id}.sqlite"
-        config = config_from_dict({"graphs": SERVER_GRAPHS}, base_dir=ROOT, database=self.database)
+        config = config_from_dict(
+            {"dependencies": ["."], "graphs": SERVER_GRAPHS}, base_dir=ROOT, database=self.database
+        )
         self.app = create_app(config)
         self._server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")

@@ -10,35 +10,15 @@ gets a ToolMessage (status "error") saying a human rejected it, and the model an
 # No `from __future__ import annotations`: the runtime loads this file by path and LangGraph
 # evaluates these annotations at run time, which strings could not resolve.
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal
 
+from graphs.state import ConversationState
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command, interrupt
 
-
-def _load_sibling(filename: str) -> ModuleType:
-    # The runtime loads graph files by path, so graphs/ is not on sys.path and a bare
-    # `import agent` would fail; load the sibling by path too, under a name unique to us.
-    path = Path(__file__).with_name(filename)
-    spec = importlib.util.spec_from_file_location(f"{__name__}_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"Cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_agent = _load_sibling("agent.py")
-# The agent's own state class, not a second load of state.py: LangGraph tells channels apart by
-# their reducer function, and `_agent.call_model` is annotated with this class.
-ConversationState = _agent.ConversationState
+from graphs import agent as _agent
 
 
 def is_approval(answer: Any) -> bool:

@@ -8,14 +8,11 @@ The conversation lives in a delta channel (state.py beside this file).
 # No `from __future__ import annotations`: the runtime loads this file by path and LangGraph
 # evaluates these annotations at run time, which strings could not resolve.
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
-from types import ModuleType
 from typing import Any, NotRequired
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from graphs.state import ConversationState
 from langchain_core.messages import AnyMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
@@ -24,22 +21,6 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from agent_runtime.models import DEFAULT_MODEL, load_chat_model
-
-
-def _load_sibling(filename: str) -> ModuleType:
-    # The runtime loads graph files by path, so graphs/ is not on sys.path and a bare
-    # `import state` would fail; load the sibling by path too, under a name unique to us.
-    path = Path(__file__).with_name(filename)
-    spec = importlib.util.spec_from_file_location(f"{__name__}_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"Cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ConversationState = _load_sibling("state.py").ConversationState
 
 
 # typing_extensions' TypedDict, not typing's: pydantic needs it on Python 3.11 to publish
