@@ -250,8 +250,9 @@ async def test_run_usage_comes_from_usage_metadata(priced: Served) -> None:
     client, http = priced
     thread_id = await new_thread(http)
     run_id, _ = await run_on(http, thread_id, assistant_id="chat", input=says("hello there"))
-    # Input: "hello there" (2 words); output: "[offline model] You said: hello there" (6).
-    assert (await client.runs.get(thread_id, run_id))["usage"] == usage(echo=(2, 6))
+    # Input: the system prompt's "Current time (UTC): <time>" (4 words) and "hello there" (2);
+    # output: "[offline model] You said: hello there" (6).
+    assert (await client.runs.get(thread_id, run_id))["usage"] == usage(echo=(6, 6))
 
     streamed = await new_thread(http)
     body = {"assistant_id": "chat", "input": says("hello there"), "stream_mode": "messages-tuple"}
@@ -259,7 +260,7 @@ async def test_run_usage_comes_from_usage_metadata(priced: Served) -> None:
         assert response.status_code == 200
         await response.aread()
     [run] = await client.runs.list(streamed)
-    assert run["usage"] == usage(echo=(2, 6))
+    assert run["usage"] == usage(echo=(6, 6))
 
 
 async def test_run_usage_counts_every_model_call(priced: Served) -> None:
@@ -281,15 +282,16 @@ async def test_thread_usage_sums_runs_over_two_models(priced: Served) -> None:
     third, _ = await run_on(http, thread_id, assistant_id="chat", input=says("ok"))
 
     runs = {run["run_id"]: run for run in await client.runs.list(thread_id)}
-    assert runs[first]["usage"] == usage(echo=(2, 6))
-    assert runs[second]["usage"] == usage(other=(9, 5))
-    assert runs[third]["usage"] == usage(echo=(15, 5))
+    # Each call's input is the system prompt's time line (4 words) and the conversation so far.
+    assert runs[first]["usage"] == usage(echo=(6, 6))
+    assert runs[second]["usage"] == usage(other=(13, 5))
+    assert runs[third]["usage"] == usage(echo=(19, 5))
     assert runs[second]["usage"]["cost_usd"] is None
 
     thread = await client.threads.get(thread_id)
-    assert thread["usage"] == usage(echo=(17, 11), other=(9, 5))
+    assert thread["usage"] == usage(echo=(25, 11), other=(13, 5))
     assert thread["usage"]["cost_usd"] is None
-    assert thread["usage"]["by_model"]["echo"]["cost_usd"] == pytest.approx(echo_cost(17, 11))
+    assert thread["usage"]["by_model"]["echo"]["cost_usd"] == pytest.approx(echo_cost(25, 11))
     assert thread["run_count"] == 3
     assert thread["first_run_at"] == runs[first]["created_at"]
     assert thread["last_run_at"] == runs[third]["created_at"]
