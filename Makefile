@@ -31,5 +31,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+bench: install
+	$(BIN)/python benchmarks/bench_runs.py
+	$(BIN)/python benchmarks/bench_delta.py --server
+
 clean:
 	rm -rf $(VENV) .agent-runtime .pytest_cache .mypy_cache .ruff_cache
