@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 dev: install
 	$(BIN)/agent-runtime dev --no-browser
 
+serve: install
+	$(BIN)/agent-runtime serve
+
 test: install
 	$(BIN)/python -m pytest
 
