@@ -64,7 +64,7 @@ class RunningServer:
             await self._task
 
 
-def example_config(database: Path, **overrides: object) -> RuntimeConfig:
+def example_config(database: Path) -> RuntimeConfig:
     """The repository's own langgraph.json (the example graphs) on a given database file."""
     return load_config(ROOT / "langgraph.json", database=database, environ={})
 
