@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -83,8 +84,9 @@ async def server(database: Path) -> AsyncIterator[RunningServer]:
         await running.stop()
 
 
-@pytest.fixture
-async def client(server: RunningServer) -> AsyncIterator[LangGraphClient]:
+@asynccontextmanager
+async def sdk_client(server: RunningServer) -> AsyncIterator[LangGraphClient]:
+    """langgraph_sdk's client on a running server, closed afterwards."""
     sdk = get_client(url=server.url, api_key=None)
     try:
         yield sdk
@@ -92,7 +94,18 @@ async def client(server: RunningServer) -> AsyncIterator[LangGraphClient]:
         await sdk.http.client.aclose()
 
 
+def raw_client(server: RunningServer) -> httpx.AsyncClient:
+    """A plain httpx client on a running server, for status codes and SSE framing."""
+    return httpx.AsyncClient(base_url=server.url, timeout=30)
+
+
+@pytest.fixture
+async def client(server: RunningServer) -> AsyncIterator[LangGraphClient]:
+    async with sdk_client(server) as sdk:
+        yield sdk
+
+
 @pytest.fixture
 async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as raw:
+    async with raw_client(server) as raw:
         yield raw

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.config import load_config
-from tests.conftest import ROOT, RunningServer
+from tests.conftest import ROOT, RunningServer, raw_client, sdk_client
 
 RUNS_CONFIG = ROOT / "tests" / "fixtures" / "runs" / "langgraph.json"
 
@@ -29,14 +28,11 @@ async def runs_server(database: Path) -> AsyncIterator[RunningServer]:
 
 @pytest.fixture
 async def rclient(runs_server: RunningServer) -> AsyncIterator[LangGraphClient]:
-    sdk = get_client(url=runs_server.url, api_key=None)
-    try:
+    async with sdk_client(runs_server) as sdk:
         yield sdk
-    finally:
-        await sdk.http.client.aclose()
 
 
 @pytest.fixture
 async def rhttp(runs_server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=runs_server.url, timeout=30) as raw:
+    async with raw_client(runs_server) as raw:
         yield raw

@@ -159,9 +159,6 @@ class RunManager:
                 return current, None
         return await asyncio.shield(finished)
 
-    def is_active(self, run_id: str) -> bool:
-        return run_id in self._executions
-
     # Workers
 
     def _wake(self, thread_id: str) -> None:

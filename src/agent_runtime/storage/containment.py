@@ -57,18 +57,3 @@ def _scalar(value: str, kind: str) -> str:
     if kind.startswith("json_type("):
         return f"json_extract({value}, '$')"
     return value
-
-
-def contains(document: Any, expected: Any) -> bool:
-    """The same rule in Python, for filters applied after a query."""
-    if isinstance(expected, dict):
-        return isinstance(document, dict) and all(
-            key in document and contains(document[key], sub) for key, sub in expected.items()
-        )
-    if isinstance(expected, list):
-        return isinstance(document, list) and all(
-            any(contains(item, sub) for item in document) for sub in expected
-        )
-    if isinstance(expected, bool) or isinstance(document, bool):
-        return type(expected) is type(document) and expected == document
-    return bool(document == expected)
