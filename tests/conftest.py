@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from langgraph_sdk.client import LangGraphClient
 from agent_runtime.config import RuntimeConfig, load_config
 from agent_runtime.server.app import create_app
 from agent_runtime.server.services import Services
+from agent_runtime.storage.checkpoint_cache import CachingSerializer
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_SECONDS = 20.0
@@ -25,8 +28,12 @@ class RunningServer:
     """A uvicorn serving one app in this event loop; `url` is where it listens."""
 
     def __init__(self, config: RuntimeConfig) -> None:
+        # Every cache hit is checked against what is stored; stop() fails a test that saw a
+        # difference (a graph changing its state in place, or a cache that lies).
+        config = replace(config, checkpoint_cache=replace(config.checkpoint_cache, verify=True))
         self.config = config
         self.url = ""
+        self._serde: Any = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.app = create_app(config)
@@ -57,12 +64,15 @@ class RunningServer:
             await asyncio.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
+        self._serde = self.services().storage.checkpointer.serde
         return self
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await self._task
+        if isinstance(self._serde, CachingSerializer):
+            assert self._serde.cache.mismatches == 0, "a cached checkpoint differed from storage"
 
 
 def example_config(database: Path) -> RuntimeConfig:

@@ -17,6 +17,7 @@ from agent_runtime.config import (
     parse_graph_spec,
 )
 from agent_runtime.errors import ConfigError
+from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 GRAPH = {"agent": "./agent.py:graph"}
 
@@ -313,13 +314,25 @@ def test_load_config_rejects_invalid_http(tmp_path: Path, http: Any, message: st
 
 
 def test_load_config_reads_our_own_section(tmp_path: Path) -> None:
-    own = {"max_body_bytes": 1024, "database": "runtime.db", "webhooks_allow_private": True}
+    own = {
+        "max_body_bytes": 1024,
+        "database": "runtime.db",
+        "webhooks_allow_private": True,
+        "checkpoint_cache": {"max_mb": 0, "verify": True},
+    }
 
     config = load_config(_project(tmp_path, {"graphs": GRAPH, "agent_runtime": own}), environ={})
 
     assert config.http.max_body_bytes == 1024
     assert config.database == tmp_path / "runtime.db"
     assert config.webhooks_allow_private is True
+    assert config.checkpoint_cache == CheckpointCacheConfig(max_mb=0, verify=True)
+
+
+def test_load_config_defaults_the_checkpoint_cache(tmp_path: Path) -> None:
+    config = load_config(_project(tmp_path, {"graphs": GRAPH}), environ={})
+
+    assert config.checkpoint_cache == CheckpointCacheConfig(max_mb=32, verify=False)
 
 
 @pytest.mark.parametrize(
@@ -342,6 +355,18 @@ def test_load_config_reads_our_own_section(tmp_path: Path) -> None:
         (
             {"webhooks_allow_private": "yes"},
             'agent_runtime.webhooks_allow_private: expected true or false, got "yes"',
+        ),
+        (
+            {"checkpoint_cache": {"max_mb": -1}},
+            "agent_runtime.checkpoint_cache.max_mb: expected a non-negative integer, got -1",
+        ),
+        (
+            {"checkpoint_cache": {"verify": "on"}},
+            'agent_runtime.checkpoint_cache.verify: expected true or false, got "on"',
+        ),
+        (
+            {"checkpoint_cache": 64},
+            "agent_runtime.checkpoint_cache: expected an object, got 64",
         ),
     ],
 )

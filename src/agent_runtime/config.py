@@ -17,6 +17,7 @@ from agent_runtime.config_limits import (
     LimitsConfig,
     ModelPrice,
     default_thread_ttl,
+    read_checkpoint_cache,
     read_limits,
     read_pricing,
 )
@@ -34,6 +35,7 @@ from agent_runtime.config_reader import (
 from agent_runtime.dotenv import parse_dotenv
 from agent_runtime.errors import ConfigError
 from agent_runtime.schema import Json
+from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
 """Names the SQLite file; the `--database` flag beats it, and it beats `agent_runtime.database`."""
@@ -85,13 +87,15 @@ class RuntimeConfig:
     database: Path
     """The SQLite file, absolute; its folder may not exist yet."""
     webhooks_allow_private: bool = False
+    """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     pricing: Mapping[str, ModelPrice] = field(default_factory=dict)
     """Model name (as the chat model reports it) -> its price."""
+    checkpoint_cache: CheckpointCacheConfig = field(default_factory=CheckpointCacheConfig)
+    """How many decoded checkpoint blobs to keep, and whether to check them on reuse."""
     default_thread_ttl: Json | None = None
     """From LangGraph's `checkpointer.ttl.default_ttl` (minutes): the TTL of threads created
     without one, as `{"strategy": ..., "ttl": minutes}`."""
-    """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
     warnings: tuple[str, ...] = ()
     """Sentences about keys that are ignored; the CLI prints them."""
 
@@ -235,6 +239,7 @@ _OWN_KEYS: ValueTable = {
     "webhooks_allow_private": read_flag,
     "limits": read_limits,
     "pricing": read_pricing,
+    "checkpoint_cache": read_checkpoint_cache,
 }
 
 
@@ -292,6 +297,7 @@ def _build(
         webhooks_allow_private=own.get("webhooks_allow_private", False),
         limits=own.get("limits", LimitsConfig()),
         pricing=own.get("pricing", {}),
+        checkpoint_cache=own.get("checkpoint_cache", CheckpointCacheConfig()),
         default_thread_ttl=default_thread_ttl(reader, checkpointer),
         warnings=tuple(reader.warnings),
     )

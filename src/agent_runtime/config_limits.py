@@ -1,5 +1,6 @@
-"""Our own limits, retention and pricing settings (`agent_runtime.limits`,
-`agent_runtime.pricing`) and LangGraph's `checkpointer.ttl`, read and checked."""
+"""Our own limits, retention, pricing and cache settings (`agent_runtime.limits`,
+`agent_runtime.pricing`, `agent_runtime.checkpoint_cache`) and LangGraph's `checkpointer.ttl`,
+read and checked."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from agent_runtime.config_reader import (
     ConfigReader,
     ValueTable,
     read_choice,
+    read_flag,
     read_number,
     read_positive,
+    read_seconds,
 )
 from agent_runtime.schema import Json
+from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +56,8 @@ _LIMIT_KEYS: ValueTable = {
     "strategy": read_choice("delete", "keep_latest"),
     "sweep_interval_seconds": read_number,
 }
+# read_seconds is the non-negative integer reader; 0 turns the cache off.
+_CACHE_KEYS: ValueTable = {"max_mb": read_seconds, "verify": read_flag}
 _PRICE_KEYS: ValueTable = {"input_per_million": read_number, "output_per_million": read_number}
 _CHECKPOINTER_TTL_KEYS: ValueTable = {
     "strategy": read_choice("delete", "keep_latest"),
@@ -68,6 +74,12 @@ def _object(reader: ConfigReader, key: str, value: Any) -> Mapping[str, Any]:
 
 def read_limits(reader: ConfigReader, key: str, value: Any) -> LimitsConfig:
     return LimitsConfig(**reader.values(_object(reader, key, value), f"{key}.", _LIMIT_KEYS))
+
+
+def read_checkpoint_cache(reader: ConfigReader, key: str, value: Any) -> CheckpointCacheConfig:
+    return CheckpointCacheConfig(
+        **reader.values(_object(reader, key, value), f"{key}.", _CACHE_KEYS)
+    )
 
 
 def read_pricing(reader: ConfigReader, key: str, value: Any) -> dict[str, ModelPrice]:

@@ -68,7 +68,9 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sources = import_graphs(config)
-        backend = storage or SqliteStorage(config.database, store_config=config.store)
+        backend = storage or SqliteStorage(
+            config.database, store_config=config.store, checkpoint_cache=config.checkpoint_cache
+        )
         await backend.setup()
         try:
             registry = GraphRegistry(

@@ -16,6 +16,11 @@ from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from agent_runtime.errors import ConfigError, StorageError
+from agent_runtime.storage.checkpoint_cache import (
+    CachingSerializer,
+    CheckpointCacheConfig,
+    DecodedBlobCache,
+)
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
 from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
@@ -44,9 +49,17 @@ class SqliteStorage(
         path: Path,
         *,
         store_config: Mapping[str, Any] | None = None,
+        checkpoint_cache: CheckpointCacheConfig | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.path = path
+        cache = checkpoint_cache or CheckpointCacheConfig()
+        # One cache for both savers: a snapshot a run decoded serves history reads, and back.
+        self._serde = (
+            CachingSerializer(DecodedBlobCache(cache.max_mb * 1024 * 1024), verify=cache.verify)
+            if cache.max_mb
+            else None
+        )
         self._db = SqliteDatabase(path)
         self._now = clock
         self._store_config = dict(store_config or {})
@@ -80,14 +93,14 @@ class SqliteStorage(
         try:
             # One writer for the whole file: the checkpointer writes on our writer connection,
             # under one lock, so its writes and ours never wait on SQLite's file lock.
-            self._saver = AsyncSqliteSaver(self._db.writer)
+            self._saver = AsyncSqliteSaver(self._db.writer, serde=self._serde)
             self._db.share_lock(self._saver.lock)
             await self._saver.setup()
             # A second saver on its own connection for reads: upstream's alist holds the
             # saver's lock while the caller consumes it, which would stall a live run's writes.
             reader_conn = await _connect_plain(self.path)
             self._extra.append(reader_conn)
-            self._reader = AsyncSqliteSaver(reader_conn)
+            self._reader = AsyncSqliteSaver(reader_conn, serde=self._serde)
             await self._reader.setup()
             store_conn = await _connect_plain(self.path, autocommit=True)
             self._extra.append(store_conn)

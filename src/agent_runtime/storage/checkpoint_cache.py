@@ -1,0 +1,146 @@
+"""Decoded checkpoint blobs, kept so a long thread's snapshot is not decoded again on every run.
+
+A delta channel's snapshot holds the whole value (say 600 messages); every run of the thread and
+every history page replays from it, and decoding it is most of a late turn's cost. Stored blobs
+never change, so a decoded one can be reused. It must not decode differently or leak one
+reader's changes to the next: see `CachingSerializer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CACHE_MB = 32
+"""Stored bytes of decoded blobs kept, by default: about 200 snapshots of 600 short messages.
+In memory a decoded blob takes several times its stored size (Python objects)."""
+MIN_CACHED_BYTES = 8 * 1024
+"""Smaller blobs decode in well under a millisecond; caching them would only churn the cache."""
+
+_Key = tuple[Any, str, bytes]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointCacheConfig:
+    """The `agent_runtime.checkpoint_cache` section."""
+
+    max_mb: int = DEFAULT_CACHE_MB
+    """Stored size of the blobs whose decoded form is kept; 0 turns the cache off."""
+    verify: bool = False
+    """Decode again on every hit and compare: catches a graph that mutates its state in place
+    (at the cost of the cache's benefit). Meant for development and tests."""
+
+
+class DecodedBlobCache:
+    """A least-recently-used map from a stored blob to its decoded form, bounded by the stored
+    size of the blobs. Safe to share between savers and threads."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[_Key, Any] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        self.mismatches = 0
+
+    def get(self, key: _Key) -> Any | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: _Key, value: Any) -> None:
+        size = len(key[2])
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                self._entries[key] = value
+                return
+            self._entries[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                old, _ = self._entries.popitem(last=False)
+                self._bytes -= len(old[2])
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class CachingSerializer(JsonPlusSerializer):
+    """LangGraph's serializer, remembering what large checkpoint blobs decode to.
+
+    What a reader gets is its own: every dict, list and set of the decoded value is copied on
+    each read (a few microseconds for a list of 600 messages), so a reducer that extends its
+    list or the loop updating a checkpoint's channel versions changes only its copy. Objects
+    inside those containers, such as messages, are shared between the reads of one blob, the
+    way LangGraph already shares them between the steps of a run: a node must not change a
+    message in place (LangGraph never stores such a change). With `verify`, every hit is
+    decoded again and compared, and a difference is logged and repaired.
+    """
+
+    def __init__(self, cache: DecodedBlobCache, *, verify: bool = False) -> None:
+        super().__init__()
+        self.cache = cache
+        self.verify = verify
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        type_, blob = data
+        if type_ != "msgpack" or len(blob) < MIN_CACHED_BYTES:
+            return super().loads_typed(data)
+        # A clone made by `with_msgpack_allowlist` may decode the same bytes differently.
+        key = (_allowlist_key(self._allowed_msgpack_modules), type_, bytes(blob))
+        cached = self.cache.get(key)
+        if cached is None:
+            cached = super().loads_typed(data)
+            self.cache.put(key, cached)
+        elif self.verify:
+            decoded = super().loads_typed(data)
+            if decoded != cached:
+                self.cache.mismatches += 1
+                logger.warning(
+                    "A checkpoint read from the cache no longer matches what is stored: a graph "
+                    "changed its state in place (a message, say) instead of returning an "
+                    "update. The cache entry is replaced; LangGraph never stores such changes."
+                )
+                self.cache.put(key, decoded)
+                cached = decoded
+        return own_containers(cached)
+
+
+def own_containers(value: Any) -> Any:
+    """A copy of every dict, list and set in `value`, down to the first object of another
+    kind, which is shared."""
+    kind = type(value)
+    if kind is dict:
+        return {key: own_containers(item) for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) not in _CONTAINERS else own_containers(item) for item in value]
+    if kind is set:
+        return set(value)
+    if kind is _DeltaSnapshot:
+        return _DeltaSnapshot(own_containers(value.value))
+    return value
+
+
+_CONTAINERS = frozenset((dict, list, set, _DeltaSnapshot))
+
+
+def _allowlist_key(allowlist: Iterable[tuple[str, ...]] | bool | None) -> Any:
+    if allowlist is None or isinstance(allowlist, bool):
+        return allowlist
+    return frozenset(allowlist)

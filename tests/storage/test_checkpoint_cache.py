@@ -1,0 +1,172 @@
+"""The decoded-checkpoint cache: reads through it equal reads without it, every reader owns its
+containers, verification repairs a graph's in-place changes, and the cache stays bounded."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
+from langgraph.pregel import Pregel
+
+from agent_runtime.registry import import_graphs
+from agent_runtime.storage.checkpoint_cache import (
+    MIN_CACHED_BYTES,
+    CachingSerializer,
+    CheckpointCacheConfig,
+    DecodedBlobCache,
+    own_containers,
+)
+from agent_runtime.storage.sqlite import SqliteStorage
+from tests.conftest import example_config
+
+# Long enough that a snapshot of the conversation (every ten turns) is over MIN_CACHED_BYTES.
+TEXT = "a fairly long line about the weather, repeated to fill the message " * 10
+TURNS = 25
+
+
+def _chat(database: Path) -> Pregel[Any, Any, Any, Any]:
+    source = import_graphs(example_config(database))["chat"]
+    graph = source.target
+    assert isinstance(graph, Pregel)
+    return graph
+
+
+def _serde(storage: SqliteStorage) -> CachingSerializer:
+    serde = storage.checkpointer.serde
+    assert isinstance(serde, CachingSerializer)
+    return serde
+
+
+async def _converse(graph: Pregel[Any, Any, Any, Any], thread_id: str) -> None:
+    config: Any = {"configurable": {"thread_id": thread_id}}
+    for turn in range(TURNS):
+        await graph.ainvoke({"messages": [{"role": "user", "content": f"{turn} {TEXT}"}]}, config)
+
+
+def _messages(snapshot: Any) -> list[tuple[str, str | None, Any]]:
+    return [(m.type, m.id, m.content) for m in snapshot.values.get("messages", [])]
+
+
+async def test_cached_reads_equal_reads_without_the_cache(tmp_path: Path) -> None:
+    database = tmp_path / "runtime.sqlite"
+    cached = SqliteStorage(database)
+    plain = SqliteStorage(database, checkpoint_cache=CheckpointCacheConfig(max_mb=0))
+    await cached.setup()
+    await plain.setup()
+    try:
+        assert not isinstance(plain.checkpointer.serde, CachingSerializer)
+        chat = _chat(database)
+        writer = chat.copy(update={"checkpointer": cached.checkpointer})
+        await _converse(writer, "t")
+        config: Any = {"configurable": {"thread_id": "t"}}
+        reader = chat.copy(update={"checkpointer": plain.checkpointer})
+        expected = [_messages(s) async for s in reader.aget_state_history(config)]
+        for _ in range(2):  # the second pass is served from the cache
+            got = [_messages(s) async for s in writer.aget_state_history(config)]
+            assert got == expected
+        assert len(expected) == 3 * TURNS  # input, model, end: three checkpoints a turn
+        assert len(expected[0]) == 2 * TURNS
+        assert _serde(cached).cache.hits > 0
+        assert len(_serde(cached).cache) >= 2
+    finally:
+        await cached.close()
+        await plain.close()
+
+
+async def test_every_read_owns_its_containers(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "runtime.sqlite")
+    await storage.setup()
+    try:
+        graph = _chat(storage.path).copy(update={"checkpointer": storage.checkpointer})
+        await _converse(graph, "t")
+        config: Any = {"configurable": {"thread_id": "t"}}
+        first = await graph.aget_state(config)
+        first.values["messages"].clear()
+        second = await graph.aget_state(config)
+        assert len(second.values["messages"]) == 2 * TURNS
+        # The next turn starts from the cached snapshot and still sees the whole conversation.
+        result = await graph.ainvoke({"messages": [{"role": "user", "content": "last"}]}, config)
+        assert len(result["messages"]) == 2 * TURNS + 2
+    finally:
+        await storage.close()
+
+
+def _blob() -> tuple[str, bytes]:
+    messages = [HumanMessage(TEXT, id=f"h{i}") for i in range(20)]
+    checkpoint = {
+        "channel_versions": {"messages": 3},
+        "versions_seen": {"model": {"messages": 2}},
+        "channel_values": {"messages": _DeltaSnapshot(messages), "tags": {"a", "b"}},
+    }
+    blob = JsonPlusSerializer().dumps_typed(checkpoint)
+    assert len(blob[1]) >= MIN_CACHED_BYTES
+    return blob
+
+
+async def test_decoded_blobs_share_only_what_is_not_a_container() -> None:
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
+    blob = _blob()
+    first = serde.loads_typed(blob)
+    first["channel_versions"]["messages"] = 99
+    first["versions_seen"]["model"].clear()
+    first["channel_values"]["messages"].value.append(AIMessage("added"))
+    first["channel_values"]["tags"].add("c")
+    second = serde.loads_typed(blob)
+    assert second == JsonPlusSerializer().loads_typed(blob)
+    assert (serde.cache.hits, serde.cache.misses) == (1, 1)
+    # Messages themselves are shared, as LangGraph shares them between a run's steps.
+    shared = first["channel_values"]["messages"].value[0]
+    assert second["channel_values"]["messages"].value[0] is shared
+
+
+async def test_verification_repairs_a_message_changed_in_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024), verify=True)
+    blob = _blob()
+    serde.loads_typed(blob)["channel_values"]["messages"].value[0].content = "tampered"
+    with caplog.at_level(logging.WARNING):
+        again = serde.loads_typed(blob)
+    assert again["channel_values"]["messages"].value[0].content == TEXT
+    assert serde.cache.mismatches == 1
+    assert "changed its state in place" in caplog.text
+    # The repaired entry serves the next read.
+    assert serde.loads_typed(blob)["channel_values"]["messages"].value[0].content == TEXT
+    assert serde.cache.mismatches == 1
+
+
+async def test_small_and_non_msgpack_blobs_are_not_cached() -> None:
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
+    small = serde.dumps_typed({"messages": [HumanMessage("hi", id="1")]})
+    assert serde.loads_typed(small) == serde.loads_typed(small)
+    assert serde.loads_typed(("bytes", b"x" * MIN_CACHED_BYTES)) == b"x" * MIN_CACHED_BYTES
+    assert len(serde.cache) == 0
+
+
+async def test_cache_keeps_the_most_recently_used_blobs_within_its_size() -> None:
+    cache = DecodedBlobCache(max_bytes=100)
+    keys = [(True, "msgpack", bytes([n]) * 40) for n in range(3)]
+    cache.put(keys[0], "zero")
+    cache.put(keys[1], "one")
+    assert cache.get(keys[0]) == "zero"  # now the most recent
+    cache.put(keys[2], "two")  # 120 bytes: the least recent (one) goes
+    assert cache.get(keys[1]) is None
+    assert (cache.get(keys[0]), cache.get(keys[2])) == ("zero", "two")
+    cache.put((True, "msgpack", b"x" * 101), "too big")
+    assert len(cache) == 2
+
+
+async def test_own_containers_copies_nested_containers() -> None:
+    shared = HumanMessage("x", id="1")
+    value = {"a": [shared, {"b": {1, 2}}], "c": _DeltaSnapshot([shared])}
+    copied = own_containers(value)
+    assert copied == value
+    assert copied["a"] is not value["a"]
+    assert copied["a"][1]["b"] is not value["a"][1]["b"]
+    assert copied["c"].value is not value["c"].value
+    assert copied["a"][0] is shared
