@@ -9,8 +9,9 @@ the list on read by replaying the writes since the last snapshot through `add_me
 # No `from __future__ import annotations`: the runtime loads this file by path and LangGraph
 # evaluates these annotations at run time, which strings could not resolve.
 
+import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Annotated, Any
 
 from langchain_core.messages import (
@@ -50,6 +51,11 @@ def add_messages_batched(state: Sequence[Any], writes: Sequence[Any]) -> list[An
     Raises:
         ValueError: a `RemoveMessage` names an id that is not in the list.
     """
+    appended = _append_only(state, writes)
+    return _fold(state, writes) if appended is None else appended
+
+
+def _fold(state: Sequence[Any], writes: Sequence[Any]) -> list[AnyMessage]:
     by_id: dict[str, AnyMessage] = {}
     for message in _coerce(state):
         _put(by_id, message)
@@ -77,6 +83,32 @@ class ConversationState(TypedDict):
     ]
 
 
+def _append_only(state: Sequence[Any], writes: Sequence[Any]) -> list[AnyMessage] | None:
+    # The common case, a turn adding new messages to a long list, without rebuilding the
+    # list's index: the same result as the general fold, or None where that may differ.
+    if not all(_is_whole_message(kind) for kind in {type(message) for message in state}):
+        return None
+    ids = {message.id for message in state}
+    if len(ids) != len(state) or None in ids or "" in ids:
+        return None
+    added: list[AnyMessage] = []
+    for message in _coerce(_flatten(writes)):
+        if isinstance(message, RemoveMessage) or (message.id and message.id in ids):
+            return None
+        if not message.id:
+            message = message.model_copy(update={"id": _derived_id(ids, message)})
+        ids.add(message.id)  # type: ignore[arg-type]
+        added.append(message)
+    return [*state, *added]
+
+
+@functools.cache
+def _is_whole_message(kind: type) -> bool:
+    # By type, once per class: isinstance on pydantic models costs a microsecond, and this
+    # runs over the whole conversation on every update.
+    return issubclass(kind, BaseMessage) and not issubclass(kind, BaseMessageChunk)
+
+
 def _flatten(writes: Sequence[Any]) -> Iterable[Any]:
     for write in writes:
         if isinstance(write, list):
@@ -102,7 +134,7 @@ def _put(by_id: dict[str, AnyMessage], message: AnyMessage) -> None:
     by_id[message.id] = message  # type: ignore[index]
 
 
-def _derived_id(by_id: dict[str, AnyMessage], message: AnyMessage) -> str:
+def _derived_id(by_id: Collection[str], message: AnyMessage) -> str:
     # Depends only on the list so far and the message, so every replay derives the same id.
     seed = f"{len(by_id)}:{message.type}:{message.content!r}"
     derived = str(uuid.uuid5(_ID_NAMESPACE, seed))

@@ -117,6 +117,26 @@ async def test_reducer_matches_add_messages() -> None:
         assert all(type(m) is not AIMessageChunk for m in batched)
 
 
+async def test_reducer_append_path_matches_the_general_fold() -> None:
+    # Appending to a long list skips rebuilding its index; wherever it applies it must give
+    # what folding every message would. Every prefix of WRITES, as state and as the next write.
+    taken = 0
+    for split in range(len(WRITES)):
+        state = reduce([HumanMessage("seed", id="0")], WRITES[:split])
+        for write in [*WRITES[split:], "new bare text", [("user", "pair")], AIMessage("z")]:
+            appended = STATE._append_only(state, [write])
+            if appended is not None:
+                taken += 1
+                assert _shape(appended) == _shape(STATE._fold(state, [write]))
+    assert taken >= 10
+    # Where it may differ it steps aside: a replaced id, a removal, a chunk in the state.
+    state = [HumanMessage("a", id="1"), AIMessage("b", id="2")]
+    assert STATE._append_only(state, [AIMessage("b2", id="2")]) is None
+    assert STATE._append_only(state, [RemoveMessage(id="1")]) is None
+    assert STATE._append_only([AIMessageChunk(content="c", id="3")], ["x"]) is None
+    assert STATE._append_only([HumanMessage("a", id="1")] * 2, ["x"]) is None
+
+
 async def test_reducer_gives_the_same_ids_on_every_replay() -> None:
     first = reduce([], ["hello", ("assistant", "hi"), "hello"])
     again = reduce([], ["hello", ("assistant", "hi"), "hello"])

@@ -6,6 +6,7 @@ It owns the reply rules, token-by-token streaming and usage reporting; it never 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import time
@@ -241,11 +242,26 @@ class OfflineChatModel(BaseChatModel):
 
 
 def _count_tokens(message: BaseMessage) -> int:
-    words = message.text.split()
-    if isinstance(message, AIMessage):
-        for call in message.tool_calls:
-            words += [call["name"], *json.dumps(call["args"]).split()]
-    return len(words)
+    # A string is what `.text` would return, without its content-block machinery.
+    content = message.content
+    count = _count_words(content if isinstance(content, str) else message.text)
+    if _calls_tools(type(message)):
+        for call in message.tool_calls:  # type: ignore[attr-defined]
+            count += 1 + len(json.dumps(call["args"]).split())
+    return count
+
+
+@functools.cache
+def _calls_tools(kind: type[BaseMessage]) -> bool:
+    # By type: isinstance on a pydantic model class costs about a microsecond.
+    return issubclass(kind, AIMessage)
+
+
+@functools.lru_cache(maxsize=8192)
+def _count_words(text: str) -> int:
+    # Every call counts the whole conversation; remembering each message's count keeps the
+    # stand-in model's own cost from growing with the thread, as a hosted model's would not.
+    return len(text.split())
 
 
 def _last_human_text(messages: list[BaseMessage]) -> str | None:
