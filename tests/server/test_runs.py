@@ -25,6 +25,48 @@ async def test_wait_returns_final_values(rclient: LangGraphClient) -> None:
     assert [r["status"] for r in runs] == ["success"]
 
 
+def _last_values_data(sse: str) -> bytes:
+    frames = [f for f in sse.split("\n\n") if f.startswith("event: values\n")]
+    return frames[-1].split("\n")[1].removeprefix("data: ").encode()
+
+
+async def test_wait_answers_the_state_the_thread_stores(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    thread_id = (await rclient.threads.create())["thread_id"]
+    await rclient.runs.wait(thread_id, "chat", input=USER)
+    body = {"assistant_id": "chat", "input": {"messages": [{"role": "user", "content": "more"}]}}
+    response = await rhttp.post(f"/threads/{thread_id}/runs/wait", json=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    result = response.json()
+    assert [m["type"] for m in result["messages"]] == ["human", "ai", "human", "ai"]
+    state = await rclient.threads.get_state(thread_id)
+    thread = await rclient.threads.get(thread_id)
+    assert result == state["values"] == thread["values"]
+    assert thread["message_count"] == 4
+    run_path = response.headers["content-location"]
+    joined = await rhttp.get(run_path + "/join")
+    assert (joined.status_code, joined.json()) == (200, result)
+    # The answer is the run's last `values` event, byte for byte: encoded once.
+    replay = await rhttp.get(run_path + "/stream", headers={"Last-Event-ID": "-1"})
+    assert _last_values_data(replay.text) == response.content
+
+
+async def test_wait_without_values_events_still_stores_the_state(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    thread_id = (await rclient.threads.create())["thread_id"]
+    body = {"assistant_id": "chat", "input": USER, "stream_mode": ["updates"]}
+    response = await rhttp.post(f"/threads/{thread_id}/runs/wait", json=body)
+    assert response.status_code == 200
+    result = response.json()
+    assert [m["type"] for m in result["messages"]] == ["human", "ai"]
+    thread = await rclient.threads.get(thread_id)
+    assert thread["values"] == result == (await rclient.threads.get_state(thread_id))["values"]
+    assert (thread["status"], thread["message_count"]) == ("idle", 2)
+
+
 async def test_background_run_and_join(rclient: LangGraphClient) -> None:
     thread = await rclient.threads.create()
     run = await rclient.runs.create(thread["thread_id"], "slow", input={"steps": []})
@@ -119,6 +161,9 @@ async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:
     assert stored["status"] == "interrupted"
     [(_task_id, pending)] = stored["interrupts"].items()
     assert pending[0]["id"] == interrupts[0]["id"]
+    state = (await rclient.threads.get_state(tid))["values"]
+    assert stored["values"] == state == {k: v for k, v in paused.items() if k != "__interrupt__"}
+    assert stored["message_count"] == len(state["messages"]) == 2
     assert (await rclient.runs.list(tid))[0]["status"] == "interrupted"
 
     done = await rclient.runs.wait(tid, "approval", command={"resume": "approve"})

@@ -332,6 +332,24 @@ async def test_finish_run_records_the_error_and_thread_state(storage: Storage) -
     assert caught.value.detail == 'Run "nope" not found'
 
 
+async def test_finish_run_stores_values_already_encoded(storage: Storage) -> None:
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    await storage.claim_next_run("t")
+    encoded = b'{"messages":[{"content":"hi"},{"content":"hello"}],"n":2}'
+    outcome = RunOutcome(status="success", values_json=encoded, message_count=2)
+    await storage.finish_run("r1", outcome)
+    thread = await storage.get_thread("t")
+    assert thread["values"] == {"messages": [{"content": "hi"}, {"content": "hello"}], "n": 2}
+    assert thread["message_count"] == 2
+    # Decoded values count their own messages; without a message list the count stays.
+    await storage.settle_thread("t", RunOutcome(status="success", values={"messages": [{}]}))
+    assert (await storage.get_thread("t"))["message_count"] == 1
+    await storage.settle_thread("t", RunOutcome(status="success", values_json=b'{"n":3}'))
+    thread = await storage.get_thread("t")
+    assert (thread["values"], thread["message_count"]) == ({"n": 3}, 1)
+
+
 async def test_settle_thread_sets_status_without_a_run(storage: Storage) -> None:
     await _thread(storage)
     await storage.create_run(_new("r1"))

@@ -13,11 +13,11 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
 from agent_runtime.config_limits import ModelPrice
-from agent_runtime.encoding import dumps, to_jsonable
+from agent_runtime.encoding import dumps, loads, to_jsonable
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
-from agent_runtime.schema import Assistant, Interrupt, Json, Run, Usage
+from agent_runtime.schema import Assistant, Interrupt, Json, Run, RunStatus, ThreadStatus, Usage
 from agent_runtime.storage.base import RunOutcome, Storage
 from agent_runtime.streaming import EventLog
 
@@ -86,22 +86,33 @@ class RunExecutor:
             "interrupt_after": kwargs.get("interrupt_after"),
             "durability": kwargs.get("durability"),
         }
+        # The last top-level `values` chunk and the bytes it was published as.
+        published: tuple[Any, bytes] | None = None
         try:
             stream = _stream(graph, graph_input, config, options, events="events" in modes)
             async for name, data in _shaped(stream, shaper):
-                await self._publish(run_id, name, data)
+                encoded = await self._publish(run_id, name, data)
+                if name == "values":
+                    published = (data, encoded)
             for name, data in shaper.finish():
                 await self._publish(run_id, name, data)
         except Exception as exc:
             return replace(await self._failed(run, exc, graph=graph), usage=recorder.usage())
-        if shaper.interrupted or not isinstance(shaper.last_values, dict):
+        last = shaper.last_values
+        if shaper.interrupted or not isinstance(last, dict):
             outcome = await state_outcome(graph, run["thread_id"])
         else:
-            # Finished without an interrupt: the last values event is the state, no re-read.
-            final = {k: v for k, v in shaper.last_values.items() if k != "__interrupt__"}
-            outcome = RunOutcome(status="success", thread_status="idle", values=to_jsonable(final))
+            # Finished without an interrupt: the last values event is the state, no re-read,
+            # and its bytes serve the outcome, the threads row and `wait` alike.
+            final = {k: v for k, v in last.items() if k != "__interrupt__"}
+            outcome = RunOutcome(
+                status="success",
+                thread_status="idle",
+                values_json=_final_json(last, final, published),
+                message_count=_message_count(final),
+            )
         outcome = replace(outcome, usage=recorder.usage())
-        count = _message_count(outcome.values)
+        count = outcome.count_messages() or 0
         if count > self._max_messages:
             # The run's steps are undone, so the thread keeps what it held before the run.
             await self._storage.delete_run_checkpoints(run["thread_id"], run_id)
@@ -119,23 +130,22 @@ class RunExecutor:
     async def _failed(self, run: Run, exc: Exception, *, graph: AnyGraph | None) -> RunOutcome:
         error = {"error": type(exc).__name__, "message": str(exc)}
         await self._publish(run["run_id"], "error", error)
-        values, interrupts = None, {}
+        state = RunOutcome(status="error")
         if graph is not None:
-            snapshot = await state_outcome(graph, run["thread_id"])
-            values, interrupts = snapshot.values, snapshot.interrupts
-        return RunOutcome(
+            state = await state_outcome(graph, run["thread_id"])
+        recorder = self._recorders.get(run["run_id"])
+        return replace(
+            state,
             status="error",
             error=f"{error['error']}: {error['message']}",
             thread_status="error",
-            values=values,
-            interrupts=interrupts,
-            usage=self._recorders[run["run_id"]].usage()
-            if run["run_id"] in self._recorders
-            else None,
+            usage=None if recorder is None else recorder.usage(),
         )
 
-    async def _publish(self, run_id: str, event: str, data: Any) -> None:
-        await self._events.publish(run_id, event, dumps(data))
+    async def _publish(self, run_id: str, event: str, data: Any) -> bytes:
+        encoded = dumps(data)
+        await self._events.publish(run_id, event, encoded)
+        return encoded
 
 
 class MessageLimitError(Exception):
@@ -155,9 +165,17 @@ def _check_message_limit(count: int, graph_input: Any, limit: int) -> None:
         raise MessageLimitError(count + adding, limit)
 
 
-def _message_count(values: Json | None) -> int:
-    messages = (values or {}).get("messages")
-    return len(messages) if isinstance(messages, list) else 0
+def _final_json(last: Json, final: Json, published: tuple[Any, bytes] | None) -> bytes:
+    # The event's bytes are the state's only if that event was `last` and carried nothing
+    # beyond it (an `__interrupt__` key); else (a run streaming other modes) encode it here.
+    if published is not None and published[0] is last and len(final) == len(last):
+        return published[1]
+    return dumps(final)
+
+
+def _message_count(values: Mapping[str, Any]) -> int | None:
+    messages = values.get("messages")
+    return len(messages) if isinstance(messages, list | tuple) else None
 
 
 def build_config(run: Run, assistant: Assistant) -> RunnableConfig:
@@ -264,12 +282,21 @@ async def state_outcome(graph: AnyGraph, thread_id: str) -> RunOutcome:
         for task in snapshot.tasks
         if task.interrupts
     }
-    values = to_jsonable(snapshot.values) if snapshot.values is not None else {}
+    status: RunStatus = "success"
+    thread_status: ThreadStatus = "idle"
     if any(task.error is not None for task in snapshot.tasks) and not interrupts:
         # Pending because a task failed, not because it waits for a human.
-        return RunOutcome(status="error", thread_status="error", values=values)
-    if snapshot.next:
-        return RunOutcome(
-            status="interrupted", thread_status="interrupted", values=values, interrupts=interrupts
-        )
-    return RunOutcome(status="success", thread_status="idle", values=values)
+        status = thread_status = "error"
+    elif snapshot.next:
+        status = thread_status = "interrupted"
+    state = snapshot.values if snapshot.values is not None else {}
+    # Encoded once: the decoded copy serves readers of `values`, the bytes the threads row.
+    encoded = dumps(state)
+    return RunOutcome(
+        status=status,
+        thread_status=thread_status,
+        values=loads(encoded),
+        values_json=encoded,
+        message_count=_message_count(state) if isinstance(state, Mapping) else None,
+        interrupts=interrupts,
+    )

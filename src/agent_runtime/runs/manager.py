@@ -120,13 +120,7 @@ class RunManager:
         state = await self._thread_state(run["thread_id"])
         cancelled = await self._storage.finish_run(
             run_id,
-            RunOutcome(
-                status="interrupted",
-                error="The run was cancelled before it started",
-                thread_status=state.thread_status,
-                values=state.values,
-                interrupts=state.interrupts,
-            ),
+            replace(state, status="interrupted", error="The run was cancelled before it started"),
             only_if_pending=True,
         )
         if cancelled is None:
@@ -209,14 +203,13 @@ class RunManager:
         if run["attempt"] > self._max_attempts:
             await self._events.open(run_id)
             state = await self._thread_state(run["thread_id"])
-            outcome = RunOutcome(
+            outcome = replace(
+                state,
                 status="error",
                 # "Type: message", like every run error, so wait and join can split it.
                 error=f"RunAttemptsExhausted: The run did not finish in {self._max_attempts} "
                 "attempts; the server stopped during each of them",
                 thread_status="error",
-                values=state.values,
-                interrupts=state.interrupts,
             )
             await self._finish(run, outcome)
             return
@@ -261,15 +254,7 @@ class RunManager:
             return
         state = await self._thread_state(run["thread_id"])
         await self._finish(
-            run,
-            RunOutcome(
-                status="interrupted",
-                error=error["message"],
-                thread_status=state.thread_status,
-                values=state.values,
-                interrupts=state.interrupts,
-                usage=usage,
-            ),
+            run, replace(state, status="interrupted", error=error["message"], usage=usage)
         )
 
     async def _finish(self, run: Run, outcome: RunOutcome) -> None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from typing_extensions import TypedDict
 
+from agent_runtime.encoding import dumps
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.manager import RunManager
@@ -103,7 +104,7 @@ async def start_run(request: Request, body: RunCreate, *, thread_id: str, statel
     return await manager_of(request).create(new, assistant=assistant)
 
 
-async def run_result(request: Request, run: Run) -> Any:
+async def run_result(request: Request, run: Run, *, headers: dict[str, str]) -> Response:
     """What `wait` and `join` answer: the thread's final values (with `__interrupt__` when
     interrupted), or `{"__error__": ...}` when the run failed."""
     final, outcome = await manager_of(request).wait(run)
@@ -111,21 +112,23 @@ async def run_result(request: Request, run: Run) -> Any:
     error = final["error"] if final else (outcome.error if outcome else None)
     if status == "error":
         kind, _, message = (error or "Error: the run failed").partition(": ")
-        return {"__error__": {"error": kind, "message": message}}
-    if outcome is not None and outcome.values is not None:
-        return _with_interrupts(outcome)
-    thread = await services(request).storage.get_thread(run["thread_id"])
-    return _with_interrupts(
-        RunOutcome(status="success", values=thread["values"], interrupts=thread["interrupts"])
-    )
+        return json_response({"__error__": {"error": kind, "message": message}}, headers=headers)
+    if outcome is None or (outcome.values is None and outcome.values_json is None):
+        thread = await services(request).storage.get_thread(run["thread_id"])
+        outcome = RunOutcome(
+            status="success", values=thread["values"], interrupts=thread["interrupts"]
+        )
+    return Response(_with_interrupts(outcome), media_type="application/json", headers=headers)
 
 
-def _with_interrupts(outcome: RunOutcome) -> Any:
-    values = outcome.values if outcome.values is not None else {}
+def _with_interrupts(outcome: RunOutcome) -> bytes:
+    # A run that ended without interrupts answers with the bytes it stored, not a new encoding.
     pending = [i for group in outcome.interrupts.values() for i in group]
-    if pending and isinstance(values, dict):
-        return {**values, "__interrupt__": pending}
-    return values
+    if pending:
+        values = outcome.decoded_values()
+        if values is None or isinstance(values, dict):
+            return dumps({**(values or {}), "__interrupt__": pending})
+    return outcome.encoded_values() or b"{}"
 
 
 def stream_run_response(request: Request, run: Run, body: RunCreate) -> Response:
@@ -164,7 +167,7 @@ async def stream_run(request: Request, body: RunCreate) -> Response:
 async def wait_run(request: Request, body: RunCreate) -> Response:
     """Start a run, wait for it to end, and answer with the thread's final values."""
     run = await start_run(request, body, thread_id=thread_id_of(request), stateless=False)
-    return json_response(await run_result(request, run), headers=run_headers(run, tail="/join"))
+    return await run_result(request, run, headers=run_headers(run, tail="/join"))
 
 
 @router.get("/threads/{thread_id}/runs", query=RunListQuery, response=list[Run])
@@ -205,10 +208,10 @@ async def delete_run(request: Request, _: None) -> None:
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(request: Request, _: None) -> Any:
+async def join_run(request: Request, _: None) -> Response:
     """Wait for a run to end and answer with the thread's final values."""
     run = await services(request).storage.get_run(thread_id_of(request), run_id_of(request))
-    return await run_result(request, run)
+    return await run_result(request, run, headers={})
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery)

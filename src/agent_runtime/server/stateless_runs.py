@@ -62,7 +62,7 @@ async def stream_stateless_run(request: Request, body: RunCreate) -> Response:
 async def wait_stateless_run(request: Request, body: RunCreate) -> Response:
     """Start a run on a new thread, wait for it, and answer with its final values."""
     run = await _start(request, body)
-    return json_response(await run_result(request, run), headers=run_headers(run, tail="/join"))
+    return await run_result(request, run, headers=run_headers(run, tail="/join"))
 
 
 @router.post("/runs/batch", body=Annotated[list[RunCreate], Field(min_length=1, max_length=100)])

@@ -11,6 +11,7 @@ from typing import Literal, Protocol
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from agent_runtime.encoding import dumps, loads
 from agent_runtime.schema import (
     Assistant,
     AssistantVersion,
@@ -160,10 +161,38 @@ class RunOutcome:
     thread_status: ThreadStatus = "idle"
     """The thread's status unless more runs are queued on it (then it stays busy)."""
     values: Json | None = None
-    """The thread's latest state values as JSON; None keeps what the thread had."""
+    """The thread's latest state values as JSON; None (with `values_json` None) keeps what the
+    thread had."""
+    values_json: bytes | None = None
+    """The same values already encoded, when whoever built the outcome had to encode them
+    anyway (a run's last `values` event): storage and `wait` use these bytes as they are, so a
+    run encodes its final state once. Given alone, `values` stays None."""
+    message_count: int | None = None
+    """Messages in the values, counted on the graph's own objects; None counts them in
+    `values` (and leaves the thread's count alone if there is no message list)."""
     interrupts: dict[str, list[Interrupt]] = field(default_factory=dict)
     usage: Usage | None = None
     """The run's token usage and cost; added to the thread's totals."""
+
+    def encoded_values(self) -> bytes | None:
+        """The values as JSON, encoded here only if nobody has yet; None keeps the thread's."""
+        if self.values_json is not None:
+            return self.values_json
+        return None if self.values is None else dumps(self.values)
+
+    def decoded_values(self) -> Json | None:
+        """The values as a dict of JSON values, decoded here only if nobody has yet."""
+        if self.values is not None or self.values_json is None:
+            return self.values
+        decoded: Json = loads(self.values_json)
+        return decoded
+
+    def count_messages(self) -> int | None:
+        """How many messages the values hold; None when they hold no message list."""
+        if self.message_count is not None:
+            return self.message_count
+        found = (self.values or {}).get("messages")
+        return len(found) if isinstance(found, list) else None
 
 
 PruneStrategy = Literal["delete", "keep_latest"]

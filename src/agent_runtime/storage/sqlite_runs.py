@@ -283,13 +283,14 @@ async def _settle(
         dumps_text(outcome.interrupts),
         now.isoformat(),
     ]
-    if outcome.values is not None:
+    encoded = outcome.encoded_values()
+    if encoded is not None:
         sets += ['"values" = ?', "state_updated_at = ?"]
-        params += [dumps_text(outcome.values), now.isoformat()]
-        messages = outcome.values.get("messages")
-        if isinstance(messages, list):
+        params += [encoded.decode(), now.isoformat()]
+        count = outcome.count_messages()
+        if count is not None:
             sets.append("message_count = ?")
-            params.append(len(messages))
+            params.append(count)
     if outcome.usage is not None:
         found = await _one(conn, "SELECT usage FROM threads WHERE thread_id = ?", (thread_id,))
         before = None if found is None or found["usage"] is None else loads(found["usage"])
