@@ -140,11 +140,15 @@ async def test_verification_repairs_a_message_changed_in_place(
     assert serde.cache.mismatches == 1
 
 
-async def test_small_and_non_msgpack_blobs_are_not_cached() -> None:
+async def test_only_large_checkpoints_with_a_delta_snapshot_are_cached() -> None:
     serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
-    small = serde.dumps_typed({"messages": [HumanMessage("hi", id="1")]})
+    small = serde.dumps_typed({"channel_values": {"m": _DeltaSnapshot([HumanMessage("hi")])}})
     assert serde.loads_typed(small) == serde.loads_typed(small)
     assert serde.loads_typed(("bytes", b"x" * MIN_CACHED_BYTES)) == b"x" * MIN_CACHED_BYTES
+    # A plain channel's checkpoint is read about once: not worth its memory.
+    plain = serde.dumps_typed({"channel_values": {"m": [HumanMessage(TEXT)] * 20}})
+    assert len(plain[1]) >= MIN_CACHED_BYTES
+    assert serde.loads_typed(plain) == serde.loads_typed(plain)
     assert len(serde.cache) == 0
 
 

@@ -82,7 +82,8 @@ class DecodedBlobCache:
 
 
 class CachingSerializer(JsonPlusSerializer):
-    """LangGraph's serializer, remembering what large checkpoint blobs decode to.
+    """LangGraph's serializer, remembering what large checkpoints holding a delta channel's
+    snapshot decode to: those are read by every run until the channel's next snapshot.
 
     What a reader gets is its own: every dict, list and set of the decoded value is copied on
     each read (a few microseconds for a list of 600 messages), so a reducer that extends its
@@ -107,6 +108,10 @@ class CachingSerializer(JsonPlusSerializer):
         cached = self.cache.get(key)
         if cached is None:
             cached = super().loads_typed(data)
+            if not _holds_delta_snapshot(cached):
+                # A plain checkpoint is read about once (by the next step); keeping it would
+                # only fill memory and lengthen the garbage collector's walks.
+                return cached
             self.cache.put(key, cached)
         elif self.verify:
             decoded = super().loads_typed(data)
@@ -120,6 +125,13 @@ class CachingSerializer(JsonPlusSerializer):
                 self.cache.put(key, decoded)
                 cached = decoded
         return own_containers(cached)
+
+
+def _holds_delta_snapshot(value: Any) -> bool:
+    channel_values = value.get("channel_values") if isinstance(value, dict) else None
+    return isinstance(channel_values, dict) and any(
+        type(item) is _DeltaSnapshot for item in channel_values.values()
+    )
 
 
 def own_containers(value: Any) -> Any:
