@@ -1,6 +1,7 @@
 """Whether a turn's cost grows with the thread: one long conversation on the example chat graph
 (offline model), once with a plain `add_messages` channel and once with the delta channel the
-example graphs use, in-process on an `AsyncSqliteSaver` (WAL) as the runtime opens it.
+example graphs use, in-process on the checkpointer the runtime serves with (`SqliteStorage`:
+LangGraph's `AsyncSqliteSaver` with the runtime's decoded-checkpoint cache).
 
 A script, not a test: it prints per-turn latency for the first and last ten turns, their ratio,
 the database size, where a late turn's time goes, and what the runtime adds after each run at
@@ -31,11 +32,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import aiosqlite
 import uvicorn
 from langchain_core.messages import get_buffer_string
 from langgraph.channels import DeltaChannel
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.runtime import Runtime
@@ -46,6 +47,7 @@ from agent_runtime.config import config_from_dict
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.runs.executor import state_outcome
 from agent_runtime.server.app import create_app
+from agent_runtime.storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 10
@@ -90,8 +92,8 @@ GRAPHS: dict[str, AnyGraph] = {"plain": plain_graph, "delta": _chat.graph}
 class Figures:
     """One channel kind's measurements; times in seconds."""
 
-    turns: list[float]
-    """Wall time of each turn, in order."""
+    turns: list[list[float]]
+    """Wall time of each turn, in order, for each conversation."""
     database_bytes: int
     """The SQLite file after the WAL is folded back into it."""
     messages: int
@@ -128,39 +130,44 @@ def _fold_wal(path: Path) -> int:
     return path.stat().st_size
 
 
-async def measure(folder: Path, turns: int, profile: cProfile.Profile | None) -> dict[str, Figures]:
-    """One thread of `turns` turns per graph, in-process, each on a fresh database file; the
-    graphs take turns, so a noisy machine slows them alike."""
-    conns = {name: await aiosqlite.connect(folder / f"{name}.sqlite") for name in GRAPHS}
-    try:
-        bound: dict[str, AnyGraph] = {}
-        savers: dict[str, AsyncSqliteSaver] = {}
-        for name, graph in GRAPHS.items():
-            await conns[name].execute("PRAGMA journal_mode=WAL")
-            savers[name] = AsyncSqliteSaver(conns[name])
-            await savers[name].setup()
-            bound[name] = graph.copy(update={"checkpointer": savers[name]})
-        config: Any = {"configurable": {"thread_id": "bench"}}
-        times: dict[str, list[float]] = {name: [] for name in GRAPHS}
-        for turn in range(1, turns + 1):
-            for name, graph in bound.items():
-                profiling = profile is not None and name == "delta" and turn > turns - WINDOW
-                if profiling:
-                    profile.enable()  # type: ignore[union-attr]
-                start = time.perf_counter()
-                await graph.ainvoke(_message(turn), config)
-                times[name].append(time.perf_counter() - start)
-                if profiling:
-                    profile.disable()  # type: ignore[union-attr]
-        costs = {name: await _step_costs(bound[name], savers[name], config) for name in GRAPHS}
-        finals = {name: (await graph.aget_state(config)).values for name, graph in bound.items()}
-    finally:
-        for conn in conns.values():
-            await conn.close()
+async def measure(
+    folder: Path, turns: int, repeat: int, profile: cProfile.Profile | None
+) -> dict[str, Figures]:
+    """`repeat` conversations of `turns` turns per graph, in-process, each on a fresh database
+    file, the graphs alternating conversation by conversation so a noisy spell of the machine
+    does not fall on one of them only."""
+    times: dict[str, list[list[float]]] = {name: [] for name in GRAPHS}
+    costs: dict[str, dict[str, float]] = {}
+    finals: dict[str, Any] = {}
+    config: Any = {"configurable": {"thread_id": "bench"}}
+    for round_ in range(repeat):
+        for name in _order(round_):
+            storage = SqliteStorage(folder / f"{name}-{round_}.sqlite")
+            await storage.setup()
+            try:
+                saver = storage.checkpointer
+                graph = GRAPHS[name].copy(update={"checkpointer": saver})
+                last = round_ == repeat - 1
+                times[name].append([])
+                for turn in range(1, turns + 1):
+                    profiling = profile is not None and last and name == "delta"
+                    profiling = profiling and turn > turns - WINDOW
+                    if profiling:
+                        profile.enable()  # type: ignore[union-attr]
+                    start = time.perf_counter()
+                    await graph.ainvoke(_message(turn), config)
+                    times[name][-1].append(time.perf_counter() - start)
+                    if profiling:
+                        profile.disable()  # type: ignore[union-attr]
+                if last:
+                    costs[name] = await _step_costs(graph, saver, config)
+                    finals[name] = (await graph.aget_state(config)).values
+            finally:
+                await storage.close()
     return {
         name: Figures(
             turns=times[name],
-            database_bytes=_fold_wal(folder / f"{name}.sqlite"),
+            database_bytes=_fold_wal(folder / f"{name}-{repeat - 1}.sqlite"),
             messages=len(finals[name]["messages"]),
             state_bytes=len(dumps(finals[name])),
             costs=costs[name],
@@ -169,11 +176,19 @@ async def measure(folder: Path, turns: int, profile: cProfile.Profile | None) ->
     }
 
 
-async def _step_costs(bound: AnyGraph, saver: AsyncSqliteSaver, config: Any) -> dict[str, float]:
+def _order(round_: int) -> list[str]:
+    names = list(GRAPHS)
+    return names if round_ % 2 == 0 else names[::-1]
+
+
+async def _step_costs(
+    bound: AnyGraph, saver: BaseCheckpointSaver[Any], config: Any
+) -> dict[str, float]:
     # The last turn started from the checkpoint before its three (input, before model, end).
     *_, started = [c async for c in saver.alist(config, limit=4)]
     values = (await bound.aget_state(config)).values
-    stored = saver.serde.dumps_typed(values["messages"])
+    serde = JsonPlusSerializer()  # LangGraph's own, without the runtime's cache
+    stored = serde.dumps_typed(values["messages"])
     jsonable = to_jsonable(values)
     delta = [name for name, channel in bound.channels.items() if isinstance(channel, DeltaChannel)]
     return {
@@ -184,10 +199,10 @@ async def _step_costs(bound: AnyGraph, saver: AsyncSqliteSaver, config: Any) -> 
             lambda: saver.aget_delta_channel_history(config=started.config, channels=delta)
         ),
         "serde: serialize the message list once": await _median_time(
-            _now(lambda: saver.serde.dumps_typed(values["messages"]))
+            _now(lambda: serde.dumps_typed(values["messages"]))
         ),
         "serde: deserialize the message list once": await _median_time(
-            _now(lambda: saver.serde.loads_typed(stored))
+            _now(lambda: serde.loads_typed(stored))
         ),
         # What the runtime does per run on top of the graph (runs/executor.py, recorder.py).
         "runtime: dumps(values) per values event (2 a turn)": await _median_time(
@@ -214,6 +229,7 @@ class _Served:
     def __init__(self, graph_id: str, folder: Path) -> None:
         self.graph_id = graph_id
         self.database = folder / f"server-{graph_id}.sqlite"
+        folder.mkdir(parents=True, exist_ok=True)
         config = config_from_dict(
             {"dependencies": ["."], "graphs": SERVER_GRAPHS}, base_dir=ROOT, database=self.database
         )
@@ -243,36 +259,50 @@ class _Served:
             await self._task
 
 
-async def measure_server(folder: Path, turns: int) -> dict[str, Figures]:
-    """The same conversation through the HTTP API, `runs.wait` per turn, graphs in turn."""
-    served = {name: _Served(name, folder) for name in GRAPHS}
-    try:
-        clients = {name: await one.start() for name, one in served.items()}
-        threads = {name: (await c.threads.create())["thread_id"] for name, c in clients.items()}
-        times: dict[str, list[float]] = {name: [] for name in GRAPHS}
-        for turn in range(1, turns + 1):
-            for name, client in clients.items():
-                start = time.perf_counter()
-                await client.runs.wait(threads[name], name, input=_message(turn))
-                times[name].append(time.perf_counter() - start)
-        costs = {name: await _served_costs(served[name], threads[name]) for name in GRAPHS}
-        finals = {
-            name: (await client.threads.get_state(threads[name]))["values"]
-            for name, client in clients.items()
-        }
-    finally:
-        for one in served.values():
-            await one.stop()
+async def measure_server(folder: Path, turns: int, repeat: int, call: str) -> dict[str, Figures]:
+    """The same conversations through the HTTP API, one server and database file per graph
+    and conversation, each turn a `runs.wait` or a `runs.stream` of `messages-tuple` (what a
+    chat client does: it never receives the whole state)."""
+    times: dict[str, list[list[float]]] = {name: [] for name in GRAPHS}
+    costs: dict[str, dict[str, float]] = {}
+    finals: dict[str, Any] = {}
+    databases: dict[str, Path] = {}
+    for round_ in range(repeat):
+        for name in _order(round_):
+            served = _Served(name, folder / f"{call}-{round_}")
+            try:
+                client = await served.start()
+                thread_id = (await client.threads.create())["thread_id"]
+                times[name].append([])
+                for turn in range(1, turns + 1):
+                    start = time.perf_counter()
+                    await _turn(client, thread_id, name, call, turn)
+                    times[name][-1].append(time.perf_counter() - start)
+                if round_ == repeat - 1:
+                    costs[name] = await _served_costs(served, thread_id)
+                    finals[name] = (await client.threads.get_state(thread_id))["values"]
+                    databases[name] = served.database
+            finally:
+                await served.stop()
     return {
         name: Figures(
             turns=times[name],
-            database_bytes=_fold_wal(served[name].database),
+            database_bytes=_fold_wal(databases[name]),
             messages=len(finals[name]["messages"]),
             state_bytes=len(dumps(finals[name])),
             costs=costs[name],
         )
         for name in GRAPHS
     }
+
+
+async def _turn(client: LangGraphClient, thread_id: str, name: str, call: str, turn: int) -> None:
+    if call == "wait":
+        await client.runs.wait(thread_id, name, input=_message(turn))
+        return
+    stream = client.runs.stream(thread_id, name, input=_message(turn), stream_mode="messages-tuple")
+    async for _ in stream:
+        pass
 
 
 async def _served_costs(served: _Served, thread_id: str) -> dict[str, float]:
@@ -297,14 +327,17 @@ def _ms(seconds: float) -> str:
 
 
 def report(name: str, figures: Figures) -> float:
-    first = statistics.median(figures.turns[:WINDOW])
-    last = statistics.median(figures.turns[-WINDOW:])
+    runs = figures.turns
+    first = statistics.median(t for one in runs for t in one[:WINDOW])
+    last = statistics.median(t for one in runs for t in one[-WINDOW:])
     ratio = last / first
-    count = len(figures.turns)
-    print(f"\n{name}: {count} turns, {figures.messages} messages")
+    count = len(runs[0])
+    print(f"\n{name}: {len(runs)} conversations of {count} turns, {figures.messages} messages")
     print(f"  turn latency, median of turns 1-{WINDOW}: {_ms(first)}")
     print(f"  turn latency, median of turns {count - WINDOW + 1}-{count}: {_ms(last)}")
     print(f"  ratio last/first: {ratio:.2f}x")
+    each = [statistics.median(one[-WINDOW:]) / statistics.median(one[:WINDOW]) for one in runs]
+    print("  ratio of each conversation: " + ", ".join(f"{r:.2f}x" for r in each))
     print(f"  database size: {figures.database_bytes / 1024:.0f} KiB")
     print(f"  state as JSON at the end: {figures.state_bytes / 1024:.0f} KiB")
     for step, seconds in figures.costs.items():
@@ -323,20 +356,33 @@ def _compare(results: dict[str, Figures], where: str) -> None:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3, help="conversations per graph")
     parser.add_argument("--server", action="store_true", help="also run through the HTTP API")
+    parser.add_argument(
+        "--call",
+        choices=("wait", "stream"),
+        default="wait",
+        help="with --server: runs.wait, or runs.stream of messages-tuple, per turn",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the last 10 turns")
     args = parser.parse_args()
     if args.turns < 2 * WINDOW:
         parser.error(f"--turns must be at least {2 * WINDOW}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     profile = cProfile.Profile() if args.profile else None
     print("load average at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="bench-delta-") as tmp:
-        results = await measure(Path(tmp), args.turns, profile)
-        served = await measure_server(Path(tmp), args.turns) if args.server else {}
+        results = await measure(Path(tmp), args.turns, args.repeat, profile)
+        served = (
+            await measure_server(Path(tmp), args.turns, args.repeat, args.call)
+            if args.server
+            else {}
+        )
     print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     _compare(results, "in-process")
     if served:
-        _compare(served, "server")
+        _compare(served, f"server, {args.call}")
     if profile is not None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)
