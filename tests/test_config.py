@@ -234,7 +234,11 @@ def test_load_config_warns_about_langgraph_features_it_ignores(tmp_path: Path) -
             "auth": {"path": "./auth.py:auth"},
             "webhooks": {"env_prefix": "LG_"},
             "ui": {"agent": "./ui.tsx"},
-            "checkpointer": {"path": "./cp.py:make", "ttl": {"default_ttl": 60}},
+            "checkpointer": {
+                "path": "./cp.py:make",
+                "ttl": {"default_ttl": 60},
+                "serde": {"pickle_fallback": True},
+            },
         },
     )
 
@@ -244,6 +248,8 @@ def test_load_config_warns_about_langgraph_features_it_ignores(tmp_path: Path) -
         "langgraph.json: webhooks is not supported by agent-runtime; "
         "its URL policy and headers are not applied",
         "langgraph.json: checkpointer.path is not supported by agent-runtime; its own one is used",
+        "langgraph.json: checkpointer.serde is not supported by agent-runtime; checkpoints use "
+        "LangGraph's default serializer, which never pickles",
     )
 
 

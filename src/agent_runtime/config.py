@@ -268,6 +268,11 @@ def _build(
     reader.check_keys(checkpointer, "checkpointer.", ("path", "ttl", "serde"))
     if checkpointer.get("path"):
         reader.warn("checkpointer.path is not supported by agent-runtime; its own one is used")
+    if checkpointer.get("serde"):
+        reader.warn(
+            "checkpointer.serde is not supported by agent-runtime; checkpoints use LangGraph's "
+            "default serializer, which never pickles"
+        )
     http = reader.section(data, "http")
     reader.check_keys(http, "http.", ("cors", *_HTTP_IGNORED, *_HTTP_MOOT))
     for key, consequence in _HTTP_IGNORED.items():
