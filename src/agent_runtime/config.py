@@ -26,9 +26,9 @@ from agent_runtime.config_reader import (
     ValueTable,
     describe_value,
     read_flag,
+    read_non_negative,
     read_positive,
     read_regex,
-    read_seconds,
     read_string,
     read_strings,
 )
@@ -230,7 +230,7 @@ _CORS_KEYS: ValueTable = {
     "allow_credentials": read_flag,
     "allow_origin_regex": read_regex,
     "expose_headers": read_strings,
-    "max_age": read_seconds,
+    "max_age": read_non_negative,
 }
 # Our own section, one line per key: pricing and limits will each add theirs here.
 _OWN_KEYS: ValueTable = {

@@ -13,9 +13,9 @@ from agent_runtime.config_reader import (
     ValueTable,
     read_choice,
     read_flag,
+    read_non_negative,
     read_number,
     read_positive,
-    read_seconds,
 )
 from agent_runtime.schema import Json
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
@@ -56,8 +56,8 @@ _LIMIT_KEYS: ValueTable = {
     "strategy": read_choice("delete", "keep_latest"),
     "sweep_interval_seconds": read_number,
 }
-# read_seconds is the non-negative integer reader; 0 turns the cache off.
-_CACHE_KEYS: ValueTable = {"max_mb": read_seconds, "verify": read_flag}
+# max_mb 0 turns the cache off.
+_CACHE_KEYS: ValueTable = {"max_mb": read_non_negative, "verify": read_flag}
 _PRICE_KEYS: ValueTable = {"input_per_million": read_number, "output_per_million": read_number}
 _CHECKPOINTER_TTL_KEYS: ValueTable = {
     "strategy": read_choice("delete", "keep_latest"),

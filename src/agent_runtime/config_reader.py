@@ -80,7 +80,7 @@ def read_positive(reader: ConfigReader, key: str, value: Any) -> int:
     return value
 
 
-def read_seconds(reader: ConfigReader, key: str, value: Any) -> int:
+def read_non_negative(reader: ConfigReader, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise reader.bad(key, value, "a non-negative integer")
     return value

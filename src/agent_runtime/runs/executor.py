@@ -13,7 +13,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
 from agent_runtime.config_limits import ModelPrice
-from agent_runtime.encoding import dumps, loads, to_jsonable
+from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
@@ -123,7 +123,7 @@ class RunExecutor:
             # The SDK reads pending interrupts off the last `values` event.
             every = [i for group in outcome.interrupts.values() for i in group]
             await self._publish(
-                run_id, "values", {**(outcome.values or {}), "__interrupt__": every}
+                run_id, "values", {**(outcome.decoded_values() or {}), "__interrupt__": every}
             )
         return outcome
 
@@ -290,13 +290,11 @@ async def state_outcome(graph: AnyGraph, thread_id: str) -> RunOutcome:
     elif snapshot.next:
         status = thread_status = "interrupted"
     state = snapshot.values if snapshot.values is not None else {}
-    # Encoded once: the decoded copy serves readers of `values`, the bytes the threads row.
-    encoded = dumps(state)
+    # Encoded once, for the threads row; readers that need a dict decode it (decoded_values).
     return RunOutcome(
         status=status,
         thread_status=thread_status,
-        values=loads(encoded),
-        values_json=encoded,
+        values_json=dumps(state),
         message_count=_message_count(state) if isinstance(state, Mapping) else None,
         interrupts=interrupts,
     )
