@@ -11,7 +11,6 @@ from typing import Any
 
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.base import BaseStore
 from langgraph.store.sqlite.aio import AsyncSqliteStore
 
@@ -26,6 +25,7 @@ from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
 from agent_runtime.storage.sqlite_retention import SqliteRetention
 from agent_runtime.storage.sqlite_runs import SqliteRuns
+from agent_runtime.storage.sqlite_saver import RuntimeSqliteSaver
 from agent_runtime.storage.sqlite_threads import SqliteThreads
 from agent_runtime.storage.sqlite_tool_calls import SqliteToolCalls
 
@@ -63,8 +63,8 @@ class SqliteStorage(
         self._db = SqliteDatabase(path)
         self._now = clock
         self._store_config = dict(store_config or {})
-        self._saver: AsyncSqliteSaver | None = None
-        self._reader: AsyncSqliteSaver | None = None
+        self._saver: RuntimeSqliteSaver | None = None
+        self._reader: RuntimeSqliteSaver | None = None
         self._store: AsyncSqliteStore | None = None
         self._extra: list[aiosqlite.Connection] = []
 
@@ -93,14 +93,14 @@ class SqliteStorage(
         try:
             # One writer for the whole file: the checkpointer writes on our writer connection,
             # under one lock, so its writes and ours never wait on SQLite's file lock.
-            self._saver = AsyncSqliteSaver(self._db.writer, serde=self._serde)
+            self._saver = RuntimeSqliteSaver(self._db.writer, serde=self._serde)
             self._db.share_lock(self._saver.lock)
             await self._saver.setup()
             # A second saver on its own connection for reads: upstream's alist holds the
             # saver's lock while the caller consumes it, which would stall a live run's writes.
             reader_conn = await _connect_plain(self.path)
             self._extra.append(reader_conn)
-            self._reader = AsyncSqliteSaver(reader_conn, serde=self._serde)
+            self._reader = RuntimeSqliteSaver(reader_conn, serde=self._serde)
             await self._reader.setup()
             store_conn = await _connect_plain(self.path, autocommit=True)
             self._extra.append(store_conn)
