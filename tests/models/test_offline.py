@@ -131,6 +131,21 @@ async def test_offline_counts_usage_as_words() -> None:
     assert reply.usage_metadata == {"input_tokens": 5, "output_tokens": 7, "total_tokens": 12}
 
 
+async def test_offline_counts_a_changed_message_anew() -> None:
+    # Counts are remembered per message object; a message changed in place, or given tool
+    # calls, is counted again rather than served a stale count.
+    human = HumanMessage("one two")
+    ai = AIMessage("three")
+    model = OfflineChatModel()
+    first = await model.ainvoke([human, ai, HumanMessage("x")])
+    assert first.usage_metadata is not None and first.usage_metadata["input_tokens"] == 4
+    human.content = "one two three four"
+    ai.tool_calls = [{"name": "search", "args": {"query": "a b"}, "id": "c1", "type": "tool_call"}]
+    second = await model.ainvoke([human, ai, HumanMessage("x")])
+    # 4 + 1 + 1 word and its call: 1 + the words of '{"query": "a b"}' (3).
+    assert second.usage_metadata is not None and second.usage_metadata["input_tokens"] == 10
+
+
 async def test_offline_reports_model_name_in_metadata_and_usage() -> None:
     model = OfflineChatModel(model_name="cheap")
 

@@ -9,6 +9,7 @@ import asyncio
 import functools
 import json
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -223,7 +224,7 @@ class OfflineChatModel(BaseChatModel):
     def _usage(self, messages: list[BaseMessage], reply: AIMessage) -> UsageMetadata:
         if reply.usage_metadata is not None:
             return reply.usage_metadata
-        input_tokens = sum(_count_tokens(message) for message in messages)
+        input_tokens = sum(_TOKEN_COUNTS.of(message) for message in messages)
         output_tokens = _count_tokens(reply)
         return UsageMetadata(
             input_tokens=input_tokens,
@@ -239,6 +240,34 @@ class OfflineChatModel(BaseChatModel):
             "finish_reason": finish_reason,
             **reply.response_metadata,
         }
+
+
+class _TokenCounts:
+    """Each message's token count, remembered by the message object: every call counts the
+    whole conversation, and a hosted model's cost per call would not grow with it this way.
+    An entry holds its message, so its id is not reused while the entry lives, and is used only
+    while the message still has the content and tool calls it was counted with."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: dict[int, tuple[BaseMessage, Any, Any, int]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, message: BaseMessage) -> int:
+        fields = message.__dict__
+        content, calls = fields.get("content"), fields.get("tool_calls")
+        entry = self._entries.get(id(message))
+        if entry is not None and entry[0] is message and entry[1] is content and entry[2] is calls:
+            return entry[3]
+        count = _count_tokens(message)
+        with self._lock:
+            if len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]
+            self._entries[id(message)] = (message, content, calls, count)
+        return count
+
+
+_TOKEN_COUNTS = _TokenCounts(16384)
 
 
 def _count_tokens(message: BaseMessage) -> int:
