@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.serde import _msgpack as _lg_msgpack
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.pregel import Pregel
@@ -19,6 +20,7 @@ from agent_runtime.storage.checkpoint_cache import (
     CachingSerializer,
     CheckpointCacheConfig,
     DecodedBlobCache,
+    DecodedMessages,
     own_containers,
 )
 from agent_runtime.storage.sqlite import SqliteStorage
@@ -174,3 +176,71 @@ async def test_own_containers_copies_nested_containers() -> None:
     assert copied["a"][1]["b"] is not value["a"][1]["b"]
     assert copied["c"].value is not value["c"].value
     assert copied["a"][0] is shared
+
+
+def _mixed_values() -> list[Any]:
+    """Values as checkpoints and writes hold them: messages alone, in lists, in dicts, in a
+    snapshot, next to values of other kinds, one with tool calls."""
+    human = HumanMessage(TEXT, id="h")
+    ai = AIMessage("", id="a", tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "c1"}])
+    return [
+        human,
+        [human, ai],
+        {"channel_values": {"messages": _DeltaSnapshot([human, ai]), "n": 3, "tags": {"t"}}},
+        {"channel_values": {"messages": [ai, human], "other": ("a", 1)}},
+    ]
+
+
+async def test_messages_decode_once_and_equal_an_uncached_decode() -> None:
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
+    upstream = JsonPlusSerializer()
+    blobs = [upstream.dumps_typed(value) for value in _mixed_values()]
+    decoded = [serde.loads_typed(blob) for blob in blobs]
+    assert decoded == [upstream.loads_typed(blob) for blob in blobs]
+    assert len(serde.messages) == 2
+    # The same message stored in different blobs (a write, a snapshot, a plain checkpoint)
+    # comes back as one object.
+    assert decoded[1][0] is decoded[0]
+    assert decoded[2]["channel_values"]["messages"].value[1] is decoded[1][1]
+    assert decoded[3]["channel_values"]["messages"][0] is decoded[1][1]
+
+
+async def test_verification_repairs_a_cached_message_changed_in_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024), verify=True)
+    upstream = JsonPlusSerializer()
+    write = upstream.dumps_typed([HumanMessage(TEXT, id="h")])
+    checkpoint = upstream.dumps_typed(
+        {"channel_values": {"messages": [HumanMessage(TEXT, id="h")]}}
+    )
+    serde.loads_typed(write)[0].content = "tampered"
+    with caplog.at_level(logging.WARNING):
+        read = serde.loads_typed(checkpoint)
+    assert read["channel_values"]["messages"][0].content == TEXT
+    assert serde.cache.mismatches == 1
+    assert "changed its state in place" in caplog.text
+    assert serde.loads_typed(write)[0].content == TEXT
+    assert serde.cache.mismatches == 1
+
+
+async def test_message_cache_drops_the_oldest_beyond_its_size() -> None:
+    messages = DecodedMessages(max_bytes=100)
+    for n in range(3):
+        messages.put(bytes([n]) * 40, HumanMessage(str(n)))
+    assert messages.get(bytes([0]) * 40) is None
+    assert [messages.get(bytes([n]) * 40).content for n in (1, 2)] == ["1", "2"]  # type: ignore[union-attr]
+    assert len(messages) == 2
+
+
+async def test_a_stricter_allowlist_gets_its_own_message_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_lg_msgpack, "STRICT_MSGPACK_ENABLED", True)
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
+    clone = serde.with_msgpack_allowlist([("tests.storage.test_checkpoint_cache", "Thing")])
+    assert isinstance(clone, CachingSerializer) and clone is not serde
+    assert clone.messages is not serde.messages
+    blob = JsonPlusSerializer().dumps_typed([HumanMessage(TEXT, id="h")])
+    assert clone.loads_typed(blob) == serde.loads_typed(blob)
+    assert (len(clone.messages), len(serde.messages)) == (1, 1)

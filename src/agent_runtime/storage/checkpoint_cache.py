@@ -1,21 +1,30 @@
-"""Decoded checkpoint blobs, kept so a long thread's snapshot is not decoded again on every run.
+"""Decoded checkpoint blobs and messages, kept so a long thread's conversation is not decoded
+again on every run.
 
 A delta channel's snapshot holds the whole value (say 600 messages); every run of the thread and
 every history page replays from it, and decoding it is most of a late turn's cost. Stored blobs
-never change, so a decoded one can be reused. It must not decode differently or leak one
-reader's changes to the next: see `CachingSerializer`.
+never change, so a decoded one can be reused; so can a decoded message, which every snapshot and
+every plain checkpoint of a conversation stores again, byte for byte. Neither may decode
+differently or leak one reader's changes to the next: see `CachingSerializer`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+import ormsgpack
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.serde.jsonplus import (
+    EXT_DELTA_SNAPSHOT,
+    EXT_PYDANTIC_V2,
+    JsonPlusSerializer,
+)
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 logger = logging.getLogger(__name__)
@@ -27,6 +36,7 @@ MIN_CACHED_BYTES = 8 * 1024
 """Smaller blobs decode in well under a millisecond; caching them would only churn the cache."""
 
 _Key = tuple[Any, str, bytes]
+_ExtHook = Callable[[int, bytes], Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +91,35 @@ class DecodedBlobCache:
         return len(self._entries)
 
 
+class DecodedMessages:
+    """Messages by their stored bytes, bounded by the size of those bytes; oldest first out.
+
+    A hit is one dict lookup without a lock: the cache is read for every message of every
+    checkpoint decoded, and a lost update only costs a decode."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: dict[bytes, BaseMessage] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, data: bytes) -> BaseMessage | None:
+        return self._entries.get(data)
+
+    def put(self, data: bytes, message: BaseMessage) -> None:
+        with self._lock:
+            if data not in self._entries:
+                self._bytes += len(data)
+            self._entries[data] = message
+            while self._bytes > self.max_bytes and self._entries:
+                oldest = next(iter(self._entries))
+                del self._entries[oldest]
+                self._bytes -= len(oldest)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class CachingSerializer(JsonPlusSerializer):
     """LangGraph's serializer, remembering what large checkpoints holding a delta channel's
     snapshot decode to: those are read by every run until the channel's next snapshot.
@@ -92,12 +131,64 @@ class CachingSerializer(JsonPlusSerializer):
     way LangGraph already shares them between the steps of a run: a node must not change a
     message in place (LangGraph never stores such a change). With `verify`, every hit is
     decoded again and compared, and a difference is logged and repaired.
+
+    Messages (LangChain's message classes and their subclasses) are also remembered one by one,
+    by their stored bytes, in every msgpack blob and write: a new snapshot, a history page or a
+    plain channel's checkpoint then decodes only the messages it has not seen. They are shared
+    as the messages of one cached blob are, under the same rule, and `verify` checks them too.
     """
 
-    def __init__(self, cache: DecodedBlobCache, *, verify: bool = False) -> None:
+    def __init__(
+        self,
+        cache: DecodedBlobCache,
+        *,
+        verify: bool = False,
+        messages: DecodedMessages | None = None,
+    ) -> None:
         super().__init__()
         self.cache = cache
         self.verify = verify
+        self.messages = messages if messages is not None else DecodedMessages(cache.max_bytes)
+        self._decode_ext = self._unpack_ext_hook
+        self._unpack_ext_hook = self._cached_ext_hook
+
+    def with_msgpack_allowlist(
+        self, extra_allowlist: Iterable[tuple[str, ...] | type]
+    ) -> JsonPlusSerializer:
+        clone = super().with_msgpack_allowlist(extra_allowlist)
+        if clone is self or not isinstance(clone, CachingSerializer):
+            return clone
+        # Another allowlist may decode the same bytes differently: upstream gave the clone its
+        # own hook, which gets its own message cache in front.
+        clone._decode_ext = clone._unpack_ext_hook
+        clone._unpack_ext_hook = clone._cached_ext_hook
+        clone.messages = DecodedMessages(self.messages.max_bytes)
+        return clone
+
+    def _cached_ext_hook(self, code: int, data: bytes) -> Any:
+        if code == EXT_PYDANTIC_V2:
+            cached = self.messages.get(data)
+            if cached is not None and not self.verify:
+                return cached
+            decoded = self._decode_ext(code, data)
+            if cached is not None:
+                if decoded == cached:
+                    return cached
+                self.cache.mismatches += 1
+                logger.warning(_CHANGED_IN_PLACE)
+            kind: type = type(decoded)
+            if _is_message(kind):
+                self.messages.put(data, decoded)
+            return decoded
+        if code == EXT_DELTA_SNAPSHOT:
+            # Upstream decodes a snapshot's contents with its own hook; this one keeps the
+            # messages inside going through the cache.
+            return _DeltaSnapshot(
+                ormsgpack.unpackb(
+                    data, ext_hook=self._cached_ext_hook, option=ormsgpack.OPT_NON_STR_KEYS
+                )
+            )
+        return self._decode_ext(code, data)
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:
         type_, blob = data
@@ -114,17 +205,28 @@ class CachingSerializer(JsonPlusSerializer):
                 return cached
             self.cache.put(key, cached)
         elif self.verify:
-            decoded = super().loads_typed(data)
+            # Against what is stored, not against cached messages.
+            decoded = ormsgpack.unpackb(
+                blob, ext_hook=self._decode_ext, option=ormsgpack.OPT_NON_STR_KEYS
+            )
             if decoded != cached:
                 self.cache.mismatches += 1
-                logger.warning(
-                    "A checkpoint read from the cache no longer matches what is stored: a graph "
-                    "changed its state in place (a message, say) instead of returning an "
-                    "update. The cache entry is replaced; LangGraph never stores such changes."
-                )
+                logger.warning(_CHANGED_IN_PLACE)
                 self.cache.put(key, decoded)
                 cached = decoded
         return own_containers(cached)
+
+
+_CHANGED_IN_PLACE = (
+    "A checkpoint read from the cache no longer matches what is stored: a graph changed its "
+    "state in place (a message, say) instead of returning an update. The cache entry is "
+    "replaced; LangGraph never stores such changes."
+)
+
+
+@functools.cache
+def _is_message(kind: type) -> bool:
+    return issubclass(kind, BaseMessage)
 
 
 def _holds_delta_snapshot(value: Any) -> bool:
