@@ -137,6 +137,30 @@ async def test_reducer_append_path_matches_the_general_fold() -> None:
     assert STATE._append_only([HumanMessage("a", id="1")] * 2, ["x"]) is None
 
 
+async def test_reducer_append_path_remembers_ids_only_along_one_line() -> None:
+    # Each list the append path returns keeps its id set for the next append. A list appended
+    # to twice (a fork), or grown in place, must still give what the general fold gives.
+    base = STATE.add_messages_batched([], [HumanMessage("seed", id="0")])
+    line = base
+    for turn in range(30):
+        line = STATE.add_messages_batched(line, [f"bare {turn}", AIMessage(f"r{turn}")])
+    assert [m.id for m in line] == [
+        m.id
+        for m in STATE._fold(
+            base, [item for turn in range(30) for item in (f"bare {turn}", AIMessage(f"r{turn}"))]
+        )
+    ]
+    fork = STATE.add_messages_batched(base, ["bare 0"])  # base's set went into line's
+    assert _shape(fork) == _shape(STATE._fold(base, ["bare 0"]))
+    again = STATE.add_messages_batched(line[:-1], [line[-1]])  # a copy: no remembered set
+    assert _shape(again) == _shape(line)
+    grown = STATE.add_messages_batched(line, [])
+    grown.append(HumanMessage("in place", id="dup"))  # a node breaking the rules
+    assert _shape(STATE.add_messages_batched(grown, [AIMessage("x", id="dup")])) == _shape(
+        STATE._fold(grown, [AIMessage("x", id="dup")])
+    )
+
+
 async def test_reducer_gives_the_same_ids_on_every_replay() -> None:
     first = reduce([], ["hello", ("assistant", "hi"), "hello"])
     again = reduce([], ["hello", ("assistant", "hi"), "hello"])
