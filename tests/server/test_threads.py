@@ -134,6 +134,20 @@ async def test_search_threads_filters(client: LangGraphClient) -> None:
     assert {t["thread_id"] for t in by_ids} == {a["thread_id"], b["thread_id"]}
 
 
+async def test_search_and_count_threads_by_values(client: LangGraphClient) -> None:
+    talked = await client.threads.create(metadata={"by_values": True})
+    await client.runs.wait(
+        talked["thread_id"], "chat", input={"messages": [{"role": "user", "content": "hi"}]}
+    )
+    await client.threads.create(metadata={"by_values": True})  # never ran: no values
+    said_hi = {"messages": [{"type": "human", "content": "hi"}]}
+    found = await client.threads.search(metadata={"by_values": True}, values=said_hi)
+    assert [t["thread_id"] for t in found] == [talked["thread_id"]]
+    assert found[0]["values"]["messages"][0]["content"] == "hi"
+    assert await client.threads.count(metadata={"by_values": True}, values=said_hi) == 1
+    assert await client.threads.count(values={"messages": [{"content": "bye"}]}) == 0
+
+
 async def test_search_threads_pages_and_sorts(client: LangGraphClient) -> None:
     made = [await client.threads.create(metadata={"page": True}) for _ in range(5)]
     newest_first = [t["thread_id"] for t in reversed(made)]

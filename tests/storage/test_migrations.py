@@ -50,3 +50,38 @@ async def test_migrations_run_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
+
+
+async def test_version_two_values_move_to_their_own_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _old_database(path, 2)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        """UPDATE threads SET "values" = '{"messages": [{"type": "human", "content": "hi"}]}',"""
+        " name = 'kept', message_count = 1 WHERE thread_id = 't'"
+    )
+    conn.execute(
+        "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at, metadata)"
+        " VALUES ('never-ran', '2026-01-02T00:00:00+00:00', '2026-01-02T00:00:00+00:00',"
+        " '2026-01-02T00:00:00+00:00', '{}')"
+    )
+    conn.commit()
+    conn.close()
+    storage = SqliteStorage(path)
+    await storage.setup()
+    try:
+        thread = await storage.get_thread("t")
+        assert thread["values"] == {"messages": [{"type": "human", "content": "hi"}]}
+        assert (thread["name"], thread["message_count"]) == ("kept", 1)
+        assert (await storage.get_thread("never-ran"))["values"] is None
+        copy = await storage.copy_thread("t", "t-copy")
+        assert copy["values"] == thread["values"]
+        await storage.delete_thread("t")
+        assert (await storage.get_thread("t-copy"))["values"] == thread["values"]
+    finally:
+        await storage.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert "values" not in {row[1] for row in conn.execute("PRAGMA table_info(threads)")}
+    assert conn.execute("SELECT thread_id FROM thread_values").fetchall() == [("t-copy",)]
+    conn.close()

@@ -285,8 +285,13 @@ async def _settle(
     ]
     encoded = outcome.encoded_values()
     if encoded is not None:
-        sets += ['"values" = ?', "state_updated_at = ?"]
-        params += [encoded.decode(), now.isoformat()]
+        await conn.execute(
+            'INSERT INTO thread_values (thread_id, "values") VALUES (?, ?)'
+            ' ON CONFLICT (thread_id) DO UPDATE SET "values" = excluded."values"',
+            (thread_id, encoded.decode()),
+        )
+        sets.append("state_updated_at = ?")
+        params.append(now.isoformat())
         count = outcome.count_messages()
         if count is not None:
             sets.append("message_count = ?")

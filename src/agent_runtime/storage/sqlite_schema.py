@@ -99,7 +99,20 @@ CREATE TABLE IF NOT EXISTS tool_calls (
 CREATE INDEX IF NOT EXISTS tool_calls_thread_started ON tool_calls (thread_id, started_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: a thread's latest values get a table of their own. In the threads row they made
+# every status or usage update rewrite the whole state (171 KiB for 600 messages, several times
+# a run), and reading any column added after them walk its overflow pages.
+_V3 = """
+CREATE TABLE IF NOT EXISTS thread_values (
+    thread_id TEXT PRIMARY KEY REFERENCES threads (thread_id) ON DELETE CASCADE,
+    "values" TEXT NOT NULL
+);
+INSERT INTO thread_values (thread_id, "values")
+    SELECT thread_id, "values" FROM threads WHERE "values" IS NOT NULL;
+ALTER TABLE threads DROP COLUMN "values";
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:

@@ -20,6 +20,12 @@ from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_row
 # The tables of langgraph-checkpoint-sqlite keyed by thread_id.
 CHECKPOINT_TABLES = ("checkpoints", "writes")
 
+# A thread as the API shows it: its row and its latest values, which live apart (schema V3).
+_THREADS = (
+    'SELECT threads.*, thread_values."values" AS "values" FROM threads'
+    " LEFT JOIN thread_values ON thread_values.thread_id = threads.thread_id"
+)
+
 
 class SqliteThreads:
     _db: SqliteDatabase
@@ -60,7 +66,7 @@ class SqliteThreads:
         return _thread(row)
 
     async def get_thread(self, thread_id: str) -> Thread:
-        row = await self._db.fetch_one("SELECT * FROM threads WHERE thread_id = ?", (thread_id,))
+        row = await self._db.fetch_one(f"{_THREADS} WHERE threads.thread_id = ?", (thread_id,))
         if row is None:
             raise thread_not_found(thread_id)
         return _thread(row)
@@ -119,8 +125,8 @@ class SqliteThreads:
         order = "ASC" if query.sort_order == "asc" else "DESC"
         rows = await self._db.fetch_all(
             # Threads with no figure yet (no cost, no run) sort last either way.
-            f"SELECT * FROM threads {where} ORDER BY {query.sort_by} IS NULL,"
-            f" {query.sort_by} {order}, thread_id {order}"
+            f"{_THREADS} {where} ORDER BY threads.{query.sort_by} IS NULL,"
+            f" threads.{query.sort_by} {order}, threads.thread_id {order}"
             " LIMIT ? OFFSET ?",
             [*params, query.limit, query.offset],
         )
@@ -128,7 +134,8 @@ class SqliteThreads:
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _where(query)
-        row = await self._db.fetch_one(f"SELECT COUNT(*) FROM threads {where}", params)
+        joined = "LEFT JOIN thread_values USING (thread_id)" if query.values else ""
+        row = await self._db.fetch_one(f"SELECT COUNT(*) FROM threads {joined} {where}", params)
         return int(row[0])
 
     async def copy_thread(self, thread_id: str, new_thread_id: str) -> Thread:
@@ -139,12 +146,17 @@ class SqliteThreads:
             # A copy is a new thread at rest: it is never busy, whatever the source is doing.
             await conn.execute(
                 "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-                ' metadata, status, "values", interrupts, config, ttl, expires_at, name, tags,'
+                " metadata, status, interrupts, config, ttl, expires_at, name, tags,"
                 " visible) SELECT ?, ?, ?, ?, metadata,"
                 " CASE status WHEN 'busy' THEN 'idle' ELSE status END,"
-                ' "values", interrupts, config, ttl, expires_at, name, tags, visible'
+                " interrupts, config, ttl, expires_at, name, tags, visible"
                 " FROM threads WHERE thread_id = ?",
                 (new_thread_id, stamp, stamp, stamp, thread_id),
+            )
+            await conn.execute(
+                'INSERT INTO thread_values (thread_id, "values")'
+                ' SELECT ?, "values" FROM thread_values WHERE thread_id = ?',
+                (new_thread_id, thread_id),
             )
             for table in await _existing(conn, CHECKPOINT_TABLES):
                 columns = [c for c in await _columns(conn, table) if c != "thread_id"]
@@ -167,6 +179,7 @@ async def delete_thread_rows(conn: aiosqlite.Connection, thread_ids: list[str]) 
     deleted = 0
     tables = await _existing(conn, CHECKPOINT_TABLES)
     for thread_id in thread_ids:
+        await conn.execute("DELETE FROM thread_values WHERE thread_id = ?", (thread_id,))
         cursor = await conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
         deleted += cursor.rowcount
         for table in tables:
@@ -175,7 +188,7 @@ async def delete_thread_rows(conn: aiosqlite.Connection, thread_ids: list[str]) 
 
 
 async def _select(conn: aiosqlite.Connection, thread_id: str) -> Any:
-    return await fetch_row(conn, "SELECT * FROM threads WHERE thread_id = ?", (thread_id,))
+    return await fetch_row(conn, f"{_THREADS} WHERE threads.thread_id = ?", (thread_id,))
 
 
 async def _existing(conn: aiosqlite.Connection, tables: tuple[str, ...]) -> list[str]:
@@ -200,7 +213,7 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if query.ids is not None:
-        clauses.append(f"thread_id IN ({', '.join('?' for _ in query.ids)})")
+        clauses.append(f"threads.thread_id IN ({', '.join('?' for _ in query.ids)})")
         params.extend(query.ids)
     if query.status is not None:
         clauses.append("status = ?")
@@ -217,7 +230,10 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
         sql, extra = containment_sql("tags", list(query.tags))
         clauses.append(sql)
         params.extend(extra)
-    for column, expected in (("metadata", query.metadata), ('"values"', query.values)):
+    for column, expected in (
+        ("threads.metadata", query.metadata),
+        ('thread_values."values"', query.values),
+    ):
         if expected:
             sql, extra = containment_sql(column, expected)
             clauses.append(sql)
