@@ -4,6 +4,7 @@ messages, pydantic models and dataclasses. Never pickle."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,48 @@ import orjson
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+class StableJson:
+    """The JSON of objects that never change once made, kept by object: the messages the
+    checkpoint cache hands to every reader of a conversation (`storage/checkpoint_cache.py`),
+    which every `values` event, state and history response would otherwise encode again (a
+    millisecond and more for 600 messages). An entry holds its object, so the object's id is
+    not reused while the entry lives; the JSON is made on first use. Oldest first out."""
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[int, list[Any]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, obj: Any) -> None:
+        with self._lock:
+            if id(obj) in self._entries:
+                return
+            self._entries[id(obj)] = [obj, None]
+            if len(self._entries) > self.max_entries:
+                del self._entries[next(iter(self._entries))]
+
+    def fragment(self, obj: Any) -> orjson.Fragment | None:
+        entry = self._entries.get(id(obj))
+        if entry is None or entry[0] is not obj:
+            return None
+        fragment = entry[1]
+        if fragment is None:
+            # Two threads may both make it; they make the same bytes.
+            fragment = entry[1] = orjson.Fragment(dumps(obj.model_dump(mode="json")))
+        return fragment  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+STABLE_JSON = StableJson(max_entries=100_000)
+"""Process-wide: about 100,000 messages, and their JSON once encoded."""
+
+
 def _default(obj: Any) -> Any:
+    stable = STABLE_JSON.fragment(obj)
+    if stable is not None:
+        return stable
     to_json: Callable[..., Any] | None = getattr(obj, "model_dump", None)
     if to_json is not None:
         return to_json(mode="json")

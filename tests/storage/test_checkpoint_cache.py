@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.serde import _msgpack as _lg_msgpack
@@ -14,6 +15,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.pregel import Pregel
 
+from agent_runtime.encoding import STABLE_JSON, StableJson, dumps
 from agent_runtime.registry import import_graphs
 from agent_runtime.storage.checkpoint_cache import (
     MIN_CACHED_BYTES,
@@ -244,3 +246,31 @@ async def test_a_stricter_allowlist_gets_its_own_message_cache(
     blob = JsonPlusSerializer().dumps_typed([HumanMessage(TEXT, id="h")])
     assert clone.loads_typed(blob) == serde.loads_typed(blob)
     assert (len(clone.messages), len(serde.messages)) == (1, 1)
+
+
+async def test_decoded_messages_encode_to_json_once_with_the_same_bytes() -> None:
+    # What every values event, state and history response does with a conversation's messages.
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
+    values = _mixed_values()
+    decoded = serde.loads_typed(JsonPlusSerializer().dumps_typed(values))
+    human = decoded[0]
+    assert STABLE_JSON.fragment(human) is not None
+    assert STABLE_JSON.fragment(HumanMessage(TEXT, id="h")) is None  # an equal, other object
+    state = {"messages": decoded[1], "snapshot": decoded[2]}
+    fresh = {"messages": values[1], "snapshot": values[2]}
+    assert dumps(state) == dumps(fresh)
+    assert dumps(state) == dumps(fresh)  # the second time from the kept JSON
+    assert STABLE_JSON.fragment(human) is STABLE_JSON.fragment(human)
+
+
+async def test_stable_json_keeps_its_newest_entries() -> None:
+    stable = StableJson(max_entries=2)
+    messages = [HumanMessage(str(n)) for n in range(3)]
+    for message in messages:
+        stable.remember(message)
+    assert stable.fragment(messages[0]) is None
+    kept = [stable.fragment(m) for m in messages[1:]]
+    assert None not in kept
+    # A fragment is written out as it is: the same bytes as encoding the message.
+    assert [orjson.dumps(fragment) for fragment in kept] == [dumps(m) for m in messages[1:]]
+    assert len(stable) == 2

@@ -27,6 +27,8 @@ from langgraph.checkpoint.serde.jsonplus import (
 )
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
+from agent_runtime.encoding import STABLE_JSON
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_MB = 32
@@ -136,6 +138,7 @@ class CachingSerializer(JsonPlusSerializer):
     by their stored bytes, in every msgpack blob and write: a new snapshot, a history page or a
     plain channel's checkpoint then decodes only the messages it has not seen. They are shared
     as the messages of one cached blob are, under the same rule, and `verify` checks them too.
+    Being shared and unchanging, their JSON is kept too (`encoding.STABLE_JSON`).
     """
 
     def __init__(
@@ -179,6 +182,7 @@ class CachingSerializer(JsonPlusSerializer):
             kind: type = type(decoded)
             if _is_message(kind):
                 self.messages.put(data, decoded)
+                STABLE_JSON.remember(decoded)
             return decoded
         if code == EXT_DELTA_SNAPSHOT:
             # Upstream decodes a snapshot's contents with its own hook; this one keeps the
