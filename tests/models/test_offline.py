@@ -132,18 +132,37 @@ async def test_offline_counts_usage_as_words() -> None:
 
 
 async def test_offline_counts_a_changed_message_anew() -> None:
-    # Counts are remembered per message object; a message changed in place, or given tool
-    # calls, is counted again rather than served a stale count.
+    # Counts are remembered per message object and per conversation prefix; an edited copy of a
+    # message, or a message given other content or tool calls outside a remembered prefix, is
+    # counted again rather than served a stale count.
     human = HumanMessage("one two")
     ai = AIMessage("three")
     model = OfflineChatModel()
-    first = await model.ainvoke([human, ai, HumanMessage("x")])
-    assert first.usage_metadata is not None and first.usage_metadata["input_tokens"] == 4
-    human.content = "one two three four"
+    first = await model.ainvoke([SystemMessage("sys"), human, ai, HumanMessage("x")])
+    assert first.usage_metadata is not None and first.usage_metadata["input_tokens"] == 5
+    edited = human.model_copy(update={"content": "one two three four"})
     ai.tool_calls = [{"name": "search", "args": {"query": "a b"}, "id": "c1", "type": "tool_call"}]
-    second = await model.ainvoke([human, ai, HumanMessage("x")])
-    # 4 + 1 + 1 word and its call: 1 + the words of '{"query": "a b"}' (3).
-    assert second.usage_metadata is not None and second.usage_metadata["input_tokens"] == 10
+    second = await model.ainvoke([SystemMessage("sys"), edited, ai, HumanMessage("x")])
+    # 1 + 4 + 1 word and its call: 1 + the words of '{"query": "a b"}' (3), + 1.
+    assert second.usage_metadata is not None and second.usage_metadata["input_tokens"] == 11
+
+
+async def test_offline_counts_a_growing_conversation_as_a_whole() -> None:
+    model = OfflineChatModel()
+    conversation: list[BaseMessage] = []
+    for turn in range(5):
+        conversation.append(HumanMessage(f"turn {turn} " + "word " * turn))
+        reply = await model.ainvoke([SystemMessage("be brief"), *conversation])
+        expected = 2 + sum(len(str(m.content).split()) for m in conversation)
+        assert reply.usage_metadata is not None
+        assert reply.usage_metadata["input_tokens"] == expected
+        conversation.append(reply)
+    # A prompt that drops the start of the conversation is counted afresh.
+    short = await model.ainvoke(conversation[2:])
+    assert short.usage_metadata is not None
+    assert short.usage_metadata["input_tokens"] == sum(
+        len(str(m.content).split()) for m in conversation[2:]
+    )
 
 
 async def test_offline_reports_model_name_in_metadata_and_usage() -> None:
