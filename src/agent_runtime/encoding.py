@@ -35,6 +35,12 @@ class StableJson:
             if len(self._entries) > self.max_entries:
                 del self._entries[next(iter(self._entries))]
 
+    def forget(self, obj: Any) -> None:
+        with self._lock:
+            entry = self._entries.get(id(obj))
+            if entry is not None and entry[0] is obj:
+                del self._entries[id(obj)]
+
     def fragment(self, obj: Any) -> orjson.Fragment | None:
         entry = self._entries.get(id(obj))
         if entry is None or entry[0] is not obj:
@@ -50,7 +56,8 @@ class StableJson:
 
 
 STABLE_JSON = StableJson(max_entries=100_000)
-"""Process-wide: about 100,000 messages, and their JSON once encoded."""
+"""Process-wide. The checkpoint cache forgets a message here when it lets it go; the bound only
+guards against many caches at once."""
 
 
 def _default(obj: Any) -> Any:

@@ -228,9 +228,13 @@ async def test_verification_repairs_a_cached_message_changed_in_place(
 
 async def test_message_cache_drops_the_oldest_beyond_its_size() -> None:
     messages = DecodedMessages(max_bytes=100)
-    for n in range(3):
-        messages.put(bytes([n]) * 40, HumanMessage(str(n)))
+    kept = [HumanMessage(str(n)) for n in range(3)]
+    for n, message in enumerate(kept):
+        messages.put(bytes([n]) * 40, message)
     assert messages.get(bytes([0]) * 40) is None
+    # Its JSON goes with it; the JSON of those kept stays.
+    assert STABLE_JSON.fragment(kept[0]) is None
+    assert STABLE_JSON.fragment(kept[2]) is not None
     assert [messages.get(bytes([n]) * 40).content for n in (1, 2)] == ["1", "2"]  # type: ignore[union-attr]
     assert len(messages) == 2
 

@@ -110,12 +110,17 @@ class DecodedMessages:
 
     def put(self, data: bytes, message: BaseMessage) -> None:
         with self._lock:
-            if data not in self._entries:
+            replaced = self._entries.get(data)
+            if replaced is None:
                 self._bytes += len(data)
+            elif replaced is not message:
+                STABLE_JSON.forget(replaced)
             self._entries[data] = message
+            # Shared and unchanging while kept here: its JSON can be kept too.
+            STABLE_JSON.remember(message)
             while self._bytes > self.max_bytes and self._entries:
                 oldest = next(iter(self._entries))
-                del self._entries[oldest]
+                STABLE_JSON.forget(self._entries.pop(oldest))
                 self._bytes -= len(oldest)
 
     def __len__(self) -> int:
@@ -182,7 +187,6 @@ class CachingSerializer(JsonPlusSerializer):
             kind: type = type(decoded)
             if _is_message(kind):
                 self.messages.put(data, decoded)
-                STABLE_JSON.remember(decoded)
             return decoded
         if code == EXT_DELTA_SNAPSHOT:
             # Upstream decodes a snapshot's contents with its own hook; this one keeps the
