@@ -8,6 +8,7 @@ import operator
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
+from unittest.mock import ANY
 
 import aiosqlite
 import pytest
@@ -18,7 +19,11 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 
-from agent_runtime.storage.sqlite_saver import INLINE_BLOB_BYTES, RuntimeSqliteSaver
+from agent_runtime.storage.sqlite_saver import (
+    FIRST_CHUNK_ROWS,
+    INLINE_BLOB_BYTES,
+    RuntimeSqliteSaver,
+)
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 
@@ -38,7 +43,7 @@ class Outer(TypedDict):
     turns: Annotated[int, operator.add]
 
 
-def _graph(padding: int) -> AnyGraph:
+def _graph(padding: int, *, notes_once: bool = False) -> AnyGraph:
     def jot(state: Inner) -> dict[str, Any]:
         return {"scratch": [f"inner {len(state.get('scratch', []))}"]}
 
@@ -53,7 +58,8 @@ def _graph(padding: int) -> AnyGraph:
             "messages": [AIMessage(content=f"reply {count} " + "x" * padding, id=f"ai-{count}")],
             "turns": 1,
         }
-        if count % 4 == 1:  # the second delta channel is written on some turns only
+        # The second delta channel is written on some turns only, or on the first alone.
+        if (count == 1) if notes_once else (count % 4 == 1):
             update["notes"] = [f"outer {count}"]
         return update
 
@@ -215,3 +221,24 @@ async def test_a_long_thread_reads_only_the_snapshot_it_seeds_from(
     big = [s for s in statements if s.startswith("SELECT checkpoint FROM checkpoints")]
     assert len(big) == 1
     assert await _large_blobs(connection) >= 5
+
+
+async def test_a_walk_longer_than_its_chunks_answers_as_upstream(
+    connection: aiosqlite.Connection,
+) -> None:
+    # "notes" is written on the first turn only, so its walk from a late checkpoint runs past
+    # several chunks (32, 64, 128 rows) to the start of the thread.
+    ours = RuntimeSqliteSaver(connection)
+    upstream = AsyncSqliteSaver(connection)
+    await _converse(_graph(0, notes_once=True).copy(update={"checkpointer": ours}), "t", 50)
+    latest = await ours.aget_tuple({"configurable": {"thread_id": "t", "checkpoint_ns": ""}})
+    assert latest is not None
+    got = await ours.aget_delta_channel_history(config=latest.config, channels=["notes"])
+    want = await upstream.aget_delta_channel_history(config=latest.config, channels=["notes"])
+    assert _comparable(got) == _comparable(want)
+    assert _comparable(got)["notes"]["writes"] == [(ANY, "notes", ["outer 1"])]
+    async with connection.execute(
+        "SELECT count(*) FROM checkpoints WHERE thread_id = 't' AND checkpoint_ns = ''"
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None and row[0] > FIRST_CHUNK_ROWS + 2 * FIRST_CHUNK_ROWS

@@ -32,7 +32,7 @@ channels) are read one by one, and only if the walk reaches them before it ends.
 # are not ordered across processes). The recursion carries ids only; the outer join reads each
 # row's blob by primary key, and `CASE` leaves a large blob unread. `CROSS JOIN` keeps the
 # ancestors as the outer loop in both places, so rows stream lazily in walk order.
-FIRST_CHUNK_ROWS = 16
+FIRST_CHUNK_ROWS = 32
 MAX_CHUNK_ROWS = 256
 """The walk reads rows in chunks, each a hop to SQLite's thread, doubling from the first: a
 snapshot is usually a few dozen checkpoints up, and rows read past it are wasted."""
@@ -49,6 +49,7 @@ WITH RECURSIVE ancestors(checkpoint_id, parent_checkpoint_id) AS (
 SELECT a.checkpoint_id, c.type, CASE WHEN length(c.checkpoint) <= ? THEN c.checkpoint END
 FROM ancestors a CROSS JOIN checkpoints c
 ON c.thread_id = ? AND c.checkpoint_ns = ? AND c.checkpoint_id = a.checkpoint_id
+LIMIT ? OFFSET ?
 """
 
 _BLOB_SQL = (
@@ -76,26 +77,30 @@ class RuntimeSqliteSaver(AsyncSqliteSaver):
                 return {channel: {"writes": []} for channel in channels}
             target = latest.config["configurable"]["checkpoint_id"]
         walk = _Walk(channels)
-        async with self.lock, self.conn.cursor() as cursor:
-            # The anchor, the recursive step, then the blob size limit and the outer join.
-            walk_params = [thread_id, namespace, target, thread_id, namespace]
-            walk_params += [INLINE_BLOB_BYTES, thread_id, namespace]
-            await cursor.execute(_WALK_SQL, walk_params)
-            chunk = FIRST_CHUNK_ROWS
-            while rows := await cursor.fetchmany(chunk):
+        # The anchor, the recursive step, then the blob size limit and the outer join. Each
+        # statement is one hop to SQLite's thread (`execute_fetchall`); a chunk after the first
+        # runs the walk again past the rows already read, which costs little without blobs.
+        walk_params = [thread_id, namespace, target, thread_id, namespace]
+        walk_params += [INLINE_BLOB_BYTES, thread_id, namespace]
+        async with self.lock:
+            read, chunk = 0, FIRST_CHUNK_ROWS
+            while not walk.done:
+                rows = list(
+                    await self.conn.execute_fetchall(_WALK_SQL, [*walk_params, chunk, read])
+                )
                 for checkpoint_id, type_tag, blob in rows:
                     if not walk.wants(checkpoint_id):
                         break
                     if checkpoint_id == target:
                         continue  # the target's own values and writes are not in the answer
                     if blob is None:
-                        async with self.conn.execute(
+                        ((blob,),) = await self.conn.execute_fetchall(
                             _BLOB_SQL, (thread_id, namespace, checkpoint_id)
-                        ) as one:
-                            (blob,) = cast(tuple[bytes], await one.fetchone())
+                        )
                     walk.visit(checkpoint_id, self.serde.loads_typed((type_tag, blob)))
-                if walk.done:
-                    break
+                if len(rows) < chunk:
+                    break  # the chain ended
+                read += chunk
                 chunk = min(2 * chunk, MAX_CHUNK_ROWS)
             chained = [channel for channel in channels if walk.chains[channel]]
             sql = build_delta_stage2_sql(
@@ -107,9 +112,9 @@ class RuntimeSqliteSaver(AsyncSqliteSaver):
                 params: list[Any] = []
                 for channel in chained:
                     params.extend([thread_id, namespace, channel, *walk.chains[channel]])
-                await cursor.execute(sql, params)
                 writes = cast(
-                    list[tuple[str, str, str, int, str, bytes, str]], await cursor.fetchall()
+                    list[tuple[str, str, str, int, str, bytes, str]],
+                    list(await self.conn.execute_fetchall(sql, params)),
                 )
         return build_delta_channels_writes_history(
             channels=channels,
