@@ -17,6 +17,7 @@ from langgraph.pregel import Pregel
 
 from agent_runtime.encoding import STABLE_JSON, StableJson, dumps
 from agent_runtime.registry import import_graphs
+from agent_runtime.storage import checkpoint_cache
 from agent_runtime.storage.checkpoint_cache import (
     MIN_CACHED_BYTES,
     CachingSerializer,
@@ -278,3 +279,45 @@ async def test_stable_json_keeps_its_newest_entries() -> None:
     # A fragment is written out as it is: the same bytes as encoding the message.
     assert [orjson.dumps(fragment) for fragment in kept] == [dumps(m) for m in messages[1:]]
     assert len(stable) == 2
+
+
+async def test_a_snapshot_writes_decoded_messages_as_the_bytes_they_came_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded: list[Any] = []
+    upstream_default = checkpoint_cache._msgpack_default
+
+    def counting(obj: Any) -> Any:
+        encoded.append(obj)
+        return upstream_default(obj)
+
+    monkeypatch.setattr(checkpoint_cache, "_msgpack_default", counting)
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024))
+    upstream = JsonPlusSerializer()
+    old = serde.loads_typed(
+        upstream.dumps_typed([HumanMessage(TEXT, id=f"h{i}") for i in range(3)])
+    )
+    new = AIMessage("a reply made this turn", id="new")
+    checkpoint = {"v": 4, "channel_values": {"messages": _DeltaSnapshot([*old, new]), "n": 1}}
+    written = serde.dumps_typed(checkpoint)
+    assert encoded == [new]  # only the message that was never read from storage is encoded
+    assert written == upstream.dumps_typed(checkpoint)  # the same bytes LangGraph would write
+    assert upstream.loads_typed(written) == checkpoint
+    # Objects not decoded from storage, and checkpoints without a snapshot, go upstream's way.
+    plain = {"channel_values": {"messages": [*old, new]}}
+    assert serde.dumps_typed(plain) == upstream.dumps_typed(plain)
+
+
+async def test_verification_writes_a_message_changed_in_place_as_it_is_now(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serde = CachingSerializer(DecodedBlobCache(1024 * 1024), verify=True)
+    upstream = JsonPlusSerializer()
+    (message,) = serde.loads_typed(upstream.dumps_typed([HumanMessage(TEXT, id="h")]))
+    message.content = "changed in place"
+    checkpoint = {"channel_values": {"messages": _DeltaSnapshot([message])}}
+    with caplog.at_level(logging.WARNING):
+        written = serde.dumps_typed(checkpoint)
+    assert upstream.loads_typed(written) == checkpoint
+    assert serde.cache.mismatches == 1
+    assert "changed its state in place" in caplog.text

@@ -24,7 +24,9 @@ from langgraph.checkpoint.serde.jsonplus import (
     EXT_DELTA_SNAPSHOT,
     EXT_PYDANTIC_V2,
     JsonPlusSerializer,
+    _msgpack_default,
 )
+from langgraph.checkpoint.serde.jsonplus import _option as _MSGPACK_OPTIONS
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from agent_runtime.encoding import STABLE_JSON
@@ -102,11 +104,19 @@ class DecodedMessages:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._entries: dict[bytes, BaseMessage] = {}
+        self._stored: dict[int, bytes] = {}
         self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, data: bytes) -> BaseMessage | None:
         return self._entries.get(data)
+
+    def stored(self, message: Any) -> bytes | None:
+        """The bytes a message kept here was decoded from, found by the object itself."""
+        data = self._stored.get(id(message))
+        if data is None or self._entries.get(data) is not message:
+            return None
+        return data
 
     def put(self, data: bytes, message: BaseMessage) -> None:
         with self._lock:
@@ -114,14 +124,19 @@ class DecodedMessages:
             if replaced is None:
                 self._bytes += len(data)
             elif replaced is not message:
-                STABLE_JSON.forget(replaced)
+                self._let_go(replaced)
             self._entries[data] = message
+            self._stored[id(message)] = data
             # Shared and unchanging while kept here: its JSON can be kept too.
             STABLE_JSON.remember(message)
             while self._bytes > self.max_bytes and self._entries:
                 oldest = next(iter(self._entries))
-                STABLE_JSON.forget(self._entries.pop(oldest))
+                self._let_go(self._entries.pop(oldest))
                 self._bytes -= len(oldest)
+
+    def _let_go(self, message: BaseMessage) -> None:
+        self._stored.pop(id(message), None)
+        STABLE_JSON.forget(message)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -172,6 +187,29 @@ class CachingSerializer(JsonPlusSerializer):
         clone._unpack_ext_hook = clone._cached_ext_hook
         clone.messages = DecodedMessages(self.messages.max_bytes)
         return clone
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        if not _holds_delta_snapshot(obj):
+            return super().dumps_typed(obj)
+        # A snapshot stores the whole conversation again; the messages decoded from storage
+        # are written as the bytes they came from (1.7 ms of a snapshot turn at 600 messages).
+        return "msgpack", ormsgpack.packb(obj, default=self._encode, option=_MSGPACK_OPTIONS)
+
+    def _encode(self, obj: Any) -> Any:
+        if type(obj) is _DeltaSnapshot:
+            return ormsgpack.Ext(
+                EXT_DELTA_SNAPSHOT,
+                ormsgpack.packb(obj.value, default=self._encode, option=_MSGPACK_OPTIONS),
+            )
+        stored = self.messages.stored(obj)
+        if stored is None:
+            return _msgpack_default(obj)
+        if self.verify and self._decode_ext(EXT_PYDANTIC_V2, stored) != obj:
+            # Changed in place since it was read: write what it is now.
+            self.cache.mismatches += 1
+            logger.warning(_CHANGED_IN_PLACE)
+            return _msgpack_default(obj)
+        return ormsgpack.Ext(EXT_PYDANTIC_V2, stored)
 
     def _cached_ext_hook(self, code: int, data: bytes) -> Any:
         if code == EXT_PYDANTIC_V2:
