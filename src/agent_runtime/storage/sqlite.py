@@ -3,6 +3,8 @@ store. Zero setup; a single machine."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -111,6 +113,7 @@ class SqliteStorage(
             raise StorageError(f"Cannot set up the database {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        await _stop_batching(self._store)
         for conn in self._extra:
             await conn.close()
         self._extra.clear()
@@ -126,6 +129,16 @@ async def _connect_plain(path: Path, *, autocommit: bool = False) -> aiosqlite.C
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA journal_mode=WAL")
     return conn
+
+
+async def _stop_batching(store: BaseStore | None) -> None:
+    # LangGraph's async stores batch operations on a task of their own, cancelled only when the
+    # store is garbage collected; an event loop closing first reports it destroyed while pending.
+    task = getattr(store, "_task", None)
+    if isinstance(task, asyncio.Task) and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _make_store(conn: aiosqlite.Connection, config: Mapping[str, Any]) -> AsyncSqliteStore:
