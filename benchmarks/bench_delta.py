@@ -431,7 +431,7 @@ def _per_turn(runs: list[list[float]], turns: range) -> str:
 
 
 def report(name: str, figures: Figures) -> float:
-    """Prints one variant's figures; returns the interleaved ratio the target is judged on."""
+    """Prints one variant's figures; returns the paired ratio the target is judged on."""
     runs = figures.turns
     count = len(runs[0])
     first_turns, last_turns = range(1, WINDOW + 1), range(count - WINDOW + 1, count + 1)
@@ -449,13 +449,24 @@ def report(name: str, figures: Figures) -> float:
         f"  per turn, ms, a new thread's turns 1-{WINDOW}, each just before one of those: ", end=""
     )
     print(_per_turn(figures.fresh, first_turns))
-    interleaved = last / fresh
+    # Each late turn over the new thread's turn run just before it: pairs a minute apart at
+    # most, so the machine's slow and fast spells cancel out.
+    pairs = [
+        late / new
+        for one, fresh_turns in zip(runs, figures.fresh, strict=True)
+        for late, new in zip(one[-WINDOW:], fresh_turns, strict=True)
+    ]
+    interleaved = statistics.median(pairs)
     each = [
         statistics.median(one[-WINDOW:]) / statistics.median(new)
         for one, new in zip(runs, figures.fresh, strict=True)
     ]
-    print(f"  median turns {last_turns.start}-{last_turns.stop - 1}: {_ms(last)}")
-    print(f"  ratio to the new thread's turns 1-{WINDOW} run alongside ({_ms(fresh)}): ", end="")
+    print(f"  median turns {last_turns.start}-{last_turns.stop - 1}: {_ms(last)}; ", end="")
+    print(f"the new thread's turns 1-{WINDOW} run alongside: {_ms(fresh)}")
+    print(
+        f"  ratio, median over the {len(pairs)} pairs of a late turn and the new turn before it: ",
+        end="",
+    )
     print(f"{interleaved:.2f}x (each conversation: " + ", ".join(f"{r:.2f}x" for r in each) + ")")
     print(
         f"  ratio to this thread's own turns 1-{WINDOW} ({_ms(first)}), minutes earlier: ", end=""
