@@ -1,15 +1,16 @@
 """Whether a turn's cost grows with the thread: one long conversation on the example chat graph
 (offline model), once with a plain `add_messages` channel and once with the delta channel the
 example graphs use, in-process on the checkpointer the runtime serves with (`SqliteStorage`:
-LangGraph's `AsyncSqliteSaver` with the runtime's decoded-checkpoint cache).
+LangGraph's `AsyncSqliteSaver` with the runtime's history walk and decoded-checkpoint cache).
 
 A script, not a test: it prints per-turn latency for the first and last ten turns, and the
 ratio of the last ten to the first ten turns of a new thread run in alternation with them (on a
 shared machine, turns minutes apart are not comparable; alternating puts a slow spell on both
 sides), with the ratio to the thread's own first turns and CPU time beside it. Also the
 database size, where a late turn's time goes, and what the runtime adds after each run at the
-last turn. `--server` repeats the conversation through the HTTP API (a uvicorn in this process,
-`langgraph_sdk`); `--profile` prints a cProfile of the last ten in-process turns.
+last turn. `--server` repeats the conversation through the HTTP API (`agent-runtime serve` as a
+child process, `langgraph_sdk` here); `--profile` prints a cProfile of the last ten in-process
+turns.
 
     .venv/bin/python benchmarks/bench_delta.py [--turns 300] [--server] [--profile]
 """
@@ -18,38 +19,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
-import importlib.util
 import io
 import os
 import pstats
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import uvicorn
+import plain_chat
+from bench_runs import start_server, stop_server
 from langchain_core.messages import get_buffer_string
 from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.pregel import Pregel
-from langgraph.runtime import Runtime
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from agent_runtime.config import config_from_dict
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.models.offline import OfflineChatModel
-from agent_runtime.runs.executor import state_outcome
-from agent_runtime.server.app import create_app
 from agent_runtime.storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,37 +55,15 @@ RATIO_TARGET = 1.2
 USER_TEXT = "hello there, how are you today? tell me something about turn {turn}"
 SERVER_GRAPHS = {
     "delta": "./graphs/chat.py:graph",
-    "plain": "./benchmarks/bench_delta.py:plain_graph",
+    "plain": "./benchmarks/plain_chat.py:graph",
 }
 STARTUP_TIMEOUT_SECONDS = 30.0
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 
 
-def _load_chat() -> ModuleType:
-    # The example graphs import each other as `graphs.*`, as langgraph.json's "." dependency
-    # allows when the server loads them.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module("graphs.chat")
-
-
-def _plain(chat: ModuleType) -> AnyGraph:
-    # The same node on langgraph's MessagesState: the whole list in every checkpoint.
-    async def call_model(state: MessagesState, runtime: Runtime[Any]) -> dict[str, Any]:
-        return await chat.call_model(state, runtime)  # type: ignore[no-any-return]
-
-    builder = StateGraph(MessagesState, context_schema=chat.ChatContext)
-    builder.add_node("model", call_model)
-    builder.add_edge(START, "model")
-    builder.add_edge("model", END)
-    return builder.compile(name="chat_plain")
-
-
-_chat = _load_chat()
-plain_graph = _plain(_chat)
-"""Served by `--server` as graph "plain"."""
-GRAPHS: dict[str, AnyGraph] = {"plain": plain_graph, "delta": _chat.graph}
+_chat = plain_chat.chat
+GRAPHS: dict[str, AnyGraph] = {"plain": plain_chat.graph, "delta": _chat.graph}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,8 +78,11 @@ class Figures:
     cpu: list[list[float]]
     """CPU time of the process (all threads) for the same turns: the long thread's last ten
     followed by the new thread's ten, for each conversation."""
+    cpu_of: str
+    """Whose CPU time `cpu` is."""
     outside_model: list[list[float]]
-    """Wall time outside the chat model call for the same turns, in the same order."""
+    """Wall time outside the chat model call for the same turns, in the same order; empty
+    through the server."""
     database_bytes: int
     """The SQLite file after the WAL is folded back into it."""
     messages: int
@@ -120,7 +98,9 @@ class _Recorder:
     alternation with the long thread's last ten, so that a slow spell of a shared machine
     falls on both sides of the comparison."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_clock: Callable[[], float] = time.process_time) -> None:
+        self.cpu_clock = cpu_clock
+        """CPU seconds of whatever runs the graph: this process, or the server's."""
         self.turns: list[float] = []
         self.fresh: list[float] = []
         self.cpu_last: list[float] = []
@@ -131,14 +111,14 @@ class _Recorder:
     async def run(self, turns: int, call: Callable[[str, int], Awaitable[Any]]) -> None:
         """`call(thread, turn)` runs one turn on thread "long" or "fresh"."""
         for turn in range(1, turns - WINDOW + 1):
-            wall, _, _ = await _timed(call("long", turn))
+            wall, _, _ = await _timed(call("long", turn), self.cpu_clock)
             self.turns.append(wall)
         for k in range(1, WINDOW + 1):
-            wall, cpu, model = await _timed(call("fresh", k))
+            wall, cpu, model = await _timed(call("fresh", k), self.cpu_clock)
             self.fresh.append(wall)
             self.cpu_fresh.append(cpu)
             self.outside_fresh.append(wall - model)
-            wall, cpu, model = await _timed(call("long", turns - WINDOW + k))
+            wall, cpu, model = await _timed(call("long", turns - WINDOW + k), self.cpu_clock)
             self.turns.append(wall)
             self.cpu_last.append(cpu)
             self.outside_last.append(wall - model)
@@ -166,12 +146,14 @@ class _ModelClock:
 _MODEL_CLOCK = _ModelClock()
 
 
-async def _timed(turn: Awaitable[Any]) -> tuple[float, float, float]:
-    """Wall time, CPU time of the process, and wall time in the chat model."""
+async def _timed(
+    turn: Awaitable[Any], cpu_clock: Callable[[], float]
+) -> tuple[float, float, float]:
+    """Wall time, CPU time, and wall time in the chat model (in this process only)."""
     _MODEL_CLOCK.seconds = 0.0
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), cpu_clock()
     await turn
-    return time.perf_counter() - start, time.process_time() - cpu, _MODEL_CLOCK.seconds
+    return time.perf_counter() - start, cpu_clock() - cpu, _MODEL_CLOCK.seconds
 
 
 def _message(turn: int) -> dict[str, Any]:
@@ -254,13 +236,20 @@ async def measure(
 
 
 def _figures(
-    recorded: list[_Recorder], *, database: Path, final: Any, costs: dict[str, float]
+    recorded: list[_Recorder],
+    *,
+    database: Path,
+    final: Any,
+    costs: dict[str, float],
+    served: bool = False,
 ) -> Figures:
     return Figures(
         turns=[one.turns for one in recorded],
         fresh=[one.fresh for one in recorded],
         cpu=[one.cpu_last + one.cpu_fresh for one in recorded],
-        outside_model=[one.outside_last + one.outside_fresh for one in recorded],
+        cpu_of="the server process" if served else "this process",
+        # The model runs in the server process, where this one cannot time it.
+        outside_model=[] if served else [one.outside_last + one.outside_fresh for one in recorded],
         database_bytes=_fold_wal(database),
         messages=len(final["messages"]),
         state_bytes=len(dumps(final)),
@@ -316,39 +305,41 @@ async def _step_costs(
 
 
 class _Served:
-    """One graph served by a uvicorn in this process, on its own database file."""
+    """One graph served by `agent-runtime serve` as a child process (so that the client's work,
+    such as parsing `runs.wait`'s whole state, is not counted as the server's), on its own
+    database file."""
 
     def __init__(self, graph_id: str, folder: Path) -> None:
         self.graph_id = graph_id
-        self.database = folder / f"server-{graph_id}.sqlite"
+        self.folder = folder
+        self.database = folder / "server.sqlite"
         folder.mkdir(parents=True, exist_ok=True)
-        config = config_from_dict(
-            {"dependencies": ["."], "graphs": SERVER_GRAPHS}, base_dir=ROOT, database=self.database
-        )
-        self.app = create_app(config)
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
-        )
-        self._task: asyncio.Task[None] | None = None
+        self.config = folder / "langgraph.json"
+        graphs = {name: str(ROOT / spec[2:]) for name, spec in SERVER_GRAPHS.items()}
+        self.config.write_text(dumps({"dependencies": [str(ROOT)], "graphs": graphs}).decode())
+        self._server: subprocess.Popen[bytes] | None = None
         self.client: LangGraphClient | None = None
 
     async def start(self) -> LangGraphClient:
-        self._task = asyncio.create_task(self._server.serve())
-        async with asyncio.timeout(STARTUP_TIMEOUT_SECONDS):
-            while not self._server.started:
-                if self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.01)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.client = get_client(url=f"http://127.0.0.1:{port}", api_key=None)
+        self._server, url = start_server(self.folder, self.config)
+        self.client = get_client(url=url, api_key=None)
         return self.client
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server process so far, every thread, in nanoseconds' resolution
+        (/proc's per-thread schedstat; its stat file counts in 10 ms ticks)."""
+        assert self._server is not None
+        total = 0
+        for task in Path(f"/proc/{self._server.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
 
     async def stop(self) -> None:
         if self.client is not None:
             await self.client.http.client.aclose()
-        if self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._server is not None:
+            stop_server(self._server)
 
 
 async def measure_server(folder: Path, turns: int, repeat: int, call: str) -> dict[str, Figures]:
@@ -378,7 +369,7 @@ async def measure_server(folder: Path, turns: int, repeat: int, call: str) -> di
                 ) -> None:
                     await _turn(client, threads[thread], name, call, number)
 
-                recorder = _Recorder()
+                recorder = _Recorder(served.cpu_seconds)
                 await recorder.run(turns, turn)
                 recorded[name].append(recorder)
                 if round_ == repeat - 1:
@@ -389,7 +380,11 @@ async def measure_server(folder: Path, turns: int, repeat: int, call: str) -> di
                 await served.stop()
     return {
         name: _figures(
-            recorded[name], database=databases[name], final=finals[name], costs=costs[name]
+            recorded[name],
+            database=databases[name],
+            final=finals[name],
+            costs=costs[name],
+            served=True,
         )
         for name in GRAPHS
     }
@@ -407,16 +402,10 @@ async def _turn(client: LangGraphClient, thread_id: str, name: str, call: str, t
 async def _served_costs(served: _Served, thread_id: str) -> dict[str, float]:
     client = served.client
     assert client is not None
-    services = served.app.state.services
-    graph = await services.registry.get_graph(served.graph_id)
-    outcome = await state_outcome(graph, thread_id)
     return {
         "GET state": await _median_time(lambda: client.threads.get_state(thread_id)),
         "GET history?limit=10": await _median_time(
             lambda: client.threads.get_history(thread_id, limit=10)
-        ),
-        "runtime per run: dumps + UPDATE of the threads row (settle_thread)": await _median_time(
-            lambda: services.storage.settle_thread(thread_id, outcome)
         ),
     }
 
@@ -472,18 +461,13 @@ def report(name: str, figures: Figures) -> float:
         f"  ratio to this thread's own turns 1-{WINDOW} ({_ms(first)}), minutes earlier: ", end=""
     )
     print(f"{last / first:.2f}x")
-    print(
-        f"  CPU (all threads) per turn, late over new: {_ms(cpu_last)} / {_ms(cpu_fresh)} = ",
-        end="",
-    )
-    print(f"{cpu_last / cpu_fresh:.2f}x")
-    out_last = statistics.median(t for one in figures.outside_model for t in one[:WINDOW])
-    out_fresh = statistics.median(t for one in figures.outside_model for t in one[WINDOW:])
-    print(
-        f"  outside the chat model call, late over new: {_ms(out_last)} / {_ms(out_fresh)} = ",
-        end="",
-    )
-    print(f"{out_last / out_fresh:.2f}x")
+    print(f"  CPU of {figures.cpu_of} (all threads) per turn, late over new: ", end="")
+    print(f"{_ms(cpu_last)} / {_ms(cpu_fresh)} = {cpu_last / cpu_fresh:.2f}x")
+    if figures.outside_model:
+        out_last = statistics.median(t for one in figures.outside_model for t in one[:WINDOW])
+        out_fresh = statistics.median(t for one in figures.outside_model for t in one[WINDOW:])
+        print("  wall time outside the chat model call, late over new: ", end="")
+        print(f"{_ms(out_last)} / {_ms(out_fresh)} = {out_last / out_fresh:.2f}x")
     print(f"  database size: {figures.database_bytes / 1024:.0f} KiB")
     print(f"  state as JSON at the end: {figures.state_bytes / 1024:.0f} KiB")
     for step, seconds in figures.costs.items():

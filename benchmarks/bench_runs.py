@@ -36,7 +36,7 @@ from agent_runtime.registry import GraphRegistry, import_graphs
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "langgraph.json"
 GRAPH_ID = "chat"
-USER = {"messages": [{"role": "user", "content": "hello there, how are you today"}]}
+USER: dict[str, Any] = {"messages": [{"role": "user", "content": "hello there, how are you today"}]}
 STARTUP_TIMEOUT_SECONDS = 30.0
 ADDED_LATENCY_TARGET_MS = 5.0
 CPU_RATIO_TARGET = 1.5
@@ -152,7 +152,7 @@ async def bench_in_process(args: argparse.Namespace, folder: Path) -> Figures:
 # Through the server
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: Path, config: Path = CONFIG) -> tuple[subprocess.Popen[bytes], str]:
     """`agent-runtime serve` on a fresh database and a free port; returns it and its URL."""
     log_path = folder / "server.log"
     with log_path.open("wb") as log:
@@ -161,7 +161,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
                 str(Path(sys.executable).with_name("agent-runtime")),
                 "serve",
                 "--config",
-                str(CONFIG),
+                str(config),
                 "--host",
                 "127.0.0.1",
                 "--port",

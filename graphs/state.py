@@ -109,7 +109,8 @@ def _ids_of(state: Sequence[Any]) -> set[str] | None:
     known = _LINEAGE.take(state)
     if known is not None:
         return known
-    if not all(_is_whole_message(kind) for kind in {type(message) for message in state}):
+    kinds: set[type] = {type(message) for message in state}
+    if not all(_is_whole_message(kind) for kind in kinds):
         return None
     ids = {message.id for message in state}
     if len(ids) != len(state) or None in ids or "" in ids:
