@@ -352,7 +352,7 @@ async def measure_server(folder: Path, turns: int, repeat: int, call: str) -> di
     databases: dict[str, Path] = {}
     for round_ in range(repeat):
         for name in _order(round_):
-            served = _Served(name, folder / f"{call}-{round_}")
+            served = _Served(name, folder / f"{call}-{round_}-{name}")
             try:
                 client = await served.start()
                 threads = {
