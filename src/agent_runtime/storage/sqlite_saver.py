@@ -28,15 +28,15 @@ INLINE_BLOB_BYTES = 16 * 1024
 """Ancestor blobs up to this size come back with the walk; larger ones (snapshots, big plain
 channels) are read one by one, and only if the walk reaches them before it ends."""
 
-# Newest first from the target, following `parent_checkpoint_id` as upstream's walk does (ids
-# are not ordered across processes). The recursion carries ids only; the outer join reads each
-# row's blob by primary key, and `CASE` leaves a large blob unread. `CROSS JOIN` keeps the
-# ancestors as the outer loop in both places, so rows stream lazily in walk order.
 FIRST_CHUNK_ROWS = 32
 MAX_CHUNK_ROWS = 256
 """The walk reads rows in chunks, each a hop to SQLite's thread, doubling from the first: a
 snapshot is usually a few dozen checkpoints up, and rows read past it are wasted."""
 
+# Newest first from the target, following `parent_checkpoint_id` as upstream's walk does (ids
+# are not ordered across processes). The recursion carries ids only; the outer join reads each
+# row's blob by primary key, and `CASE` leaves a large blob unread. `CROSS JOIN` keeps the
+# ancestors as the outer loop in both places, so SQLite stops after LIMIT + OFFSET rows.
 _WALK_SQL = """
 WITH RECURSIVE ancestors(checkpoint_id, parent_checkpoint_id) AS (
     SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints
