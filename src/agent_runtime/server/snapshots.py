@@ -51,7 +51,10 @@ def snapshot_json(snapshot: StateSnapshot) -> Json:
     """The snapshot as `ThreadState`: values, next, tasks (with their interrupts and, when
     asked for, their subgraph's state), checkpoint, metadata, created_at, parent_checkpoint."""
     return {
-        "values": to_jsonable(snapshot.values) if snapshot.values is not None else {},
+        # Left as they are for the response's one encoding, where messages the checkpoint
+        # cache shares come as their kept JSON. Encoded, parsed and encoded again, a history
+        # page of ten 600-message states took twice as long (23 ms against 11).
+        "values": snapshot.values if snapshot.values is not None else {},
         "next": list(snapshot.next),
         "tasks": [_task_json(task) for task in snapshot.tasks],
         "checkpoint": checkpoint_json(snapshot.config),
