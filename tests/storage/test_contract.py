@@ -15,6 +15,7 @@ from agent_runtime.storage.base import (
     AssistantQuery,
     NewAssistant,
     NewThread,
+    RunOutcome,
     Storage,
     ThreadPatch,
     ThreadQuery,
@@ -116,6 +117,21 @@ async def test_thread_lifecycle(storage: Storage) -> None:
         await storage.get_thread("t")
     with pytest.raises(NotFoundError):
         await storage.update_thread("t", ThreadPatch(metadata={}, ttl=None))
+
+
+async def test_thread_read_without_its_values(storage: Storage) -> None:
+    await storage.create_thread(
+        NewThread(thread_id="t", metadata={"u": 1}, ttl=None), if_exists="raise"
+    )
+    values = {"messages": [{"type": "human", "content": "hi"}]}
+    await storage.settle_thread("t", RunOutcome(status="success", values=values))
+    whole = await storage.get_thread("t")
+    assert whole["values"] == values
+    row = await storage.get_thread("t", values=False)
+    assert row["values"] is None
+    assert {**row, "values": values} == whole
+    with pytest.raises(NotFoundError):
+        await storage.get_thread("nobody", values=False)
 
 
 async def test_delete_thread_removes_checkpoints(storage: Storage) -> None:

@@ -287,7 +287,7 @@ class RunManager:
     async def _thread_state(self, thread_id: str) -> RunOutcome:
         """What the thread's latest checkpoint says, for runs that ended without a clean finish."""
         try:
-            thread = await self._storage.get_thread(thread_id)
+            thread = await self._storage.get_thread(thread_id, values=False)
         except NotFoundError:
             return RunOutcome(status="success")
         graph_id = thread["metadata"].get("graph_id")

@@ -45,7 +45,7 @@ async def get_thread_tree(request: Request, _: None) -> list[Json]:
     """Every checkpoint of the thread, oldest first, with its parent and no values: enough to
     draw each branch of a long thread in one cheap call."""
     svc = services(request)
-    thread = await svc.storage.get_thread(thread_id_of(request))
+    thread = await svc.storage.get_thread(thread_id_of(request), values=False)
     graph = await thread_graph(svc, thread, for_reads=True)
     summaries = await svc.storage.list_checkpoint_summaries(thread["thread_id"])
     graphs: dict[str, AnyGraph | None] = {"": graph}
@@ -115,7 +115,7 @@ async def diff_thread_checkpoints(request: Request, query: Json) -> Json:
     message lists the messages added, removed and changed, by id. `to` defaults to the latest
     checkpoint and `from` to `to`'s parent."""
     svc = services(request)
-    thread = await svc.storage.get_thread(thread_id_of(request))
+    thread = await svc.storage.get_thread(thread_id_of(request), values=False)
     thread_id = thread["thread_id"]
     graph = await thread_graph(svc, thread, for_reads=True)
     namespace = query.get("checkpoint_ns", "")

@@ -141,13 +141,13 @@ async def _conversation(
 
 async def _readable(request: Request) -> tuple[Thread, list[Any]]:
     svc = services(request)
-    thread = await svc.storage.get_thread(thread_id_of(request))
+    thread = await svc.storage.get_thread(thread_id_of(request), values=False)
     _graph, messages = await _conversation(svc, thread, for_reads=True)
     return thread, messages
 
 
 async def _editable(svc: Services, request: Request) -> tuple[Thread, AnyGraph, list[Any]]:
-    thread = await svc.storage.get_thread(thread_id_of(request))
+    thread = await svc.storage.get_thread(thread_id_of(request), values=False)
     require_editable(thread, doing="editing its messages", action="have its messages edited")
     # The write graph for the read too: the edit must start from the state it replaces.
     graph, messages = await _conversation(svc, thread, for_reads=False)

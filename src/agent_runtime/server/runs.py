@@ -73,7 +73,7 @@ async def _strict_resume(svc: Services, thread_id: str, body: RunCreate) -> None
     command = body.get("command") or {}
     if body.get("strict_resume") and "resume" in command:
         try:
-            thread = await svc.storage.get_thread(thread_id)
+            thread = await svc.storage.get_thread(thread_id, values=False)
         except NotFoundError:
             if body.get("if_not_exists") != "create":
                 raise
@@ -197,7 +197,7 @@ async def delete_run(request: Request, _: None) -> None:
     """Delete a run that has ended; an active run must be cancelled first (409)."""
     svc = services(request)
     run = await svc.storage.get_run(thread_id_of(request), run_id_of(request))
-    thread = await svc.storage.get_thread(run["thread_id"])
+    thread = await svc.storage.get_thread(run["thread_id"], values=False)
     require_open(thread["thread_id"], thread["lifecycle"], "have its runs deleted")
     if run["status"] in ("pending", "running"):
         raise ConflictError(
@@ -262,7 +262,7 @@ async def join_thread_stream(request: Request, _: ThreadStreamQuery) -> Response
     ends at once when nothing is active. `Last-Event-ID` replays that run's events."""
     svc = services(request)
     thread_id = thread_id_of(request)
-    await svc.storage.get_thread(thread_id)
+    await svc.storage.get_thread(thread_id, values=False)
     active = await svc.storage.search_runs(thread_id=thread_id, statuses=("running", "pending"))
     after = parse_last_event_id(request.headers.get("last-event-id"))
     if not active:

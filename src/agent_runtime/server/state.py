@@ -83,7 +83,7 @@ class HistorySearch(TypedDict, total=False):
 
 
 async def _thread(svc: Services, request: Request) -> Thread:
-    return await svc.storage.get_thread(thread_id_of(request))
+    return await svc.storage.get_thread(thread_id_of(request), values=False)
 
 
 async def thread_graph(svc: Services, thread: Thread, *, for_reads: bool) -> AnyGraph | None:

@@ -245,7 +245,7 @@ async def update_thread(request: Request, body: ThreadUpdate) -> Any:
     svc = services(request)
     thread_id = thread_id_of(request)
     if body.get("metadata"):
-        current = await svc.storage.get_thread(thread_id)
+        current = await svc.storage.get_thread(thread_id, values=False)
         check_metadata_size(svc, {**current["metadata"], **body["metadata"]})
     patch = ThreadPatch(
         metadata=body.get("metadata"),

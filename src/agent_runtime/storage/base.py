@@ -279,7 +279,10 @@ class Storage(Protocol):
 
     async def create_thread(self, new: NewThread, *, if_exists: OnConflict) -> Thread: ...
 
-    async def get_thread(self, thread_id: str) -> Thread: ...
+    async def get_thread(self, thread_id: str, *, values: bool = True) -> Thread:
+        """The thread; with `values=False` its `values` are left out (None) for a caller that
+        does not show them: on a long thread they are most of what would be read and parsed."""
+        ...
 
     async def update_thread(self, thread_id: str, patch: ThreadPatch) -> Thread:
         """Apply the patch atomically.

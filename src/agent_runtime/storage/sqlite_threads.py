@@ -65,8 +65,9 @@ class SqliteThreads:
             row = await _select(conn, thread_id)
         return _thread(row)
 
-    async def get_thread(self, thread_id: str) -> Thread:
-        row = await self._db.fetch_one(f"{_THREADS} WHERE threads.thread_id = ?", (thread_id,))
+    async def get_thread(self, thread_id: str, *, values: bool = True) -> Thread:
+        select = _THREADS if values else 'SELECT threads.*, NULL AS "values" FROM threads'
+        row = await self._db.fetch_one(f"{select} WHERE threads.thread_id = ?", (thread_id,))
         if row is None:
             raise thread_not_found(thread_id)
         return _thread(row)
