@@ -5,7 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite import SqliteStorage
+from agent_runtime.storage.sqlite_db import require_sqlite_version
 from agent_runtime.storage.sqlite_schema import MIGRATIONS
 
 
@@ -85,3 +89,12 @@ async def test_version_two_values_move_to_their_own_table(tmp_path: Path) -> Non
     assert "values" not in {row[1] for row in conn.execute("PRAGMA table_info(threads)")}
     assert conn.execute("SELECT thread_id FROM thread_values").fetchall() == [("t-copy",)]
     conn.close()
+
+
+def test_an_old_sqlite_is_refused_with_a_sentence() -> None:
+    with pytest.raises(
+        StorageError, match=r"needs SQLite 3\.35\.0 or newer; .* uses SQLite 3\.34\.1"
+    ):
+        require_sqlite_version((3, 34, 1))
+    require_sqlite_version((3, 35, 0))
+    require_sqlite_version(sqlite3.sqlite_version_info)

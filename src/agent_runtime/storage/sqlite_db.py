@@ -18,6 +18,23 @@ from agent_runtime.storage.sqlite_schema import migrate
 BUSY_TIMEOUT_MS = 10_000
 
 
+MIN_SQLITE_VERSION = (3, 35, 0)
+"""`RETURNING` and `ALTER TABLE ... DROP COLUMN`, which the runtime's statements and migrations use,
+arrived in SQLite 3.35 (2021)."""
+
+
+def require_sqlite_version(found: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Fail with a sentence, before anything is written, where Python's SQLite is too old."""
+    if found < MIN_SQLITE_VERSION:
+        need = ".".join(map(str, MIN_SQLITE_VERSION))
+        have = ".".join(map(str, found))
+        raise StorageError(
+            f"agent-runtime needs SQLite {need} or newer; this Python uses SQLite {have}. "
+            "Use a Python built against a newer libsqlite3 (python.org's builds and those of "
+            "current Linux distributions are)."
+        )
+
+
 class SqliteDatabase:
     """Two connections to the file: the one writer (serialised by a lock, and shared with the
     checkpointer so the file never has two writers racing for its lock) and one reader."""
@@ -29,6 +46,7 @@ class SqliteDatabase:
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
+        require_sqlite_version()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = await connect(self.path, autocommit=False)
