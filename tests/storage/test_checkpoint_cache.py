@@ -158,7 +158,7 @@ async def test_only_large_checkpoints_with_a_delta_snapshot_are_cached() -> None
 
 
 async def test_cache_keeps_the_most_recently_used_blobs_within_its_size() -> None:
-    cache = DecodedBlobCache(max_bytes=100)
+    cache = DecodedBlobCache(max_bytes=100, memory_per_byte=1)
     keys = [(True, "msgpack", bytes([n]) * 40) for n in range(3)]
     cache.put(keys[0], "zero")
     cache.put(keys[1], "one")
@@ -228,7 +228,7 @@ async def test_verification_repairs_a_cached_message_changed_in_place(
 
 
 async def test_message_cache_drops_the_oldest_beyond_its_size() -> None:
-    messages = DecodedMessages(max_bytes=100)
+    messages = DecodedMessages(max_bytes=100, memory_per_byte=1)
     kept = [HumanMessage(str(n)) for n in range(3)]
     for n, message in enumerate(kept):
         messages.put(bytes([n]) * 40, message)

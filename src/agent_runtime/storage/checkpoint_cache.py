@@ -34,8 +34,13 @@ from agent_runtime.encoding import STABLE_JSON
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE_MB = 32
-"""Stored bytes of decoded blobs kept, by default: about 200 snapshots of 600 short messages.
-In memory a decoded blob takes several times its stored size (Python objects)."""
+"""Memory for each of the two caches (decoded checkpoints, decoded messages), by default: about
+30 snapshots of 600 short messages, and 15,000 messages with their JSON."""
+BLOB_MEMORY_PER_BYTE = 6
+"""Memory a decoded checkpoint takes per stored byte (a 600-message snapshot of 167 KB decodes
+to 1.05 MB of Python objects); the blob cache counts its entries at this rate."""
+MESSAGE_MEMORY_PER_BYTE = 9
+"""The same for a decoded message with its kept JSON (about 2.2 KB for 250 stored bytes)."""
 MIN_CACHED_BYTES = 8 * 1024
 """Smaller blobs decode in well under a millisecond; caching them would only churn the cache."""
 
@@ -48,18 +53,21 @@ class CheckpointCacheConfig:
     """The `agent_runtime.checkpoint_cache` section."""
 
     max_mb: int = DEFAULT_CACHE_MB
-    """Stored size of the blobs whose decoded form is kept; 0 turns the cache off."""
+    """Memory, estimated, for each of the decoded checkpoints and the decoded messages kept;
+    0 turns the cache off."""
     verify: bool = False
     """Decode again on every hit and compare: catches a graph that mutates its state in place
     (at the cost of the cache's benefit). Meant for development and tests."""
 
 
 class DecodedBlobCache:
-    """A least-recently-used map from a stored blob to its decoded form, bounded by the stored
-    size of the blobs. Safe to share between savers and threads."""
+    """A least-recently-used map from a stored blob to its decoded form, bounded by the memory
+    the decoded forms take (estimated from the blobs' size). Safe to share between savers and
+    threads."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, memory_per_byte: int = BLOB_MEMORY_PER_BYTE) -> None:
         self.max_bytes = max_bytes
+        self.memory_per_byte = memory_per_byte
         self._entries: OrderedDict[_Key, Any] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -78,7 +86,7 @@ class DecodedBlobCache:
             return value
 
     def put(self, key: _Key, value: Any) -> None:
-        size = len(key[2])
+        size = len(key[2]) * self.memory_per_byte
         if size > self.max_bytes:
             return
         with self._lock:
@@ -89,20 +97,22 @@ class DecodedBlobCache:
             self._bytes += size
             while self._bytes > self.max_bytes:
                 old, _ = self._entries.popitem(last=False)
-                self._bytes -= len(old[2])
+                self._bytes -= len(old[2]) * self.memory_per_byte
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
 class DecodedMessages:
-    """Messages by their stored bytes, bounded by the size of those bytes; oldest first out.
+    """Messages by their stored bytes, bounded by the memory they take (estimated from the size
+    of those bytes); oldest first out.
 
     A hit is one dict lookup without a lock: the cache is read for every message of every
     checkpoint decoded, and a lost update only costs a decode."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, *, memory_per_byte: int = MESSAGE_MEMORY_PER_BYTE) -> None:
         self.max_bytes = max_bytes
+        self.memory_per_byte = memory_per_byte
         self._entries: dict[bytes, BaseMessage] = {}
         self._stored: dict[int, bytes] = {}
         self._bytes = 0
@@ -122,7 +132,7 @@ class DecodedMessages:
         with self._lock:
             replaced = self._entries.get(data)
             if replaced is None:
-                self._bytes += len(data)
+                self._bytes += len(data) * self.memory_per_byte
             elif replaced is not message:
                 self._let_go(replaced)
             self._entries[data] = message
@@ -132,7 +142,7 @@ class DecodedMessages:
             while self._bytes > self.max_bytes and self._entries:
                 oldest = next(iter(self._entries))
                 self._let_go(self._entries.pop(oldest))
-                self._bytes -= len(oldest)
+                self._bytes -= len(oldest) * self.memory_per_byte
 
     def _let_go(self, message: BaseMessage) -> None:
         self._stored.pop(id(message), None)
@@ -185,7 +195,9 @@ class CachingSerializer(JsonPlusSerializer):
         # own hook, which gets its own message cache in front.
         clone._decode_ext = clone._unpack_ext_hook
         clone._unpack_ext_hook = clone._cached_ext_hook
-        clone.messages = DecodedMessages(self.messages.max_bytes)
+        clone.messages = DecodedMessages(
+            self.messages.max_bytes, memory_per_byte=self.messages.memory_per_byte
+        )
         return clone
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
