@@ -9,12 +9,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 import agent_runtime
+from agent_runtime.cli import dev_defaults
+from agent_runtime.config import load_config
+from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 ECHO = Path(__file__).parent / "fixtures" / "echo"
 SRC = Path(agent_runtime.__file__).resolve().parents[1]
@@ -200,12 +204,23 @@ def test_cli_dev_serves_the_config_until_stopped(tmp_path: Path) -> None:
     process.stdout.close()
 
     assert returncode == 0
-    assert stdout.splitlines()[:4] == [
+    assert stdout.splitlines()[:5] == [
         f"agent-runtime dev: serving {ECHO / 'langgraph.json'}",
         "  graph echo: ./graph.py:graph",
         f"  database: {database}",
         f"  API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs",
+        "  checkpoint cache: every reuse checked against storage (a development default;"
+        ' "checkpoint_cache": {"verify": false} turns it off)',
     ]
+
+
+def test_dev_checks_the_checkpoint_cache_unless_the_config_says(tmp_path: Path) -> None:
+    unset = load_config(ECHO / "langgraph.json", environ={})
+    assert unset.checkpoint_cache.verify is None
+    assert dev_defaults(unset).checkpoint_cache.verify is True
+    for said in (False, True):
+        configured = replace(unset, checkpoint_cache=CheckpointCacheConfig(verify=said))
+        assert dev_defaults(configured).checkpoint_cache.verify is said
 
 
 def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path) -> None:

@@ -338,7 +338,7 @@ def test_load_config_reads_our_own_section(tmp_path: Path) -> None:
 def test_load_config_defaults_the_checkpoint_cache(tmp_path: Path) -> None:
     config = load_config(_project(tmp_path, {"graphs": GRAPH}), environ={})
 
-    assert config.checkpoint_cache == CheckpointCacheConfig(max_mb=32, verify=False)
+    assert config.checkpoint_cache == CheckpointCacheConfig(max_mb=32, verify=None)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import socket
 import sys
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +63,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         command = _command(args, os.environ)
         config = load_config(command.config_path, database=command.database)
+        if command.name == "dev":
+            config = dev_defaults(config)
         for warning in config.warnings:
             _say(f"warning: {warning}")
         environ_before = dict(os.environ)
@@ -85,6 +87,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"  graph {graph_id}: {spec}", flush=True)
     print(f"  database: {config.database}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
+    if command.name == "dev" and config.checkpoint_cache.verify and config.checkpoint_cache.max_mb:
+        print(
+            "  checkpoint cache: every reuse checked against storage (a development default;"
+            ' "checkpoint_cache": {"verify": false} turns it off)',
+            flush=True,
+        )
     if command.browser and sys.stdout.isatty():
         # The socket already listens, so the page waits in the backlog until the app is up.
         webbrowser.open(f"{url}/docs")
@@ -117,7 +125,18 @@ def _reload_app() -> Starlette:
         _say(exc.detail)
         raise SystemExit(3) from None
     apply_env(config, os.environ)
-    return create_app(config)
+    # Only `agent-runtime dev` reloads.
+    return create_app(dev_defaults(config))
+
+
+def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
+    """What `agent-runtime dev` turns on that the config leaves unset: checking every reuse of
+    the checkpoint cache, so that a node changing its state in place is reported while the
+    graph is being written (`agent-runtime serve` trusts it, for speed)."""
+    cache = config.checkpoint_cache
+    if cache.verify is not None:
+        return config
+    return replace(config, checkpoint_cache=replace(cache, verify=True))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -55,9 +55,10 @@ class CheckpointCacheConfig:
     max_mb: int = DEFAULT_CACHE_MB
     """Memory, estimated, for each of the decoded checkpoints and the decoded messages kept;
     0 turns the cache off."""
-    verify: bool = False
+    verify: bool | None = None
     """Decode again on every hit and compare: catches a graph that mutates its state in place
-    (at the cost of the cache's benefit). Meant for development and tests."""
+    (at the cost of the cache's benefit). Meant for development and tests; None (not set) is
+    on under `agent-runtime dev` and off otherwise."""
 
 
 class DecodedBlobCache:

@@ -58,7 +58,9 @@ class SqliteStorage(
         cache = checkpoint_cache or CheckpointCacheConfig()
         # One cache for both savers: a snapshot a run decoded serves history reads, and back.
         self._serde = (
-            CachingSerializer(DecodedBlobCache(cache.max_mb * 1024 * 1024), verify=cache.verify)
+            CachingSerializer(
+                DecodedBlobCache(cache.max_mb * 1024 * 1024), verify=bool(cache.verify)
+            )
             if cache.max_mb
             else None
         )
