@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,6 @@ MIN_CACHED_BYTES = 8 * 1024
 """Smaller blobs decode in well under a millisecond; caching them would only churn the cache."""
 
 _Key = tuple[Any, str, bytes]
-_ExtHook = Callable[[int, bytes], Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +208,9 @@ class CachingSerializer(JsonPlusSerializer):
         return "msgpack", ormsgpack.packb(obj, default=self._encode, option=_MSGPACK_OPTIONS)
 
     def _encode(self, obj: Any) -> Any:
+        # `_msgpack_default` and `_option` are LangGraph's own encoding, private: a snapshot
+        # written here must be what LangGraph writes (a test compares the bytes), and an
+        # upgrade that renamed them would fail at import, not silently.
         if type(obj) is _DeltaSnapshot:
             return ormsgpack.Ext(
                 EXT_DELTA_SNAPSHOT,
