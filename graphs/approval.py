@@ -13,6 +13,7 @@ gets a ToolMessage (status "error") saying a human rejected it, and the model an
 from typing import Any, Literal
 
 from graphs.state import ConversationState
+from graphs.tools import TOOLS
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -60,7 +61,7 @@ def ask_approval(state: ConversationState) -> Command[Literal["tools", "model"]]
 _builder = StateGraph(ConversationState, context_schema=_agent.AgentContext)
 _builder.add_node("model", _agent.call_model)
 _builder.add_node("approve", ask_approval)
-_builder.add_node("tools", ToolNode(_agent.TOOLS))
+_builder.add_node("tools", ToolNode(TOOLS))
 _builder.add_edge(START, "model")
 _builder.add_conditional_edges("model", tools_condition, {"tools": "approve", END: END})
 _builder.add_edge("tools", "model")
