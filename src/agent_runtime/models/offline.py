@@ -243,39 +243,11 @@ class OfflineChatModel(BaseChatModel):
         }
 
 
-class _TokenCounts:
-    """Each message's token count, remembered by the message object: every call counts the
-    whole conversation, and a hosted model's cost per call would not grow with it this way.
-    An entry holds its message, so its id is not reused while the entry lives, and is used only
-    while the message still has the content and tool calls it was counted with."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: dict[int, tuple[BaseMessage, Any, Any, int]] = {}
-        self._lock = threading.Lock()
-
-    def of(self, message: BaseMessage) -> int:
-        fields = message.__dict__
-        content, calls = fields.get("content"), fields.get("tool_calls")
-        entry = self._entries.get(id(message))
-        if entry is not None and entry[0] is message and entry[1] is content and entry[2] is calls:
-            return entry[3]
-        count = _count_tokens(message)
-        with self._lock:
-            if len(self._entries) >= self._size:
-                del self._entries[next(iter(self._entries))]
-            self._entries[id(message)] = (message, content, calls, count)
-        return count
-
-
-_TOKEN_COUNTS = _TokenCounts(16384)
-
-
 class _PromptCounts:
     """The input token counts of the prompts seen last, so that a conversation's next prompt
     (a system prompt made anew, then the conversation so far and what it added) counts only
     the messages it added: walking 600 messages scattered in memory costs a third of a
-    millisecond even with each message's count remembered.
+    millisecond even with each text's word count remembered (`_count_words`).
 
     A prompt is found by the first message after a leading system prompt, and its entry used
     only while the new prompt starts with the same messages (a pointer comparison). A message
@@ -289,7 +261,7 @@ class _PromptCounts:
 
     def count(self, messages: Sequence[BaseMessage]) -> int:
         head = 1 if messages and isinstance(messages[0], SystemMessage) else 0
-        total = sum(_TOKEN_COUNTS.of(message) for message in messages[:head])
+        total = sum(_count_tokens(message) for message in messages[:head])
         body = list(messages[head:])
         if not body:
             return total
@@ -298,7 +270,7 @@ class _PromptCounts:
         start, counted = 0, 0
         if known is not None and len(known[0]) <= len(body) and body[: len(known[0])] == known[0]:
             start, counted = len(known[0]), known[1]
-        counted += sum(_TOKEN_COUNTS.of(message) for message in body[start:])
+        counted += sum(_count_tokens(message) for message in body[start:])
         with self._lock:
             self._entries.pop(id(body[0]), None)
             self._entries[id(body[0])] = (body, counted)
