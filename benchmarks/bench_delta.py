@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import io
 import os
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import plain_chat
-from bench_runs import start_server, stop_server
+from bench_runs import process_cpu_seconds, start_server, stop_server
 from langchain_core.messages import get_buffer_string
 from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -54,10 +53,10 @@ WINDOW = 10
 RATIO_TARGET = 1.2
 USER_TEXT = "hello there, how are you today? tell me something about turn {turn}"
 SERVER_GRAPHS = {
-    "delta": "./graphs/chat.py:graph",
-    "plain": "./benchmarks/plain_chat.py:graph",
+    "delta": f"{ROOT / 'graphs' / 'chat.py'}:graph",
+    "plain": f"{ROOT / 'benchmarks' / 'plain_chat.py'}:graph",
 }
-STARTUP_TIMEOUT_SECONDS = 30.0
+"""By absolute path: the server's langgraph.json lies in a temporary folder."""
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 
@@ -315,8 +314,8 @@ class _Served:
         self.database = folder / "server.sqlite"
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "langgraph.json"
-        graphs = {name: str(ROOT / spec[2:]) for name, spec in SERVER_GRAPHS.items()}
-        self.config.write_text(dumps({"dependencies": [str(ROOT)], "graphs": graphs}).decode())
+        config = {"dependencies": [str(ROOT)], "graphs": SERVER_GRAPHS}
+        self.config.write_text(dumps(config).decode())
         self._server: subprocess.Popen[bytes] | None = None
         self.client: LangGraphClient | None = None
 
@@ -326,14 +325,9 @@ class _Served:
         return self.client
 
     def cpu_seconds(self) -> float:
-        """CPU time of the server process so far, every thread, in nanoseconds' resolution
-        (/proc's per-thread schedstat; its stat file counts in 10 ms ticks)."""
+        """CPU time of the server process so far, every thread."""
         assert self._server is not None
-        total = 0
-        for task in Path(f"/proc/{self._server.pid}/task").iterdir():
-            with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                total += int((task / "schedstat").read_text().split()[0])
-        return total / 1e9
+        return process_cpu_seconds(self._server.pid)
 
     async def stop(self) -> None:
         if self.client is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -84,12 +85,14 @@ async def _concurrently(runs: int, concurrency: int, one: Callable[[], Awaitable
     return time.perf_counter() - start
 
 
-def _process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (every thread of it), from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # Fields after the command name, which is in parentheses and may hold spaces.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time of a process so far, every thread of it, at nanosecond resolution: the first
+    field of /proc/<pid>/task/*/schedstat (/proc/<pid>/stat counts in 10 ms ticks)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 # In-process
@@ -242,14 +245,14 @@ async def _bench_client(args: argparse.Namespace, client: LangGraphClient, pid: 
 
     await _timed_serial(args.warmup, waiter(await threads(args.warmup)))
     serial = waiter(await threads(args.runs))
-    cpu = _process_cpu_seconds(pid)
+    cpu = process_cpu_seconds(pid)
     latency = await _timed_serial(args.runs, serial)
-    cpu_serial = (_process_cpu_seconds(pid) - cpu) / args.runs
+    cpu_serial = (process_cpu_seconds(pid) - cpu) / args.runs
     await _concurrently(args.warmup, args.concurrency, waiter(await threads(args.warmup)))
     concurrent = waiter(await threads(args.runs_concurrent))
-    cpu = _process_cpu_seconds(pid)
+    cpu = process_cpu_seconds(pid)
     wall = await _concurrently(args.runs_concurrent, args.concurrency, concurrent)
-    cpu_concurrent = (_process_cpu_seconds(pid) - cpu) / args.runs_concurrent
+    cpu_concurrent = (process_cpu_seconds(pid) - cpu) / args.runs_concurrent
     await _timed_serial(args.warmup, streamer(await threads(args.warmup)))
     first.clear()
     await _timed_serial(args.runs_stream, streamer(await threads(args.runs_stream)))
