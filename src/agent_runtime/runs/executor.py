@@ -77,9 +77,11 @@ class RunExecutor:
         kwargs = run["kwargs"]
         modes = list(kwargs.get("stream_mode") or DEFAULT_STREAM_MODES)
         shaper = EventShaper(modes, subgraphs=bool(kwargs.get("stream_subgraphs")))
+        # Always a dict, if an empty one: LangGraph builds a `context_schema` dataclass or model
+        # from it, so a graph gets its defaults (None would reach `runtime.context` as is).
         context = {**assistant["context"], **(kwargs.get("context") or {})}
         options: dict[str, Any] = {
-            "context": context or None,
+            "context": context,
             "stream_mode": graph_stream_modes(modes) or ["values"],
             "subgraphs": bool(kwargs.get("stream_subgraphs")),
             "interrupt_before": kwargs.get("interrupt_before"),
