@@ -156,7 +156,7 @@ async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:
     ask = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
     paused = await rclient.runs.wait(tid, "approval", input=ask)
     interrupts = paused["__interrupt__"]
-    assert interrupts[0]["value"]["question"] == "Approve tool calls?"
+    assert interrupts[0]["value"]["action_requests"][0]["name"] == "calculator"
     stored = await rclient.threads.get(tid)
     assert stored["status"] == "interrupted"
     [(_task_id, pending)] = stored["interrupts"].items()
@@ -170,6 +170,29 @@ async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:
     assert done["messages"][-1]["content"] == "The result is 42."
     assert "__interrupt__" not in done
     assert (await rclient.threads.get(tid))["status"] == "idle"
+
+
+async def test_command_wins_over_input_as_agent_chat_ui_sends_them(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    thread = await rclient.threads.create()
+    tid = thread["thread_id"]
+    ask = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
+    await rclient.runs.wait(tid, "approval", input=ask)
+
+    # agent-chat-ui's Approve button: an empty input beside the resume command.
+    body = {
+        "assistant_id": "approval",
+        "input": {},
+        "command": {"resume": {"decisions": [{"type": "approve"}]}},
+    }
+    response = await rhttp.post(f"/threads/{tid}/runs/wait", json=body)
+
+    assert response.status_code == 200
+    assert response.json()["messages"][-1]["content"] == "The result is 42."
+    [run, _first] = await rclient.runs.list(tid)
+    assert "input" not in run["kwargs"]
+    assert run["kwargs"]["command"] == body["command"]
 
 
 async def test_resume_by_interrupt_id_inside_subgraph(rclient: LangGraphClient) -> None:
@@ -199,7 +222,6 @@ async def test_run_errors(rhttp: httpx.AsyncClient, rclient: LangGraphClient) ->
         ({"assistant_id": "nope"}, 404, "assistant_not_found"),
         ({"assistant_id": "chat", "stream_mode": "colour"}, 422, "validation_error"),
         ({"assistant_id": "chat", "feedback_keys": ["x"]}, 422, "unsupported_field"),
-        ({"assistant_id": "chat", "input": {}, "command": {"resume": 1}}, 422, "input_and_command"),
         ({"assistant_id": "slow", "interrupt_before": ["nope"]}, 422, "unknown_node"),
         ({"assistant_id": "chat", "webhook": "http://127.0.0.1:9/hook"}, 422, "webhook_refused"),
         ({"assistant_id": "chat", "surprise": True}, 422, "validation_error"),

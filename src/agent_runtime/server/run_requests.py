@@ -92,10 +92,6 @@ async def new_run(
     for field, reason in _UNSUPPORTED.items():
         if field in body:
             raise InvalidRequestError(f"{field}: {reason}", code="unsupported_field")
-    if "input" in body and body.get("input") is not None and body.get("command"):
-        raise InvalidRequestError(
-            "Pass either input or command, not both", code="input_and_command"
-        )
     command = body.get("command") or {}
     if "resume" in command and command["resume"] is None:
         # LangGraph itself fails on Command(resume=None) with an internal error.
@@ -115,6 +111,10 @@ async def new_run(
         await check_webhook_url(body["webhook"], allow_private=svc.config.webhooks_allow_private)
     await _check_nodes(svc, graph_id, body)
     kwargs: Json = {k: v for k, v in body.items() if k not in ("assistant_id", "metadata", "tags")}
+    if body.get("command"):
+        # The command wins and the input is dropped, as on LangGraph Platform: agent-chat-ui
+        # resumes an interrupt with `{"input": {}, "command": {"resume": ...}}`.
+        kwargs.pop("input", None)
     modes = body.get("stream_mode") or ["values"]
     kwargs["stream_mode"] = [modes] if isinstance(modes, str) else list(dict.fromkeys(modes))
     if "checkpoint_during" in body and "durability" not in body:
