@@ -173,6 +173,23 @@ def test_import_graphs_loads_a_module_from_a_path_dependency(tmp_path: Path) -> 
     assert sys.path[0] == str(tmp_path / "src")
 
 
+def test_import_graphs_finds_a_template_package_under_src(tmp_path: Path) -> None:
+    # LangChain's templates name "." and keep their package in src/, imported absolutely.
+    package = f"pkg_{uuid.uuid4().hex}"
+    (tmp_path / "src" / package).mkdir(parents=True)
+    (tmp_path / "src" / package / "__init__.py").touch()
+    (tmp_path / "src" / package / "nodes.py").write_text("GREETING = 'hello'\n")
+    (tmp_path / "src" / package / "graph.py").write_text(
+        GRAPHS + f"\nfrom {package}.nodes import GREETING\n"
+    )
+
+    config = _config(tmp_path, {"agent": f"./src/{package}/graph.py:graph"}, dependencies=["."])
+    sources = import_graphs(config)
+
+    assert isinstance(sources["agent"].target, Pregel)
+    assert sys.path.index(str(tmp_path)) < sys.path.index(str(tmp_path / "src"))
+
+
 async def test_graph_registry_attaches_checkpointer_and_store_to_a_compiled_graph(
     tmp_path: Path,
 ) -> None:

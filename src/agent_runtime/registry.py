@@ -59,16 +59,20 @@ class GraphSource:
 def import_graphs(config: RuntimeConfig) -> dict[str, GraphSource]:
     """Import every graph of the config, in file order.
 
-    Folders among `dependencies` (`.`, `./src`) go on `sys.path` first, once each.
+    Folders among `dependencies` (`.`, `./src`) go on `sys.path` first, once each, and so does
+    the `src/` folder inside one: LangChain's templates keep their package there and name `.`.
 
     Raises:
         GraphLoadError: a spec fails to import, lacks its attribute or names something else.
     """
     for dependency in reversed(config.dependencies):
         if is_path_dependency(dependency):
-            folder = str((config.base_dir / Path(dependency).expanduser()).resolve())
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
+            folder = (config.base_dir / Path(dependency).expanduser()).resolve()
+            # `pip install -e .` would make a template's `src/<package>` importable; serving the
+            # project as it is checked out must too, without asking for that step.
+            for entry in (folder / "src", folder):
+                if entry.is_dir() and str(entry) not in sys.path:
+                    sys.path.insert(0, str(entry))
     importlib.invalidate_caches()
     return {
         graph_id: GraphSource(
