@@ -183,7 +183,7 @@ async def test_agent_tells_time_in_named_zone(saver: AsyncSqliteSaver) -> None:
     assert told.utcoffset().total_seconds() == 9 * 3600  # type: ignore[union-attr]
 
 
-async def test_approval_interrupts_with_pending_tool_calls(saver: AsyncSqliteSaver) -> None:
+async def test_approval_interrupts_with_a_review_request(saver: AsyncSqliteSaver) -> None:
     approval = await _graph("approval", saver)
 
     await approval.ainvoke({"messages": [HumanMessage("what is 6 * 7")]}, _thread())
@@ -192,16 +192,35 @@ async def test_approval_interrupts_with_pending_tool_calls(saver: AsyncSqliteSav
     assert state.next == ("approve",)
     assert [interrupt.value for interrupt in state.interrupts] == [
         {
-            "question": "Approve tool calls?",
-            "tool_calls": [
-                {"name": "calculator", "args": {"expression": "6 * 7"}, "id": "call_1_0"}
+            "action_requests": [
+                {
+                    "name": "calculator",
+                    "args": {"expression": "6 * 7"},
+                    "description": 'Tool call calculator with {"expression": "6 * 7"}',
+                }
+            ],
+            "review_configs": [
+                {
+                    "action_name": "calculator",
+                    "allowed_decisions": ["approve", "edit", "reject", "respond"],
+                }
             ],
         }
     ]
     assert state.tasks[0].interrupts == state.interrupts
 
 
-@pytest.mark.parametrize("answer", [True, "approve", " Approve ", {"approved": True}])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"decisions": [{"type": "approve"}]},
+        [{"type": "accept", "args": None}],
+        True,
+        "approve",
+        " Approve ",
+        {"approved": True},
+    ],
+)
 async def test_approval_runs_tools_once_approved(saver: AsyncSqliteSaver, answer: Any) -> None:
     approval = await _graph("approval", saver)
     await approval.ainvoke({"messages": [HumanMessage("what is 6 * 7")]}, _thread())
@@ -213,7 +232,41 @@ async def test_approval_runs_tools_once_approved(saver: AsyncSqliteSaver, answer
     assert (await approval.aget_state(_thread())).next == ()
 
 
-@pytest.mark.parametrize("answer", [False, "reject", "yes", {"approved": "true"}, 0])
+EDITED = {"expression": "6 * 8"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"decisions": [{"type": "edit", "edited_action": {"name": "calculator", "args": EDITED}}]},
+        [{"type": "edit", "args": {"action": "calculator", "args": EDITED}}],
+    ],
+)
+async def test_approval_runs_an_edited_call(saver: AsyncSqliteSaver, answer: Any) -> None:
+    approval = await _graph("approval", saver)
+    await approval.ainvoke({"messages": [HumanMessage("what is 6 * 7")]}, _thread())
+
+    result = await approval.ainvoke(Command(resume=answer), _thread())
+
+    request, tool_result = result["messages"][1], result["messages"][2]
+    assert request.tool_calls[0]["args"] == {"expression": "6 * 8"}
+    assert (tool_result.content, tool_result.tool_call_id) == ("48", request.tool_calls[0]["id"])
+    assert result["messages"][-1].content == "The result is 48."
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"decisions": [{"type": "reject"}]},
+        [{"type": "ignore", "args": None}],
+        False,
+        "reject",
+        "yes",
+        {"approved": "true"},
+        0,
+        {"decisions": [{"type": "edit", "edited_action": {"name": "rm", "args": {}}}]},
+    ],
+)
 async def test_approval_rejects_anything_else(saver: AsyncSqliteSaver, answer: Any) -> None:
     approval = await _graph("approval", saver)
     await approval.ainvoke({"messages": [HumanMessage("what is 6 * 7")]}, _thread())
@@ -229,17 +282,62 @@ async def test_approval_rejects_anything_else(saver: AsyncSqliteSaver, answer: A
     )
 
 
-async def test_approval_rejection_carries_reason(saver: AsyncSqliteSaver) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"decisions": [{"type": "reject", "message": "too costly"}]},
+        {"approved": False, "reason": "too costly"},
+    ],
+)
+async def test_approval_rejection_carries_reason(saver: AsyncSqliteSaver, answer: Any) -> None:
     approval = await _graph("approval", saver)
     await approval.ainvoke({"messages": [HumanMessage("what is 6 * 7")]}, _thread())
 
-    result = await approval.ainvoke(
-        Command(resume={"approved": False, "reason": "too costly"}), _thread()
-    )
+    result = await approval.ainvoke(Command(resume=answer), _thread())
 
     assert result["messages"][2].content == (
         "Rejected by a human: calculator was not run. Reason: too costly"
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"decisions": [{"type": "respond", "message": "about 40"}]},
+        [{"type": "response", "args": "about 40"}],
+    ],
+)
+async def test_approval_response_stands_in_for_the_tool(
+    saver: AsyncSqliteSaver, answer: Any
+) -> None:
+    approval = await _graph("approval", saver)
+    await approval.ainvoke({"messages": [HumanMessage("what is 6 * 7")]}, _thread())
+
+    result = await approval.ainvoke(Command(resume=answer), _thread())
+
+    response = result["messages"][2]
+    assert isinstance(response, ToolMessage)
+    assert (response.content, response.status) == ("about 40", "success")
+    assert result["messages"][-1].content == "The result is about 40."
+
+
+async def test_approval_decides_each_call_of_a_batch(saver: AsyncSqliteSaver) -> None:
+    approval = await _graph("approval", saver)
+    ask = "what is 2 + 2 and what time is it in UTC"
+    await approval.ainvoke({"messages": [HumanMessage(ask)]}, _thread())
+    state = await approval.aget_state(_thread())
+    [pending] = state.interrupts
+    assert [r["name"] for r in pending.value["action_requests"]] == ["calculator", "current_time"]
+
+    decisions = [{"type": "approve"}, {"type": "reject", "message": "not now"}]
+    result = await approval.ainvoke(Command(resume={"decisions": decisions}), _thread())
+
+    results = {m.name: m for m in result["messages"] if isinstance(m, ToolMessage)}
+    assert results["calculator"].content == "4"
+    assert results["current_time"].content == (
+        "Rejected by a human: current_time was not run. Reason: not now"
+    )
+    assert results["current_time"].status == "error"
 
 
 async def test_approval_uses_model_from_context(saver: AsyncSqliteSaver) -> None:
