@@ -11,6 +11,7 @@ from agent_runtime.config import (
     CorsConfig,
     GraphSpec,
     HttpConfig,
+    RuntimeConfig,
     apply_env,
     config_from_dict,
     load_config,
@@ -37,6 +38,10 @@ def _error(folder: Path, data: dict[str, Any], *files: str) -> str:
     with pytest.raises(ConfigError) as caught:
         load_config(_project(folder, data, *files), environ={})
     return caught.value.detail
+
+
+def _config(folder: Path, **data: Any) -> RuntimeConfig:
+    return load_config(_project(folder, {"graphs": GRAPH, **data}), environ={})
 
 
 def _warnings(folder: Path, data: dict[str, Any]) -> tuple[str, ...]:
@@ -237,7 +242,7 @@ def test_load_config_warns_about_langgraph_features_it_ignores(tmp_path: Path) -
             "checkpointer": {
                 "path": "./cp.py:make",
                 "ttl": {"default_ttl": 60},
-                "serde": {"pickle_fallback": True},
+                "serde": {"pickle_fallback": False},
             },
         },
     )
@@ -248,9 +253,47 @@ def test_load_config_warns_about_langgraph_features_it_ignores(tmp_path: Path) -
         "langgraph.json: webhooks is not supported by agent-runtime; "
         "its URL policy and headers are not applied",
         "langgraph.json: checkpointer.path is not supported by agent-runtime; its own one is used",
-        "langgraph.json: checkpointer.serde is not supported by agent-runtime; checkpoints use "
-        "LangGraph's default serializer, which never pickles",
     )
+
+
+def test_load_config_reads_the_types_checkpoints_may_decode_to(tmp_path: Path) -> None:
+    modules = [["my_agent", "plans", "Plan"], ["my_agent", "Step"]]
+    config = _config(tmp_path, checkpointer={"serde": {"allowed_json_modules": modules}})
+
+    assert config.serde.allowed_json_modules == {
+        ("my_agent", "plans", "Plan"),
+        ("my_agent", "Step"),
+    }
+    assert config.serde.msgpack_types() == {("my_agent.plans", "Plan"), ("my_agent", "Step")}
+
+
+@pytest.mark.parametrize(
+    ("serde", "message"),
+    [
+        (
+            {"pickle_fallback": True},
+            "langgraph.json: checkpointer.serde.pickle_fallback: agent-runtime never unpickles "
+            "checkpoints (pickled bytes can run any code); remove the key or set it to false",
+        ),
+        (
+            {"allowed_json_modules": True},
+            "langgraph.json: checkpointer.serde.allowed_json_modules: true would let stored bytes "
+            'construct any type; list each type instead, as ["my_package", "my_module", "MyType"]',
+        ),
+        (
+            {"allowed_json_modules": [["Plan"]]},
+            "langgraph.json: checkpointer.serde.allowed_json_modules[0]: expected a module path "
+            'and a type name, as ["my_module", "MyType"], got ["Plan"]',
+        ),
+    ],
+)
+def test_load_config_refuses_serde_settings_that_run_stored_code(
+    tmp_path: Path, serde: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config(tmp_path, checkpointer={"serde": serde})
+
+    assert caught.value.detail == message
 
 
 def test_load_config_warns_about_http_keys_it_ignores(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from agent_runtime.config_limits import (
     read_checkpoint_cache,
     read_limits,
     read_pricing,
+    read_serde,
 )
 from agent_runtime.config_reader import (
     ConfigReader,
@@ -36,6 +37,7 @@ from agent_runtime.dotenv import parse_dotenv
 from agent_runtime.errors import ConfigError
 from agent_runtime.schema import Json
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
+from agent_runtime.storage.serde import SerdeConfig
 
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
 """Names the SQLite file; the `--database` flag beats it, and it beats `agent_runtime.database`."""
@@ -96,6 +98,9 @@ class RuntimeConfig:
     default_thread_ttl: Json | None = None
     """From LangGraph's `checkpointer.ttl.default_ttl` (minutes): the TTL of threads created
     without one, as `{"strategy": ..., "ttl": minutes}`."""
+    serde: SerdeConfig = field(default_factory=SerdeConfig)
+    """From LangGraph's `checkpointer.serde`: the types checkpoints may decode to beyond the
+    safe ones and those the graphs declare."""
     warnings: tuple[str, ...] = ()
     """Sentences about keys that are ignored; the CLI prints them."""
 
@@ -268,11 +273,6 @@ def _build(
     reader.check_keys(checkpointer, "checkpointer.", ("path", "ttl", "serde"))
     if checkpointer.get("path"):
         reader.warn("checkpointer.path is not supported by agent-runtime; its own one is used")
-    if checkpointer.get("serde"):
-        reader.warn(
-            "checkpointer.serde is not supported by agent-runtime; checkpoints use LangGraph's "
-            "default serializer, which never pickles"
-        )
     http = reader.section(data, "http")
     reader.check_keys(http, "http.", ("cors", *_HTTP_IGNORED, *_HTTP_MOOT))
     for key, consequence in _HTTP_IGNORED.items():
@@ -304,6 +304,7 @@ def _build(
         pricing=own.get("pricing", {}),
         checkpoint_cache=own.get("checkpoint_cache", CheckpointCacheConfig()),
         default_thread_ttl=default_thread_ttl(reader, checkpointer),
+        serde=read_serde(reader, checkpointer),
         warnings=tuple(reader.warnings),
     )
 

@@ -1,6 +1,6 @@
 """Our own limits, retention, pricing and cache settings (`agent_runtime.limits`,
-`agent_runtime.pricing`, `agent_runtime.checkpoint_cache`) and LangGraph's `checkpointer.ttl`,
-read and checked."""
+`agent_runtime.pricing`, `agent_runtime.checkpoint_cache`) and LangGraph's `checkpointer.ttl`
+and `checkpointer.serde`, read and checked."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from agent_runtime.config_reader import (
 )
 from agent_runtime.schema import Json
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
+from agent_runtime.storage.serde import SerdeConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,3 +104,41 @@ def default_thread_ttl(reader: ConfigReader, checkpointer: Mapping[str, Any]) ->
     if "default_ttl" not in ttl:
         return None
     return {"strategy": ttl.get("strategy", "delete"), "ttl": ttl["default_ttl"]}
+
+
+def read_serde(reader: ConfigReader, checkpointer: Mapping[str, Any]) -> SerdeConfig:
+    """`checkpointer.serde`: the extra types checkpoints may decode to. Pickle, and letting
+    any type decode, are refused: stored bytes must never choose what code runs."""
+    key = "checkpointer.serde"
+    section = _object(reader, key, checkpointer.get("serde") or {})
+    reader.check_keys(section, f"{key}.", ("allowed_json_modules", "pickle_fallback"))
+    if section.get("pickle_fallback"):
+        raise reader.error(
+            f"{key}.pickle_fallback",
+            "agent-runtime never unpickles checkpoints (pickled bytes can run any code); "
+            "remove the key or set it to false",
+        )
+    modules = section.get("allowed_json_modules")
+    if modules is True:
+        raise reader.error(
+            f"{key}.allowed_json_modules",
+            "true would let stored bytes construct any type; list each type instead, as "
+            '["my_package", "my_module", "MyType"]',
+        )
+    if modules is None or modules is False:
+        return SerdeConfig()
+    if not isinstance(modules, list):
+        raise reader.bad(f"{key}.allowed_json_modules", modules, "a list of module paths")
+    allowed: set[tuple[str, ...]] = set()
+    for index, path in enumerate(modules):
+        where = f"{key}.allowed_json_modules[{index}]"
+        if (
+            not isinstance(path, list)
+            or len(path) < 2
+            or not all(isinstance(part, str) and part.isidentifier() for part in path)
+        ):
+            raise reader.bad(
+                where, path, 'a module path and a type name, as ["my_module", "MyType"]'
+            )
+        allowed.add(tuple(path))
+    return SerdeConfig(allowed_json_modules=frozenset(allowed))

@@ -4,6 +4,7 @@ ended. It never touches run rows: the run manager records the outcome."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -134,7 +135,10 @@ class RunExecutor:
         await self._publish(run["run_id"], "error", error)
         state = RunOutcome(status="error")
         if graph is not None:
-            state = await state_outcome(graph, run["thread_id"])
+            # The failure may be the thread's state itself (a checkpoint that cannot be
+            # decoded): then there is no state to report, but the run must still end.
+            with contextlib.suppress(Exception):
+                state = await state_outcome(graph, run["thread_id"])
         recorder = self._recorders.get(run["run_id"])
         return replace(
             state,

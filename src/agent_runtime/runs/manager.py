@@ -15,7 +15,7 @@ from typing import Literal
 
 from agent_runtime.config_limits import ModelPrice
 from agent_runtime.encoding import dumps
-from agent_runtime.errors import NotFoundError
+from agent_runtime.errors import AgentRuntimeError, NotFoundError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.webhook import send_webhook
@@ -220,6 +220,16 @@ class RunManager:
             execution.cancel()
         try:
             outcome = await asyncio.shield(execution)
+        except Exception as exc:
+            # The executor reports graph failures as outcomes; this is a failure of ours.
+            # Ending the run here keeps it from staying `running` with the thread blocked.
+            logger.exception('Run "%s" on thread "%s" failed', run_id, run["thread_id"])
+            error = {"error": type(exc).__name__, "message": str(exc)}
+            with contextlib.suppress(RuntimeError):
+                await self._events.publish(run_id, "error", dumps(error))
+            outcome = RunOutcome(
+                status="error", error=f"{error['error']}: {error['message']}", thread_status="error"
+            )
         except asyncio.CancelledError:
             if not execution.done():
                 # The worker itself is being stopped (shutdown): leave the run `running` so the
@@ -293,8 +303,13 @@ class RunManager:
         graph_id = thread["metadata"].get("graph_id")
         if not isinstance(graph_id, str) or graph_id not in self._registry:
             return RunOutcome(status="success")
-        graph = await self._registry.get_graph(graph_id)
-        return await state_outcome(graph, thread_id)
+        try:
+            graph = await self._registry.get_graph(graph_id)
+            return await state_outcome(graph, thread_id)
+        except AgentRuntimeError as exc:
+            # A state that cannot be read (an undecodable checkpoint) leaves the thread as is.
+            logger.warning("Thread %s: its state cannot be read: %s", thread_id, exc.detail)
+            return RunOutcome(status="error", thread_status="error")
 
 
 def _seconds_until(moment: datetime) -> float:

@@ -37,6 +37,7 @@ from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.routing import Operation, json_response
 from agent_runtime.server.services import Services
 from agent_runtime.storage.base import NewAssistant, RetentionPolicy, Storage
+from agent_runtime.storage.serde import graph_types
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.streaming import MemoryEventLog
 
@@ -69,7 +70,11 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sources = import_graphs(config)
         backend = storage or SqliteStorage(
-            config.database, store_config=config.store, checkpoint_cache=config.checkpoint_cache
+            config.database,
+            store_config=config.store,
+            checkpoint_cache=config.checkpoint_cache,
+            serde=config.serde,
+            graph_types=graph_types(source.target for source in sources.values()),
         )
         await backend.setup()
         try:

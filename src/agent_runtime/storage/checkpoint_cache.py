@@ -30,6 +30,7 @@ from langgraph.checkpoint.serde.jsonplus import _option as _MSGPACK_OPTIONS
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from agent_runtime.encoding import STABLE_JSON
+from agent_runtime.storage.serde import StrictSerializer, TypeKey
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +153,10 @@ class DecodedMessages:
         return len(self._entries)
 
 
-class CachingSerializer(JsonPlusSerializer):
-    """LangGraph's serializer, remembering what large checkpoints holding a delta channel's
-    snapshot decode to: those are read by every run until the channel's next snapshot.
+class CachingSerializer(StrictSerializer):
+    """LangGraph's serializer (strict, see `storage.serde`), remembering what large checkpoints
+    holding a delta channel's snapshot decode to: those are read by every run until the
+    channel's next snapshot.
 
     What a reader gets is its own: every dict, list and set of the decoded value is copied on
     each read (a few microseconds for a list of 600 messages), so a reducer that extends its
@@ -177,8 +179,10 @@ class CachingSerializer(JsonPlusSerializer):
         *,
         verify: bool = False,
         messages: DecodedMessages | None = None,
+        allowed: Iterable[TypeKey] = (),
+        json_allowed: Iterable[TypeKey] = (),
     ) -> None:
-        super().__init__()
+        super().__init__(allowed=allowed, json_allowed=json_allowed)
         self.cache = cache
         self.verify = verify
         self.messages = messages if messages is not None else DecodedMessages(cache.max_bytes)

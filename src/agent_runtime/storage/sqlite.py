@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from agent_runtime.storage.checkpoint_cache import (
     CheckpointCacheConfig,
     DecodedBlobCache,
 )
+from agent_runtime.storage.serde import SerdeConfig, StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
 from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
 from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
@@ -52,17 +53,32 @@ class SqliteStorage(
         *,
         store_config: Mapping[str, Any] | None = None,
         checkpoint_cache: CheckpointCacheConfig | None = None,
+        serde: SerdeConfig | None = None,
+        graph_types: Iterable[TypeKey] = (),
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """Nothing is opened until `setup`.
+
+        Args:
+            serde: what langgraph.json adds to the types checkpoints may decode to.
+            graph_types: the types the served graphs declare (`storage.serde.graph_types`).
+        """
         self.path = path
         cache = checkpoint_cache or CheckpointCacheConfig()
-        # One cache for both savers: a snapshot a run decoded serves history reads, and back.
-        self._serde = (
+        serde = serde or SerdeConfig()
+        allowed = {*graph_types, *serde.msgpack_types()}
+        json_allowed = serde.allowed_json_modules
+        # One serializer for both savers: a snapshot a run decoded serves history reads, and
+        # back. Strict either way: stored bytes never choose what code runs.
+        self._serde: StrictSerializer = (
             CachingSerializer(
-                DecodedBlobCache(cache.max_mb * 1024 * 1024), verify=bool(cache.verify)
+                DecodedBlobCache(cache.max_mb * 1024 * 1024),
+                verify=bool(cache.verify),
+                allowed=allowed,
+                json_allowed=json_allowed,
             )
             if cache.max_mb
-            else None
+            else StrictSerializer(allowed=allowed, json_allowed=json_allowed)
         )
         self._db = SqliteDatabase(path)
         self._now = clock

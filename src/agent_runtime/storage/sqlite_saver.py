@@ -24,6 +24,8 @@ from langgraph.checkpoint.sqlite._delta import (
 )
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from agent_runtime.storage.serde import GuardedDecoding
+
 INLINE_BLOB_BYTES = 16 * 1024
 """Ancestor blobs up to this size come back with the walk; larger ones (snapshots, big plain
 channels) are read one by one, and only if the walk reaches them before it ends."""
@@ -58,8 +60,9 @@ _BLOB_SQL = (
 )
 
 
-class RuntimeSqliteSaver(AsyncSqliteSaver):
-    """`AsyncSqliteSaver` whose delta-channel history reads only the blobs it uses."""
+class RuntimeSqliteSaver(GuardedDecoding, AsyncSqliteSaver):
+    """`AsyncSqliteSaver` whose delta-channel history reads only the blobs it uses, and whose
+    undecodable blobs raise `CheckpointDecodeError` naming their thread."""
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
