@@ -17,7 +17,7 @@ import pytest
 
 import agent_runtime
 from agent_runtime.cli import dev_defaults
-from agent_runtime.config import load_config
+from agent_runtime.config import CorsConfig, HttpConfig, load_config
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 ECHO = Path(__file__).parent / "fixtures" / "echo"
@@ -221,6 +221,18 @@ def test_dev_checks_the_checkpoint_cache_unless_the_config_says(tmp_path: Path) 
     for said in (False, True):
         configured = replace(unset, checkpoint_cache=CheckpointCacheConfig(verify=said))
         assert dev_defaults(configured).checkpoint_cache.verify is said
+
+
+def test_dev_allows_local_pages_and_studio_unless_the_config_says(tmp_path: Path) -> None:
+    unset = load_config(ECHO / "langgraph.json", environ={})
+    configured = replace(unset, http=HttpConfig(cors=CorsConfig(allow_origins=("https://a.b",))))
+
+    assert unset.http.cors is None
+    assert dev_defaults(unset).http.cors == CorsConfig(
+        allow_origins=("https://smith.langchain.com",),
+        allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?",
+    )
+    assert dev_defaults(configured).http == configured.http
 
 
 def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path) -> None:

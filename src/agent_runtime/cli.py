@@ -23,6 +23,7 @@ from uvicorn.supervisors.statreload import StatReload
 from agent_runtime import __version__
 from agent_runtime.config import (
     DATABASE_ENV,
+    DEV_CORS,
     RuntimeConfig,
     apply_env,
     is_path_dependency,
@@ -132,11 +133,14 @@ def _reload_app() -> Starlette:
 def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
     """What `agent-runtime dev` turns on that the config leaves unset: checking every reuse of
     the checkpoint cache, so that a node changing its state in place is reported while the
-    graph is being written (`agent-runtime serve` trusts it, for speed)."""
+    graph is being written (`agent-runtime serve` trusts it, for speed); and calls from browser
+    pages on this machine and LangGraph Studio (`serve` allows only what `http.cors` lists)."""
     cache = config.checkpoint_cache
-    if cache.verify is not None:
-        return config
-    return replace(config, checkpoint_cache=replace(cache, verify=True))
+    if cache.verify is None:
+        config = replace(config, checkpoint_cache=replace(cache, verify=True))
+    if config.http.cors is None:
+        config = replace(config, http=replace(config.http, cors=DEV_CORS))
+    return config
 
 
 def _parser() -> argparse.ArgumentParser:
