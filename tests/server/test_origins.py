@@ -141,6 +141,29 @@ async def test_simple_cross_site_post_is_refused_before_the_run(dev: httpx.Async
     assert (await dev.post("/threads/count", json={})).json() == 1
 
 
+async def test_json_sent_as_text_plain_by_an_allowed_origin_is_read(
+    dev: httpx.AsyncClient,
+) -> None:
+    headers = {"Origin": STUDIO, "Content-Type": "text/plain;charset=UTF-8"}
+
+    thread = await dev.post("/threads", content='{"metadata": {"from": "studio"}}', headers=headers)
+    thread_id = thread.json()["thread_id"]
+    run = await dev.post(
+        f"/threads/{thread_id}/runs/wait",
+        content='{"assistant_id": "chat", "input": {"messages": [{"role": "user", '
+        '"content": "hi"}]}}',
+        headers=headers,
+    )
+    broken = await dev.post("/threads", content="{not json", headers=headers)
+
+    assert thread.status_code == 200
+    assert thread.json()["metadata"] == {"from": "studio"}
+    assert run.status_code == 200
+    assert [m["type"] for m in run.json()["messages"]] == ["human", "ai"]
+    assert broken.status_code == 422
+    assert broken.json()["code"] == "invalid_json"
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 async def test_every_state_changing_method_is_refused_from_other_origins(
     dev: httpx.AsyncClient, method: str
