@@ -24,6 +24,7 @@ from agent_runtime import __version__
 from agent_runtime.config import (
     DATABASE_ENV,
     DEV_CORS,
+    STUDIO_ORIGIN,
     RuntimeConfig,
     apply_env,
     is_path_dependency,
@@ -88,6 +89,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"  graph {graph_id}: {spec}", flush=True)
     print(f"  database: {config.database}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
+    if command.name == "dev":
+        print(f"  {_studio_line(config, url)}", flush=True)
     if command.name == "dev" and config.checkpoint_cache.verify and config.checkpoint_cache.max_mb:
         print(
             "  checkpoint cache: every reuse checked against storage (a development default;"
@@ -141,6 +144,14 @@ def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
     if config.http.cors is None:
         config = replace(config, http=replace(config.http, cors=DEV_CORS))
     return config
+
+
+def _studio_line(config: RuntimeConfig, url: str) -> str:
+    from agent_runtime.server.origins import OriginPolicy
+
+    if OriginPolicy(config.http.cors or DEV_CORS).allows(STUDIO_ORIGIN):
+        return f"Studio: {STUDIO_ORIGIN}/studio/?baseUrl={url}"
+    return f"Studio: add {STUDIO_ORIGIN} to http.cors.allow_origins in langgraph.json to use it"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -56,8 +56,10 @@ class CorsConfig:
     max_age: int = 600
 
 
+STUDIO_ORIGIN = "https://smith.langchain.com"
+"""Where LangGraph Studio runs; it calls the server from the developer's browser."""
 DEV_CORS = CorsConfig(
-    allow_origins=("https://smith.langchain.com",),
+    allow_origins=(STUDIO_ORIGIN,),
     allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?",
 )
 """What `agent-runtime dev` allows when `http.cors` is absent: pages on this machine (any port)

@@ -12,7 +12,7 @@ import pytest
 
 from agent_runtime.cli import dev_defaults
 from agent_runtime.config import CorsConfig, HttpConfig, RuntimeConfig
-from agent_runtime.server.origins import OriginPolicy
+from agent_runtime.server.origins import OriginPolicy, server_origin
 from tests.conftest import RunningServer, example_config, raw_client
 
 EVIL = "https://evil.example"
@@ -258,31 +258,34 @@ async def test_configured_cors_replaces_the_dev_default(database: Path) -> None:
 
 
 def test_origin_policy_matches_whole_origins() -> None:
-    scope = {"type": "http", "scheme": "http", "headers": [(b"host", b"127.0.0.1:2024")]}
     dev = OriginPolicy(dev_defaults(example_config(Path("x.sqlite"))).http.cors or CorsConfig())
     anyone = OriginPolicy(CorsConfig(allow_origins=("*",)))
-
-    assert dev.allows("http://localhost:3000", scope)
-    assert dev.allows("https://[::1]", scope)
-    assert dev.allows("http://127.0.0.1:2024", scope)
-    assert not dev.allows("http://127.0.0.2:3000", scope)
-    assert not dev.allows("http://localhost:3000.evil.example", scope)
-    assert not dev.allows("https://smith.langchain.com.evil.example", scope)
-    assert not dev.allows("ftp://localhost", scope)
-    assert anyone.allows(EVIL, scope)
-    assert not anyone.allows("null", scope)
-    assert OriginPolicy(CorsConfig()).allows("http://127.0.0.1:2024", scope)
-    assert not OriginPolicy(CorsConfig()).allows("http://127.0.0.1:2025", scope)
-    assert not OriginPolicy(CorsConfig()).allows("https://127.0.0.1:2024", scope)
-
-
-def test_own_origin_ignores_default_ports() -> None:
-    def scope(scheme: str, host: str) -> dict[str, object]:
-        return {"type": "http", "scheme": scheme, "headers": [(b"host", host.encode())]}
-
     none = OriginPolicy(CorsConfig())
 
-    assert none.allows("http://example.com", scope("http", "example.com:80"))
-    assert none.allows("https://example.com", scope("https", "Example.com"))
-    assert none.allows("http://[::1]:2024", scope("http", "[::1]:2024"))
-    assert not none.allows("http://[::1]:2024", scope("http", "[::1]"))
+    assert dev.allows("http://localhost:3000")
+    assert dev.allows("https://[::1]")
+    assert dev.allows("http://127.0.0.1:2024")
+    assert not dev.allows("http://127.0.0.2:3000")
+    assert not dev.allows("http://localhost:3000.evil.example")
+    assert not dev.allows("https://smith.langchain.com.evil.example")
+    assert not dev.allows("ftp://localhost")
+    assert anyone.allows(EVIL)
+    assert not anyone.allows("null")
+    assert none.allows("http://127.0.0.1:2024", own="http://127.0.0.1:2024")
+    assert not none.allows("http://127.0.0.1:2025", own="http://127.0.0.1:2024")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "origin"),
+    [
+        ("http", "example.com:80", "http://example.com"),
+        ("https", "Example.com", "https://example.com"),
+        ("https", "example.com:443", "https://example.com"),
+        ("http", "[::1]:2024", "http://[::1]:2024"),
+        ("http", "[::1]", "http://[::1]"),
+    ],
+)
+async def testserver_origin_leaves_out_default_ports(scheme: str, host: str, origin: str) -> None:
+    scope = {"type": "http", "scheme": scheme, "headers": [(b"host", host.encode())]}
+
+    assert server_origin(scope) == origin

@@ -32,15 +32,15 @@ class OriginPolicy:
         self._exact = frozenset(origin.rstrip("/") for origin in cors.allow_origins)
         self._pattern = re.compile(cors.allow_origin_regex) if cors.allow_origin_regex else None
 
-    def allows(self, origin: str, scope: Scope) -> bool:
+    def allows(self, origin: str, *, own: str | None = None) -> bool:
         """Whether a request carrying this `Origin` header may act on the server.
 
-        The server's own origin always may. `null` (sandboxed frames, `file:` pages) only when
-        listed as such: `"*"` does not cover it.
+        The server's own origin (`own`, from the request's Host) always may. `null` (sandboxed
+        frames, `file:` pages) only when listed as such: `"*"` does not cover it.
         """
         if origin == "null":
             return "null" in self._exact
-        if origin == _own_origin(scope):
+        if origin == own:
             return True
         if self._any or origin in self._exact:
             return True
@@ -65,7 +65,7 @@ class OriginMiddleware:
             # Not a browser acting for a page (curl, the SDKs, a server-side client).
             await self.app(scope, receive, send)
             return
-        allowed = self.policy.allows(origin, scope)
+        allowed = self.policy.allows(origin, own=server_origin(scope))
         method = scope["method"]
         if method == "OPTIONS" and "access-control-request-method" in headers:
             await self._preflight(origin, allowed, headers)(scope, receive, send)
@@ -141,7 +141,9 @@ class OriginMiddleware:
         return self.policy.cors
 
 
-def _own_origin(scope: Scope) -> str | None:
+def server_origin(scope: Scope) -> str | None:
+    """The origin a request was sent to (scheme and `Host`), as a browser would write it."""
+    # Browsers leave the default port out of `Origin`; some clients put it in `Host`.
     host = Headers(scope=scope).get("host")
     if not host:
         return None
