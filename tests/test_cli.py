@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 import agent_runtime
-from agent_runtime.cli import dev_defaults
-from agent_runtime.config import load_config
+from agent_runtime.cli import _studio_line, dev_defaults
+from agent_runtime.config import CorsConfig, HttpConfig, load_config
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 ECHO = Path(__file__).parent / "fixtures" / "echo"
@@ -204,11 +204,12 @@ def test_cli_dev_serves_the_config_until_stopped(tmp_path: Path) -> None:
     process.stdout.close()
 
     assert returncode == 0
-    assert stdout.splitlines()[:5] == [
+    assert stdout.splitlines()[:6] == [
         f"agent-runtime dev: serving {ECHO / 'langgraph.json'}",
         "  graph echo: ./graph.py:graph",
         f"  database: {database}",
         f"  API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs",
+        f"  Studio: https://smith.langchain.com/studio/?baseUrl=http://127.0.0.1:{port}",
         "  checkpoint cache: every reuse checked against storage (a development default;"
         ' "checkpoint_cache": {"verify": false} turns it off)',
     ]
@@ -221,6 +222,31 @@ def test_dev_checks_the_checkpoint_cache_unless_the_config_says(tmp_path: Path) 
     for said in (False, True):
         configured = replace(unset, checkpoint_cache=CheckpointCacheConfig(verify=said))
         assert dev_defaults(configured).checkpoint_cache.verify is said
+
+
+def test_dev_allows_local_pages_and_studio_unless_the_config_says(tmp_path: Path) -> None:
+    unset = load_config(ECHO / "langgraph.json", environ={})
+    configured = replace(unset, http=HttpConfig(cors=CorsConfig(allow_origins=("https://a.b",))))
+
+    assert unset.http.cors is None
+    assert dev_defaults(unset).http.cors == CorsConfig(
+        allow_origins=("https://smith.langchain.com",),
+        allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?",
+    )
+    assert dev_defaults(configured).http == configured.http
+
+
+def test_dev_names_the_studio_link_or_how_to_allow_studio() -> None:
+    config = dev_defaults(load_config(ECHO / "langgraph.json", environ={}))
+    elsewhere = replace(config, http=HttpConfig(cors=CorsConfig(allow_origins=("https://a.b",))))
+
+    assert _studio_line(config, "http://[::1]:2024") == (
+        "Studio: https://smith.langchain.com/studio/?baseUrl=http://[::1]:2024"
+    )
+    assert _studio_line(elsewhere, "http://127.0.0.1:2024") == (
+        "Studio: add https://smith.langchain.com to http.cors.allow_origins in langgraph.json "
+        "to use it"
+    )
 
 
 def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path) -> None:

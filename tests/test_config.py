@@ -352,6 +352,11 @@ def test_load_config_reads_cors_over_defaults(tmp_path: Path) -> None:
         ),
         ({"cors": {"max_age": -1}}, "http.cors.max_age: expected a non-negative integer, got -1"),
         (
+            {"cors": {"allow_origins": ["https://a.example", "*"], "allow_credentials": True}},
+            "http.cors.allow_credentials: cannot be true while http.cors.allow_origins "
+            'contains "*"; list the origins',
+        ),
+        (
             {"cors": {"allow_origin_regex": "("}},
             "http.cors.allow_origin_regex: invalid regular expression: "
             "missing ), unterminated subpattern at position 0",

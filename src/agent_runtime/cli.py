@@ -23,6 +23,8 @@ from uvicorn.supervisors.statreload import StatReload
 from agent_runtime import __version__
 from agent_runtime.config import (
     DATABASE_ENV,
+    DEV_CORS,
+    STUDIO_ORIGIN,
     RuntimeConfig,
     apply_env,
     is_path_dependency,
@@ -87,6 +89,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"  graph {graph_id}: {spec}", flush=True)
     print(f"  database: {config.database}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
+    if command.name == "dev":
+        print(f"  {_studio_line(config, url)}", flush=True)
     if command.name == "dev" and config.checkpoint_cache.verify and config.checkpoint_cache.max_mb:
         print(
             "  checkpoint cache: every reuse checked against storage (a development default;"
@@ -132,11 +136,22 @@ def _reload_app() -> Starlette:
 def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
     """What `agent-runtime dev` turns on that the config leaves unset: checking every reuse of
     the checkpoint cache, so that a node changing its state in place is reported while the
-    graph is being written (`agent-runtime serve` trusts it, for speed)."""
+    graph is being written (`agent-runtime serve` trusts it, for speed); and calls from browser
+    pages on this machine and LangGraph Studio (`serve` allows only what `http.cors` lists)."""
     cache = config.checkpoint_cache
-    if cache.verify is not None:
-        return config
-    return replace(config, checkpoint_cache=replace(cache, verify=True))
+    if cache.verify is None:
+        config = replace(config, checkpoint_cache=replace(cache, verify=True))
+    if config.http.cors is None:
+        config = replace(config, http=replace(config.http, cors=DEV_CORS))
+    return config
+
+
+def _studio_line(config: RuntimeConfig, url: str) -> str:
+    from agent_runtime.server.origins import OriginPolicy
+
+    if OriginPolicy(config.http.cors or DEV_CORS).allows(STUDIO_ORIGIN):
+        return f"Studio: {STUDIO_ORIGIN}/studio/?baseUrl={url}"
+    return f"Studio: add {STUDIO_ORIGIN} to http.cors.allow_origins in langgraph.json to use it"
 
 
 def _parser() -> argparse.ArgumentParser:

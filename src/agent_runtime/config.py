@@ -58,6 +58,16 @@ class CorsConfig:
     max_age: int = 600
 
 
+STUDIO_ORIGIN = "https://smith.langchain.com"
+"""Where LangGraph Studio runs; it calls the server from the developer's browser."""
+DEV_CORS = CorsConfig(
+    allow_origins=(STUDIO_ORIGIN,),
+    allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?",
+)
+"""What `agent-runtime dev` allows when `http.cors` is absent: pages on this machine (any port)
+and LangGraph Studio. `serve` allows no other origin than its own."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpConfig:
     """The HTTP settings agent-runtime honours."""
@@ -282,6 +292,13 @@ def _build(
     if http.get("cors") is not None:
         cors_section = reader.section(http, "cors", "http.")
         cors = CorsConfig(**reader.values(cors_section, "http.cors.", _CORS_KEYS))
+        if cors.allow_credentials and "*" in cors.allow_origins:
+            # Browsers refuse credentials with a wildcard; echoing every origin instead would
+            # let any website act with the user's cookies.
+            raise reader.error(
+                "http.cors.allow_credentials",
+                'cannot be true while http.cors.allow_origins contains "*"; list the origins',
+            )
     own = reader.values(reader.section(data, "agent_runtime"), "agent_runtime.", _OWN_KEYS)
     return RuntimeConfig(
         path=path,

@@ -13,11 +13,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from agent_runtime.config import RuntimeConfig
+from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
@@ -34,6 +33,7 @@ from agent_runtime.server import (
     tool_calls,
 )
 from agent_runtime.server.openapi import build_openapi
+from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, json_response
 from agent_runtime.server.services import Services
 from agent_runtime.storage.base import NewAssistant, RetentionPolicy, Storage
@@ -105,21 +105,8 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
         finally:
             await backend.close()
 
-    middleware = []
-    cors = config.http.cors
-    if cors is not None:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(cors.allow_origins),
-                allow_methods=list(cors.allow_methods),
-                allow_headers=list(cors.allow_headers),
-                allow_credentials=cors.allow_credentials,
-                allow_origin_regex=cors.allow_origin_regex,
-                expose_headers=list(cors.expose_headers),
-                max_age=cors.max_age,
-            )
-        )
+    # No `http.cors`: only the server's own origin (`agent-runtime dev` sets a default first).
+    middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig())]
     ops = list(operations())
     app = Starlette(
         routes=[op.route() for op in ops],
