@@ -72,10 +72,10 @@ async def test_local_page_streams_a_run_and_resumes_an_interrupt(
         thread = (await http.get(f"/threads/{thread_id}")).json()
     assert thread["status"] == "interrupted"
 
-    # From here on: LangChain's human-in-the-loop interrupt shape, and `command` winning over
-    # the empty `input` agent-chat-ui sends with it.
+    # LangChain's human-in-the-loop request, resumed as agent-chat-ui does: an empty `input`
+    # beside the command, which wins.
     assert await page.page.locator("#interrupt .action").all_inner_texts() == [
-        'calculator {"expression":"6 * 7"} [approve, edit, reject]'
+        'calculator {"expression":"6 * 7"} [approve, edit, reject, respond]'
     ]
     decision = {"decisions": [{"type": "approve"}]}
     assert await _run_step(page, f"resume({json.dumps(decision)})") == ("resume: done", "")
