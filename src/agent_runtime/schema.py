@@ -98,7 +98,8 @@ class Thread(TypedDict):
     """Pending interrupts keyed by the id of the task that raised them."""
     config: Json
     ttl: Json | None
-    """`{"strategy": "delete", "ttl": minutes}` when the thread expires, else None."""
+    """`{"strategy": "delete" | "keep_latest", "ttl": minutes}` when the thread expires, else
+    None."""
     lifecycle: Lifecycle
     """`open` takes writes; `locked` is read-only until reopened; `archived` is read-only for
     good."""

@@ -74,11 +74,13 @@ async def test_load_chat_model_rejects_unknown_provider() -> None:
     )
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("langchain_openai") is not None,
-    reason="the missing-package message needs langchain-openai absent",
-)
-async def test_load_chat_model_names_missing_integration_package() -> None:
+@pytest.fixture
+def no_openai(monkeypatch: pytest.MonkeyPatch) -> None:
+    """langchain-openai as if not installed (the dev extra installs it)."""
+    monkeypatch.setitem(sys.modules, "langchain_openai", None)
+
+
+async def test_load_chat_model_names_missing_integration_package(no_openai: None) -> None:
     with pytest.raises(InvalidRequestError) as error:
         load_chat_model("openai:gpt-4o")
 
@@ -88,11 +90,9 @@ async def test_load_chat_model_names_missing_integration_package() -> None:
     assert error.value.code == "model_unavailable"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("langchain_openai") is not None,
-    reason="the missing-package message needs langchain-openai absent",
-)
-async def test_load_chat_model_openai_compatible_needs_the_openai_package() -> None:
+async def test_load_chat_model_openai_compatible_needs_the_openai_package(
+    no_openai: None,
+) -> None:
     with pytest.raises(InvalidRequestError) as error:
         load_chat_model("openai-compatible:qwen")
 
@@ -138,7 +138,7 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_load_chat_model_builds_openai_with_model_name(fake_openai: None) -> None:
     model: Any = load_chat_model("openai:gpt-fake-1")
 
-    assert model.kwargs == {"model": "gpt-fake-1"}
+    assert model.kwargs == {"model": "gpt-fake-1", "stream_usage": True}
 
 
 async def test_load_chat_model_points_openai_compatible_at_base_url(
@@ -151,6 +151,7 @@ async def test_load_chat_model_points_openai_compatible_at_base_url(
 
     assert model.kwargs == {
         "model": "qwen-fake-1",
+        "stream_usage": True,
         "base_url": "http://localhost:8000/v1",
         "api_key": "not-needed",
     }

@@ -94,6 +94,39 @@ async def test_thread_ttl(client: LangGraphClient, http: httpx.AsyncClient) -> N
     assert response.json()["detail"] == "ttl.ttl: value should be greater than 0, got -1"
 
 
+async def test_thread_ttl_keep_latest(
+    runs_server: RunningServer, rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    keep_latest = {"strategy": "keep_latest", "ttl": 60}
+    created = await rclient.threads.create(ttl=keep_latest)
+    thread_id = created["thread_id"]
+    assert created["ttl"] == keep_latest
+    assert (await rclient.threads.get(thread_id))["ttl"] == keep_latest
+    await rclient.runs.wait(thread_id, "slow", input={"steps": []}, context={"delay": 0.01})
+    assert len(await rclient.threads.get_history(thread_id)) == 5
+
+    # Expire it (6 ms), then sweep: trimmed to its latest checkpoint, not deleted.
+    short = {"strategy": "keep_latest", "ttl": 0.0001}
+    updated = await rclient.threads.update(thread_id, metadata={}, ttl=short)
+    assert updated["ttl"] == short
+    await asyncio.sleep(0.05)
+    assert await runs_server.services().storage.sweep_expired_threads() == 1
+    thread = await rclient.threads.get(thread_id)
+    assert thread["ttl"] == short
+    assert thread["values"] == {"steps": ["one", "two", "three"]}
+    history = await rclient.threads.get_history(thread_id)
+    assert [h["values"] for h in history] == [{"steps": ["one", "two", "three"]}]
+    assert history[0]["parent_checkpoint"] is None
+
+    response = await rhttp.patch(
+        f"/threads/{thread_id}", json={"ttl": {"strategy": "shred", "ttl": 5}}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "ttl.strategy: value should be 'delete' or 'keep_latest', got \"shred\""
+    )
+
+
 async def test_expired_threads_are_swept(server: RunningServer, client: LangGraphClient) -> None:
     storage: Storage = server.services().storage
     keep = await client.threads.create()

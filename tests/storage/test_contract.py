@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import operator
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.graph import START, StateGraph
+from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.storage.base import (
@@ -204,6 +208,87 @@ async def test_ttl_sweep(storage: Storage, clock: Clock) -> None:
     assert await storage.sweep_expired_threads() == 1
     remaining = await storage.search_threads(ThreadQuery(sort_by="thread_id", sort_order="asc"))
     assert [t["thread_id"] for t in remaining] == ["long", "none"]
+
+
+async def _steps_graph(storage: Storage) -> Any:
+    """A real graph on the storage's checkpointer: each invoke adds four checkpoints."""
+
+    class Steps(TypedDict):
+        steps: Annotated[list[str], operator.add]
+
+    builder = StateGraph(Steps)
+    builder.add_node("one", lambda _: {"steps": ["one"]})
+    builder.add_node("two", lambda _: {"steps": ["two"]})
+    builder.add_edge(START, "one")
+    builder.add_edge("one", "two")
+    return builder.compile(checkpointer=storage.checkpointer)
+
+
+async def _history_length(storage: Storage, thread_id: str) -> int:
+    config = {"configurable": {"thread_id": thread_id}}
+    return len([c async for c in storage.checkpointer.alist(config)])
+
+
+async def test_ttl_sweep_keep_latest_trims_and_keeps_the_thread(
+    storage: Storage, clock: Clock
+) -> None:
+    keep_latest = {"strategy": "keep_latest", "ttl": 1}
+    for thread_id, ttl in (
+        ("trim", keep_latest),
+        ("delta", keep_latest),
+        ("held", keep_latest),
+        ("gone", {"strategy": "delete", "ttl": 1}),
+    ):
+        await storage.create_thread(
+            NewThread(thread_id=thread_id, metadata={}, ttl=ttl), if_exists="raise"
+        )
+    graph = await _steps_graph(storage)
+    trim = {"configurable": {"thread_id": "trim"}}
+    for _ in range(2):
+        await graph.ainvoke({"steps": []}, trim)
+    await graph.ainvoke({"steps": []}, {"configurable": {"thread_id": "held"}})
+    assert await _history_length(storage, "trim") == 8
+    # What LangGraph's DeltaChannel leaves in checkpoint metadata.
+    for step in range(3):
+        await storage.checkpointer.aput(
+            {"configurable": {"thread_id": "delta", "checkpoint_ns": ""}},
+            empty_checkpoint(),
+            {"source": "loop", "step": step, "counters_since_delta_snapshot": {"m": step}},
+            {},
+        )
+    await storage.update_thread("held", ThreadPatch(lifecycle="locked"))
+
+    clock.now += timedelta(seconds=59)
+    assert await storage.sweep_expired_threads() == 0
+    clock.now += timedelta(seconds=2)
+    assert await storage.sweep_expired_threads() == 2  # trim kept, gone deleted
+
+    thread = await storage.get_thread("trim")
+    assert thread["ttl"] == keep_latest
+    assert await _history_length(storage, "trim") == 1
+    latest = await graph.aget_state(trim)
+    assert latest.values == {"steps": ["one", "two"] * 2}
+    assert latest.parent_config is None
+    with pytest.raises(NotFoundError):
+        await storage.get_thread("gone")
+    # Skipped and left whole: a DeltaChannel rebuilds values from older checkpoints' writes.
+    assert await _history_length(storage, "delta") == 3
+    assert await _history_length(storage, "held") == 4
+    # Trimmed threads no longer count as expired; the delta one is looked at (and skipped)
+    # again on each sweep.
+    clock.now += timedelta(minutes=5)
+    assert await storage.sweep_expired_threads() == 0
+    assert await _history_length(storage, "delta") == 3
+
+    # Activity restarts the TTL: the thread is trimmed again a minute after its next run.
+    await graph.ainvoke({"steps": []}, trim)
+    await storage.settle_thread("trim", RunOutcome(status="success"))
+    clock.now += timedelta(seconds=30)
+    assert await storage.sweep_expired_threads() == 0
+    clock.now += timedelta(seconds=31)
+    assert await storage.sweep_expired_threads() == 1
+    assert await _history_length(storage, "trim") == 1
+    assert (await graph.aget_state(trim)).values == {"steps": ["one", "two"] * 3}
 
 
 async def test_data_survives_reopen(tmp_path: Path) -> None:

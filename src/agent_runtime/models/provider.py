@@ -58,7 +58,8 @@ def load_chat_model(spec: str) -> BaseChatModel:
     Providers: `offline` (the bundled `OfflineChatModel`, the model part becomes its
     `model_name`), `openai`, `anthropic`, `ollama`, and `openai-compatible`, which is
     `ChatOpenAI` pointed at `$OPENAI_BASE_URL` with `$OPENAI_API_KEY` (a placeholder when
-    unset). The environment is read on the first load of a spec; later loads reuse it.
+    unset). Both `ChatOpenAI` providers ask for token usage on streamed completions too. The
+    environment is read on the first load of a spec; later loads reuse it.
 
     Raises:
         InvalidRequestError: the spec is malformed, names an unknown provider, needs an
@@ -87,6 +88,11 @@ def _load_cached(spec: str) -> BaseChatModel:
         )
     model_class = _import_class(spec, integration)
     kwargs: dict[str, Any] = {"model": name}
+    if integration.class_name == "ChatOpenAI":
+        # Streamed completions report tokens only when asked (`stream_options.include_usage`);
+        # ChatOpenAI asks by itself only for api.openai.com, so a streamed run's usage would
+        # be missing where a waited one's is recorded.
+        kwargs["stream_usage"] = True
     if provider == "openai-compatible":
         base_url = os.environ.get(BASE_URL_VARIABLE)
         if not base_url:

@@ -1,6 +1,6 @@
-"""The messages view: a thread's `messages` channel listed, read, edited and deleted one message
-at a time. Reads come from the graph's latest state, never the threads table; edits go through
-the checkpointer as a new checkpoint, so history keeps every old version."""
+"""The messages view: a thread's `messages` channel listed, read, added to, edited and deleted
+one message at a time. Reads come from the graph's latest state, never the threads table; writes
+go through the checkpointer as a new checkpoint, so history keeps every old version."""
 
 from __future__ import annotations
 
@@ -17,16 +17,24 @@ from starlette.responses import Response
 from typing_extensions import TypedDict
 
 from agent_runtime.encoding import to_jsonable
-from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
+from agent_runtime.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
 from agent_runtime.lifecycle import require_editable
 from agent_runtime.runs.executor import AnyGraph, state_outcome
 from agent_runtime.schema import Json, Thread
+from agent_runtime.server.assistants import resolve_assistant_id
+from agent_runtime.server.message_input import NewMessages, new_messages
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.snapshots import checkpoint_json
 from agent_runtime.server.state import thread_graph
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import closed
+from agent_runtime.storage.base import ThreadPatch
 
 router = Router("thread messages")
 CHANNEL = "messages"
@@ -60,6 +68,63 @@ async def list_thread_messages(request: Request, query: MessagesQuery) -> Respon
     if offset + limit < len(messages):
         headers["X-Pagination-Next"] = str(offset + limit)
     return json_response([to_jsonable(m) for m in page], headers=headers)
+
+
+@router.post("/threads/{thread_id}/messages", body=NewMessages)
+async def create_thread_messages(request: Request, body: NewMessages) -> Json:
+    """Add messages to the end of the thread's conversation without running it, as a new
+    checkpoint (like OpenAI Assistants' "create message").
+
+    Answers 200 (as every create of this API and OpenAI's does) with `{"messages": [<the
+    added messages as stored, with their ids>], "checkpoint": <the new checkpoint>}`. The
+    update comes from the node that last wrote the state, as edits do, so an interrupted
+    thread still waits where it waited, and a run with `{"messages": []}` as input answers
+    them. On a thread with no checkpoint yet the messages are the graph's input, as LangGraph
+    infers it: `next` then names the graph's first node (the thread shows as interrupted, as
+    after `POST /threads/{id}/state`), and a run with no input answers them. A thread that has
+    never run needs its graph: from `metadata.graph_id`, or `assistant_id` in the body.
+
+    Raises:
+        InvalidRequestError: a message is malformed, repeats an id, or the reducer refused it;
+            or `assistant_id` names no graph this server serves.
+        NotFoundError: the thread, or the assistant named, does not exist; or the graph has
+            no `messages` channel.
+        ConflictError: the thread is busy, locked or archived; it has never run and the body
+            names no `assistant_id`; the graph is not the thread's; a message id is taken.
+        PayloadTooLargeError: the thread would hold more than
+            `limits.max_messages_per_thread` messages.
+    """
+    svc = services(request)
+    thread = await svc.storage.get_thread(thread_id_of(request), values=False)
+    thread_id = thread["thread_id"]
+    require_editable(thread, doing="adding messages", action="have messages added")
+    graph_ids = await _graph_ids(svc, thread, body.get("assistant_id"))
+    if graph_ids is not None:
+        # Stamped as a run stamps it: the thread's graph from now on.
+        thread = {**thread, "metadata": {**thread["metadata"], **graph_ids}}
+    graph, messages = await _conversation(svc, thread, for_reads=False)
+    if graph is None:
+        raise ConflictError(
+            f'Thread "{thread_id}" has never run and names no graph, so it has no messages '
+            'channel yet; send "assistant_id" with the messages, run it first, or create it '
+            'with metadata {"graph_id": ...}',
+            code="thread_has_no_graph",
+        )
+    added = new_messages(body["messages"], {_id_of(m) for m in messages}, thread_id)
+    limit = svc.config.limits.max_messages_per_thread
+    if len(messages) + len(added) > limit:
+        raise PayloadTooLargeError(
+            f"The thread would hold {len(messages) + len(added)} messages, over the limit of "
+            f"{limit} (agent_runtime.limits.max_messages_per_thread in langgraph.json)",
+            code="too_many_messages",
+        )
+    checkpoint = await _write(svc, thread, graph, added, [*messages, *added], graph_ids)
+    _, stored = await _conversation(svc, thread, for_reads=False)
+    ids = {message.id for message in added}
+    return {
+        "messages": [to_jsonable(m) for m in stored if _id_of(m) in ids],
+        "checkpoint": checkpoint,
+    }
 
 
 @router.get("/threads/{thread_id}/messages/{message_id}")
@@ -200,19 +265,26 @@ def _field(message: Any, name: str) -> Any:
 
 
 async def _write(
-    svc: Services, thread: Thread, graph: AnyGraph, change: Any, after: list[Any]
+    svc: Services,
+    thread: Thread,
+    graph: AnyGraph,
+    change: Any,
+    after: list[Any],
+    graph_ids: Json | None = None,
 ) -> Json | None:
     thread_id = thread["thread_id"]
-    # A reducer channel (add_messages or the examples' batched one) replaces by id and
-    # understands RemoveMessage; a plain channel takes the whole list as its new value.
+    # A reducer channel (add_messages or the examples' batched one) replaces by id, appends
+    # new ids and understands RemoveMessage; a plain channel takes the whole list as its new
+    # value.
     plain = isinstance(graph.channels[CHANNEL], LastValue)
+    changes = change if isinstance(change, list) else [change]
     try:
         # No as_node: LangGraph attributes the update to the last node that finished a step
         # (on an interrupted thread, the one before the interrupt) and re-runs only that
         # node's edges, which lead where they led before, so `next` stays what it was.
         updated: RunnableConfig = await graph.aupdate_state(
             _latest(thread_id),
-            {CHANNEL: after if plain else [change]},
+            {CHANNEL: after if plain else changes},
         )
     except InvalidUpdateError as exc:
         raise ConflictError(
@@ -226,9 +298,37 @@ async def _write(
         raise InvalidRequestError(
             f"The edit cannot be applied: {exc}", code="invalid_update"
         ) from exc
+    if graph_ids is not None:
+        await svc.storage.update_thread(thread_id, ThreadPatch(metadata=graph_ids))
     await svc.storage.settle_thread(thread_id, await state_outcome(graph, thread_id))
     return checkpoint_json(updated)
 
 
 def _latest(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+async def _graph_ids(svc: Services, thread: Thread, assistant_id: str | None) -> Json | None:
+    """The `graph_id` and `assistant_id` to stamp on a thread that has no graph yet; None
+    when nothing is to be stamped."""
+    if assistant_id is None:
+        return None
+    assistant = await svc.storage.get_assistant(resolve_assistant_id(svc, assistant_id))
+    graph_id = assistant["graph_id"]
+    if graph_id not in svc.registry:
+        raise InvalidRequestError(
+            f'assistant_id: assistant "{assistant["assistant_id"]}" runs graph "{graph_id}", '
+            f"which this server does not serve; known graphs: {', '.join(svc.registry.graph_ids)}",
+            code="graph_not_found",
+        )
+    current = thread["metadata"].get("graph_id")
+    if isinstance(current, str) and current in svc.registry:
+        if current != graph_id:
+            raise ConflictError(
+                f'Thread "{thread["thread_id"]}" runs graph "{current}", not "{graph_id}" '
+                f'(of assistant_id "{assistant_id}"); leave assistant_id out to add to its '
+                "conversation",
+                code="graph_mismatch",
+            )
+        return None
+    return {"graph_id": graph_id, "assistant_id": assistant["assistant_id"]}

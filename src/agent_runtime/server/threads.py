@@ -41,10 +41,12 @@ _EXTRACT_PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*|\[-?\d+\])*$")
 
 @closed
 class ThreadTTL(TypedDict, total=False):
-    strategy: Literal["delete"]
-    """What happens when the TTL runs out: the thread and its checkpoints are deleted."""
+    strategy: PruneStrategy
+    """What happens when the TTL runs out: `delete` (default) deletes the thread and its
+    checkpoints; `keep_latest` keeps the thread, trimmed to each namespace's latest checkpoint
+    (threads with a DeltaChannel are left whole)."""
     ttl: Annotated[float, Field(gt=0)]
-    """Minutes from the last update until the thread expires."""
+    """Minutes of inactivity (no update, run or state edit) until the thread expires."""
 
 
 @closed

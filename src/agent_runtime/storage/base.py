@@ -313,7 +313,13 @@ class Storage(Protocol):
 
     async def sweep_expired_threads(self, policy: RetentionPolicy | None = None) -> int:
         """Prune every idle, unlocked thread whose TTL has run out or that the policy says
-        has expired; returns how many were pruned."""
+        has expired; returns how many were pruned.
+
+        A thread's own TTL (restarted by each update, run and state edit) names its strategy:
+        `delete` removes the thread; `keep_latest` keeps it, readable, with only each
+        namespace's latest checkpoint, and clears its expiry until its next activity. Under
+        `keep_latest` a thread that uses a DeltaChannel is skipped and left whole (its values
+        are rebuilt from older checkpoints); it stays expired, so each sweep skips it again."""
 
     async def prune_threads(
         self, thread_ids: Sequence[str], *, strategy: PruneStrategy

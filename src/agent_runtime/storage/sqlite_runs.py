@@ -27,6 +27,15 @@ _RUN_CHECKPOINTS = (
 )
 
 
+# Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
+# `ttl` holds in minutes; the one parameter is the moment of the activity.
+_EXPIRES_AT = (
+    "CASE WHEN json_extract(ttl, '$.ttl') IS NULL THEN NULL"
+    " ELSE strftime('%Y-%m-%dT%H:%M:%f+00:00', ?,"
+    " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
+)
+
+
 class SqliteRuns:
     _db: SqliteDatabase
     _now: Callable[[], datetime]
@@ -107,10 +116,7 @@ class SqliteRuns:
                 # A run is activity: a TTL counts from it (`ttl` holds minutes).
                 "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
                 " run_count = run_count + 1, first_run_at = coalesce(first_run_at, ?),"
-                " last_run_at = ?, expires_at = CASE WHEN json_extract(ttl, '$.ttl') IS NULL"
-                " THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%f+00:00', ?,"
-                " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
-                " WHERE thread_id = ?",
+                f" last_run_at = ?, expires_at = {_EXPIRES_AT} WHERE thread_id = ?",
                 (
                     dumps_text(metadata),
                     dumps_text(tags),
@@ -276,11 +282,13 @@ async def _settle(
         " AND status IN ('pending', 'running')) THEN 'busy' ELSE ? END",
         "interrupts = ?",
         "updated_at = ?",
+        f"expires_at = {_EXPIRES_AT}",
     ]
     params: list[Any] = [
         thread_id,
         outcome.thread_status,
         dumps_text(outcome.interrupts),
+        now.isoformat(),
         now.isoformat(),
     ]
     encoded = outcome.encoded_values()
