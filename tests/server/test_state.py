@@ -192,6 +192,39 @@ async def test_history_before_string_and_object_give_the_same_page(
     assert await rclient.threads.get_history(tid, before=_id(everything[-1])) == []
 
 
+async def test_history_before_a_runnable_config_pages_like_an_id(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    await _chat(rclient, tid, "hello", "again")
+    everything = await _full_history(rclient, tid)
+    pivot = everything[1]
+    # The form LangGraph's own `get_state_history(before=...)` takes, as a user passes it on.
+    by_config = await rclient.threads.get_history(
+        tid,
+        before={"configurable": {"checkpoint_id": _id(pivot)}},
+        limit=3,  # type: ignore[arg-type]
+    )
+    assert by_config == everything[2:5]
+    # A whole config, as a snapshot carries it, with keys that say nothing about paging.
+    config = {"configurable": {**pivot["checkpoint"], "thread_id": tid}, "tags": ["x"]}
+    response = await rhttp.post(f"/threads/{tid}/history", json={"before": config, "limit": 3})
+    assert response.status_code == 200
+    assert response.json() == by_config
+    # A config that names no checkpoint is refused like an object without one.
+    response = await rhttp.post(f"/threads/{tid}/history", json={"before": {"configurable": {}}})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": f"before must be a {EXAMPLE}, got null",
+        "code": "invalid_checkpoint_id",
+    }
+    response = await rhttp.post(
+        f"/threads/{tid}/history", json={"before": {"configurable": {"checkpoint_id": UNKNOWN}}}
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "checkpoint_not_found"
+
+
 async def test_history_metadata_filter(rclient: LangGraphClient) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     first, second = await _chat(rclient, tid, "hello", "again")
