@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
-from agent_runtime.runs.manager import RunManager
+from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
@@ -239,9 +239,18 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", query=CancelQuery)
 async def cancel_run(request: Request, query: CancelQuery) -> Response:
-    """Cancel a run: `interrupt` keeps its finished steps, `rollback` deletes it and them."""
+    """Cancel a run: `interrupt` keeps its finished steps, `rollback` deletes it and them.
+
+    Raises:
+        ConflictError: the run has already ended (409 `run_not_active`).
+    """
     svc = services(request)
     run = await svc.storage.get_run(thread_id_of(request), run_id_of(request))
+    if run["status"] in FINAL_STATUSES:
+        raise ConflictError(
+            f'Run "{run["run_id"]}" already ended ({run["status"]}); there is nothing to cancel',
+            code="run_not_active",
+        )
     manager = manager_of(request)
     await manager.cancel(run, action=query.get("action", "interrupt"))
     if query.get("wait"):
