@@ -4,6 +4,7 @@ join the stream, cancel. The run manager does the work; these shape requests and
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from pydantic import Field
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
-from agent_runtime.server.sse import sse_response
+from agent_runtime.server.sse import event_names, requested_modes, sse_response
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import closed, parse_uuid
 from agent_runtime.storage.base import RunOutcome
@@ -45,8 +46,9 @@ class RunListQuery(TypedDict, total=False):
 @closed
 class JoinStreamQuery(TypedDict, total=False):
     cancel_on_disconnect: bool
-    stream_mode: Any
-    """Accepted for compatibility; the stream carries the modes the run was created with."""
+    stream_mode: str | list[str]
+    """Only these of the run's stream modes (repeat the parameter for several); `metadata`,
+    `error` and `end` always come. None named: every mode the run streams."""
 
 
 @closed
@@ -216,8 +218,13 @@ async def join_run(request: Request, _: None) -> Response:
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery)
 async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
-    """Follow a run's events; with `Last-Event-ID`, first replay every event after that id."""
+    """Follow a run's events; with `Last-Event-ID`, first replay every event after that id.
+
+    `stream_mode` keeps only those modes' events (a subgraph's `updates|sub:1` counts as
+    `updates`; `messages-tuple` arrives as `messages`) besides `metadata`, `error` and `end`.
+    `Location` repeats the modes, so a client reconnecting there keeps its selection."""
     svc = services(request)
+    modes = requested_modes(query.get("stream_mode"))
     run = await svc.storage.get_run(thread_id_of(request), run_id_of(request))
     after = parse_last_event_id(request.headers.get("last-event-id"))
     on_disconnect = None
@@ -232,9 +239,14 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
         svc.events,
         run["run_id"],
         after=after,
-        headers=run_headers(run, tail="/stream"),
+        headers=run_headers(run, tail="/stream" + _modes_query(modes)),
         on_disconnect=on_disconnect,
+        only=event_names(modes),
     )
+
+
+def _modes_query(modes: list[str]) -> str:
+    return "?" + urlencode([("stream_mode", mode) for mode in modes]) if modes else ""
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", query=CancelQuery)
