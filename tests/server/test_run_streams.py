@@ -679,24 +679,3 @@ async def test_join_stream_heartbeat_while_idle(
     parts = await sdk_parts
     assert names(parts) == ["metadata", "values", "error", "end"]
     assert parts[2].data["error"] == "CancelledError"
-
-
-# The thread's stream
-
-
-async def test_thread_stream_follows_active_run(
-    rclient: LangGraphClient, rhttp: httpx.AsyncClient
-) -> None:
-    tid, rid = await start_slow(rclient, delay=0.2)
-    live = asyncio.create_task(collect(await rclient.threads.join_stream(tid)))
-    replayed = await collect(await rclient.threads.join_stream(tid, last_event_id="-1"))
-    assert names(replayed) == SLOW_EVENTS
-    assert_ids_from(replayed, 1)
-    assert replayed[0].data == {"run_id": rid, "attempt": 1}
-    tail = await live
-    assert tail, "the thread stream delivered nothing of the active run"
-    assert tail == replayed[int(tail[0].id or 0) - 1 :]
-    assert tail[-1].event == "end"
-    async with rhttp.stream("GET", f"/threads/{tid}/stream") as r:
-        assert r.status_code == 200
-        assert await read_all(r) == []  # nothing is active any more

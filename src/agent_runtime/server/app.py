@@ -30,6 +30,7 @@ from agent_runtime.server import (
     stateless_runs,
     store,
     system,
+    thread_stream,
     threads,
     tool_calls,
 )
@@ -52,6 +53,7 @@ ROUTERS = (
     messages.router,
     checkpoints.router,
     runs.router,
+    thread_stream.router,
     stateless_runs.router,
     store.router,
 )

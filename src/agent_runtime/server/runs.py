@@ -269,27 +269,3 @@ async def cancel_run(request: Request, query: CancelQuery) -> Response:
         final, _ = await manager.wait(run)
         return json_response(final, headers=run_headers(run, tail="/join"))
     return json_response(None, status=202)
-
-
-@closed
-class ThreadStreamQuery(TypedDict, total=False):
-    stream_mode: Any
-    """Accepted for compatibility; the stream carries the modes the run was created with."""
-
-
-@router.get("/threads/{thread_id}/stream", query=ThreadStreamQuery)
-async def join_thread_stream(request: Request, _: ThreadStreamQuery) -> Response:
-    """Follow the run active on the thread (running, else the next pending one); the stream
-    ends at once when nothing is active. `Last-Event-ID` replays that run's events."""
-    svc = services(request)
-    thread_id = thread_id_of(request)
-    await svc.storage.get_thread(thread_id, values=False)
-    active = await svc.storage.search_runs(thread_id=thread_id, statuses=("running", "pending"))
-    after = parse_last_event_id(request.headers.get("last-event-id"))
-    if not active:
-        return sse_response(svc.events, "", after=after, headers={})
-    running = [r for r in active if r["status"] == "running"]
-    run = running[0] if running else min(active, key=lambda r: r["created_at"])
-    return sse_response(
-        svc.events, run["run_id"], after=after, headers=run_headers(run, tail="/stream")
-    )
