@@ -593,6 +593,79 @@ async def test_diff_defaults_to_the_latest_checkpoint_and_its_parent(
     assert first.json()["changed"] == {}
 
 
+async def test_diff_reports_messages_added_removed_and_changed_in_a_delta_channel(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    # The example chat graph keeps `messages` in a DeltaChannel: the checkpoints store only
+    # what each step added, yet the diff compares the whole lists.
+    tid = (await rclient.threads.create())["thread_id"]
+    await _chat(rclient, tid, "hello")
+    start = await rclient.threads.get_state(tid)
+    await _chat(rclient, tid, "again")
+    before = await rclient.threads.get_state(tid)
+    hello, first_reply, again, second_reply = before["values"]["messages"]
+    edit = [
+        {**first_reply, "content": "edited by hand"},
+        {"type": "human", "content": "added by hand", "id": "by-hand"},
+    ]
+    await rclient.threads.update_state(tid, {"messages": edit}, as_node="model")
+    after = await rclient.threads.get_state(tid)
+
+    async def diff(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+        params = {"from": _id(earlier), "to": _id(later)}
+        response = await rhttp.get(f"/threads/{tid}/history/diff", params=params)
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        assert (body["added"], body["removed"], body["changed"]) == ({}, {}, {})
+        return body["messages"]["messages"]  # type: ignore[no-any-return]
+
+    forward = await diff(start, after)
+    assert [(m["id"], m["content"]) for m in forward["added"]] == [
+        (again["id"], "again"),
+        (second_reply["id"], second_reply["content"]),
+        ("by-hand", "added by hand"),
+    ]
+    assert forward["removed"] == []
+    [changed] = forward["changed"]
+    assert changed["id"] == first_reply["id"]
+    assert changed["from"] == first_reply
+    assert changed["to"] == after["values"]["messages"][1]
+    assert changed["to"]["content"] == "edited by hand"
+    # Backwards, what was added is removed, and the edit is undone.
+    backward = await diff(after, start)
+    assert backward["added"] == []
+    assert backward["removed"] == after["values"]["messages"][2:]
+    assert [(c["from"]["content"], c["to"]["content"]) for c in backward["changed"]] == [
+        ("edited by hand", first_reply["content"])
+    ]
+    # Each side is what the state at that checkpoint shows.
+    shown = (await rhttp.get(f"/threads/{tid}/state/{_id(start)}")).json()
+    assert shown["values"]["messages"] == [hello, first_reply]
+
+
+async def test_diff_of_a_thread_whose_graph_is_unknown_shows_no_raw_channels(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    await _chat(rclient, tid, "hello")
+    history = await _full_history(rclient, tid)
+    await rclient.threads.update(tid, metadata={"graph_id": "no_longer_registered"})
+    response = await rhttp.get(
+        f"/threads/{tid}/history/diff", params={"from": _id(history[-1]), "to": _id(history[0])}
+    )
+    assert response.status_code == 200
+    # As `GET /state/{id}` shows no values for it, the diff shows none: not LangGraph's
+    # internal channels, nor a delta channel's partial writes.
+    assert {k: v for k, v in response.json().items() if k not in ("from", "to")} == {
+        "added": {},
+        "removed": {},
+        "changed": {},
+        "messages": {},
+    }
+    state = (await rhttp.get(f"/threads/{tid}/state/{_id(history[0])}")).json()
+    assert state["values"] == {}
+
+
 async def test_diff_across_branches(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     await _chat(rclient, tid, "hello", "again")
