@@ -186,6 +186,11 @@ async def test_thread_stream_resumes_across_runs_with_last_event_id(
     async with thread_stream(rhttp, url, headers={"Last-Event-ID": "-1"}) as stream:
         everything = await take_until(stream, ends(2))
     assert everything[3:] == rest
+    # Resuming after the last run's end event: nothing again, then the next run.
+    async with thread_stream(rhttp, url, headers={"Last-Event-ID": rest[-1].id}) as stream:
+        third = await start(rclient, tid)
+        more = await take_until(stream, ends(1))
+    assert [f.id for f in more] == [f"{third}:{n}" for n in range(1, 10)]
 
 
 async def test_thread_stream_active_run_is_followed_from_now(

@@ -74,7 +74,8 @@ async def join_thread_stream(request: Request, query: ThreadStreamQuery) -> Resp
     every later run on the thread that the event log still holds, then continues live;
     `Last-Event-ID: -1` replays every run the log still holds. State updates made outside a
     run have no id, so they leave the client's position unchanged, and are not replayed.
-    `Location` names this stream with its modes, where the SDK reconnects after a drop.
+    `Location` names this stream with its modes, where the SDK reconnects after a drop. If
+    the thread is deleted meanwhile, an `error` event ends the stream.
 
     Raises:
         NotFoundError: the thread does not exist.
@@ -187,9 +188,12 @@ class _ThreadFollower:
         if self._lifecycle and (after is None or after <= 0):
             yield "metadata", self._lifecycle_data(run_id, "running"), f"{run_id}:0"
         last = 0 if after is None or after < 0 else after
+        # A client resuming after the run's last event has had its end event already.
+        resumed, moved = last > 0, False
         while True:
             ended = False
             async for event in events.subscribe(run_id, after=after):
+                moved = True
                 last = event.id
                 after = event.id
                 if event.event == "end":
@@ -209,6 +213,8 @@ class _ThreadFollower:
             if after is None:
                 after = -1
             await asyncio.sleep(POLL_SECONDS)
+        if resumed and not moved:
+            return
         event_id = f"{run_id}:{last}"
         if self._run_modes or self._lifecycle:
             yield "metadata", self._lifecycle_data(run_id, await self._status(run_id)), event_id
