@@ -15,7 +15,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
-from langgraph_sdk.errors import NotFoundError
+from langgraph_sdk.errors import ConflictError, NotFoundError
 
 from agent_runtime.config import config_from_dict
 from agent_runtime.registry import default_assistant_id
@@ -456,7 +456,7 @@ async def test_cancel_pending_run_with_rollback_deletes_it(rclient: LangGraphCli
     assert [r["run_id"] for r in await rclient.runs.list(tid)] == [first["run_id"]]
 
 
-async def test_cancel_finished_run_is_a_no_op(
+async def test_cancel_finished_run_is_409(
     rclient: LangGraphClient, rhttp: httpx.AsyncClient
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
@@ -464,20 +464,64 @@ async def test_cancel_finished_run_is_a_no_op(
     await rclient.runs.join(tid, run["run_id"])
     before = await rclient.runs.get(tid, run["run_id"])
     url = f"/threads/{tid}/runs/{run['run_id']}/cancel"
+    refusal = {
+        "detail": f'Run "{run["run_id"]}" already ended (success); there is nothing to cancel',
+        "code": "run_not_active",
+    }
 
-    # The API accepts it (202, null body) and changes nothing.
-    response = await rhttp.post(url)
-    assert response.status_code == 202
-    assert response.json() is None
-    # With wait, it answers the run as it ended.
-    response = await rhttp.post(url, params={"wait": "true"})
-    assert response.status_code == 200
-    assert response.json()["status"] == "success"
-    response = await rhttp.post(url, params={"action": "rollback"})
-    assert response.status_code == 202
+    for params in ({}, {"wait": "true"}, {"action": "rollback"}):
+        response = await rhttp.post(url, params=params)
+        assert (response.status_code, response.json()) == (409, refusal)
+    # Through the SDK, as a user writes it.
+    with pytest.raises(ConflictError) as caught:
+        await rclient.runs.cancel(tid, run["run_id"])
+    assert caught.value.response.json() == refusal
+    # With wait the SDK goes through its reconnecting request, which raises httpx's own error.
+    with pytest.raises(httpx.HTTPStatusError) as waited:
+        await rclient.runs.cancel(tid, run["run_id"], wait=True)
+    assert waited.value.response.status_code == 409
 
     assert await rclient.runs.get(tid, run["run_id"]) == before
     assert await thread_status(rclient, tid) == "idle"
+
+
+async def test_cancel_cancelled_run_names_its_status(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    run = await start_slow(rclient, tid, delay=1)
+    await until_status(rclient, tid, run["run_id"], "running")
+    await rclient.runs.cancel(tid, run["run_id"], wait=True)
+    response = await rhttp.post(f"/threads/{tid}/runs/{run['run_id']}/cancel")
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": f'Run "{run["run_id"]}" already ended (interrupted); there is nothing to cancel',
+        "code": "run_not_active",
+    }
+
+
+async def test_bulk_cancel_skips_runs_that_already_ended(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    done = await start_slow(rclient, tid, delay=0)
+    await rclient.runs.join(tid, done["run_id"])
+    running = await start_slow(rclient, tid, delay=1)
+    await until_status(rclient, tid, running["run_id"], "running")
+
+    await rclient.runs.cancel_many(run_ids=[done["run_id"], running["run_id"]])
+    await until_status(rclient, tid, running["run_id"], "interrupted", within=0.5)
+    assert await status_of(rclient, tid, done["run_id"]) == "success"
+    # Only ended runs named: nothing to do, and still a success.
+    response = await rhttp.post("/runs/cancel", json={"run_ids": [done["run_id"]]})
+    assert response.status_code == 204
+    # An unknown id among them is a 404, and nothing is cancelled.
+    other = await start_slow(rclient, tid, delay=1)
+    await until_status(rclient, tid, other["run_id"], "running")
+    response = await rhttp.post("/runs/cancel", json={"run_ids": [other["run_id"], MISSING]})
+    assert response.status_code == 404
+    assert await status_of(rclient, tid, other["run_id"]) == "running"
+    await rclient.runs.cancel(tid, other["run_id"], wait=True)
 
 
 async def test_cancel_errors(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> None:

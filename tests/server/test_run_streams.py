@@ -490,6 +490,79 @@ async def test_sdk_join_stream_with_last_event_id(
     assert again == parts
 
 
+async def test_join_stream_sends_only_the_requested_modes(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid, rid = await start_slow(rclient, delay=0)
+    await rclient.runs.join(tid, rid)
+    # As a user writes it: the ids are the run's own, so the gaps show what was left out.
+    parts = await collect(
+        rclient.runs.join_stream(tid, rid, stream_mode="updates", last_event_id="-1")
+    )
+    assert names(parts) == ["metadata", "updates", "updates", "updates", "end"]
+    assert [p.id for p in parts] == ["1", "3", "5", "7", "9"]
+    both = await collect(
+        rclient.runs.join_stream(tid, rid, stream_mode=["values", "updates"], last_event_id="-1")
+    )
+    assert names(both) == SLOW_EVENTS
+    # No mode named (the SDK then sends an empty `stream_mode=`): everything.
+    assert names(await collect(rclient.runs.join_stream(tid, rid, last_event_id="-1"))) == (
+        SLOW_EVENTS
+    )
+    # A mode the run does not stream: only what every stream carries.
+    async with rhttp.stream(
+        "GET", join_url(tid, rid), params={"stream_mode": "custom"}, headers={"Last-Event-ID": "-1"}
+    ) as r:
+        assert r.status_code == 200
+        # Where the SDK reconnects after a drop: the same selection.
+        assert r.headers["location"] == join_url(tid, rid) + "?stream_mode=custom"
+        assert names(await read_all(r)) == ["metadata", "end"]
+
+
+async def test_join_stream_mode_matches_subgraph_and_message_events(
+    rclient: LangGraphClient,
+) -> None:
+    thread = await rclient.threads.create()
+    tid = thread["thread_id"]
+    modes = ["values", "updates", "messages-tuple"]
+    parts = await collect(
+        rclient.runs.stream(
+            tid,
+            "chat_nested",
+            input=CHAT_INPUT,
+            stream_mode=modes,
+            stream_subgraphs=True,  # type: ignore[arg-type]
+        )
+    )
+    rid = parts[0].data["run_id"]
+    updates = await collect(
+        rclient.runs.join_stream(tid, rid, stream_mode="updates", last_event_id="-1")
+    )
+    expected = [p for p in parts if p.event.partition("|")[0] in ("metadata", "updates", "end")]
+    assert any("|" in p.event for p in expected), names(parts)
+    assert updates == expected
+    # `messages-tuple` events are named `messages`, in the parent and in the subgraph.
+    tuples = await collect(
+        rclient.runs.join_stream(tid, rid, stream_mode="messages-tuple", last_event_id="-1")
+    )
+    expected = [p for p in parts if p.event.partition("|")[0] in ("metadata", "messages", "end")]
+    assert len(expected) == REPLY_TOKENS + 2
+    assert tuples == expected
+
+
+async def test_join_stream_unknown_mode_is_422(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid, rid = await start_slow(rclient, delay=0)
+    response = await rhttp.get(join_url(tid, rid), params={"stream_mode": ["values", "valeus"]})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": 'stream_mode: unknown stream mode "valeus"; the modes are values, updates, '
+        "messages, messages-tuple, events, debug, custom, tasks, checkpoints",
+        "code": "invalid_stream_mode",
+    }
+
+
 async def test_stream_reconnect_after_drop_has_no_gaps_or_duplicates(
     rclient: LangGraphClient, rhttp: httpx.AsyncClient
 ) -> None:
@@ -606,24 +679,3 @@ async def test_join_stream_heartbeat_while_idle(
     parts = await sdk_parts
     assert names(parts) == ["metadata", "values", "error", "end"]
     assert parts[2].data["error"] == "CancelledError"
-
-
-# The thread's stream
-
-
-async def test_thread_stream_follows_active_run(
-    rclient: LangGraphClient, rhttp: httpx.AsyncClient
-) -> None:
-    tid, rid = await start_slow(rclient, delay=0.2)
-    live = asyncio.create_task(collect(await rclient.threads.join_stream(tid)))
-    replayed = await collect(await rclient.threads.join_stream(tid, last_event_id="-1"))
-    assert names(replayed) == SLOW_EVENTS
-    assert_ids_from(replayed, 1)
-    assert replayed[0].data == {"run_id": rid, "attempt": 1}
-    tail = await live
-    assert tail, "the thread stream delivered nothing of the active run"
-    assert tail == replayed[int(tail[0].id or 0) - 1 :]
-    assert tail[-1].event == "end"
-    async with rhttp.stream("GET", f"/threads/{tid}/stream") as r:
-        assert r.status_code == 200
-        assert await read_all(r) == []  # nothing is active any more

@@ -192,6 +192,39 @@ async def test_history_before_string_and_object_give_the_same_page(
     assert await rclient.threads.get_history(tid, before=_id(everything[-1])) == []
 
 
+async def test_history_before_a_runnable_config_pages_like_an_id(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    await _chat(rclient, tid, "hello", "again")
+    everything = await _full_history(rclient, tid)
+    pivot = everything[1]
+    # The form LangGraph's own `get_state_history(before=...)` takes, as a user passes it on.
+    by_config = await rclient.threads.get_history(
+        tid,
+        before={"configurable": {"checkpoint_id": _id(pivot)}},
+        limit=3,  # type: ignore[arg-type]
+    )
+    assert by_config == everything[2:5]
+    # A whole config, as a snapshot carries it, with keys that say nothing about paging.
+    config = {"configurable": {**pivot["checkpoint"], "thread_id": tid}, "tags": ["x"]}
+    response = await rhttp.post(f"/threads/{tid}/history", json={"before": config, "limit": 3})
+    assert response.status_code == 200
+    assert response.json() == by_config
+    # A config that names no checkpoint is refused like an object without one.
+    response = await rhttp.post(f"/threads/{tid}/history", json={"before": {"configurable": {}}})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": f"before must be a {EXAMPLE}, got null",
+        "code": "invalid_checkpoint_id",
+    }
+    response = await rhttp.post(
+        f"/threads/{tid}/history", json={"before": {"configurable": {"checkpoint_id": UNKNOWN}}}
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "checkpoint_not_found"
+
+
 async def test_history_metadata_filter(rclient: LangGraphClient) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     first, second = await _chat(rclient, tid, "hello", "again")
@@ -558,6 +591,79 @@ async def test_diff_defaults_to_the_latest_checkpoint_and_its_parent(
     assert [m["type"] for m in hello] == ["human"]
     assert first.json()["messages"] == {"messages": {"added": hello, "removed": [], "changed": []}}
     assert first.json()["changed"] == {}
+
+
+async def test_diff_reports_messages_added_removed_and_changed_in_a_delta_channel(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    # The example chat graph keeps `messages` in a DeltaChannel: the checkpoints store only
+    # what each step added, yet the diff compares the whole lists.
+    tid = (await rclient.threads.create())["thread_id"]
+    await _chat(rclient, tid, "hello")
+    start = await rclient.threads.get_state(tid)
+    await _chat(rclient, tid, "again")
+    before = await rclient.threads.get_state(tid)
+    hello, first_reply, again, second_reply = before["values"]["messages"]
+    edit = [
+        {**first_reply, "content": "edited by hand"},
+        {"type": "human", "content": "added by hand", "id": "by-hand"},
+    ]
+    await rclient.threads.update_state(tid, {"messages": edit}, as_node="model")
+    after = await rclient.threads.get_state(tid)
+
+    async def diff(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+        params = {"from": _id(earlier), "to": _id(later)}
+        response = await rhttp.get(f"/threads/{tid}/history/diff", params=params)
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        assert (body["added"], body["removed"], body["changed"]) == ({}, {}, {})
+        return body["messages"]["messages"]  # type: ignore[no-any-return]
+
+    forward = await diff(start, after)
+    assert [(m["id"], m["content"]) for m in forward["added"]] == [
+        (again["id"], "again"),
+        (second_reply["id"], second_reply["content"]),
+        ("by-hand", "added by hand"),
+    ]
+    assert forward["removed"] == []
+    [changed] = forward["changed"]
+    assert changed["id"] == first_reply["id"]
+    assert changed["from"] == first_reply
+    assert changed["to"] == after["values"]["messages"][1]
+    assert changed["to"]["content"] == "edited by hand"
+    # Backwards, what was added is removed, and the edit is undone.
+    backward = await diff(after, start)
+    assert backward["added"] == []
+    assert backward["removed"] == after["values"]["messages"][2:]
+    assert [(c["from"]["content"], c["to"]["content"]) for c in backward["changed"]] == [
+        ("edited by hand", first_reply["content"])
+    ]
+    # Each side is what the state at that checkpoint shows.
+    shown = (await rhttp.get(f"/threads/{tid}/state/{_id(start)}")).json()
+    assert shown["values"]["messages"] == [hello, first_reply]
+
+
+async def test_diff_of_a_thread_whose_graph_is_unknown_shows_no_raw_channels(
+    rclient: LangGraphClient, rhttp: httpx.AsyncClient
+) -> None:
+    tid = (await rclient.threads.create())["thread_id"]
+    await _chat(rclient, tid, "hello")
+    history = await _full_history(rclient, tid)
+    await rclient.threads.update(tid, metadata={"graph_id": "no_longer_registered"})
+    response = await rhttp.get(
+        f"/threads/{tid}/history/diff", params={"from": _id(history[-1]), "to": _id(history[0])}
+    )
+    assert response.status_code == 200
+    # As `GET /state/{id}` shows no values for it, the diff shows none: not LangGraph's
+    # internal channels, nor a delta channel's partial writes.
+    assert {k: v for k, v in response.json().items() if k not in ("from", "to")} == {
+        "added": {},
+        "removed": {},
+        "changed": {},
+        "messages": {},
+    }
+    state = (await rhttp.get(f"/threads/{tid}/state/{_id(history[0])}")).json()
+    assert state["values"] == {}
 
 
 async def test_diff_across_branches(rclient: LangGraphClient, rhttp: httpx.AsyncClient) -> None:

@@ -30,6 +30,20 @@ _GRAPH_MODES: dict[str, tuple[str, ...]] = {
     "events": (),
 }
 
+# The event names (before any `|namespace`) each API mode streams as. A requested `messages`
+# also takes the `messages` events of a run streaming `messages-tuple`: that is their name.
+EVENT_NAMES: dict[str, tuple[str, ...]] = {
+    "values": ("values",),
+    "updates": ("updates",),
+    "messages-tuple": ("messages",),
+    "messages": ("messages", "messages/metadata", "messages/partial", "messages/complete"),
+    "debug": ("debug",),
+    "custom": ("custom",),
+    "tasks": ("tasks",),
+    "checkpoints": ("checkpoints",),
+    "events": ("events",),
+}
+
 Event = tuple[str, Any]
 
 

@@ -29,6 +29,7 @@ from agent_runtime.server import (
     stateless_runs,
     store,
     system,
+    thread_stream,
     threads,
     tool_calls,
 )
@@ -53,6 +54,7 @@ ROUTERS = (
     messages.router,
     checkpoints.router,
     runs.router,
+    thread_stream.router,
     stateless_runs.router,
     store.router,
 )

@@ -113,7 +113,12 @@ def _newer(version: Any, seen: Any) -> bool:
 async def diff_thread_checkpoints(request: Request, query: Json) -> Json:
     """What changed between two checkpoints: channels added, removed and changed, and for
     message lists the messages added, removed and changed, by id. `to` defaults to the latest
-    checkpoint and `from` to `to`'s parent."""
+    checkpoint and `from` to `to`'s parent.
+
+    Both sides are the checkpoints' state values as `GET /threads/{id}/state/{checkpoint_id}`
+    shows them, so channels that store deltas (LangGraph's `DeltaChannel`) compare as the
+    whole lists they stand for. A thread whose graph is not registered has no state to show,
+    and no differences either."""
     svc = services(request)
     thread = await svc.storage.get_thread(thread_id_of(request), values=False)
     thread_id = thread["thread_id"]
@@ -150,12 +155,15 @@ async def _tuple(
 
 
 async def _values(graph: AnyGraph | None, found: Any) -> Json:
-    if found is None:
+    # The state values, as `GET /threads/{id}/state/{checkpoint_id}` shows them, never the
+    # stored channel values: a delta channel (the example graphs' `messages`) stores only what
+    # each step added, with the whole list only in its periodic snapshots, and the raw values
+    # hold LangGraph's internal channels (`branch:to:...`) besides. Without the graph there is
+    # no way to rebuild them, so a thread whose graph is unknown shows no values here either.
+    if found is None or graph is None:
         return {}
-    if graph is not None:
-        snapshot = await graph.aget_state(found.config)
-        return to_jsonable(snapshot.values or {})  # type: ignore[no-any-return]
-    return to_jsonable(found.checkpoint.get("channel_values") or {})  # type: ignore[no-any-return]
+    snapshot = await graph.aget_state(found.config)
+    return to_jsonable(snapshot.values or {})  # type: ignore[no-any-return]
 
 
 def diff_values(before: Json, after: Json) -> Json:

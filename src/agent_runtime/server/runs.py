@@ -4,6 +4,7 @@ join the stream, cancel. The run manager does the work; these shape requests and
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from pydantic import Field
 from starlette.requests import Request
@@ -13,12 +14,12 @@ from typing_extensions import TypedDict
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
-from agent_runtime.runs.manager import RunManager
+from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
-from agent_runtime.server.sse import sse_response
+from agent_runtime.server.sse import event_names, requested_modes, sse_response
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import closed, parse_uuid
 from agent_runtime.storage.base import RunOutcome
@@ -45,8 +46,9 @@ class RunListQuery(TypedDict, total=False):
 @closed
 class JoinStreamQuery(TypedDict, total=False):
     cancel_on_disconnect: bool
-    stream_mode: Any
-    """Accepted for compatibility; the stream carries the modes the run was created with."""
+    stream_mode: str | list[str]
+    """Only these of the run's stream modes (repeat the parameter for several); `metadata`,
+    `error` and `end` always come. None named: every mode the run streams."""
 
 
 @closed
@@ -216,8 +218,13 @@ async def join_run(request: Request, _: None) -> Response:
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery)
 async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
-    """Follow a run's events; with `Last-Event-ID`, first replay every event after that id."""
+    """Follow a run's events; with `Last-Event-ID`, first replay every event after that id.
+
+    `stream_mode` keeps only those modes' events (a subgraph's `updates|sub:1` counts as
+    `updates`; `messages-tuple` arrives as `messages`) besides `metadata`, `error` and `end`.
+    `Location` repeats the modes, so a client reconnecting there keeps its selection."""
     svc = services(request)
+    modes = requested_modes(query.get("stream_mode"))
     run = await svc.storage.get_run(thread_id_of(request), run_id_of(request))
     after = parse_last_event_id(request.headers.get("last-event-id"))
     on_disconnect = None
@@ -232,43 +239,33 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
         svc.events,
         run["run_id"],
         after=after,
-        headers=run_headers(run, tail="/stream"),
+        headers=run_headers(run, tail="/stream" + _modes_query(modes)),
         on_disconnect=on_disconnect,
+        only=event_names(modes),
     )
+
+
+def _modes_query(modes: list[str]) -> str:
+    return "?" + urlencode([("stream_mode", mode) for mode in modes]) if modes else ""
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", query=CancelQuery)
 async def cancel_run(request: Request, query: CancelQuery) -> Response:
-    """Cancel a run: `interrupt` keeps its finished steps, `rollback` deletes it and them."""
+    """Cancel a run: `interrupt` keeps its finished steps, `rollback` deletes it and them.
+
+    Raises:
+        ConflictError: the run has already ended (409 `run_not_active`).
+    """
     svc = services(request)
     run = await svc.storage.get_run(thread_id_of(request), run_id_of(request))
+    if run["status"] in FINAL_STATUSES:
+        raise ConflictError(
+            f'Run "{run["run_id"]}" already ended ({run["status"]}); there is nothing to cancel',
+            code="run_not_active",
+        )
     manager = manager_of(request)
     await manager.cancel(run, action=query.get("action", "interrupt"))
     if query.get("wait"):
         final, _ = await manager.wait(run)
         return json_response(final, headers=run_headers(run, tail="/join"))
     return json_response(None, status=202)
-
-
-@closed
-class ThreadStreamQuery(TypedDict, total=False):
-    stream_mode: Any
-    """Accepted for compatibility; the stream carries the modes the run was created with."""
-
-
-@router.get("/threads/{thread_id}/stream", query=ThreadStreamQuery)
-async def join_thread_stream(request: Request, _: ThreadStreamQuery) -> Response:
-    """Follow the run active on the thread (running, else the next pending one); the stream
-    ends at once when nothing is active. `Last-Event-ID` replays that run's events."""
-    svc = services(request)
-    thread_id = thread_id_of(request)
-    await svc.storage.get_thread(thread_id, values=False)
-    active = await svc.storage.search_runs(thread_id=thread_id, statuses=("running", "pending"))
-    after = parse_last_event_id(request.headers.get("last-event-id"))
-    if not active:
-        return sse_response(svc.events, "", after=after, headers={})
-    running = [r for r in active if r["status"] == "running"]
-    run = running[0] if running else min(active, key=lambda r: r["created_at"])
-    return sse_response(
-        svc.events, run["run_id"], after=after, headers=run_headers(run, tail="/stream")
-    )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
-from pydantic import Field
+from pydantic import ConfigDict, Field, with_config
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
@@ -70,11 +70,29 @@ class HistoryQuery(TypedDict, total=False):
     before: str
 
 
+@with_config(ConfigDict(extra="ignore"))
+class BeforeConfigurable(TypedDict, total=False):
+    thread_id: str
+    checkpoint_ns: str
+    checkpoint_id: str | None
+    checkpoint_map: Json | None
+
+
+@with_config(ConfigDict(extra="ignore"))
+class BeforeConfig(TypedDict):
+    """A RunnableConfig naming a checkpoint, as LangGraph's `before=` takes it. Left open: a
+    config copied from a snapshot or a run may carry keys (tags, callbacks' settings, ...) that
+    say nothing about where to page from."""
+
+    configurable: BeforeConfigurable
+
+
 @closed
 class HistorySearch(TypedDict, total=False):
     limit: Annotated[int, Field(ge=1, le=1000)]
-    before: str | CheckpointRef
-    """Only checkpoints older than this one: its id, or a checkpoint object."""
+    before: str | CheckpointRef | BeforeConfig
+    """Only checkpoints older than this one: its id, a checkpoint object, or a RunnableConfig
+    (`{"configurable": {"checkpoint_id": ...}}`)."""
     metadata: Json
     """Only checkpoints whose metadata contains these keys and values."""
     checkpoint: CheckpointRef
@@ -251,11 +269,19 @@ async def search_thread_history(request: Request, body: HistorySearch) -> list[J
     return await _history(
         request,
         limit=body.get("limit", 10),
-        before=before if isinstance(before, str) else (dict(before) if before else None),
+        before=_before_ref(before),
         metadata=body.get("metadata"),
         checkpoint=dict(body["checkpoint"]) if body.get("checkpoint") else None,
         select=body.get("select"),
     )
+
+
+def _before_ref(before: str | CheckpointRef | BeforeConfig | None) -> str | Json | None:
+    if before is None or isinstance(before, str):
+        return before
+    if "configurable" in before:
+        return dict(before["configurable"])  # type: ignore[typeddict-item]
+    return dict(before)
 
 
 async def _history(

@@ -73,7 +73,12 @@ async def create_stateless_run_batch(request: Request, body: list[RunCreate]) ->
 
 @router.post("/runs/cancel", body=BulkCancel, query=BulkCancelQuery, status=204)
 async def cancel_runs(request: Request, body: BulkCancel) -> None:
-    """Cancel runs by id, by thread, or every pending and/or running run."""
+    """Cancel runs by id, by thread, or every pending and/or running run.
+
+    Named runs that have already ended are skipped, not refused: the request asks for a state
+    (none of these runs going on) that they already meet, a run can end on its own between the
+    client's read and this call, and refusing one would leave the rest half-cancelled. An id
+    that names no run is still a 404, before anything is cancelled."""
     query: BulkCancelQuery = request.state.query
     svc = services(request)
     if not body.get("run_ids") and not body.get("thread_id") and not body.get("status"):
