@@ -42,6 +42,8 @@ def _store(storage: SqliteStorage) -> RuntimeSqliteStore:
     return store
 
 
+# LangGraph's store gives sqlite3 a datetime for a TTL; Python 3.12 deprecates its default adapter.
+@pytest.mark.filterwarnings("ignore:The default datetime adapter is deprecated:DeprecationWarning")
 async def test_embeddings_follow_puts_deletes_and_ttl_sweeps(tmp_path: Path) -> None:
     config = {"index": INDEX, "ttl": {"default_ttl": 10}}
     async with opened(tmp_path, config) as storage:
