@@ -227,12 +227,15 @@ async def test_semantic_search_over_raw_http(store_server: RunningServer) -> Non
     )
 
 
-async def test_a_graph_searches_the_store_by_meaning(sclient: LangGraphClient) -> None:
+@pytest.mark.parametrize("graph_id", ["recall", "recall_sync"])
+async def test_a_graph_searches_the_store_by_meaning(
+    sclient: LangGraphClient, graph_id: str
+) -> None:
     await _remember(sclient)
     thread = await sclient.threads.create()
 
     result = await sclient.runs.wait(
-        thread["thread_id"], "recall", input={"user": "ada", "query": "green tea"}
+        thread["thread_id"], graph_id, input={"user": "ada", "query": "green tea"}
     )
 
     assert isinstance(result, dict)
