@@ -475,6 +475,61 @@ def test_load_config_keeps_store_and_checkpointer_sections_raw(tmp_path: Path) -
     assert config.warnings == ()
 
 
+def test_load_config_resolves_a_store_embed_file_beside_it(tmp_path: Path) -> None:
+    index = {"dims": 8, "embed": "./src/embed.py:embeddings", "fields": ["text"]}
+
+    config = load_config(
+        _project(tmp_path, {"graphs": GRAPH, "store": {"index": index}}, "src/embed.py"),
+        environ={},
+    )
+
+    assert config.store == {
+        "index": {"dims": 8, "embed": f"{tmp_path}/src/embed.py:embeddings", "fields": ["text"]}
+    }
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        (
+            {"embed": "openai:x"},
+            "store.index.dims: is required for semantic search, e.g. "
+            '"index": {"dims": 1536, "embed": "openai:text-embedding-3-small"}',
+        ),
+        (
+            {"dims": 8},
+            "store.index.embed: is required for semantic search, e.g. "
+            '"index": {"dims": 1536, "embed": "openai:text-embedding-3-small"}',
+        ),
+        ({"dims": 0, "embed": "openai:x"}, "store.index.dims: expected a positive integer, got 0"),
+        (
+            {"dims": "1536", "embed": "openai:x"},
+            'store.index.dims: expected a positive integer, got "1536"',
+        ),
+        ({"dims": 8, "embed": 3}, "store.index.embed: expected a non-empty string, got 3"),
+        (
+            {"dims": 8, "embed": "./embed.py:embeddings"},
+            "store.index.embed: ./embed.py does not exist (resolved to {tmp}/embed.py)",
+        ),
+        (
+            {"dims": 8, "embed": "openai:x", "fields": [3]},
+            'store.index.fields: expected a list of field paths such as ["$"], got [3]',
+        ),
+        (
+            {"dims": 8, "embed": "openai:x", "distance_type": "l2"},
+            'store.index.distance_type: expected "cosine", the only one supported, got "l2"',
+        ),
+        ("openai", 'store.index: expected an object, got "openai"'),
+    ],
+)
+def test_load_config_rejects_an_unusable_store_index(
+    tmp_path: Path, index: Any, message: str
+) -> None:
+    data = {"graphs": GRAPH, "store": {"index": index}}
+    expected = message.replace("{tmp}", str(tmp_path))
+    assert _error(tmp_path, data) == f"langgraph.json: {expected}"
+
+
 def test_load_config_reads_an_env_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         "# a comment\n"

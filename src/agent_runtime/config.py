@@ -33,6 +33,7 @@ from agent_runtime.config_reader import (
     read_string,
     read_strings,
 )
+from agent_runtime.config_store import read_store
 from agent_runtime.dotenv import parse_dotenv
 from agent_runtime.errors import ConfigError
 from agent_runtime.schema import Json
@@ -277,8 +278,7 @@ def _build(
     for index, dependency in enumerate(dependencies):
         if is_path_dependency(dependency):
             reader.existing(f"dependencies[{index}]", dependency, base_dir)
-    store = reader.section(data, "store")
-    reader.check_keys(store, "store.", ("index", "ttl"))
+    store = read_store(reader, reader.section(data, "store"), base_dir)
     checkpointer = reader.section(data, "checkpointer")
     reader.check_keys(checkpointer, "checkpointer.", ("path", "ttl", "serde"))
     if checkpointer.get("path"):
@@ -308,7 +308,7 @@ def _build(
         dependencies=dependencies,
         env=_read_env(reader, env, env_file),
         env_file=env_file,
-        store=dict(store),
+        store=store,
         checkpointer=dict(checkpointer),
         http=HttpConfig(
             cors=cors, max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)

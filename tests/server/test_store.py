@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
-from tests.conftest import RunningServer
+from agent_runtime.config import load_config
+from tests.conftest import ROOT, RunningServer, raw_client, sdk_client
+from tests.fixtures.store.embeddings import embed_text
 
 
 async def test_put_get_delete_item(client: LangGraphClient) -> None:
@@ -82,3 +88,159 @@ async def test_graphs_share_the_store(server: RunningServer, client: LangGraphCl
     await store.aput(("from", "graph"), "note", {"text": "written in-process"})
     item = await client.store.get_item(["from", "graph"], "note")
     assert item["value"] == {"text": "written in-process"}
+
+
+# Semantic search: tests/fixtures/store indexes the "text" field with a bag-of-words model.
+
+STORE_CONFIG = ROOT / "tests" / "fixtures" / "store" / "langgraph.json"
+MEMORIES = {
+    "tea": {"text": "Ada drinks green tea every morning", "kind": "habit"},
+    "cat": {"text": "Ada has a cat called Turing", "kind": "pet"},
+    "teacup": {"text": "green tea tastes best from a green cup", "kind": "habit"},
+    "bike": {"text": "Ada rides a bike to work", "kind": "habit"},
+}
+
+
+@pytest.fixture
+async def store_server(database: Path) -> AsyncIterator[RunningServer]:
+    config = load_config(STORE_CONFIG, database=database, environ={})
+    running = await RunningServer(config).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def sclient(store_server: RunningServer) -> AsyncIterator[LangGraphClient]:
+    async with sdk_client(store_server) as sdk:
+        yield sdk
+
+
+async def _remember(client: LangGraphClient) -> None:
+    for key, value in MEMORIES.items():
+        await client.store.put_item(["memories", "ada"], key, value)
+    await client.store.put_item(["memories", "bob"], "tea", {"text": "Bob drinks green tea"})
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+async def test_semantic_search_ranks_by_cosine_similarity(sclient: LangGraphClient) -> None:
+    await _remember(sclient)
+
+    found = await sclient.store.search_items(["memories", "ada"], query="green tea", limit=10)
+
+    query = embed_text("green tea")
+    expected = sorted(
+        ((_cosine(query, embed_text(v["text"])), k) for k, v in MEMORIES.items()),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    # Ties (no shared word: score 0) go by key.
+    assert [item["key"] for item in found["items"]] == ["teacup", "tea", "bike", "cat"]
+    assert [item["key"] for item in found["items"]] == [key for _, key in expected]
+    for item, (score, _) in zip(found["items"], expected, strict=True):
+        assert item["namespace"] == ["memories", "ada"]
+        assert item["score"] == pytest.approx(score, abs=1e-6)
+    assert found["items"][0]["score"] > found["items"][1]["score"] > found["items"][2]["score"]
+    assert found["items"][2]["score"] == found["items"][3]["score"] == 0.0
+
+
+async def test_semantic_search_honours_prefix_filter_limit_and_offset(
+    sclient: LangGraphClient,
+) -> None:
+    await _remember(sclient)
+
+    everyone = await sclient.store.search_items(["memories"], query="green tea", limit=3)
+    assert [(i["namespace"][1], i["key"]) for i in everyone["items"]] == [
+        ("bob", "tea"),
+        ("ada", "teacup"),
+        ("ada", "tea"),
+    ]
+    habits = await sclient.store.search_items(
+        ["memories", "ada"], query="green tea", filter={"kind": "habit"}, limit=10
+    )
+    assert [i["key"] for i in habits["items"]] == ["teacup", "tea", "bike"]
+    second = await sclient.store.search_items(
+        ["memories", "ada"], query="green tea", filter={"kind": "habit"}, limit=1, offset=1
+    )
+    assert [i["key"] for i in second["items"]] == ["tea"]
+    past_the_end = await sclient.store.search_items(
+        ["memories", "ada"], query="green tea", limit=5, offset=4
+    )
+    assert past_the_end["items"] == []
+
+
+async def test_semantic_search_follows_updates_deletes_and_index_choices(
+    sclient: LangGraphClient,
+) -> None:
+    await _remember(sclient)
+
+    # Re-indexed on update: the old text no longer matches, the new one does.
+    await sclient.store.put_item(["memories", "ada"], "bike", {"text": "Ada switched to green tea"})
+    await sclient.store.put_item(["memories", "ada"], "teacup", {"text": "a cup of coffee"})
+    found = await sclient.store.search_items(["memories", "ada"], query="green tea", limit=2)
+    assert [i["key"] for i in found["items"]] == ["bike", "tea"]
+
+    # Deleted: gone from the ranking.
+    await sclient.store.delete_item(["memories", "ada"], "tea")
+    found = await sclient.store.search_items(["memories", "ada"], query="green tea", limit=10)
+    assert [i["key"] for i in found["items"]] == ["bike", "cat", "teacup"]
+
+    # index=False keeps an item out of the ranking, as LangGraph's SQL stores do; a plain
+    # search still lists it.
+    await sclient.store.put_item(["memories", "ada"], "bike", {"text": "green tea"}, index=False)
+    found = await sclient.store.search_items(["memories", "ada"], query="green tea", limit=10)
+    assert [i["key"] for i in found["items"]] == ["cat", "teacup"]
+    listed = await sclient.store.search_items(["memories", "ada"], limit=10)
+    assert "bike" in [i["key"] for i in listed["items"]]
+    assert {i["score"] for i in listed["items"]} == {None}
+
+    # A per-item list of fields replaces the configured ones.
+    await sclient.store.put_item(
+        ["memories", "ada"],
+        "note",
+        {"text": "unrelated words", "title": "green tea"},
+        index=["title"],
+    )
+    found = await sclient.store.search_items(["memories", "ada"], query="green tea", limit=1)
+    assert [(i["key"], i["score"]) for i in found["items"]] == [("note", pytest.approx(1.0))]
+
+
+async def test_semantic_search_over_raw_http(store_server: RunningServer) -> None:
+    async with raw_client(store_server) as raw:
+        for key, value in MEMORIES.items():
+            body = {"namespace": ["memories", "ada"], "key": key, "value": value}
+            assert (await raw.put("/store/items", json=body)).status_code == 204
+        response = await raw.post(
+            "/store/items/search",
+            json={"namespace_prefix": ["memories"], "query": "a cat", "limit": 1},
+        )
+    assert response.status_code == 200
+    [item] = response.json()["items"]
+    assert item["key"] == "cat"
+    assert item["value"] == MEMORIES["cat"]
+    assert item["score"] == pytest.approx(
+        _cosine(embed_text("a cat"), embed_text(MEMORIES["cat"]["text"])), abs=1e-6
+    )
+
+
+@pytest.mark.parametrize("graph_id", ["recall", "recall_sync"])
+async def test_a_graph_searches_the_store_by_meaning(
+    sclient: LangGraphClient, graph_id: str
+) -> None:
+    await _remember(sclient)
+    thread = await sclient.threads.create()
+
+    result = await sclient.runs.wait(
+        thread["thread_id"], graph_id, input={"user": "ada", "query": "green tea"}
+    )
+
+    assert isinstance(result, dict)
+    assert [found["key"] for found in result["found"]] == ["teacup", "tea"]
+    query = embed_text("green tea")
+    assert result["found"][0]["score"] == pytest.approx(
+        _cosine(query, embed_text(MEMORIES["teacup"]["text"])), abs=1e-6
+    )

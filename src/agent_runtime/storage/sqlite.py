@@ -14,9 +14,8 @@ from typing import Any
 import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
-from langgraph.store.sqlite.aio import AsyncSqliteStore
 
-from agent_runtime.errors import ConfigError, StorageError
+from agent_runtime.errors import StorageError
 from agent_runtime.storage.checkpoint_cache import (
     CachingSerializer,
     CheckpointCacheConfig,
@@ -29,8 +28,10 @@ from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
 from agent_runtime.storage.sqlite_retention import SqliteRetention
 from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_saver import RuntimeSqliteSaver
+from agent_runtime.storage.sqlite_store import RuntimeSqliteStore
 from agent_runtime.storage.sqlite_threads import SqliteThreads
 from agent_runtime.storage.sqlite_tool_calls import SqliteToolCalls
+from agent_runtime.storage.store_index import load_store_index
 
 
 def utc_now() -> datetime:
@@ -85,7 +86,7 @@ class SqliteStorage(
         self._store_config = dict(store_config or {})
         self._saver: RuntimeSqliteSaver | None = None
         self._reader: RuntimeSqliteSaver | None = None
-        self._store: AsyncSqliteStore | None = None
+        self._store: RuntimeSqliteStore | None = None
         self._extra: list[aiosqlite.Connection] = []
 
     @property
@@ -159,10 +160,6 @@ async def _stop_batching(store: BaseStore | None) -> None:
             await task
 
 
-def _make_store(conn: aiosqlite.Connection, config: Mapping[str, Any]) -> AsyncSqliteStore:
-    index = config.get("index")
-    try:
-        return AsyncSqliteStore(conn, index=index, ttl=config.get("ttl"))
-    except Exception as exc:
-        # The store resolves `index.embed` eagerly; a missing embeddings package fails here.
-        raise ConfigError(f"langgraph.json: store.index cannot be used: {exc}") from exc
+def _make_store(conn: aiosqlite.Connection, config: Mapping[str, Any]) -> RuntimeSqliteStore:
+    index = load_store_index(config.get("index"))
+    return RuntimeSqliteStore(conn, index=index, ttl=config.get("ttl"))
