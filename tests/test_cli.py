@@ -260,6 +260,55 @@ def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path
     assert "Stopping reloader process" in log.read_text()
 
 
+def _echo(url: str) -> str:
+    response = httpx.post(
+        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": "hi"}}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    text: str = response.json()["text"]
+    return text
+
+
+def test_cli_dev_starts_without_its_env_file_and_loads_it_once_created(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ECHO, project)
+    config = json.loads((project / "langgraph.json").read_text())
+    (project / "langgraph.json").write_text(json.dumps({**config, "env": ".env"}))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent_runtime.cli", "dev", "--no-browser", "--port", str(port)],
+            cwd=project,
+            env=_environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        _wait_ok(url, process)
+        assert _echo(url) == "hi"
+        time.sleep(1)  # the reloader's first pass records what exists
+
+        (project / ".env").write_text('ECHO_PREFIX="from env: "\n')
+        deadline = time.monotonic() + 20
+        while "detected changes in '.env'" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        _wait_ok(url, process)
+        assert _echo(url) == "from env: hi"
+    finally:
+        returncode = _stop(process)
+
+    assert returncode == 0
+    assert log.read_text().splitlines()[0] == (
+        f"agent-runtime: warning: langgraph.json: env: .env does not exist "
+        f"(resolved to {project}/.env); no variables are loaded from it"
+    )
+
+
 def test_listen_socket_is_tcp_so_nagle_gets_disabled() -> None:
     import socket
 

@@ -305,6 +305,13 @@ class _ProjectReload(StatReload):
     ) -> None:
         super().__init__(config, target, sockets)
         self._files = files
+        self._absent = {path for path in files if not path.exists()}
+
+    def should_restart(self) -> list[Path] | None:
+        # StatReload skips what it cannot stat, so a `.env` created after start would go unseen.
+        appeared = [path for path in self._absent if path.exists()]
+        self._absent = {path for path in self._files if not path.exists()}
+        return appeared or super().should_restart()
 
     def iter_py_files(self) -> Iterator[Path]:
         for root in self.config.reload_dirs:
