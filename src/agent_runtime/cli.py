@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import socket
 import sys
@@ -30,9 +31,10 @@ from agent_runtime.config import (
     parse_graph_spec,
 )
 from agent_runtime.errors import ConfigError
+from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
+    from starlette.types import ASGIApp
 
 CONFIG_ENV = "AGENT_RUNTIME_CONFIG"
 """Fallback for `--config`; also how `dev` tells its reload children which file to serve."""
@@ -57,7 +59,8 @@ class _Command:
 def run(argv: Sequence[str] | None = None) -> int:
     """Run `agent-runtime` with these arguments and return the exit status.
 
-    2: the config or a graph is broken; 1: the port cannot be listened on; 0: stopped cleanly.
+    2: the config or a graph is broken; 1: the port cannot be listened on; 3: start-up failed
+    (the database, the store index, a graph factory); 0: stopped cleanly.
     """
     args = _parser().parse_args(argv)
     try:
@@ -96,25 +99,29 @@ def run(argv: Sequence[str] | None = None) -> int:
     if command.browser and sys.stdout.isatty():
         # The socket already listens, so the page waits in the backlog until the app is up.
         webbrowser.open(f"{url}/docs")
+    status = 0
     try:
         if command.reload:
             _restore_environ(environ_before)
-            _serve_reloading(config, command, sock)
+            status = _serve_reloading(config, command, sock)
         else:
-            _serve(config, command, sock)
+            status = _serve(config, command, sock)
     except KeyboardInterrupt:
         pass  # Ctrl+C is how a dev server stops; `make dev` should not report it as a failure.
     finally:
         sock.close()
-    return 0
+    return status
 
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    status = run()
+    if status == STARTUP_FAILED:
+        exit_now(status)
+    sys.exit(status)
 
 
-def _reload_app() -> Starlette:
+def _reload_app() -> ASGIApp:
     """The app of one reload child, rebuilt from what the parent put in the environment."""
     from agent_runtime.server.app import create_app
 
@@ -126,7 +133,7 @@ def _reload_app() -> Starlette:
         raise SystemExit(3) from None
     apply_env(config, os.environ)
     # Only `agent-runtime dev` reloads.
-    return create_app(dev_defaults(config))
+    return StartupReport(create_app(dev_defaults(config)), _say)
 
 
 def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
@@ -235,7 +242,7 @@ def _url(host: str, port: int) -> str:
 
 
 def _uvicorn_config(
-    app: Starlette | str, command: _Command, reload_dirs: list[Path] | None = None
+    app: ASGIApp | str, command: _Command, reload_dirs: list[Path] | None = None
 ) -> uvicorn.Config:
     # host and port only label uvicorn's logs: it serves on the socket it is handed.
     return uvicorn.Config(
@@ -251,13 +258,15 @@ def _uvicorn_config(
     )
 
 
-def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> None:
+def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     from agent_runtime.server.app import create_app
 
-    uvicorn.Server(_uvicorn_config(create_app(config), command)).run(sockets=[sock])
+    server = uvicorn.Server(_uvicorn_config(StartupReport(create_app(config), _say), command))
+    server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILED
 
 
-def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> None:
+def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     os.environ[CONFIG_ENV] = str(config.path)
     if command.database is not None:
         os.environ[DATABASE_ENV] = str(config.database)
@@ -271,8 +280,10 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
             folders.append((config.base_dir / parsed.location).resolve().parent)
     options = _uvicorn_config("agent_runtime.cli:_reload_app", command, folders)
     files = [path for path in (config.path, config.env_file) if path is not None]
-    server = uvicorn.Server(options)
-    _ProjectReload(options, target=server.run, sockets=[sock], files=files).run()
+    target = functools.partial(serve_or_exit, uvicorn.Server(options))
+    reloader = _ProjectReload(options, target=target, sockets=[sock], files=files)
+    reloader.run()
+    return STARTUP_FAILED if reloader.first_start_failed else 0
 
 
 def _restore_environ(before: Mapping[str, str]) -> None:
@@ -306,8 +317,19 @@ class _ProjectReload(StatReload):
         super().__init__(config, target, sockets)
         self._files = files
         self._absent = {path for path in files if not path.exists()}
+        self._restarted = False
+        self.first_start_failed = False
+
+    def restart(self) -> None:
+        self._restarted = True
+        super().restart()
 
     def should_restart(self) -> list[Path] | None:
+        if not self._restarted and self.process.exitcode == STARTUP_FAILED:
+            # Nothing ever served: exit, so a supervisor (or the developer) sees it. A reload
+            # that fails later keeps watching, since fixing the file brings the server back.
+            self.first_start_failed = True
+            raise StopIteration
         # StatReload skips what it cannot stat, so a `.env` created after start would go unseen.
         appeared = [path for path in self._absent if path.exists()]
         self._absent = {path for path in self._files if not path.exists()}
