@@ -31,6 +31,7 @@ from agent_runtime.config import (
     parse_graph_spec,
 )
 from agent_runtime.errors import ConfigError
+from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
 from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
 
 if TYPE_CHECKING:
@@ -54,6 +55,10 @@ class _Command:
     port: int
     reload: bool
     browser: bool
+    log_level: str
+    """Of our loggers, and of uvicorn's unless `server_log_level` says otherwise."""
+    server_log_level: str
+    access_log: bool
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -173,6 +178,18 @@ def _parser() -> argparse.ArgumentParser:
             help=f"the SQLite file (default: ${DATABASE_ENV}, else agent_runtime.database in the "
             "config, else .agent-runtime/runtime.sqlite beside it)",
         )
+        sub.add_argument(
+            "--log-level",
+            type=_log_level,
+            help=f"level of agent-runtime's and the server's logs: {', '.join(LOG_LEVELS)} "
+            f"(default: ${LOG_LEVEL_ENV}, else {DEFAULT_LOG_LEVEL})",
+        )
+        sub.add_argument(
+            "--server-log-level",
+            type=_log_level,
+            help="level of the HTTP server's (uvicorn's) logs only (default: the --log-level)",
+        )
+        sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
         sub.set_defaults(default_host=host, default_port=port)
     dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
     dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
@@ -188,6 +205,13 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
             raise ConfigError(
                 f'{PORT_ENV}: expected a port number (0-65535), got "{environ[PORT_ENV]}"'
             ) from None
+    log_level = args.log_level
+    if log_level is None and environ.get(LOG_LEVEL_ENV):
+        try:
+            log_level = _log_level(environ[LOG_LEVEL_ENV])
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{LOG_LEVEL_ENV}: {exc}") from None
+    log_level = log_level or DEFAULT_LOG_LEVEL
     is_dev = args.command == "dev"
     return _Command(
         name=args.command,
@@ -197,6 +221,9 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         port=args.default_port if port is None else port,
         reload=is_dev and not args.no_reload,
         browser=is_dev and not args.no_browser,
+        log_level=log_level,
+        server_log_level=args.server_log_level or log_level,
+        access_log=not args.no_access_log,
     )
 
 
@@ -204,6 +231,12 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
     return int(text)
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -250,7 +283,9 @@ def _uvicorn_config(
         host=command.host,
         port=command.port,
         lifespan="on",
-        log_level="info",
+        log_level=command.server_log_level,
+        log_config=log_config(command.log_level),
+        access_log=command.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         factory=reload_dirs is not None,
         reload=reload_dirs is not None,
