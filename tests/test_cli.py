@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,8 +17,9 @@ import httpx
 import pytest
 
 import agent_runtime
-from agent_runtime.cli import _studio_line, dev_defaults
+from agent_runtime.cli import _command, _parser, _studio_line, dev_defaults
 from agent_runtime.config import CorsConfig, HttpConfig, load_config
+from agent_runtime.errors import ConfigError
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 ECHO = Path(__file__).parent / "fixtures" / "echo"
@@ -284,6 +286,169 @@ def test_cli_dev_reloads_on_project_edits_but_not_in_a_virtualenv(tmp_path: Path
 
     assert returncode == 0
     assert "Stopping reloader process" in log.read_text()
+
+
+def _echo(url: str) -> str:
+    response = httpx.post(
+        f"{url}/runs/wait", json={"assistant_id": "echo", "input": {"text": "hi"}}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    text: str = response.json()["text"]
+    return text
+
+
+def test_cli_dev_starts_without_its_env_file_and_loads_it_once_created(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(ECHO, project)
+    config = json.loads((project / "langgraph.json").read_text())
+    (project / "langgraph.json").write_text(json.dumps({**config, "env": ".env"}))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent_runtime.cli", "dev", "--no-browser", "--port", str(port)],
+            cwd=project,
+            env=_environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        _wait_ok(url, process)
+        assert _echo(url) == "hi"
+        time.sleep(1)  # the reloader's first pass records what exists
+
+        (project / ".env").write_text('ECHO_PREFIX="from env: "\n')
+        deadline = time.monotonic() + 20
+        while "detected changes in '.env'" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        _wait_ok(url, process)
+        assert _echo(url) == "from env: hi"
+    finally:
+        returncode = _stop(process)
+
+    assert returncode == 0
+    assert log.read_text().splitlines()[0] == (
+        f"agent-runtime: warning: langgraph.json: env: .env does not exist "
+        f"(resolved to {project}/.env); no variables are loaded from it"
+    )
+
+
+FAILING_GRAPH = """
+from typing import TypedDict
+
+from langgraph.graph import START, StateGraph
+
+
+class State(TypedDict):
+    text: str
+
+
+def explode(state: State) -> State:
+    raise ValueError("the graph failed on purpose")
+
+
+graph = StateGraph(State).add_node(explode).add_edge(START, "explode").compile()
+"""
+
+
+def test_cli_log_flags_and_environment_map_onto_the_command() -> None:
+    def command(*args: str, **environ: str) -> tuple[str, str, bool]:
+        parsed = _command(_parser().parse_args(["serve", *args]), environ)
+        return parsed.log_level, parsed.server_log_level, parsed.access_log
+
+    assert command() == ("info", "info", True)
+    assert command(LOG_LEVEL="DEBUG") == ("debug", "debug", True)
+    assert command("--log-level", "warning", LOG_LEVEL="debug") == ("warning", "warning", True)
+    assert command("--server-log-level", "ERROR", "--no-access-log") == ("info", "error", False)
+    with pytest.raises(ConfigError) as caught:
+        command(LOG_LEVEL="loud")
+    assert caught.value.detail == (
+        "LOG_LEVEL: expected one of critical, error, warning, info, debug, got 'loud'"
+    )
+
+
+def test_cli_reports_an_unknown_log_level(tmp_path: Path) -> None:
+    config = str(ECHO / "langgraph.json")
+
+    flag = _cli("serve", "--config", config, "--log-level", "loud", cwd=tmp_path)
+    variable = _cli("serve", "--config", config, cwd=tmp_path, LOG_LEVEL="loud")
+
+    assert flag.returncode == 2
+    assert "argument --log-level: expected one of critical, error, warning, info, debug" in (
+        flag.stderr
+    )
+    assert variable.returncode == 2
+    assert variable.stderr == (
+        "agent-runtime: LOG_LEVEL: expected one of critical, error, warning, info, debug, "
+        "got 'loud'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "shown"),
+    [
+        (("serve",), {}, {"run": True, "server": True, "access": True}),
+        (
+            ("serve", "--server-log-level", "warning", "--no-access-log"),
+            {"LOG_LEVEL": "info"},
+            {"run": True, "server": False, "access": False},
+        ),
+        (("serve",), {"LOG_LEVEL": "critical"}, {"run": False, "server": False, "access": False}),
+        (
+            ("dev", "--no-browser", "--no-access-log"),
+            {},
+            {"run": True, "server": True, "access": False},
+        ),
+    ],
+    ids=["defaults", "server-warning-no-access", "env-critical", "dev-reload"],
+)
+def test_cli_logs_a_failed_run_at_the_levels_asked(
+    tmp_path: Path, args: tuple[str, ...], environ: dict[str, str], shown: dict[str, bool]
+) -> None:
+    config = _project(tmp_path, FAILING_GRAPH)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    out, err = tmp_path / "out.log", tmp_path / "err.log"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "agent_runtime.cli", *args),
+                *("--config", str(config), "--host", "127.0.0.1", "--port", str(port)),
+            ],
+            cwd=tmp_path,
+            env=_environ(**environ),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        _wait_ok(url, process)
+        response = httpx.post(
+            f"{url}/runs/wait", json={"assistant_id": "agent", "input": {"text": "x"}}, timeout=10
+        )
+        assert response.json() == {
+            "__error__": {"error": "ValueError", "message": "the graph failed on purpose"}
+        }
+    finally:
+        returncode = _stop(process)
+
+    assert returncode == 0
+    logged = err.read_text()
+    failure = re.search(
+        r"^ERROR: +Run [0-9a-f-]{36} on thread [0-9a-f-]{36} \(graph agent\) failed: "
+        r"ValueError: the graph failed on purpose\nTraceback \(most recent call last\):\n",
+        logged,
+        re.MULTILINE,
+    )
+    assert (failure is not None) is shown["run"], logged
+    assert ('raise ValueError("the graph failed on purpose")' in logged) is shown["run"]
+    assert ("INFO:     Started server process" in logged) is shown["server"], logged
+    assert ('"POST /runs/wait HTTP/1.1" 200' in out.read_text()) is shown["access"]
 
 
 def test_listen_socket_is_tcp_so_nagle_gets_disabled() -> None:

@@ -455,10 +455,28 @@ def test_load_config_names_a_missing_dependency_folder(tmp_path: Path) -> None:
     )
 
 
-def test_load_config_names_a_missing_env_file(tmp_path: Path) -> None:
-    message = _error(tmp_path, {"graphs": GRAPH, "env": ".env"})
+def test_load_config_warns_of_a_missing_env_file(tmp_path: Path) -> None:
+    config = load_config(_project(tmp_path, {"graphs": GRAPH, "env": ".env"}), environ={})
 
-    assert message == f"langgraph.json: env: .env does not exist (resolved to {tmp_path}/.env)"
+    assert config.env == {}
+    assert config.env_file == tmp_path / ".env"
+    assert config.warnings == (
+        f"langgraph.json: env: .env does not exist (resolved to {tmp_path}/.env); "
+        "no variables are loaded from it",
+    )
+
+
+def test_load_config_points_a_missing_env_file_at_its_example(tmp_path: Path) -> None:
+    # LangChain's templates ship `.env.example` and name `.env` in langgraph.json.
+    (tmp_path / ".env.example").write_text("OPENAI_API_KEY=\n")
+
+    config = load_config(_project(tmp_path, {"graphs": GRAPH, "env": ".env"}), environ={})
+
+    assert config.env == {}
+    assert config.warnings == (
+        f"langgraph.json: env: .env does not exist (resolved to {tmp_path}/.env); "
+        "copy .env.example to .env to set its variables",
+    )
 
 
 def test_load_config_keeps_store_and_checkpointer_sections_raw(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from agent_runtime.registry import (
     NAMESPACE_GRAPH,
     GraphRegistry,
     GraphSource,
+    check_graphs,
     default_assistant_id,
     import_graphs,
 )
@@ -75,6 +76,10 @@ def make_nothing():
 
 def make_two(config, extra):
     return graph
+
+
+def make_failing(config):
+    raise RuntimeError("no model configured")
 """
 
 
@@ -289,6 +294,44 @@ def test_graph_registry_reports_a_state_graph_that_does_not_compile(tmp_path: Pa
     assert caught.value.detail.startswith(
         'Graph "agent" (./graphs.py:broken) failed to compile: ValueError: '
     )
+
+
+async def test_check_graphs_calls_each_factory_as_its_default_assistant_would(
+    tmp_path: Path,
+) -> None:
+    sources = import_graphs(
+        _config(tmp_path, {"agent": "./graphs.py:make_graph", "static": "./graphs.py:graph"})
+    )
+
+    await check_graphs(sources)
+
+    calls = sys.modules[sources["agent"].target.__module__].CALLS
+    ids = {"assistant_id": default_assistant_id("agent"), "graph_id": "agent"}
+    assert [(call["configurable"], call["metadata"]) for call in calls] == [(ids, ids)]
+
+
+async def test_check_graphs_names_a_factory_that_raises(tmp_path: Path) -> None:
+    sources = import_graphs(_config(tmp_path, {"agent": "./graphs.py:make_failing"}))
+
+    with pytest.raises(GraphLoadError) as caught:
+        await check_graphs(sources)
+
+    assert caught.value.detail == (
+        'Graph "agent": factory ./graphs.py:make_failing raised RuntimeError: no model configured'
+    )
+
+
+async def test_check_graphs_reports_what_registry_would(tmp_path: Path) -> None:
+    for attr, problem in (
+        ("make_nothing", "factory ./graphs.py:make_nothing returned a dict"),
+        ("broken", "(./graphs.py:broken) failed to compile"),
+    ):
+        sources = import_graphs(_config(tmp_path / attr, {"agent": f"./graphs.py:{attr}"}))
+
+        with pytest.raises(GraphLoadError) as caught:
+            await check_graphs(sources)
+
+        assert problem in caught.value.detail
 
 
 async def test_graph_registry_names_known_graphs_for_an_unknown_id(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import socket
 import sys
@@ -32,9 +33,11 @@ from agent_runtime.config import (
     parse_graph_spec,
 )
 from agent_runtime.errors import ConfigError
+from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
+from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
+    from starlette.types import ASGIApp
 
 CONFIG_ENV = "AGENT_RUNTIME_CONFIG"
 """Fallback for `--config`; also how `dev` tells its reload children which file to serve."""
@@ -54,12 +57,17 @@ class _Command:
     port: int
     reload: bool
     browser: bool
+    log_level: str
+    """Of our loggers, and of uvicorn's unless `server_log_level` says otherwise."""
+    server_log_level: str
+    access_log: bool
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run `agent-runtime` with these arguments and return the exit status.
 
-    2: the config or a graph is broken; 1: the port cannot be listened on; 0: stopped cleanly.
+    2: the config or a graph is broken; 1: the port cannot be listened on; 3: start-up failed
+    (the database, the store index, a graph factory); 0: stopped cleanly.
     """
     args = _parser().parse_args(argv)
     try:
@@ -100,25 +108,29 @@ def run(argv: Sequence[str] | None = None) -> int:
     if command.browser and sys.stdout.isatty():
         # The socket already listens, so the page waits in the backlog until the app is up.
         webbrowser.open(f"{url}/docs")
+    status = 0
     try:
         if command.reload:
             _restore_environ(environ_before)
-            _serve_reloading(config, command, sock)
+            status = _serve_reloading(config, command, sock)
         else:
-            _serve(config, command, sock)
+            status = _serve(config, command, sock)
     except KeyboardInterrupt:
         pass  # Ctrl+C is how a dev server stops; `make dev` should not report it as a failure.
     finally:
         sock.close()
-    return 0
+    return status
 
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    status = run()
+    if status == STARTUP_FAILED:
+        exit_now(status)
+    sys.exit(status)
 
 
-def _reload_app() -> Starlette:
+def _reload_app() -> ASGIApp:
     """The app of one reload child, rebuilt from what the parent put in the environment."""
     from agent_runtime.server.app import create_app
 
@@ -130,7 +142,7 @@ def _reload_app() -> Starlette:
         raise SystemExit(3) from None
     apply_env(config, os.environ)
     # Only `agent-runtime dev` reloads.
-    return create_app(dev_defaults(config))
+    return StartupReport(create_app(dev_defaults(config)), _say)
 
 
 def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
@@ -181,6 +193,18 @@ def _parser() -> argparse.ArgumentParser:
             help=f"the SQLite file (default: ${DATABASE_ENV}, else agent_runtime.database in the "
             "config, else .agent-runtime/runtime.sqlite beside it)",
         )
+        sub.add_argument(
+            "--log-level",
+            type=_log_level,
+            help=f"level of agent-runtime's and the server's logs: {', '.join(LOG_LEVELS)} "
+            f"(default: ${LOG_LEVEL_ENV}, else {DEFAULT_LOG_LEVEL})",
+        )
+        sub.add_argument(
+            "--server-log-level",
+            type=_log_level,
+            help="level of the HTTP server's (uvicorn's) logs only (default: the --log-level)",
+        )
+        sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
         sub.set_defaults(default_host=host, default_port=port)
     dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
     dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
@@ -196,6 +220,13 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
             raise ConfigError(
                 f'{PORT_ENV}: expected a port number (0-65535), got "{environ[PORT_ENV]}"'
             ) from None
+    log_level = args.log_level
+    if log_level is None and environ.get(LOG_LEVEL_ENV):
+        try:
+            log_level = _log_level(environ[LOG_LEVEL_ENV])
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"{LOG_LEVEL_ENV}: {exc}") from None
+    log_level = log_level or DEFAULT_LOG_LEVEL
     is_dev = args.command == "dev"
     return _Command(
         name=args.command,
@@ -205,6 +236,9 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         port=args.default_port if port is None else port,
         reload=is_dev and not args.no_reload,
         browser=is_dev and not args.no_browser,
+        log_level=log_level,
+        server_log_level=args.server_log_level or log_level,
+        access_log=not args.no_access_log,
     )
 
 
@@ -212,6 +246,12 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
     return int(text)
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -250,7 +290,7 @@ def _url(host: str, port: int) -> str:
 
 
 def _uvicorn_config(
-    app: Starlette | str, command: _Command, reload_dirs: list[Path] | None = None
+    app: ASGIApp | str, command: _Command, reload_dirs: list[Path] | None = None
 ) -> uvicorn.Config:
     # host and port only label uvicorn's logs: it serves on the socket it is handed.
     return uvicorn.Config(
@@ -258,7 +298,9 @@ def _uvicorn_config(
         host=command.host,
         port=command.port,
         lifespan="on",
-        log_level="info",
+        log_level=command.server_log_level,
+        log_config=log_config(command.log_level),
+        access_log=command.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         factory=reload_dirs is not None,
         reload=reload_dirs is not None,
@@ -266,13 +308,15 @@ def _uvicorn_config(
     )
 
 
-def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> None:
+def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     from agent_runtime.server.app import create_app
 
-    uvicorn.Server(_uvicorn_config(create_app(config), command)).run(sockets=[sock])
+    server = uvicorn.Server(_uvicorn_config(StartupReport(create_app(config), _say), command))
+    server.run(sockets=[sock])
+    return 0 if server.started else STARTUP_FAILED
 
 
-def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> None:
+def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     os.environ[CONFIG_ENV] = str(config.path)
     if command.database is not None:
         os.environ[DATABASE_ENV] = str(config.database)
@@ -286,8 +330,10 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
             folders.append((config.base_dir / parsed.location).resolve().parent)
     options = _uvicorn_config("agent_runtime.cli:_reload_app", command, folders)
     files = [path for path in (config.path, config.env_file) if path is not None]
-    server = uvicorn.Server(options)
-    _ProjectReload(options, target=server.run, sockets=[sock], files=files).run()
+    target = functools.partial(serve_or_exit, uvicorn.Server(options))
+    reloader = _ProjectReload(options, target=target, sockets=[sock], files=files)
+    reloader.run()
+    return STARTUP_FAILED if reloader.first_start_failed else 0
 
 
 def _restore_environ(before: Mapping[str, str]) -> None:
@@ -320,6 +366,24 @@ class _ProjectReload(StatReload):
     ) -> None:
         super().__init__(config, target, sockets)
         self._files = files
+        self._absent = {path for path in files if not path.exists()}
+        self._restarted = False
+        self.first_start_failed = False
+
+    def restart(self) -> None:
+        self._restarted = True
+        super().restart()
+
+    def should_restart(self) -> list[Path] | None:
+        if not self._restarted and self.process.exitcode == STARTUP_FAILED:
+            # Nothing ever served: exit, so a supervisor (or the developer) sees it. A reload
+            # that fails later keeps watching, since fixing the file brings the server back.
+            self.first_start_failed = True
+            raise StopIteration
+        # StatReload skips what it cannot stat, so a `.env` created after start would go unseen.
+        appeared = [path for path in self._absent if path.exists()]
+        self._absent = {path for path in self._files if not path.exists()}
+        return appeared or super().should_restart()
 
     def iter_py_files(self) -> Iterator[Path]:
         for root in self.config.reload_dirs:

@@ -93,7 +93,8 @@ class RuntimeConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     """The `env` section resolved: the `.env` file's values or the object as written."""
     env_file: Path | None = None
-    """The `.env` file `env` named, absolute; None when `env` is an object or absent."""
+    """The `.env` file `env` named, absolute (it may not exist yet: `dev` watches for it);
+    None when `env` is an object or absent."""
     store: Mapping[str, Any] = field(default_factory=dict)
     checkpointer: Mapping[str, Any] = field(default_factory=dict)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -273,7 +274,8 @@ def _build(
             reader.warn(f"{key} is not supported by agent-runtime; {consequence}")
     graphs, descriptions = _read_graphs(reader, data.get("graphs"), base_dir)
     env = data.get("env")
-    env_file = reader.existing("env", env, base_dir) if isinstance(env, str) else None
+    # A missing `.env` is a warning (in _read_env): LangChain's templates ship `.env.example`.
+    env_file = (base_dir / Path(env).expanduser()).resolve() if isinstance(env, str) else None
     dependencies = read_strings(reader, "dependencies", data.get("dependencies") or [])
     for index, dependency in enumerate(dependencies):
         if is_path_dependency(dependency):
@@ -363,6 +365,15 @@ def _read_graphs(
 
 def _read_env(reader: ConfigReader, value: Any, file: Path | None) -> dict[str, str]:
     if file is not None:
+        if not file.exists():
+            example = file.with_name(f"{file.name}.example")
+            way_out = (
+                f"copy {example.name} to {file.name} to set its variables"
+                if example.exists()
+                else "no variables are loaded from it"
+            )
+            reader.warn(f"env: {value} does not exist (resolved to {file}); {way_out}")
+            return {}
         try:
             env, problems = parse_dotenv(file.read_text(encoding="utf-8-sig"))
         except (OSError, UnicodeDecodeError) as exc:

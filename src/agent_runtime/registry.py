@@ -82,6 +82,32 @@ def import_graphs(config: RuntimeConfig) -> dict[str, GraphSource]:
     }
 
 
+async def check_graphs(sources: Mapping[str, GraphSource]) -> None:
+    """Build every graph once without storage, as start-up does before it opens the database.
+
+    Factories are called with the config a run of the graph's default assistant starts from,
+    so a factory that raises stops the server at start-up rather than failing every run.
+
+    Raises:
+        GraphLoadError: a StateGraph fails to compile, or a factory raises or returns
+            something that is not a graph.
+    """
+    registry = GraphRegistry(sources, checkpointer=None, store=None)
+    for graph_id in registry._factories:
+        assistant_id = default_assistant_id(graph_id)
+        ids = {"assistant_id": assistant_id, "graph_id": graph_id}
+        config: RunnableConfig = {"configurable": dict(ids), "metadata": dict(ids)}
+        try:
+            await registry.get_graph(graph_id, config)
+        except GraphLoadError:
+            raise
+        except Exception as exc:
+            spec = sources[graph_id].spec
+            raise GraphLoadError(
+                f'Graph "{graph_id}": factory {spec} raised {_describe(exc)}'
+            ) from exc
+
+
 class GraphRegistry:
     """The graphs one server runs, each wired to its checkpointer and store."""
 

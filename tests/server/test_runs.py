@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -148,6 +149,26 @@ async def test_wait_on_failing_graph_raises_in_sdk(rclient: LangGraphClient) -> 
     assert raw == {
         "__error__": {"error": "ValueError", "message": "the fixture graph failed on purpose"}
     }
+
+
+async def test_failed_run_is_logged_with_its_ids_and_traceback(
+    rclient: LangGraphClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread = await rclient.threads.create()
+    tid = thread["thread_id"]
+
+    with caplog.at_level(logging.ERROR, logger="agent_runtime.runs"):
+        await rclient.runs.wait(tid, "failing", input={"steps": []}, raise_error=False)
+
+    run = (await rclient.runs.list(tid))[0]
+    records = [r for r in caplog.records if r.name == "agent_runtime.runs"]
+    assert [r.getMessage() for r in records] == [
+        f"Run {run['run_id']} on thread {tid} (graph failing) failed: "
+        "ValueError: the fixture graph failed on purpose"
+    ]
+    assert records[0].levelno == logging.ERROR
+    assert records[0].exc_info is not None
+    assert 'raise ValueError("the fixture graph failed on purpose")' in caplog.text
 
 
 async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:

@@ -5,6 +5,7 @@ ended. It never touches run rows: the run manager records the outcome."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -24,6 +25,8 @@ from agent_runtime.streaming import EventLog
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 DEFAULT_STREAM_MODES = ("values",)
+
+logger = logging.getLogger("agent_runtime.runs")
 
 
 class RunExecutor:
@@ -67,7 +70,9 @@ class RunExecutor:
             # configurable is not copied into checkpoint metadata.
             config["configurable"]["thread_metadata"] = thread_metadata
         except Exception as exc:
-            return await self._failed(run, exc, graph=None)
+            known = assistant is not None and assistant["assistant_id"] == run["assistant_id"]
+            graph_id = assistant["graph_id"] if known and assistant is not None else None
+            return await self._failed(run, exc, graph=None, graph_id=graph_id)
         recorder = RunRecorder(
             run_id=run_id,
             pricing=self._pricing,
@@ -100,7 +105,8 @@ class RunExecutor:
             for name, data in shaper.finish():
                 await self._publish(run_id, name, data)
         except Exception as exc:
-            return replace(await self._failed(run, exc, graph=graph), usage=recorder.usage())
+            failed = await self._failed(run, exc, graph=graph, graph_id=assistant["graph_id"])
+            return replace(failed, usage=recorder.usage())
         last = shaper.last_values
         if shaper.interrupted or not isinstance(last, dict):
             outcome = await state_outcome(graph, run["thread_id"])
@@ -120,7 +126,10 @@ class RunExecutor:
             # The run's steps are undone, so the thread keeps what it held before the run.
             await self._storage.delete_run_checkpoints(run["thread_id"], run_id)
             return await self._failed(
-                run, MessageLimitError(count, self._max_messages), graph=graph
+                run,
+                MessageLimitError(count, self._max_messages),
+                graph=graph,
+                graph_id=assistant["graph_id"],
             )
         if outcome.status == "interrupted" and "values" in modes and not shaper.sent_interrupts:
             # The SDK reads pending interrupts off the last `values` event.
@@ -130,8 +139,20 @@ class RunExecutor:
             )
         return outcome
 
-    async def _failed(self, run: Run, exc: Exception, *, graph: AnyGraph | None) -> RunOutcome:
+    async def _failed(
+        self, run: Run, exc: Exception, *, graph: AnyGraph | None, graph_id: str | None
+    ) -> RunOutcome:
         error = {"error": type(exc).__name__, "message": str(exc)}
+        # The one place a developer sees why a background run failed, and where.
+        logger.error(
+            "Run %s on thread %s (graph %s) failed: %s: %s",
+            run["run_id"],
+            run["thread_id"],
+            graph_id or f"of assistant {run['assistant_id']}",
+            error["error"],
+            error["message"],
+            exc_info=exc,
+        )
         await self._publish(run["run_id"], "error", error)
         state = RunOutcome(status="error")
         if graph is not None:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
-from agent_runtime.registry import GraphRegistry, default_assistant_id, import_graphs
+from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.server import (
     assistants,
@@ -71,6 +71,9 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sources = import_graphs(config)
+        # Every graph is built once before the database is opened: one that fails stops
+        # start-up with the file untouched.
+        await check_graphs(sources)
         backend = storage or SqliteStorage(
             config.database,
             store_config=config.store,
@@ -95,14 +98,16 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
             app.state.services = Services(
                 config=config, storage=backend, registry=registry, events=events, runs=manager
             )
-            await manager.start()
-            sweeper = asyncio.create_task(_sweep_forever(backend, config), name="sweeper")
             try:
-                yield
+                await manager.start()
+                sweeper = asyncio.create_task(_sweep_forever(backend, config), name="sweeper")
+                try:
+                    yield
+                finally:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
                 await manager.stop()
         finally:
             await backend.close()

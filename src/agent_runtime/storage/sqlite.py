@@ -110,8 +110,13 @@ class SqliteStorage(
     async def setup(self) -> None:
         if self._saver is not None:
             return
-        await self._db.open()
+        # Made before the file is opened, on a connection not yet connected: the store resolves
+        # `index.embed` as it is made, and an index that cannot be built (its embeddings package
+        # missing, say) must fail start-up with the database untouched.
+        store_conn = _plain_connection(self.path, autocommit=True)
+        self._store = _make_store(store_conn, self._store_config)
         try:
+            await self._db.open()
             # One writer for the whole file: the checkpointer writes on our writer connection,
             # under one lock, so its writes and ours never wait on SQLite's file lock.
             self._saver = RuntimeSqliteSaver(self._db.writer, serde=self._serde)
@@ -123,13 +128,15 @@ class SqliteStorage(
             self._extra.append(reader_conn)
             self._reader = RuntimeSqliteSaver(reader_conn, serde=self._serde)
             await self._reader.setup()
-            store_conn = await _connect_plain(self.path, autocommit=True)
-            self._extra.append(store_conn)
-            self._store = _make_store(store_conn, self._store_config)
+            self._extra.append(await _start(store_conn))
             await self._store.setup()
-        except (OSError, sqlite3.Error) as exc:
+        except BaseException as exc:
+            # Whatever failed, nothing stays open: a connection's thread would keep the
+            # process alive with nothing listening.
             await self.close()
-            raise StorageError(f"Cannot set up the database {self.path}: {exc}") from exc
+            if isinstance(exc, OSError | sqlite3.Error):
+                raise StorageError(f"Cannot set up the database {self.path}: {exc}") from exc
+            raise
 
     async def close(self) -> None:
         await _stop_batching(self._store)
@@ -143,10 +150,23 @@ class SqliteStorage(
 
 
 async def _connect_plain(path: Path, *, autocommit: bool = False) -> aiosqlite.Connection:
+    return await _start(_plain_connection(path, autocommit=autocommit))
+
+
+def _plain_connection(path: Path, *, autocommit: bool) -> aiosqlite.Connection:
     # The saver manages its own commits and reads rows as tuples, so it gets no row factory.
-    conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
-    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA journal_mode=WAL")
+    # Not connected until `_start` awaits it.
+    return aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
+
+
+async def _start(conn: aiosqlite.Connection) -> aiosqlite.Connection:
+    await conn
+    try:
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA journal_mode=WAL")
+    except BaseException:
+        await conn.close()
+        raise
     return conn
 
 

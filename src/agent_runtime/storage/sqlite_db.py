@@ -46,14 +46,34 @@ class SqliteDatabase:
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
+        """Open the file, creating it if needed, and bring its tables up to date.
+
+        Raises:
+            StorageError: the file cannot be opened, is not a database, or cannot be migrated;
+                it is left as it was, and nothing stays open.
+        """
         require_sqlite_version()
+        if self.path.is_dir():
+            raise StorageError(
+                f"Cannot open the database {self.path}: it is a folder; pass a file path "
+                "(--database or AGENT_RUNTIME_DATABASE)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = await connect(self.path, autocommit=False)
+            # WAL comes after the migrations: switching to it rewrites the file's header, and a
+            # file they refuse (not ours, or from a newer release) must stay as it was.
+            self._writer = await connect(self.path, autocommit=False, wal=False)
             await migrate(self._writer)
+            # Fetched, so the statement is done and holds no lock when the reader connects.
+            await self._writer.execute_fetchall("PRAGMA journal_mode=WAL")
             self._reader = await connect(self.path)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"Cannot open the database {self.path}: {exc}") from exc
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, StorageError):
+                raise StorageError(f"Cannot open the database {self.path}: {exc.detail}") from exc
+            if isinstance(exc, OSError | sqlite3.Error):
+                raise StorageError(f"Cannot open the database {self.path}: {exc}") from exc
+            raise
 
     @property
     def writer(self) -> aiosqlite.Connection:
@@ -121,13 +141,21 @@ async def fetch_row(
     return next(iter(rows), None)
 
 
-async def connect(path: Path, *, autocommit: bool = True) -> aiosqlite.Connection:
+async def connect(path: Path, *, autocommit: bool = True, wal: bool = True) -> aiosqlite.Connection:
     """A connection with the pragmas every connection to the file needs. The writer is not in
-    autocommit mode: the checkpointer that shares it groups its statements and commits."""
+    autocommit mode: the checkpointer that shares it groups its statements and commits.
+
+    Closed again if a pragma fails (a file that is not a database fails the first one that
+    reads it): its thread would otherwise keep the process alive."""
     conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
-    conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.row_factory = aiosqlite.Row
+        if wal:
+            await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        await conn.close()
+        raise
     return conn

@@ -3,7 +3,12 @@ one applied, so a database from an older release is brought up to date at start-
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import aiosqlite
+
+from agent_runtime.errors import StorageError
 
 # Version 1: assistants, threads and runs as first released. Its statements are idempotent, so a
 # database created before versioning existed (user_version 0, tables present) passes through.
@@ -116,12 +121,32 @@ MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:
-    """Apply every migration newer than the database, each in its own transaction."""
+    """Apply every migration newer than the database, each in its own transaction.
+
+    Raises:
+        StorageError: the database comes from a newer release, whose tables this one would
+            misread.
+        sqlite3.Error: a migration failed (its transaction is not committed).
+    """
     async with conn.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
     current = int(row[0]) if row else 0
+    if current > len(MIGRATIONS):
+        raise StorageError(
+            f"its schema version is {current}, newer than this release of agent-runtime knows "
+            f"({len(MIGRATIONS)}); upgrade agent-runtime, or use another database file"
+        )
     for version, script in enumerate(MIGRATIONS, start=1):
         if version <= current:
             continue
         # executescript commits first; the version bump rides in the same script.
-        await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        try:
+            await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        except sqlite3.Error as exc:
+            # Tables of the same names but another shape: the file is not ours, or was edited.
+            with contextlib.suppress(sqlite3.Error):
+                await conn.rollback()
+            raise StorageError(
+                f"bringing its tables to schema version {version} failed: {exc}; "
+                "is it another program's database? Use another database file"
+            ) from exc
