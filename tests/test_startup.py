@@ -136,8 +136,8 @@ def _store_index(folder: Path) -> tuple[Path, Path, str]:
     return (
         _project(folder, store={"index": index}),
         database,
-        "langgraph.json: store.index cannot be used: Could not load embeddings from string "
-        "'openai:text-embedding-3-small'. langchain is not installed;",
+        'langgraph.json: store.index.embed: "openai:text-embedding-3-small" names a provider\'s '
+        "model, which needs the langchain",
     )
 
 

@@ -100,13 +100,12 @@ async def test_setup_refuses_tables_it_cannot_migrate_and_changes_nothing(tmp_pa
     [
         (
             {"dims": 3, "embed": "openai:text-embedding-3-small"},
-            "store.index cannot be used: Could not load embeddings from string "
-            "'openai:text-embedding-3-small'.",
+            'store.index.embed: "openai:text-embedding-3-small" names a provider\'s model, '
+            "which needs the langchain",
         ),
         (
             {"embed": "openai:text-embedding-3-small"},
-            "store.index.dims: expected the embeddings' dimension count (a positive integer), "
-            "got None",
+            "store.index.dims: expected a positive integer, got None",
         ),
     ],
 )
