@@ -303,8 +303,10 @@ async def test_check_graphs_calls_each_factory_as_its_default_assistant_would(
         _config(tmp_path, {"agent": "./graphs.py:make_graph", "static": "./graphs.py:graph"})
     )
 
-    await check_graphs(sources)
+    built = await check_graphs(sources)
 
+    assert len(built) == 2
+    assert all(isinstance(graph, Pregel) for graph in built)
     calls = sys.modules[sources["agent"].target.__module__].CALLS
     ids = {"assistant_id": default_assistant_id("agent"), "graph_id": "agent"}
     assert [(call["configurable"], call["metadata"]) for call in calls] == [(ids, ids)]

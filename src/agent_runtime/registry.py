@@ -82,8 +82,9 @@ def import_graphs(config: RuntimeConfig) -> dict[str, GraphSource]:
     }
 
 
-async def check_graphs(sources: Mapping[str, GraphSource]) -> None:
-    """Build every graph once without storage, as start-up does before it opens the database.
+async def check_graphs(sources: Mapping[str, GraphSource]) -> list[AnyGraph]:
+    """Build every graph once without storage, as start-up does before it opens the database,
+    and return them (what they declare decides which types checkpoints may decode to).
 
     Factories are called with the config a run of the graph's default assistant starts from,
     so a factory that raises stops the server at start-up rather than failing every run.
@@ -93,12 +94,13 @@ async def check_graphs(sources: Mapping[str, GraphSource]) -> None:
             something that is not a graph.
     """
     registry = GraphRegistry(sources, checkpointer=None, store=None)
+    built = list(registry._graphs.values())
     for graph_id in registry._factories:
         assistant_id = default_assistant_id(graph_id)
         ids = {"assistant_id": assistant_id, "graph_id": graph_id}
         config: RunnableConfig = {"configurable": dict(ids), "metadata": dict(ids)}
         try:
-            await registry.get_graph(graph_id, config)
+            built.append(await registry.get_graph(graph_id, config))
         except GraphLoadError:
             raise
         except Exception as exc:
@@ -106,6 +108,7 @@ async def check_graphs(sources: Mapping[str, GraphSource]) -> None:
             raise GraphLoadError(
                 f'Graph "{graph_id}": factory {spec} raised {_describe(exc)}'
             ) from exc
+    return built
 
 
 class GraphRegistry:

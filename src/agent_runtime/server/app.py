@@ -73,13 +73,13 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
         sources = import_graphs(config)
         # Every graph is built once before the database is opened: one that fails stops
         # start-up with the file untouched.
-        await check_graphs(sources)
+        built = await check_graphs(sources)
         backend = storage or SqliteStorage(
             config.database,
             store_config=config.store,
             checkpoint_cache=config.checkpoint_cache,
             serde=config.serde,
-            graph_types=graph_types(source.target for source in sources.values()),
+            graph_types=graph_types(built),
         )
         await backend.setup()
         try:
