@@ -25,7 +25,12 @@ from agent_runtime.storage.checkpoint_cache import (
 from agent_runtime.storage.serde import SerdeConfig, StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
 from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
-from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
+from agent_runtime.storage.sqlite_db import (
+    BUSY_TIMEOUT_MS,
+    SqliteDatabase,
+    Synchronous,
+    synchronous_pragma,
+)
 from agent_runtime.storage.sqlite_retention import SqliteRetention
 from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_saver import RuntimeSqliteSaver
@@ -56,10 +61,12 @@ class SqliteStorage(
         serde: SerdeConfig | None = None,
         graph_types: Iterable[TypeKey] = (),
         clock: Callable[[], datetime] = utc_now,
+        synchronous: Synchronous = "full",
     ) -> None:
         """Nothing is opened until `setup`.
 
         Args:
+            synchronous: how commits reach the disk (`sqlite_db.Synchronous`).
             serde: what langgraph.json adds to the types checkpoints may decode to.
             graph_types: the types the served graphs declare (`storage.serde.graph_types`).
         """
@@ -80,7 +87,7 @@ class SqliteStorage(
             if cache.max_mb
             else StrictSerializer(allowed=allowed, json_allowed=json_allowed)
         )
-        self._db = SqliteDatabase(path)
+        self._db = SqliteDatabase(path, synchronous=synchronous)
         self._now = clock
         self._store_config = dict(store_config or {})
         self._saver: RuntimeSqliteSaver | None = None
@@ -122,7 +129,9 @@ class SqliteStorage(
             self._extra.append(reader_conn)
             self._reader = RuntimeSqliteSaver(reader_conn, serde=self._serde)
             await self._reader.setup()
-            store_conn = await _connect_plain(self.path, autocommit=True)
+            store_conn = await _connect_plain(
+                self.path, autocommit=True, synchronous=self._db.synchronous
+            )
             self._extra.append(store_conn)
             self._store = _make_store(store_conn, self._store_config)
             await self._store.setup()
@@ -141,11 +150,15 @@ class SqliteStorage(
         await self._db.close()
 
 
-async def _connect_plain(path: Path, *, autocommit: bool = False) -> aiosqlite.Connection:
+async def _connect_plain(
+    path: Path, *, autocommit: bool = False, synchronous: Synchronous = "full"
+) -> aiosqlite.Connection:
     # The saver manages its own commits and reads rows as tuples, so it gets no row factory.
     conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA journal_mode=WAL")
+    # The store writes on this connection: it commits as durably as ours.
+    await conn.execute(synchronous_pragma(synchronous))
     return conn
 
 

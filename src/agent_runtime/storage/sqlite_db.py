@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -16,6 +16,11 @@ from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite_schema import migrate
 
 BUSY_TIMEOUT_MS = 10_000
+Synchronous = Literal["full", "normal"]
+"""SQLite's `synchronous` pragma for the connections that write: "full" syncs the WAL on every
+commit, so a power loss or OS crash keeps every committed run and checkpoint; "normal" syncs
+only at checkpoints of the WAL, so such a crash may lose the last commits (the file stays
+consistent). A crash of the process alone loses nothing either way."""
 
 
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -35,12 +40,20 @@ def require_sqlite_version(found: tuple[int, int, int] = sqlite3.sqlite_version_
         )
 
 
+def synchronous_pragma(synchronous: Synchronous) -> str:
+    """The statement setting it; only the two known values ever reach SQL."""
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f'synchronous must be "full" or "normal", got {synchronous!r}')
+    return f"PRAGMA synchronous={synchronous.upper()}"
+
+
 class SqliteDatabase:
     """Two connections to the file: the one writer (serialised by a lock, and shared with the
     checkpointer so the file never has two writers racing for its lock) and one reader."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: Synchronous = "full") -> None:
         self.path = path
+        self.synchronous = synchronous
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -49,9 +62,9 @@ class SqliteDatabase:
         require_sqlite_version()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = await connect(self.path, autocommit=False)
+            self._writer = await connect(self.path, autocommit=False, synchronous=self.synchronous)
             await migrate(self._writer)
-            self._reader = await connect(self.path)
+            self._reader = await connect(self.path, synchronous=self.synchronous)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"Cannot open the database {self.path}: {exc}") from exc
 
@@ -121,13 +134,15 @@ async def fetch_row(
     return next(iter(rows), None)
 
 
-async def connect(path: Path, *, autocommit: bool = True) -> aiosqlite.Connection:
+async def connect(
+    path: Path, *, autocommit: bool = True, synchronous: Synchronous = "full"
+) -> aiosqlite.Connection:
     """A connection with the pragmas every connection to the file needs. The writer is not in
     autocommit mode: the checkpointer that shares it groups its statements and commits."""
     conn = await aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
     conn.row_factory = aiosqlite.Row
     await conn.execute("PRAGMA journal_mode=WAL")
     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA synchronous=NORMAL")
+    await conn.execute(synchronous_pragma(synchronous))
     await conn.execute("PRAGMA foreign_keys=ON")
     return conn
