@@ -5,6 +5,7 @@ A script, not a test: it prints one table and exits non-zero only when it cannot
 Localhost only; every loop is bounded by the run counts given on the command line.
 
     .venv/bin/python benchmarks/bench_runs.py [--runs 200] [--runs-concurrent 640] ...
+        [--sqlite-synchronous full|normal]
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -98,11 +100,15 @@ def process_cpu_seconds(pid: int) -> float:
 # In-process
 
 
-async def _open_saver(database: Path) -> tuple[AsyncSqliteSaver, aiosqlite.Connection]:
-    # As the server opens its checkpointer connection: WAL, deferred transactions.
+async def _open_saver(
+    database: Path, synchronous: str = "full"
+) -> tuple[AsyncSqliteSaver, aiosqlite.Connection]:
+    # As the server opens its checkpointer connection: WAL, deferred transactions, and the
+    # same `synchronous` so both sides wait for the disk alike.
     conn = await aiosqlite.connect(database, isolation_level="DEFERRED")
     await conn.execute("PRAGMA busy_timeout=10000")
     await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'normal' else 'FULL'}")
     saver = AsyncSqliteSaver(conn)
     await saver.setup()
     return saver, conn
@@ -110,7 +116,7 @@ async def _open_saver(database: Path) -> tuple[AsyncSqliteSaver, aiosqlite.Conne
 
 async def bench_in_process(args: argparse.Namespace, folder: Path) -> Figures:
     config = load_config(CONFIG, database=folder / "in-process.sqlite", environ={})
-    saver, conn = await _open_saver(config.database)
+    saver, conn = await _open_saver(config.database, args.sqlite_synchronous)
     try:
         registry = GraphRegistry(import_graphs(config), checkpointer=saver, store=None)
         graph = await registry.get_graph(GRAPH_ID)
@@ -346,7 +352,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=32, help="the high concurrency")
     parser.add_argument("--runs-stream", type=int, default=100, help="streamed runs, one at a time")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured runs before each part")
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="agent_runtime.sqlite_synchronous of the server (and the in-process connection)",
+    )
     return parser
+
+
+def write_config(folder: Path, synchronous: str) -> Path:
+    """The repository's langgraph.json with `agent_runtime.sqlite_synchronous` set, in `folder`
+    (paths made absolute, since they are relative to the file)."""
+    data = json.loads(CONFIG.read_text())
+    data["dependencies"] = [str(ROOT)]
+    data["graphs"] = {
+        graph_id: str(ROOT / spec.removeprefix("./")) for graph_id, spec in data["graphs"].items()
+    }
+    data.setdefault("agent_runtime", {})["sqlite_synchronous"] = synchronous
+    path = folder / "langgraph.json"
+    path.write_text(json.dumps(data))
+    return path
 
 
 def main() -> None:
@@ -357,10 +383,11 @@ def main() -> None:
         folder = Path(tmp)
         print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}", flush=True)
         print(f"load average before: {_load()}", flush=True)
+        print(f"sqlite_synchronous: {args.sqlite_synchronous}", flush=True)
         print("in-process ...", flush=True)
         local = asyncio.run(bench_in_process(args, folder))
         print("server ...", flush=True)
-        server, url = start_server(folder)
+        server, url = start_server(folder, write_config(folder, args.sqlite_synchronous))
         try:
             served = asyncio.run(bench_server(args, url, server.pid))
         finally:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent_runtime.config_limits import (
     LimitsConfig,
@@ -26,6 +26,7 @@ from agent_runtime.config_reader import (
     ConfigReader,
     ValueTable,
     describe_value,
+    read_choice,
     read_flag,
     read_non_negative,
     read_positive,
@@ -43,6 +44,7 @@ from agent_runtime.storage.serde import SerdeConfig
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
 """Names the SQLite file; the `--database` flag beats it, and it beats `agent_runtime.database`."""
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+SqliteSynchronous = Literal["full", "normal"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +104,10 @@ class RuntimeConfig:
     """The SQLite file, absolute; its folder may not exist yet."""
     webhooks_allow_private: bool = False
     """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
+    sqlite_synchronous: SqliteSynchronous = "full"
+    """How SQLite commits (`agent_runtime.sqlite_synchronous`): "full" waits for the disk on
+    every commit, so a power loss keeps every committed run and checkpoint; "normal" is faster
+    and may lose the last commits (never corrupt the file) on a power loss or OS crash."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     pricing: Mapping[str, ModelPrice] = field(default_factory=dict)
     """Model name (as the chat model reports it) -> its price."""
@@ -254,6 +260,7 @@ _OWN_KEYS: ValueTable = {
     "database": read_string,
     "max_body_bytes": read_positive,
     "webhooks_allow_private": read_flag,
+    "sqlite_synchronous": read_choice("full", "normal"),
     "limits": read_limits,
     "pricing": read_pricing,
     "checkpoint_cache": read_checkpoint_cache,
@@ -319,6 +326,7 @@ def _build(
             database, os.environ if environ is None else environ, own.get("database"), base_dir
         ),
         webhooks_allow_private=own.get("webhooks_allow_private", False),
+        sqlite_synchronous=own.get("sqlite_synchronous", "full"),
         limits=own.get("limits", LimitsConfig()),
         pricing=own.get("pricing", {}),
         checkpoint_cache=own.get("checkpoint_cache", CheckpointCacheConfig()),

@@ -16,6 +16,7 @@ from agent_runtime.config_reader import (
     read_non_negative,
     read_number,
     read_positive,
+    read_positive_number,
 )
 from agent_runtime.schema import Json
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
@@ -39,6 +40,14 @@ class LimitsConfig:
     sweep_interval_seconds: float | None = None
     """How often the sweeper runs; default LangGraph's `checkpointer.ttl.sweep_interval_minutes`,
     else 60 s."""
+    max_pending_runs_per_thread: int = 100
+    """Runs queued (`enqueue`) behind a thread's running run; one more is a 429."""
+    max_open_streams: int = 200
+    """Server-sent event streams this process serves at once; one more is a 429."""
+    stream_send_timeout_seconds: float = 30.0
+    """A stream whose reader takes no data for this long is closed and its memory freed."""
+    max_event_bytes_per_run: int = 16 * 1024 * 1024
+    """The payloads a run keeps for replay (`Last-Event-ID`); past it the oldest are dropped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +65,10 @@ _LIMIT_KEYS: ValueTable = {
     "max_age_days": read_number,
     "strategy": read_choice("delete", "keep_latest"),
     "sweep_interval_seconds": read_number,
+    "max_pending_runs_per_thread": read_positive,
+    "max_open_streams": read_positive,
+    "stream_send_timeout_seconds": read_positive_number,
+    "max_event_bytes_per_run": read_positive,
 }
 # max_mb 0 turns the cache off.
 _CACHE_KEYS: ValueTable = {"max_mb": read_non_negative, "verify": read_flag}

@@ -110,6 +110,12 @@ def read_number(reader: ConfigReader, key: str, value: Any) -> float:
     return float(value)
 
 
+def read_positive_number(reader: ConfigReader, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise reader.bad(key, value, "a positive number")
+    return float(value)
+
+
 def read_choice(*choices: str) -> Callable[[ConfigReader, str, Any], str]:
     """A reader accepting one of `choices`."""
 

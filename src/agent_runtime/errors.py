@@ -7,6 +7,7 @@
     ├── ConflictError (409)         duplicates, busy threads, read-only threads
     ├── InvalidRequestError (422)   malformed JSON, schema violations, bad ids
     ├── PayloadTooLargeError (413)  a body over the configured limit
+    ├── TooManyRequestsError (429)  over a cap on what one client can take; says when to retry
     └── StorageError (503)          the database could not be reached or written
 
 Routes raise these; one handler in `server.app` turns them into `{"detail", "code"}` bodies.
@@ -67,6 +68,19 @@ class PayloadTooLargeError(AgentRuntimeError):
 
     status_code = 413
     default_code = "payload_too_large"
+
+
+class TooManyRequestsError(AgentRuntimeError):
+    """A cap on what one client may hold is reached (queued runs, open streams); the answer
+    carries `Retry-After`."""
+
+    status_code = 429
+    default_code = "too_many_requests"
+
+    def __init__(self, detail: str, *, code: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+        """Seconds the client should wait before trying again."""
 
 
 class StorageError(AgentRuntimeError):

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from agent_runtime.streaming.eventlog import (
+    EVENT_OVERHEAD_BYTES,
     EventLog,
     EventsDroppedError,
     MemoryEventLog,
@@ -320,8 +321,8 @@ async def test_cap_keeps_ids_and_signals_dropped_events() -> None:
     assert caught.value.status_code == 410
     assert caught.value.code == "events_dropped"
     assert caught.value.detail == (
-        'Events 1 to 3 of run "run-1" were dropped to keep its event log under '
-        "max_events_per_run; resume after event 3 to skip them"
+        'Events 1 to 3 of run "run-1" were dropped to keep its event log under its cap '
+        "(agent_runtime.limits.max_event_bytes_per_run); resume after event 3 to skip them"
     )
 
 
@@ -343,3 +344,39 @@ async def test_memory_event_log_rejects_bad_settings() -> None:
         MemoryEventLog(retention_seconds=-1)
     with pytest.raises(ValueError, match="max_events_per_run must be >= 1 or None, got 0"):
         MemoryEventLog(max_events_per_run=0)
+
+
+async def test_byte_cap_drops_the_oldest_down_to_half() -> None:
+    # Each event weighs its payload (10 bytes), its name ("values", 6) and the overhead.
+    weight = 10 + 6 + EVENT_OVERHEAD_BYTES
+    log = MemoryEventLog(max_bytes_per_run=10 * weight)
+    await log.open(RUN)
+    for n in range(1, 11):
+        await log.publish(RUN, "values", b"%010d" % n)
+    assert _ids(await _collect_now(log)) == list(range(1, 11))  # exactly at the cap
+    await log.publish(RUN, "values", b"%010d" % 11)  # over it: down to 5 events
+    await log.close(RUN)
+    assert _ids(await _collect(log.subscribe(RUN, after=6))) == [7, 8, 9, 10, 11]
+    with pytest.raises(EventsDroppedError) as caught:
+        await anext(log.subscribe(RUN, after=-1))
+    assert caught.value.first_available == 7
+
+
+async def test_byte_cap_keeps_the_newest_event_however_large() -> None:
+    log = MemoryEventLog(max_bytes_per_run=50)
+    await log.open(RUN)
+    await log.publish(RUN, "values", b"x" * 1000)
+    await log.publish(RUN, "values", b"y" * 1000)
+    await log.close(RUN)
+    assert [e.data[:1] for e in await _collect(log.subscribe(RUN, after=1))] == [b"y"]
+
+
+async def test_byte_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_bytes_per_run must be >= 1 or None, got 0"):
+        MemoryEventLog(max_bytes_per_run=0)
+
+
+async def _collect_now(log: MemoryEventLog) -> list[RunEvent]:
+    # The log is still open: read what is there without waiting for more.
+    events = log.subscribe(RUN, after=-1)
+    return [await anext(events) for _ in range(10)]

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_runtime.config import CorsConfig, RuntimeConfig
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.server import (
@@ -33,6 +33,7 @@ from agent_runtime.server import (
     threads,
     tool_calls,
 )
+from agent_runtime.server.limits import StreamSlots
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, json_response
@@ -80,6 +81,7 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
             checkpoint_cache=config.checkpoint_cache,
             serde=config.serde,
             graph_types=graph_types(built),
+            synchronous=config.sqlite_synchronous,
         )
         await backend.setup()
         try:
@@ -87,7 +89,8 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
                 sources, checkpointer=backend.checkpointer, store=backend.store
             )
             await _ensure_default_assistants(backend, registry)
-            events = MemoryEventLog()
+            limits = config.limits
+            events = MemoryEventLog(max_bytes_per_run=limits.max_event_bytes_per_run)
             manager = RunManager(
                 backend,
                 registry,
@@ -95,8 +98,16 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
                 pricing=config.pricing,
                 max_messages=config.limits.max_messages_per_thread,
             )
+            streams = StreamSlots(
+                limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
+            )
             app.state.services = Services(
-                config=config, storage=backend, registry=registry, events=events, runs=manager
+                config=config,
+                storage=backend,
+                registry=registry,
+                events=events,
+                runs=manager,
+                streams=streams,
             )
             try:
                 await manager.start()
@@ -182,7 +193,10 @@ async def _runtime_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AgentRuntimeError)
     if exc.status_code >= 500:
         logger.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
-    return json_response(error_body(exc.detail, exc.code), status=exc.status_code)
+    headers = None
+    if isinstance(exc, TooManyRequestsError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return json_response(error_body(exc.detail, exc.code), status=exc.status_code, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

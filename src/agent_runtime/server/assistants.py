@@ -14,6 +14,7 @@ from agent_runtime.errors import NotFoundError
 from agent_runtime.registry import default_assistant_id
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict, SortOrder
 from agent_runtime.server.graphs import describe_graph, graph_schemas, list_subgraphs
+from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.validation import closed, parse_uuid
@@ -133,6 +134,8 @@ async def create_assistant(request: Request, body: AssistantCreate) -> Assistant
     _require_graph(svc, graph_id)
     raw_id = body.get("assistant_id")
     assistant_id = parse_uuid(raw_id, field="assistant_id") if raw_id else str(uuid.uuid4())
+    limit = svc.config.limits.max_metadata_bytes
+    check_metadata_size(body.get("metadata") or {}, limit=limit, owner="assistant")
     new = NewAssistant(
         assistant_id=assistant_id,
         graph_id=graph_id,
@@ -188,6 +191,10 @@ async def update_assistant(request: Request, body: AssistantUpdate) -> Assistant
     current = await _assistant(request)
     if "graph_id" in body:
         _require_graph(svc, body["graph_id"])
+    if body.get("metadata"):
+        # Merged into the current metadata, as storage will.
+        merged = {**current["metadata"], **body["metadata"]}
+        check_metadata_size(merged, limit=svc.config.limits.max_metadata_bytes, owner="assistant")
     patch = AssistantPatch(
         graph_id=body.get("graph_id"),
         config=body.get("config"),

@@ -15,6 +15,7 @@ from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.runs.webhook import check_webhook_url
 from agent_runtime.schema import Assistant, Json, MultitaskStrategy
 from agent_runtime.server.assistants import resolve_assistant_id
+from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.services import Services
 from agent_runtime.server.validation import closed
 from agent_runtime.storage.base import NewRun
@@ -88,10 +89,13 @@ async def new_run(
     Raises:
         InvalidRequestError: a field cannot be honoured.
         NotFoundError: the assistant does not exist.
+        PayloadTooLargeError: the run's metadata is over `limits.max_metadata_bytes`.
     """
     for field, reason in _UNSUPPORTED.items():
         if field in body:
             raise InvalidRequestError(f"{field}: {reason}", code="unsupported_field")
+    limit = svc.config.limits.max_metadata_bytes
+    check_metadata_size(body.get("metadata") or {}, limit=limit, owner="run")
     command = body.get("command") or {}
     if "resume" in command and command["resume"] is None:
         # LangGraph itself fails on Command(resume=None) with an internal error.
@@ -137,6 +141,7 @@ async def new_run(
         # A kept stateless run leaves its thread behind, hidden from search.
         thread_visible=not stateless,
         thread_ttl=svc.config.default_thread_ttl,
+        max_pending=svc.config.limits.max_pending_runs_per_thread,
     )
     return new, assistant
 

@@ -16,12 +16,14 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.schema import Run, RunStatus
+from agent_runtime.server.limits import StreamSlot
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
-from agent_runtime.server.sse import event_names, requested_modes, sse_response
+from agent_runtime.server.sse import event_names, gone_response, requested_modes, sse_response
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.waiting import waited_response
 from agent_runtime.storage.base import RunOutcome
 from agent_runtime.streaming import parse_last_event_id
 
@@ -108,19 +110,24 @@ async def start_run(request: Request, body: RunCreate, *, thread_id: str, statel
 
 async def run_result(request: Request, run: Run, *, headers: dict[str, str]) -> Response:
     """What `wait` and `join` answer: the thread's final values (with `__interrupt__` when
-    interrupted), or `{"__error__": ...}` when the run failed."""
+    interrupted), or `{"__error__": ...}` when the run failed; whitespace heartbeats first when
+    the run takes a while."""
+    return await waited_response(_result(request, run), headers=headers)
+
+
+async def _result(request: Request, run: Run) -> bytes:
     final, outcome = await manager_of(request).wait(run)
     status = final["status"] if final else (outcome.status if outcome else None)
     error = final["error"] if final else (outcome.error if outcome else None)
     if status == "error":
         kind, _, message = (error or "Error: the run failed").partition(": ")
-        return json_response({"__error__": {"error": kind, "message": message}}, headers=headers)
+        return dumps({"__error__": {"error": kind, "message": message}})
     if outcome is None or (outcome.values is None and outcome.values_json is None):
         thread = await services(request).storage.get_thread(run["thread_id"])
         outcome = RunOutcome(
             status="success", values=thread["values"], interrupts=thread["interrupts"]
         )
-    return Response(_with_interrupts(outcome), media_type="application/json", headers=headers)
+    return _with_interrupts(outcome)
 
 
 def _with_interrupts(outcome: RunOutcome) -> bytes:
@@ -133,7 +140,23 @@ def _with_interrupts(outcome: RunOutcome) -> bytes:
     return outcome.encoded_values() or b"{}"
 
 
-def stream_run_response(request: Request, run: Run, body: RunCreate) -> Response:
+async def start_streamed_run(
+    request: Request, body: RunCreate, *, thread_id: str, stateless: bool
+) -> Response:
+    """Start a run and answer with its event stream; the stream's slot is taken first, so a
+    server at its cap refuses (429) before any run is queued."""
+    slot = services(request).streams.acquire()
+    try:
+        run = await start_run(request, body, thread_id=thread_id, stateless=stateless)
+    except BaseException:
+        slot.release()
+        raise
+    return stream_run_response(request, run, body, slot=slot)
+
+
+def stream_run_response(
+    request: Request, run: Run, body: RunCreate, *, slot: StreamSlot
+) -> Response:
     manager = manager_of(request)
     on_disconnect = None
     if body.get("on_disconnect", "continue") == "cancel":
@@ -147,6 +170,7 @@ def stream_run_response(request: Request, run: Run, body: RunCreate) -> Response
         run["run_id"],
         after=-1,
         headers=run_headers(run, tail="/stream"),
+        slot=slot,
         on_disconnect=on_disconnect,
     )
 
@@ -161,8 +185,7 @@ async def create_run(request: Request, body: RunCreate) -> Response:
 @router.post("/threads/{thread_id}/runs/stream", body=RunCreate)
 async def stream_run(request: Request, body: RunCreate) -> Response:
     """Start a run and stream its events as server-sent events."""
-    run = await start_run(request, body, thread_id=thread_id_of(request), stateless=False)
-    return stream_run_response(request, run, body)
+    return await start_streamed_run(request, body, thread_id=thread_id_of(request), stateless=False)
 
 
 @router.post("/threads/{thread_id}/runs/wait", body=RunCreate)
@@ -235,11 +258,16 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
             current = await svc.storage.get_run(run["thread_id"], run["run_id"])
             await manager.cancel(current, action="interrupt")
 
+    headers = run_headers(run, tail="/stream" + _modes_query(modes))
+    if run["status"] in FINAL_STATUSES and not await svc.events.exists(run["run_id"]):
+        message = events_gone(run, svc.events.retention_seconds)
+        return gone_response(run["run_id"], message, headers=headers, slot=svc.streams.acquire())
     return sse_response(
         svc.events,
         run["run_id"],
         after=after,
-        headers=run_headers(run, tail="/stream" + _modes_query(modes)),
+        headers=headers,
+        slot=svc.streams.acquire(),
         on_disconnect=on_disconnect,
         only=event_names(modes),
     )
@@ -247,6 +275,18 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
 
 def _modes_query(modes: list[str]) -> str:
     return "?" + urlencode([("stream_mode", mode) for mode in modes]) if modes else ""
+
+
+def events_gone(run: Run, retention_seconds: float) -> str:
+    """Why a finished run's events cannot be followed any more, and where its result is."""
+    base = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+    minutes, seconds = divmod(retention_seconds, 60)
+    kept = f"{minutes:g} minutes" if minutes and not seconds else f"{retention_seconds:g} seconds"
+    return (
+        f'The events of run "{run["run_id"]}" are no longer kept (they are kept for '
+        f"{kept} after a run ends); read its result with "
+        f"GET {base}/join, or the thread's state with GET /threads/{run['thread_id']}/state"
+    )
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", query=CancelQuery)

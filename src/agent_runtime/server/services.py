@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.server.limits import StreamSlots
 from agent_runtime.storage.base import Storage
 from agent_runtime.streaming import EventLog
 
@@ -23,6 +24,7 @@ class Services:
     registry: GraphRegistry
     events: EventLog
     runs: RunManager
+    streams: StreamSlots
 
 
 def services(request: Request) -> Services:

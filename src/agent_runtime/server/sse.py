@@ -1,20 +1,25 @@
 """Server-sent event responses for runs: replay and follow a run's event log (all of it, or the
-stream modes a client asked for), heartbeat while idle, and tell the run manager when a client
-that asked for it goes away."""
+stream modes a client asked for), heartbeat while idle, close a stream whose reader stalls, and
+tell the run manager when a client that asked for it goes away."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from typing import Any
 
 from starlette.responses import StreamingResponse
+from starlette.types import Message, Receive, Scope, Send
 
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, InvalidRequestError
 from agent_runtime.runs.shaping import API_STREAM_MODES, EVENT_NAMES
+from agent_runtime.server.limits import StreamSlot
 from agent_runtime.streaming import HEARTBEAT, EventLog, RunEvent, encode_event
+
+logger = logging.getLogger("agent_runtime.streams")
 
 HEARTBEAT_SECONDS = 5.0
 ALWAYS_SENT = frozenset({"metadata", "error", "end"})
@@ -62,6 +67,7 @@ def sse_response(
     *,
     after: int | None,
     headers: dict[str, str],
+    slot: StreamSlot,
     on_disconnect: Callable[[], Coroutine[Any, Any, None]] | None = None,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
     only: frozenset[str] | None = None,
@@ -73,12 +79,17 @@ def sse_response(
             (`updates|sub:1`) by the name before the `|`; None sends every event.
 
     The subscription starts here, before the response is sent, so no event published in
-    between is missed."""
-    subscription = events.subscribe(run_id, after=after)
+    between is missed. `slot` is released when the stream ends, however it ends."""
+    try:
+        subscription = events.subscribe(run_id, after=after)
+    except BaseException:
+        slot.release()
+        raise
     return stream_response(
         _run_frames(subscription, only),
         name=f"sse:{run_id}",
         headers=headers,
+        slot=slot,
         on_disconnect=on_disconnect,
         heartbeat_seconds=heartbeat_seconds,
     )
@@ -89,17 +100,82 @@ def stream_response(
     *,
     name: str,
     headers: dict[str, str],
+    slot: StreamSlot,
     on_disconnect: Callable[[], Coroutine[Any, Any, None]] | None = None,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
 ) -> StreamingResponse:
     """An SSE response over any source of frames, with heartbeats while it is idle. An
     `AgentRuntimeError` the source raises becomes an `error` event and ends the stream."""
     body = _encoded(frames, name, on_disconnect, heartbeat_seconds)
-    return StreamingResponse(
-        body,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **headers},
-    )
+    return EventStreamResponse(body, name=name, slot=slot, headers=headers)
+
+
+def gone_response(
+    run_id: str, message: str, *, headers: dict[str, str], slot: StreamSlot
+) -> StreamingResponse:
+    """A stream that only says why there is nothing to follow: an `error` event, then `end`."""
+    error = {"error": "EventsExpired", "message": message}
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield encode_event("error", dumps(error), None)
+        yield encode_event("end", b"null", None)
+
+    return EventStreamResponse(frames(), name=f"sse:{run_id}", slot=slot, headers=headers)
+
+
+class EventStreamResponse(StreamingResponse):
+    """An SSE response that gives up on a reader taking no data for `slot.send_timeout`
+    seconds, and that always closes its body and releases its slot when it ends."""
+
+    def __init__(
+        self,
+        body: AsyncIterator[bytes],
+        *,
+        name: str,
+        slot: StreamSlot,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **headers},
+        )
+        self._body = body
+        self._name = name
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        timeout = self._slot.send_timeout
+
+        async def send_or_give_up(message: Message) -> None:
+            # The server's send waits while the client's socket is full: a reader that stopped
+            # reading would otherwise hold this stream, its queue and its task forever.
+            try:
+                async with asyncio.timeout(timeout):
+                    await send(message)
+            except TimeoutError:
+                raise _StalledReaderError from None
+
+        try:
+            await super().__call__(scope, receive, send_or_give_up)
+        except _StalledReaderError:
+            logger.warning(
+                "Closed stream %s: its reader took no data for %g s "
+                "(agent_runtime.limits.stream_send_timeout_seconds)",
+                self._name,
+                timeout,
+            )
+        finally:
+            self._slot.release()
+            # Cancelled mid-send, the body sits suspended at a `yield`: close it now rather
+            # than whenever it is garbage collected, so its subscription is freed.
+            aclose = getattr(self._body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class _StalledReaderError(Exception):
+    pass
 
 
 async def _run_frames(

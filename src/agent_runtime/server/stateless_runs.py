@@ -20,7 +20,7 @@ from agent_runtime.server.runs import (
     run_headers,
     run_result,
     start_run,
-    stream_run_response,
+    start_streamed_run,
 )
 from agent_runtime.server.services import services
 from agent_runtime.server.validation import closed, parse_uuid
@@ -54,8 +54,7 @@ async def create_stateless_run(request: Request, body: RunCreate) -> Response:
 @router.post("/runs/stream", body=RunCreate)
 async def stream_stateless_run(request: Request, body: RunCreate) -> Response:
     """Start a run on a new thread and stream its events."""
-    run = await _start(request, body)
-    return stream_run_response(request, run, body)
+    return await start_streamed_run(request, body, thread_id=str(uuid.uuid4()), stateless=True)
 
 
 @router.post("/runs/wait", body=RunCreate)

@@ -93,6 +93,7 @@ async def join_thread_stream(request: Request, query: ThreadStreamQuery) -> Resp
         follower.frames(recent, resume),
         name=f"thread-sse:{thread_id}",
         headers={"Location": location},
+        slot=svc.streams.acquire(),
     )
 
 

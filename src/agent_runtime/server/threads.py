@@ -11,11 +11,11 @@ from pydantic import Field
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
-from agent_runtime.encoding import dumps
-from agent_runtime.errors import InvalidRequestError, PayloadTooLargeError
+from agent_runtime.errors import InvalidRequestError
 from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread, ThreadStatus
+from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.routing import Router, json_response
-from agent_runtime.server.services import Services, services
+from agent_runtime.server.services import services
 from agent_runtime.server.validation import closed, parse_uuid
 from agent_runtime.storage.base import (
     NewThread,
@@ -142,7 +142,7 @@ async def create_thread(request: Request, body: ThreadCreate) -> Thread:
     thread_id = parse_uuid(raw_id, field="thread_id") if raw_id else str(uuid.uuid4())
     svc = services(request)
     metadata = body.get("metadata") or {}
-    check_metadata_size(svc, metadata)
+    check_metadata_size(metadata, limit=svc.config.limits.max_metadata_bytes)
     new = NewThread(
         thread_id=thread_id,
         metadata=metadata,
@@ -248,7 +248,10 @@ async def update_thread(request: Request, body: ThreadUpdate) -> Any:
     thread_id = thread_id_of(request)
     if body.get("metadata"):
         current = await svc.storage.get_thread(thread_id, values=False)
-        check_metadata_size(svc, {**current["metadata"], **body["metadata"]})
+        check_metadata_size(
+            {**current["metadata"], **body["metadata"]},
+            limit=svc.config.limits.max_metadata_bytes,
+        )
     patch = ThreadPatch(
         metadata=body.get("metadata"),
         ttl=_ttl(body.get("ttl")),
@@ -273,20 +276,6 @@ async def delete_thread(request: Request, _: None) -> None:
 async def copy_thread(request: Request, _: None) -> Thread:
     """Copy a thread, with its whole checkpoint history, under a new id."""
     return await services(request).storage.copy_thread(thread_id_of(request), str(uuid.uuid4()))
-
-
-def check_metadata_size(svc: Services, metadata: Json) -> None:
-    """Raises:
-    PayloadTooLargeError: the thread's metadata would be over `limits.max_metadata_bytes`.
-    """
-    size = len(dumps(metadata))
-    limit = svc.config.limits.max_metadata_bytes
-    if size > limit:
-        raise PayloadTooLargeError(
-            f"The thread's metadata would be {size} bytes, over the limit of {limit} bytes "
-            "(agent_runtime.limits.max_metadata_bytes in langgraph.json)",
-            code="metadata_too_large",
-        )
 
 
 def _ttl(ttl: ThreadTTL | None) -> Json | None:

@@ -150,6 +150,9 @@ class NewRun:
     """TTL of a thread created by `if_not_exists="create"` (the configured default)."""
     max_tags: int = 20
     """The thread may carry at most this many tags once the run's are added."""
+    max_pending: int | None = None
+    """With `enqueue`, refuse the run (429) when the thread already has this many runs
+    pending; checked in the transaction that queues it, so concurrent creates cannot pass it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -24,7 +24,12 @@ from agent_runtime.storage.checkpoint_cache import (
 from agent_runtime.storage.serde import SerdeConfig, StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite_assistants import SqliteAssistants
 from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
-from agent_runtime.storage.sqlite_db import BUSY_TIMEOUT_MS, SqliteDatabase
+from agent_runtime.storage.sqlite_db import (
+    BUSY_TIMEOUT_MS,
+    SqliteDatabase,
+    Synchronous,
+    synchronous_pragma,
+)
 from agent_runtime.storage.sqlite_retention import SqliteRetention
 from agent_runtime.storage.sqlite_runs import SqliteRuns
 from agent_runtime.storage.sqlite_saver import RuntimeSqliteSaver
@@ -57,10 +62,12 @@ class SqliteStorage(
         serde: SerdeConfig | None = None,
         graph_types: Iterable[TypeKey] = (),
         clock: Callable[[], datetime] = utc_now,
+        synchronous: Synchronous = "full",
     ) -> None:
         """Nothing is opened until `setup`.
 
         Args:
+            synchronous: how commits reach the disk (`sqlite_db.Synchronous`).
             serde: what langgraph.json adds to the types checkpoints may decode to.
             graph_types: the types the served graphs declare (`storage.serde.graph_types`).
         """
@@ -81,7 +88,7 @@ class SqliteStorage(
             if cache.max_mb
             else StrictSerializer(allowed=allowed, json_allowed=json_allowed)
         )
-        self._db = SqliteDatabase(path)
+        self._db = SqliteDatabase(path, synchronous=synchronous)
         self._now = clock
         self._store_config = dict(store_config or {})
         self._saver: RuntimeSqliteSaver | None = None
@@ -128,7 +135,7 @@ class SqliteStorage(
             self._extra.append(reader_conn)
             self._reader = RuntimeSqliteSaver(reader_conn, serde=self._serde)
             await self._reader.setup()
-            self._extra.append(await _start(store_conn))
+            self._extra.append(await _start(store_conn, synchronous=self._db.synchronous))
             await self._store.setup()
         except BaseException as exc:
             # Whatever failed, nothing stays open: a connection's thread would keep the
@@ -149,8 +156,10 @@ class SqliteStorage(
         await self._db.close()
 
 
-async def _connect_plain(path: Path, *, autocommit: bool = False) -> aiosqlite.Connection:
-    return await _start(_plain_connection(path, autocommit=autocommit))
+async def _connect_plain(
+    path: Path, *, autocommit: bool = False, synchronous: Synchronous = "full"
+) -> aiosqlite.Connection:
+    return await _start(_plain_connection(path, autocommit=autocommit), synchronous=synchronous)
 
 
 def _plain_connection(path: Path, *, autocommit: bool) -> aiosqlite.Connection:
@@ -159,11 +168,15 @@ def _plain_connection(path: Path, *, autocommit: bool) -> aiosqlite.Connection:
     return aiosqlite.connect(path, isolation_level=None if autocommit else "DEFERRED")
 
 
-async def _start(conn: aiosqlite.Connection) -> aiosqlite.Connection:
+async def _start(
+    conn: aiosqlite.Connection, *, synchronous: Synchronous = "full"
+) -> aiosqlite.Connection:
     await conn
     try:
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await conn.execute("PRAGMA journal_mode=WAL")
+        # The store writes on its connection: it commits as durably as ours.
+        await conn.execute(synchronous_pragma(synchronous))
     except BaseException:
         await conn.close()
         raise

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
@@ -16,6 +16,11 @@ from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite_schema import migrate
 
 BUSY_TIMEOUT_MS = 10_000
+Synchronous = Literal["full", "normal"]
+"""SQLite's `synchronous` pragma for the connections that write: "full" syncs the WAL on every
+commit, so a power loss or OS crash keeps every committed run and checkpoint; "normal" syncs
+only at checkpoints of the WAL, so such a crash may lose the last commits (the file stays
+consistent). A crash of the process alone loses nothing either way."""
 
 
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -35,12 +40,20 @@ def require_sqlite_version(found: tuple[int, int, int] = sqlite3.sqlite_version_
         )
 
 
+def synchronous_pragma(synchronous: Synchronous) -> str:
+    """The statement setting it; only the two known values ever reach SQL."""
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f'synchronous must be "full" or "normal", got {synchronous!r}')
+    return f"PRAGMA synchronous={synchronous.upper()}"
+
+
 class SqliteDatabase:
     """Two connections to the file: the one writer (serialised by a lock, and shared with the
     checkpointer so the file never has two writers racing for its lock) and one reader."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: Synchronous = "full") -> None:
         self.path = path
+        self.synchronous = synchronous
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -62,11 +75,13 @@ class SqliteDatabase:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # WAL comes after the migrations: switching to it rewrites the file's header, and a
             # file they refuse (not ours, or from a newer release) must stay as it was.
-            self._writer = await connect(self.path, autocommit=False, wal=False)
+            self._writer = await connect(
+                self.path, autocommit=False, wal=False, synchronous=self.synchronous
+            )
             await migrate(self._writer)
             # Fetched, so the statement is done and holds no lock when the reader connects.
             await self._writer.execute_fetchall("PRAGMA journal_mode=WAL")
-            self._reader = await connect(self.path)
+            self._reader = await connect(self.path, synchronous=self.synchronous)
         except BaseException as exc:
             await self.close()
             if isinstance(exc, StorageError):
@@ -141,7 +156,9 @@ async def fetch_row(
     return next(iter(rows), None)
 
 
-async def connect(path: Path, *, autocommit: bool = True, wal: bool = True) -> aiosqlite.Connection:
+async def connect(
+    path: Path, *, autocommit: bool = True, wal: bool = True, synchronous: Synchronous = "full"
+) -> aiosqlite.Connection:
     """A connection with the pragmas every connection to the file needs. The writer is not in
     autocommit mode: the checkpointer that shares it groups its statements and commits.
 
@@ -153,7 +170,7 @@ async def connect(path: Path, *, autocommit: bool = True, wal: bool = True) -> a
         if wal:
             await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute(synchronous_pragma(synchronous))
         await conn.execute("PRAGMA foreign_keys=ON")
     except BaseException:
         await conn.close()

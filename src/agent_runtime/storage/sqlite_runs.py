@@ -11,7 +11,12 @@ from typing import Any
 import aiosqlite
 
 from agent_runtime.encoding import dumps_text, loads
-from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
+from agent_runtime.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.storage.base import NewRun, RunOutcome
@@ -81,6 +86,7 @@ class SqliteRuns:
                     'multitask_strategy="reject" refuses a second run',
                     code="thread_busy",
                 )
+            _check_pending(new, active)
             stamp = _stamp(now)
             try:
                 inserted = await _all(
@@ -357,3 +363,17 @@ def _run(row: Any) -> Run:
         "error": row["error"],
         "usage": None if row["usage"] is None else loads(row["usage"]),
     }
+
+
+def _check_pending(new: NewRun, active: Sequence[Any]) -> None:
+    # Other strategies cancel the active runs, so only `enqueue` can grow the queue.
+    if new.max_pending is None or new.multitask_strategy != "enqueue":
+        return
+    pending = sum(1 for run in active if run["status"] == "pending")
+    if pending >= new.max_pending:
+        raise TooManyRequestsError(
+            f'Thread "{new.thread_id}" already has {pending} pending runs, the most it may '
+            f"queue (agent_runtime.limits.max_pending_runs_per_thread in langgraph.json); "
+            "retry when some have run, or cancel them",
+            code="too_many_pending_runs",
+        )

@@ -40,6 +40,9 @@ class EventsDroppedError(AgentRuntimeError):
 class EventLog(Protocol):
     """Where a run's executor publishes stream events and any number of listeners read them."""
 
+    retention_seconds: float
+    """How long a run's events stay replayable after its log is closed."""
+
     async def open(self, run_id: str) -> None:
         """Start the run's log; on a closed one, reopen it and continue its ids."""
 
@@ -77,13 +80,22 @@ class EventLog(Protocol):
         """Close every log, so subscribers drain and stop, and release what the log holds."""
 
 
+EVENT_OVERHEAD_BYTES = 100
+"""About what a stored event takes beside its payload and name (its object and references)."""
+
+
+def _weight(event: RunEvent) -> int:
+    return len(event.data) + len(event.event) + EVENT_OVERHEAD_BYTES
+
+
 class _RunLog:
     """One run's events; subscribers index into `events` with their own cursor."""
 
-    __slots__ = ("_wakeup", "closed", "events", "expires_at", "first_id", "next_id")
+    __slots__ = ("_wakeup", "closed", "events", "expires_at", "first_id", "next_id", "size")
 
     def __init__(self) -> None:
         self.events: list[RunEvent] = []
+        self.size = 0  # what `events` weigh, as `_weight` counts
         self.first_id = 1  # id of events[0], or next_id while the list is empty
         self.next_id = 1
         self.closed = False
@@ -124,7 +136,8 @@ class _Subscription:
             if index < 0:
                 raise EventsDroppedError(
                     f'Events {self._next_id} to {log.first_id - 1} of run "{self._run_id}" were '
-                    "dropped to keep its event log under max_events_per_run; resume after event "
+                    "dropped to keep its event log under its cap "
+                    "(agent_runtime.limits.max_event_bytes_per_run); resume after event "
                     f"{log.first_id - 1} to skip them",
                     first_available=log.first_id,
                 )
@@ -144,7 +157,10 @@ class MemoryEventLog:
 
     Memory: a run holds every payload it published from `open` until `retention_seconds` after
     `close`. With `max_events_per_run`, a run keeps at least its last N and at most 2N-1 events;
-    ids go on counting and a subscriber that needs a dropped event gets `EventsDroppedError`.
+    with `max_bytes_per_run`, its events weigh at most that many bytes (payload and name plus
+    `EVENT_OVERHEAD_BYTES` each), and a trim leaves at most half of it (always the newest
+    event). Ids go on counting and a subscriber that needs a dropped event gets
+    `EventsDroppedError`.
     Expired logs are dropped lazily, on `open`, `close`, `subscribe` and `exists`; no task runs
     in the background.
 
@@ -157,14 +173,18 @@ class MemoryEventLog:
         *,
         retention_seconds: float = 300.0,
         max_events_per_run: int | None = None,
+        max_bytes_per_run: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if retention_seconds < 0:
             raise ValueError(f"retention_seconds must be >= 0, got {retention_seconds}")
         if max_events_per_run is not None and max_events_per_run < 1:
             raise ValueError(f"max_events_per_run must be >= 1 or None, got {max_events_per_run}")
-        self._retention = retention_seconds
+        if max_bytes_per_run is not None and max_bytes_per_run < 1:
+            raise ValueError(f"max_bytes_per_run must be >= 1 or None, got {max_bytes_per_run}")
+        self.retention_seconds = retention_seconds
         self._cap = max_events_per_run
+        self._max_bytes = max_bytes_per_run
         self._clock = clock
         self._logs: dict[str, _RunLog] = {}
         # Closed logs in closing order; with a monotonic clock and one retention time their
@@ -197,11 +217,23 @@ class MemoryEventLog:
         log.next_id += 1
         events = log.events
         events.append(record)
+        log.size += _weight(record)
         cap = self._cap
         if cap is not None and len(events) >= 2 * cap:
             # Trimming a block of `cap` at a time keeps publish O(1) amortised; a strict window
             # would shift the whole list on every call.
+            log.size -= sum(_weight(event) for event in events[:-cap])
             del events[:-cap]
+            log.first_id = events[0].id
+        max_bytes = self._max_bytes
+        if max_bytes is not None and log.size > max_bytes:
+            # Down to half the cap, for the same reason: the next trim is far away.
+            drop, size = 0, log.size
+            while drop < len(events) - 1 and size > max_bytes // 2:
+                size -= _weight(events[drop])
+                drop += 1
+            del events[:drop]
+            log.size = size
             log.first_id = events[0].id
         log.notify()
         return record
@@ -211,7 +243,7 @@ class MemoryEventLog:
         log = self._logs.get(run_id)
         if log is not None and not log.closed:
             log.closed = True
-            log.expires_at = self._clock() + self._retention
+            log.expires_at = self._clock() + self.retention_seconds
             self._expiries.append((log.expires_at, run_id, log))
             log.notify()
         self._prune()

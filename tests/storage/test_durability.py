@@ -1,0 +1,74 @@
+"""How durably SQLite commits: `synchronous=FULL` by default, `normal` when configured
+(`agent_runtime.sqlite_synchronous`), on every connection that writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+
+from agent_runtime.config import config_from_dict
+from agent_runtime.errors import ConfigError
+from agent_runtime.storage.sqlite import SqliteStorage
+from agent_runtime.storage.sqlite_db import synchronous_pragma
+from tests.conftest import ROOT, RunningServer
+
+FULL, NORMAL = 2, 1  # what `PRAGMA synchronous` reads back
+
+
+async def _level(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall("PRAGMA synchronous"))
+    return int(rows[0][0])
+
+
+async def _levels(storage: SqliteStorage) -> list[int]:
+    # The checkpointer shares our writer; the store writes on a connection of its own.
+    saver: Any = storage.checkpointer
+    store: Any = storage.store
+    return [await _level(saver.conn), await _level(store.conn)]
+
+
+async def test_commits_are_full_by_default(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "db.sqlite")
+    await storage.setup()
+    try:
+        assert await _levels(storage) == [FULL, FULL]
+    finally:
+        await storage.close()
+
+
+async def test_normal_is_a_setting(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "db.sqlite", synchronous="normal")
+    await storage.setup()
+    try:
+        assert await _levels(storage) == [NORMAL, NORMAL]
+    finally:
+        await storage.close()
+
+
+def _config(tmp_path: Path, own: dict[str, Any]) -> Any:
+    data = {"graphs": {"chat": "./graphs/chat.py:graph"}, "agent_runtime": own}
+    return config_from_dict(data, base_dir=ROOT, database=tmp_path / "db.sqlite", environ={})
+
+
+async def test_server_commits_as_configured(tmp_path: Path) -> None:
+    assert _config(tmp_path, {}).sqlite_synchronous == "full"
+    server = await RunningServer(_config(tmp_path, {"sqlite_synchronous": "normal"})).start()
+    try:
+        storage = server.services().storage
+        assert isinstance(storage, SqliteStorage)
+        assert await _levels(storage) == [NORMAL, NORMAL]
+    finally:
+        await server.stop()
+
+
+def test_sqlite_synchronous_takes_two_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config(tmp_path, {"sqlite_synchronous": "OFF"})
+    assert caught.value.detail == (
+        'langgraph.json: agent_runtime.sqlite_synchronous: expected "full" or "normal", got "OFF"'
+    )
+    with pytest.raises(ValueError, match='synchronous must be "full" or "normal"'):
+        synchronous_pragma("off")  # type: ignore[arg-type]
