@@ -5,6 +5,7 @@ exist (the templates ship `.env.example` only)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,40 +17,34 @@ from tests.conftest import ROOT, RunningServer, sdk_client
 TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
 
 
-async def _serve(project: str, database: Path) -> RunningServer:
+@asynccontextmanager
+async def _client(project: str, database: Path) -> AsyncIterator[LangGraphClient]:
     config = load_config(TEMPLATES / project / "langgraph.json", database=database, environ={})
-    return await RunningServer(config).start()
+    server = await RunningServer(config).start()
+    try:
+        async with sdk_client(server) as sdk:
+            yield sdk
+    finally:
+        await server.stop()
 
 
 @pytest.fixture
 async def react_agent(database: Path) -> AsyncIterator[LangGraphClient]:
     assert not (TEMPLATES / "react_agent" / ".env").exists()
-    server = await _serve("react_agent", database)
-    try:
-        async with sdk_client(server) as sdk:
-            yield sdk
-    finally:
-        await server.stop()
+    async with _client("react_agent", database) as sdk:
+        yield sdk
 
 
 @pytest.fixture
 async def new_project(database: Path) -> AsyncIterator[LangGraphClient]:
-    server = await _serve("new_project", database)
-    try:
-        async with sdk_client(server) as sdk:
-            yield sdk
-    finally:
-        await server.stop()
+    async with _client("new_project", database) as sdk:
+        yield sdk
 
 
 @pytest.fixture
 async def memory_agent(database: Path) -> AsyncIterator[LangGraphClient]:
-    server = await _serve("memory_agent", database)
-    try:
-        async with sdk_client(server) as sdk:
-            yield sdk
-    finally:
-        await server.stop()
+    async with _client("memory_agent", database) as sdk:
+        yield sdk
 
 
 def _ask(text: str) -> dict[str, list[dict[str, str]]]:
