@@ -80,6 +80,17 @@ def example_config(database: Path) -> RuntimeConfig:
     return load_config(ROOT / "langgraph.json", database=database, environ={})
 
 
+@asynccontextmanager
+async def served(config_path: Path, database: Path) -> AsyncIterator[RunningServer]:
+    """A running server for a langgraph.json on a given database file, stopped afterwards."""
+    config = load_config(config_path, database=database, environ={})
+    running = await RunningServer(config).start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     return tmp_path / "runtime.sqlite"

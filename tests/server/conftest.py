@@ -10,20 +10,15 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from agent_runtime.config import load_config
-from tests.conftest import ROOT, RunningServer, raw_client, sdk_client
+from tests.conftest import ROOT, RunningServer, raw_client, sdk_client, served
 
 RUNS_CONFIG = ROOT / "tests" / "fixtures" / "runs" / "langgraph.json"
 
 
 @pytest.fixture
 async def runs_server(database: Path) -> AsyncIterator[RunningServer]:
-    config = load_config(RUNS_CONFIG, database=database, environ={})
-    running = await RunningServer(config).start()
-    try:
+    async with served(RUNS_CONFIG, database) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture

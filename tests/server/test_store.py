@@ -11,8 +11,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
-from agent_runtime.config import load_config
-from tests.conftest import ROOT, RunningServer, raw_client, sdk_client
+from tests.conftest import ROOT, RunningServer, raw_client, sdk_client, served
 from tests.fixtures.store.embeddings import embed_text
 
 
@@ -103,12 +102,8 @@ MEMORIES = {
 
 @pytest.fixture
 async def store_server(database: Path) -> AsyncIterator[RunningServer]:
-    config = load_config(STORE_CONFIG, database=database, environ={})
-    running = await RunningServer(config).start()
-    try:
+    async with served(STORE_CONFIG, database) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture

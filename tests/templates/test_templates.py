@@ -11,21 +11,16 @@ from pathlib import Path
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from agent_runtime.config import load_config
-from tests.conftest import ROOT, RunningServer, sdk_client
+from tests.conftest import ROOT, sdk_client, served
 
 TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
 
 
 @asynccontextmanager
 async def _client(project: str, database: Path) -> AsyncIterator[LangGraphClient]:
-    config = load_config(TEMPLATES / project / "langgraph.json", database=database, environ={})
-    server = await RunningServer(config).start()
-    try:
-        async with sdk_client(server) as sdk:
-            yield sdk
-    finally:
-        await server.stop()
+    config = TEMPLATES / project / "langgraph.json"
+    async with served(config, database) as server, sdk_client(server) as sdk:
+        yield sdk
 
 
 @pytest.fixture
