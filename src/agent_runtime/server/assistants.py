@@ -16,13 +16,20 @@ from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict, 
 from agent_runtime.server.graphs import describe_graph, graph_schemas, list_subgraphs
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import (
+    ContainmentFilter,
+    Metadata,
+    Offset,
+    Version,
+    closed,
+    is_uuid,
+    parse_uuid,
+)
 from agent_runtime.storage.base import AssistantPatch, AssistantQuery, AssistantSortBy, NewAssistant
 
 router = Router("assistants")
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0)]
 AssistantField = Literal[
     "assistant_id", "graph_id", "name", "description", "config", "context",
     "created_at", "updated_at", "metadata", "version",
@@ -37,7 +44,7 @@ class AssistantCreate(TypedDict, total=False):
     """A UUID; one is generated when absent."""
     config: Json
     context: Json
-    metadata: Json
+    metadata: Metadata
     if_exists: OnConflict
     name: Annotated[str, Field(max_length=200)]
     description: str | None
@@ -48,7 +55,7 @@ class AssistantUpdate(TypedDict, total=False):
     graph_id: Annotated[str, Field(min_length=1)]
     config: Json
     context: Json
-    metadata: Json
+    metadata: Metadata
     """Merged into the current metadata."""
     name: Annotated[str, Field(max_length=200)]
     description: str | None
@@ -56,7 +63,7 @@ class AssistantUpdate(TypedDict, total=False):
 
 @closed
 class AssistantSearch(TypedDict, total=False):
-    metadata: Json
+    metadata: ContainmentFilter
     graph_id: str
     name: str
     limit: Limit
@@ -68,21 +75,21 @@ class AssistantSearch(TypedDict, total=False):
 
 @closed
 class AssistantCount(TypedDict, total=False):
-    metadata: Json
+    metadata: ContainmentFilter
     graph_id: str
     name: str
 
 
 @closed
 class VersionSearch(TypedDict, total=False):
-    metadata: Json
+    metadata: ContainmentFilter
     limit: Limit
     offset: Offset
 
 
 @closed
 class LatestVersion(TypedDict):
-    version: Annotated[int, Field(ge=1)]
+    version: Version
 
 
 @closed
@@ -106,10 +113,8 @@ def resolve_assistant_id(svc: Services, value: str) -> str:
     Raises:
         NotFoundError: when the value is neither a UUID nor a known graph.
     """
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        pass
+    if is_uuid(value):
+        return value.lower()
     if value in svc.registry:
         return default_assistant_id(value)
     known = ", ".join(svc.registry.graph_ids)

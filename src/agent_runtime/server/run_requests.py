@@ -16,7 +16,7 @@ from agent_runtime.runs.webhook import check_webhook_url
 from agent_runtime.schema import Assistant, Json, MultitaskStrategy
 from agent_runtime.server.assistants import resolve_assistant_id
 from agent_runtime.server.services import Services
-from agent_runtime.server.validation import closed
+from agent_runtime.server.validation import AfterSeconds, Metadata, closed
 from agent_runtime.storage.base import NewRun
 from agent_runtime.storage.sqlite import utc_now
 
@@ -45,7 +45,7 @@ class RunCreate(TypedDict, total=False):
     command: CommandBody
     config: Json
     context: Json
-    metadata: Json
+    metadata: Metadata
     checkpoint: CheckpointBody
     checkpoint_id: str
     """Start from this past checkpoint: the run forks the thread's history there."""
@@ -60,7 +60,7 @@ class RunCreate(TypedDict, total=False):
     on_disconnect: Literal["cancel", "continue"]
     multitask_strategy: MultitaskStrategy
     if_not_exists: Literal["create", "reject"]
-    after_seconds: Annotated[float, Field(ge=0)]
+    after_seconds: AfterSeconds
     on_completion: Literal["delete", "keep"]
     durability: Literal["sync", "async", "exit"]
     webhook: Annotated[str, Field(min_length=1)]

@@ -20,7 +20,7 @@ from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.sse import sse_response
 from agent_runtime.server.threads import thread_id_of
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import Offset, closed, parse_uuid
 from agent_runtime.storage.base import RunOutcome
 from agent_runtime.streaming import parse_last_event_id
 
@@ -36,7 +36,7 @@ RunField = Literal[
 @closed
 class RunListQuery(TypedDict, total=False):
     limit: Annotated[int, Field(ge=1, le=1000)]
-    offset: Annotated[int, Field(ge=0)]
+    offset: Offset
     status: RunStatus
     select: RunField | list[RunField]
     """Only these fields of each run (repeat the parameter for several)."""

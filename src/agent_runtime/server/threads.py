@@ -16,7 +16,14 @@ from agent_runtime.errors import InvalidRequestError, PayloadTooLargeError
 from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread, ThreadStatus
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import (
+    ContainmentFilter,
+    Metadata,
+    Offset,
+    TtlMinutes,
+    closed,
+    parse_uuid,
+)
 from agent_runtime.storage.base import (
     NewThread,
     PruneStrategy,
@@ -28,7 +35,6 @@ from agent_runtime.storage.base import (
 router = Router("threads")
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0)]
 ThreadField = Literal[
     "thread_id", "created_at", "updated_at", "metadata", "config", "context", "status",
     "values", "interrupts", "ttl", "lifecycle", "visible", "name", "tags", "usage",
@@ -45,7 +51,7 @@ class ThreadTTL(TypedDict, total=False):
     """What happens when the TTL runs out: `delete` (default) deletes the thread and its
     checkpoints; `keep_latest` keeps the thread, trimmed to each namespace's latest checkpoint
     (threads with a DeltaChannel are left whole)."""
-    ttl: Annotated[float, Field(gt=0)]
+    ttl: TtlMinutes
     """Minutes of inactivity (no update, run or state edit) until the thread expires."""
 
 
@@ -53,7 +59,7 @@ class ThreadTTL(TypedDict, total=False):
 class ThreadCreate(TypedDict, total=False):
     thread_id: str
     """A UUID; one is generated when absent."""
-    metadata: Json
+    metadata: Metadata
     if_exists: OnConflict
     ttl: ThreadTTL
     supersteps: list[Json]
@@ -67,7 +73,7 @@ class ThreadCreate(TypedDict, total=False):
 
 @closed
 class ThreadUpdate(TypedDict, total=False):
-    metadata: Json
+    metadata: Metadata
     """Merged into the current metadata."""
     ttl: ThreadTTL
     lifecycle: Lifecycle
@@ -81,8 +87,8 @@ class ThreadUpdate(TypedDict, total=False):
 
 @closed
 class ThreadSearch(TypedDict, total=False):
-    metadata: Json
-    values: Json
+    metadata: ContainmentFilter
+    values: ContainmentFilter
     ids: list[str]
     status: ThreadStatus
     limit: Limit
@@ -103,8 +109,8 @@ class ThreadSearch(TypedDict, total=False):
 
 @closed
 class ThreadCount(TypedDict, total=False):
-    metadata: Json
-    values: Json
+    metadata: ContainmentFilter
+    values: ContainmentFilter
     status: ThreadStatus
     tags: list[str]
     name: str
