@@ -20,6 +20,7 @@ from agent_runtime.server.validation import (
     ContainmentFilter,
     Metadata,
     Offset,
+    UuidStr,
     Version,
     closed,
     is_uuid,
@@ -40,7 +41,7 @@ AssistantField = Literal[
 class AssistantCreate(TypedDict, total=False):
     graph_id: Required[Annotated[str, Field(min_length=1)]]
     """The graph this assistant runs, as named in langgraph.json."""
-    assistant_id: str
+    assistant_id: UuidStr
     """A UUID; one is generated when absent."""
     config: Json
     context: Json
@@ -150,7 +151,7 @@ async def create_assistant(request: Request, body: AssistantCreate) -> Assistant
     return await svc.storage.create_assistant(new, if_exists=body.get("if_exists", "raise"))
 
 
-@router.post("/assistants/search", body=AssistantSearch, response=list[Assistant])
+@router.post("/assistants/search", body=AssistantSearch, response=list[Assistant], selects=True)
 async def search_assistants(request: Request, body: AssistantSearch) -> Any:
     """List assistants matching every filter given, newest first by default."""
     query = AssistantQuery(

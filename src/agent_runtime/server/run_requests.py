@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError
@@ -64,9 +65,10 @@ class RunCreate(TypedDict, total=False):
     on_completion: Literal["delete", "keep"]
     durability: Literal["sync", "async", "exit"]
     webhook: Annotated[str, Field(min_length=1)]
-    feedback_keys: list[str]
+    # Refused (a 422 saying why), so left out of /openapi.json.
+    feedback_keys: SkipJsonSchema[list[str]]
     """Not supported (LangSmith feedback); sending it is a 422."""
-    langsmith_tracer: Json
+    langsmith_tracer: SkipJsonSchema[Json]
     """Not supported (LangSmith tracing); sending it is a 422."""
     strict_resume: bool
     """With `command.resume`: refuse (409) unless the thread is interrupted."""

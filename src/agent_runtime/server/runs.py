@@ -15,7 +15,7 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.schema import Run, RunStatus
-from agent_runtime.server.routing import Router, json_response
+from agent_runtime.server.routing import SSE, Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.sse import sse_response
@@ -156,7 +156,7 @@ async def create_run(request: Request, body: RunCreate) -> Response:
     return json_response(run, headers=run_headers(run, tail="/stream"))
 
 
-@router.post("/threads/{thread_id}/runs/stream", body=RunCreate)
+@router.post("/threads/{thread_id}/runs/stream", body=RunCreate, media_type=SSE)
 async def stream_run(request: Request, body: RunCreate) -> Response:
     """Start a run and stream its events as server-sent events."""
     run = await start_run(request, body, thread_id=thread_id_of(request), stateless=False)
@@ -170,7 +170,7 @@ async def wait_run(request: Request, body: RunCreate) -> Response:
     return await run_result(request, run, headers=run_headers(run, tail="/join"))
 
 
-@router.get("/threads/{thread_id}/runs", query=RunListQuery, response=list[Run])
+@router.get("/threads/{thread_id}/runs", query=RunListQuery, response=list[Run], selects=True)
 async def list_runs(request: Request, query: RunListQuery) -> list[Any]:
     """The thread's runs, newest first."""
     found = await services(request).storage.list_runs(
@@ -214,7 +214,7 @@ async def join_run(request: Request, _: None) -> Response:
     return await run_result(request, run, headers={})
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery)
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery, media_type=SSE)
 async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
     """Follow a run's events; with `Last-Event-ID`, first replay every event after that id."""
     svc = services(request)
@@ -237,7 +237,12 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
     )
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel", query=CancelQuery)
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    query=CancelQuery,
+    status=202,
+    more_statuses={200: Run},
+)
 async def cancel_run(request: Request, query: CancelQuery) -> Response:
     """Cancel a run: `interrupt` keeps its finished steps, `rollback` deletes it and them."""
     svc = services(request)
@@ -256,7 +261,7 @@ class ThreadStreamQuery(TypedDict, total=False):
     """Accepted for compatibility; the stream carries the modes the run was created with."""
 
 
-@router.get("/threads/{thread_id}/stream", query=ThreadStreamQuery)
+@router.get("/threads/{thread_id}/stream", query=ThreadStreamQuery, media_type=SSE)
 async def join_thread_stream(request: Request, _: ThreadStreamQuery) -> Response:
     """Follow the run active on the thread (running, else the next pending one); the stream
     ends at once when nothing is active. `Last-Event-ID` replays that run's events."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Required
 
 from langgraph.store.base import Item
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError, NotFoundError
-from agent_runtime.schema import Json, StoreItem
+from agent_runtime.schema import Json, SearchItem, StoreItem
 from agent_runtime.server.routing import Router
 from agent_runtime.server.services import services
 from agent_runtime.server.validation import (
@@ -73,7 +74,7 @@ class NamespaceSearch(TypedDict, total=False):
 
 
 class SearchResult(TypedDict):
-    items: list[StoreItem]
+    items: list[SearchItem]
 
 
 class NamespaceResult(TypedDict):
@@ -152,4 +153,9 @@ def _is_field_list(value: Any) -> bool:
 
 def _item(item: Item) -> Json:
     data: Json = item.dict()
+    for name in ("created_at", "updated_at"):
+        moment: datetime = getattr(item, name)
+        if moment.tzinfo is None:
+            # The SQLite store stamps rows with CURRENT_TIMESTAMP: UTC, written without a zone.
+            data[name] = moment.replace(tzinfo=UTC).isoformat()
     return data

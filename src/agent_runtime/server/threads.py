@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
@@ -21,6 +22,7 @@ from agent_runtime.server.validation import (
     Metadata,
     Offset,
     TtlMinutes,
+    UuidStr,
     closed,
     parse_uuid,
 )
@@ -57,12 +59,12 @@ class ThreadTTL(TypedDict, total=False):
 
 @closed
 class ThreadCreate(TypedDict, total=False):
-    thread_id: str
+    thread_id: UuidStr
     """A UUID; one is generated when absent."""
     metadata: Metadata
     if_exists: OnConflict
     ttl: ThreadTTL
-    supersteps: list[Json]
+    supersteps: SkipJsonSchema[list[Json]]
     """Not supported yet: state updates at creation. Sending it is a 422."""
     name: Name
     tags: Tags
@@ -89,7 +91,7 @@ class ThreadUpdate(TypedDict, total=False):
 class ThreadSearch(TypedDict, total=False):
     metadata: ContainmentFilter
     values: ContainmentFilter
-    ids: list[str]
+    ids: list[UuidStr]
     status: ThreadStatus
     limit: Limit
     offset: Offset
@@ -126,7 +128,7 @@ class ThreadGetQuery(TypedDict, total=False):
 
 @closed
 class ThreadPrune(TypedDict, total=False):
-    thread_ids: Required[Annotated[list[str], Field(min_length=1, max_length=1000)]]
+    thread_ids: Required[Annotated[list[UuidStr], Field(min_length=1, max_length=1000)]]
     strategy: PruneStrategy
     """`delete` (default) removes the threads; `keep_latest` keeps each one's latest
     checkpoint only."""
@@ -160,7 +162,7 @@ async def create_thread(request: Request, body: ThreadCreate) -> Thread:
     return await svc.storage.create_thread(new, if_exists=body.get("if_exists", "raise"))
 
 
-@router.post("/threads/search", body=ThreadSearch, response=list[Thread])
+@router.post("/threads/search", body=ThreadSearch, response=list[Thread], selects=True)
 async def search_threads(request: Request, body: ThreadSearch) -> Any:
     """List threads matching every filter given, newest first by default."""
     ids = [parse_uuid(value, field="ids[]") for value in body.get("ids") or []] or None
@@ -247,7 +249,7 @@ async def get_thread(request: Request, _: ThreadGetQuery) -> Thread:
     return await services(request).storage.get_thread(thread_id_of(request))
 
 
-@router.patch("/threads/{thread_id}", body=ThreadUpdate, response=Thread)
+@router.patch("/threads/{thread_id}", body=ThreadUpdate, response=Thread, more_statuses={204: None})
 async def update_thread(request: Request, body: ThreadUpdate) -> Any:
     """Merge metadata into a thread; change its TTL, name, tags, visibility or lifecycle."""
     svc = services(request)

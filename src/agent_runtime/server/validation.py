@@ -37,7 +37,8 @@ def closed(shape: _Shape) -> _Shape:
 
 
 async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON, whatever its `Content-Type`; an empty body reads as `{}`.
+    """The request body as JSON, whatever its `Content-Type`; an empty body reads as `{}`
+    (but whitespace alone is not JSON).
 
     LangGraph Studio sends its JSON as `text/plain`, which spares it a preflight. Reading that
     as JSON is safe because `server.origins` refuses such requests from origins not allowed.
@@ -53,7 +54,7 @@ async def read_json(request: Request, limit: int) -> Any:
             raise _too_large(size, limit)
         chunks.append(chunk)
     raw = b"".join(chunks)
-    if not raw.strip():
+    if not raw:
         return {}
     try:
         data = orjson.loads(raw)
@@ -90,9 +91,12 @@ def json_depth(value: Any) -> int:
 
 
 def validate(shape: Any, data: Any, *, where: str) -> Any:
-    """Check `data` against a TypedDict (or any type pydantic understands) and return it."""
+    """Check `data` against a TypedDict (or any type pydantic understands) and return it.
+
+    A body is JSON, so its types are checked strictly (`0` is not `false`, `true` is not
+    `1.0`), as `/openapi.json` declares them; query parameters are strings, read leniently."""
     try:
-        return _adapter(shape).validate_python(data)
+        return _adapter(shape).validate_python(data, strict=where == "body")
     except ValidationError as exc:
         raise InvalidRequestError(describe(exc, where=where), code="validation_error") from exc
 
@@ -197,6 +201,9 @@ def _at_most(limit: int, why: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+UuidStr = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+"""An id field: documented as a UUID; the handler checks it with `parse_uuid`, whose message
+names the field."""
 Int64 = Annotated[
     int,
     Field(json_schema_extra={"minimum": -(2**63), "maximum": INT64_MAX}, ge=-(2**63)),
