@@ -25,7 +25,6 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-
 from typing import Any
 
 import pytest

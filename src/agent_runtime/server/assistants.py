@@ -138,7 +138,9 @@ async def create_assistant(request: Request, body: AssistantCreate) -> Assistant
     graph_id = body["graph_id"]
     _require_graph(svc, graph_id)
     raw_id = body.get("assistant_id")
-    assistant_id = parse_uuid(raw_id, field="assistant_id") if raw_id else str(uuid.uuid4())
+    assistant_id = (
+        parse_uuid(raw_id, field="assistant_id") if raw_id is not None else str(uuid.uuid4())
+    )
     new = NewAssistant(
         assistant_id=assistant_id,
         graph_id=graph_id,

@@ -147,7 +147,7 @@ async def create_thread(request: Request, body: ThreadCreate) -> Thread:
             code="unsupported_field",
         )
     raw_id = body.get("thread_id")
-    thread_id = parse_uuid(raw_id, field="thread_id") if raw_id else str(uuid.uuid4())
+    thread_id = parse_uuid(raw_id, field="thread_id") if raw_id is not None else str(uuid.uuid4())
     svc = services(request)
     metadata = body.get("metadata") or {}
     check_metadata_size(svc, metadata)
