@@ -12,7 +12,13 @@ no deadline), in both valid and invalid requests, and each response must pass:
 - `response_schema_conformance`: the body matches the documented schema;
 - `negative_data_rejection`: a request the document calls invalid is refused with a 4xx.
 
-Nothing is excluded: the streaming routes (`text/event-stream`) and the waiting routes
+Requests go to random ids (mostly 404s) and, for operations on one thread, run, checkpoint,
+message or assistant, also to the ids of a thread that has run once (`known_ids`). Not to
+those: the DELETE operations (they would delete what the others explore) and the routes that
+create runs on that thread (a run delayed by `after_seconds` would keep the thread busy, and a
+`wait` behind it would outlast any budget); those get random ids only.
+
+No operation is excluded: the streaming routes (`text/event-stream`) and the waiting routes
 (`/runs/wait`, `join`) are fuzzed too. They end quickly here because the example graphs run on
 the offline model, random ids name no run (404), and a thread stream with nothing active ends
 at once; their SSE bodies are documented as text, which is all the schema can say of them.
@@ -22,11 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -43,7 +51,7 @@ from schemathesis.checks import (
 from agent_runtime.server.app import operations
 from tests.conftest import RunningServer, example_config
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -111,19 +119,47 @@ def api_schema(fuzz_url: str) -> Any:
     return schemathesis.openapi.from_url(f"{fuzz_url}/openapi.json")
 
 
+@pytest.fixture(scope="module")
+def known_ids(fuzz_url: str) -> dict[str, str]:
+    """Ids of a thread that has run once, its run and checkpoint, and a graph's assistant."""
+    with httpx.Client(base_url=fuzz_url, timeout=30) as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        message = {"role": "user", "content": "hello"}
+        http.post(
+            f"/threads/{thread_id}/runs/wait",
+            json={"assistant_id": "chat", "input": {"messages": [message]}},
+        ).raise_for_status()
+        run_id = http.get(f"/threads/{thread_id}/runs").json()[0]["run_id"]
+        state = http.get(f"/threads/{thread_id}/state").json()
+    return {
+        "thread_id": thread_id,
+        "run_id": run_id,
+        "checkpoint_id": state["checkpoint"]["checkpoint_id"],
+        "assistant_id": "chat",
+        "message_id": state["values"]["messages"][0]["id"],
+    }
+
+
 # The operations to fuzz, one test each, named from the routes the app declares; each test then
 # takes its operation from the document the running server serves.
 OPERATIONS = [(op.method, op.path) for op in operations()]
+_UNSEEDED = re.compile(r"/runs(/stream|/wait)?$")
 
 
 @pytest.mark.fuzz
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
-def test_operation_keeps_to_the_document(api_schema: Any, method: str, path: str) -> None:
+def test_operation_keeps_to_the_document(
+    api_schema: Any, known_ids: dict[str, str], method: str, path: str
+) -> None:
     operation = api_schema[path][method]
-    strategy = st.one_of(
+    strategies = [
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
-    )
+    ]
+    names = re.findall(r"{(\w+)}", path)
+    if names and method != "DELETE" and not _UNSEEDED.search(path):
+        seeded = {name: known_ids[name] for name in names if name in known_ids}
+        strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=seeded))
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -133,7 +169,7 @@ def test_operation_keeps_to_the_document(api_schema: Any, method: str, path: str
         suppress_health_check=list(HealthCheck),
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
-    @given(case=strategy)
+    @given(case=st.one_of(strategies))
     def check(case: Any) -> None:
         case.call_and_validate(checks=CHECKS, timeout=20)
 
