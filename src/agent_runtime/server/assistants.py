@@ -17,13 +17,21 @@ from agent_runtime.server.graphs import describe_graph, graph_schemas, list_subg
 from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import (
+    ContainmentFilter,
+    Metadata,
+    Offset,
+    UuidStr,
+    Version,
+    closed,
+    is_uuid,
+    parse_uuid,
+)
 from agent_runtime.storage.base import AssistantPatch, AssistantQuery, AssistantSortBy, NewAssistant
 
 router = Router("assistants")
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0)]
 AssistantField = Literal[
     "assistant_id", "graph_id", "name", "description", "config", "context",
     "created_at", "updated_at", "metadata", "version",
@@ -34,11 +42,11 @@ AssistantField = Literal[
 class AssistantCreate(TypedDict, total=False):
     graph_id: Required[Annotated[str, Field(min_length=1)]]
     """The graph this assistant runs, as named in langgraph.json."""
-    assistant_id: str
+    assistant_id: UuidStr
     """A UUID; one is generated when absent."""
     config: Json
     context: Json
-    metadata: Json
+    metadata: Metadata
     if_exists: OnConflict
     name: Annotated[str, Field(max_length=200)]
     description: str | None
@@ -49,7 +57,7 @@ class AssistantUpdate(TypedDict, total=False):
     graph_id: Annotated[str, Field(min_length=1)]
     config: Json
     context: Json
-    metadata: Json
+    metadata: Metadata
     """Merged into the current metadata."""
     name: Annotated[str, Field(max_length=200)]
     description: str | None
@@ -57,7 +65,7 @@ class AssistantUpdate(TypedDict, total=False):
 
 @closed
 class AssistantSearch(TypedDict, total=False):
-    metadata: Json
+    metadata: ContainmentFilter
     graph_id: str
     name: str
     limit: Limit
@@ -69,21 +77,21 @@ class AssistantSearch(TypedDict, total=False):
 
 @closed
 class AssistantCount(TypedDict, total=False):
-    metadata: Json
+    metadata: ContainmentFilter
     graph_id: str
     name: str
 
 
 @closed
 class VersionSearch(TypedDict, total=False):
-    metadata: Json
+    metadata: ContainmentFilter
     limit: Limit
     offset: Offset
 
 
 @closed
 class LatestVersion(TypedDict):
-    version: Annotated[int, Field(ge=1)]
+    version: Version
 
 
 @closed
@@ -107,10 +115,8 @@ def resolve_assistant_id(svc: Services, value: str) -> str:
     Raises:
         NotFoundError: when the value is neither a UUID nor a known graph.
     """
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        pass
+    if is_uuid(value):
+        return value.lower()
     if value in svc.registry:
         return default_assistant_id(value)
     known = ", ".join(svc.registry.graph_ids)
@@ -133,7 +139,9 @@ async def create_assistant(request: Request, body: AssistantCreate) -> Assistant
     graph_id = body["graph_id"]
     _require_graph(svc, graph_id)
     raw_id = body.get("assistant_id")
-    assistant_id = parse_uuid(raw_id, field="assistant_id") if raw_id else str(uuid.uuid4())
+    assistant_id = (
+        parse_uuid(raw_id, field="assistant_id") if raw_id is not None else str(uuid.uuid4())
+    )
     limit = svc.config.limits.max_metadata_bytes
     check_metadata_size(body.get("metadata") or {}, limit=limit, owner="assistant")
     new = NewAssistant(
@@ -148,7 +156,7 @@ async def create_assistant(request: Request, body: AssistantCreate) -> Assistant
     return await svc.storage.create_assistant(new, if_exists=body.get("if_exists", "raise"))
 
 
-@router.post("/assistants/search", body=AssistantSearch, response=list[Assistant])
+@router.post("/assistants/search", body=AssistantSearch, response=list[Assistant], selects=True)
 async def search_assistants(request: Request, body: AssistantSearch) -> Any:
     """List assistants matching every filter given, newest first by default."""
     query = AssistantQuery(

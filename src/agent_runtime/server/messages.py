@@ -33,7 +33,7 @@ from agent_runtime.server.services import Services, services
 from agent_runtime.server.snapshots import checkpoint_json
 from agent_runtime.server.state import thread_graph
 from agent_runtime.server.threads import thread_id_of
-from agent_runtime.server.validation import closed
+from agent_runtime.server.validation import Offset, closed
 from agent_runtime.storage.base import ThreadPatch
 
 router = Router("thread messages")
@@ -44,7 +44,7 @@ CHANNEL = "messages"
 class MessagesQuery(TypedDict, total=False):
     limit: Annotated[int, Field(ge=1, le=1000)]
     """At most this many messages (default 100)."""
-    offset: Annotated[int, Field(ge=0)]
+    offset: Offset
     """Skip this many of the oldest messages first."""
 
 

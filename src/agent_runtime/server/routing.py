@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from agent_runtime.encoding import dumps
 from agent_runtime.server.validation import read_json, validate
 
 Handler = Callable[[Request, Any], Awaitable[Any]]
+SSE = "text/event-stream"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +34,12 @@ class Operation:
     or, when there is a body too, finds it in `request.state.query`."""
     response: Any | None
     status: int
+    media_type: str = "application/json"
+    """What a success answers with: `text/event-stream` for the streaming routes."""
+    more_statuses: Mapping[int, Any] = field(default_factory=dict)
+    """Other success statuses the handler may answer with, and their shapes (None: no body)."""
+    selects: bool = False
+    """The response honours a `select` field list, so no field of it is sure to be there."""
 
     @property
     def summary(self) -> str:
@@ -92,6 +99,9 @@ class Router:
         query: Any = None,
         response: Any = None,
         status: int = 200,
+        media_type: str = "application/json",
+        more_statuses: Mapping[int, Any] | None = None,
+        selects: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -104,6 +114,9 @@ class Router:
                     query=query,
                     response=response,
                     status=status,
+                    media_type=media_type,
+                    more_statuses=more_statuses or {},
+                    selects=selects,
                 )
             )
             return handler

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError
@@ -17,7 +18,7 @@ from agent_runtime.schema import Assistant, Json, MultitaskStrategy
 from agent_runtime.server.assistants import resolve_assistant_id
 from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.services import Services
-from agent_runtime.server.validation import closed
+from agent_runtime.server.validation import AfterSeconds, Metadata, closed
 from agent_runtime.storage.base import NewRun
 from agent_runtime.storage.sqlite import utc_now
 
@@ -46,7 +47,7 @@ class RunCreate(TypedDict, total=False):
     command: CommandBody
     config: Json
     context: Json
-    metadata: Json
+    metadata: Metadata
     checkpoint: CheckpointBody
     checkpoint_id: str
     """Start from this past checkpoint: the run forks the thread's history there."""
@@ -61,13 +62,14 @@ class RunCreate(TypedDict, total=False):
     on_disconnect: Literal["cancel", "continue"]
     multitask_strategy: MultitaskStrategy
     if_not_exists: Literal["create", "reject"]
-    after_seconds: Annotated[float, Field(ge=0)]
+    after_seconds: AfterSeconds
     on_completion: Literal["delete", "keep"]
     durability: Literal["sync", "async", "exit"]
     webhook: Annotated[str, Field(min_length=1)]
-    feedback_keys: list[str]
+    # Refused (a 422 saying why), so left out of /openapi.json.
+    feedback_keys: SkipJsonSchema[list[str]]
     """Not supported (LangSmith feedback); sending it is a 422."""
-    langsmith_tracer: Json
+    langsmith_tracer: SkipJsonSchema[Json]
     """Not supported (LangSmith tracing); sending it is a 422."""
     strict_resume: bool
     """With `command.resume`: refuse (409) unless the thread is interrupted."""

@@ -17,12 +17,12 @@ from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.limits import StreamSlot
-from agent_runtime.server.routing import Router, json_response
+from agent_runtime.server.routing import SSE, Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.sse import event_names, gone_response, requested_modes, sse_response
 from agent_runtime.server.threads import thread_id_of
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import Offset, closed, parse_uuid
 from agent_runtime.server.waiting import waited_response
 from agent_runtime.storage.base import RunOutcome
 from agent_runtime.streaming import parse_last_event_id
@@ -39,7 +39,7 @@ RunField = Literal[
 @closed
 class RunListQuery(TypedDict, total=False):
     limit: Annotated[int, Field(ge=1, le=1000)]
-    offset: Annotated[int, Field(ge=0)]
+    offset: Offset
     status: RunStatus
     select: RunField | list[RunField]
     """Only these fields of each run (repeat the parameter for several)."""
@@ -182,7 +182,7 @@ async def create_run(request: Request, body: RunCreate) -> Response:
     return json_response(run, headers=run_headers(run, tail="/stream"))
 
 
-@router.post("/threads/{thread_id}/runs/stream", body=RunCreate)
+@router.post("/threads/{thread_id}/runs/stream", body=RunCreate, media_type=SSE)
 async def stream_run(request: Request, body: RunCreate) -> Response:
     """Start a run and stream its events as server-sent events."""
     return await start_streamed_run(request, body, thread_id=thread_id_of(request), stateless=False)
@@ -195,7 +195,7 @@ async def wait_run(request: Request, body: RunCreate) -> Response:
     return await run_result(request, run, headers=run_headers(run, tail="/join"))
 
 
-@router.get("/threads/{thread_id}/runs", query=RunListQuery, response=list[Run])
+@router.get("/threads/{thread_id}/runs", query=RunListQuery, response=list[Run], selects=True)
 async def list_runs(request: Request, query: RunListQuery) -> list[Any]:
     """The thread's runs, newest first."""
     found = await services(request).storage.list_runs(
@@ -239,7 +239,7 @@ async def join_run(request: Request, _: None) -> Response:
     return await run_result(request, run, headers={})
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery)
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", query=JoinStreamQuery, media_type=SSE)
 async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
     """Follow a run's events; with `Last-Event-ID`, first replay every event after that id.
 
@@ -289,7 +289,12 @@ def events_gone(run: Run, retention_seconds: float) -> str:
     )
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel", query=CancelQuery)
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    query=CancelQuery,
+    status=202,
+    more_statuses={200: Run},
+)
 async def cancel_run(request: Request, query: CancelQuery) -> Response:
     """Cancel a run: `interrupt` keeps its finished steps, `rollback` deletes it and them.
 

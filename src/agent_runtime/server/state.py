@@ -26,7 +26,7 @@ from agent_runtime.server.snapshots import (
     snapshot_json,
 )
 from agent_runtime.server.threads import thread_id_of
-from agent_runtime.server.validation import closed
+from agent_runtime.server.validation import PathFilter, closed
 
 router = Router("thread state")
 SPECIAL_NODES = ("__copy__", "__input__", "__start__", "__end__")
@@ -93,8 +93,8 @@ class HistorySearch(TypedDict, total=False):
     before: str | CheckpointRef | BeforeConfig
     """Only checkpoints older than this one: its id, a checkpoint object, or a RunnableConfig
     (`{"configurable": {"checkpoint_id": ...}}`)."""
-    metadata: Json
-    """Only checkpoints whose metadata contains these keys and values."""
+    metadata: PathFilter
+    """Only checkpoints whose metadata has these values at these keys (`a.b` for nested)."""
     checkpoint: CheckpointRef
     """Whose history: `checkpoint_ns` picks a subgraph's."""
     select: list[str]

@@ -13,7 +13,7 @@ from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.schema import Run, RunStatus
-from agent_runtime.server.routing import Router, json_response
+from agent_runtime.server.routing import SSE, Router, json_response
 from agent_runtime.server.run_requests import RunCreate
 from agent_runtime.server.runs import (
     manager_of,
@@ -23,15 +23,15 @@ from agent_runtime.server.runs import (
     start_streamed_run,
 )
 from agent_runtime.server.services import services
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import UuidStr, closed, parse_uuid
 
 router = Router("stateless runs")
 
 
 @closed
 class BulkCancel(TypedDict, total=False):
-    thread_id: str
-    run_ids: list[str]
+    thread_id: UuidStr
+    run_ids: list[UuidStr]
     status: Literal["pending", "running", "all"]
 
 
@@ -51,7 +51,7 @@ async def create_stateless_run(request: Request, body: RunCreate) -> Response:
     return json_response(run, headers=run_headers(run, tail="/stream"))
 
 
-@router.post("/runs/stream", body=RunCreate)
+@router.post("/runs/stream", body=RunCreate, media_type=SSE)
 async def stream_stateless_run(request: Request, body: RunCreate) -> Response:
     """Start a run on a new thread and stream its events."""
     return await start_streamed_run(request, body, thread_id=str(uuid.uuid4()), stateless=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Required
 
 from langgraph.store.base import Item
@@ -11,14 +12,20 @@ from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError, NotFoundError
-from agent_runtime.schema import Json, StoreItem
+from agent_runtime.schema import Json, SearchItem, StoreItem
 from agent_runtime.server.routing import Router
 from agent_runtime.server.services import services
-from agent_runtime.server.validation import closed
+from agent_runtime.server.validation import (
+    Offset,
+    StoreFilter,
+    TtlMinutes,
+    closed,
+    parse_namespace,
+)
 
 router = Router("store")
 
-Label = Annotated[str, Field(min_length=1, pattern=r"^[^.]+$")]
+Label = Annotated[str, Field(min_length=1, pattern=r"^[^.\u0000]+$")]
 Namespace = list[Label]
 
 
@@ -29,7 +36,7 @@ class StorePut(TypedDict, total=False):
     value: Required[Json]
     index: Any
     """False to skip indexing, or the fields to index; None (default) uses the store's config."""
-    ttl: Annotated[float, Field(gt=0)] | None
+    ttl: TtlMinutes | None
     """Minutes until the item expires; needs a `store.ttl` section in langgraph.json."""
 
 
@@ -50,9 +57,9 @@ class StoreGetQuery(TypedDict, total=False):
 @closed
 class StoreSearch(TypedDict, total=False):
     namespace_prefix: Namespace
-    filter: Json | None
+    filter: StoreFilter | None
     limit: Annotated[int, Field(ge=1, le=1000)]
-    offset: Annotated[int, Field(ge=0)]
+    offset: Offset
     query: str | None
     refresh_ttl: bool | None
 
@@ -61,13 +68,13 @@ class StoreSearch(TypedDict, total=False):
 class NamespaceSearch(TypedDict, total=False):
     prefix: Namespace | None
     suffix: Namespace | None
-    max_depth: Annotated[int, Field(ge=1)] | None
+    max_depth: Annotated[int, Field(ge=1, le=1000)] | None
     limit: Annotated[int, Field(ge=1, le=1000)]
-    offset: Annotated[int, Field(ge=0)]
+    offset: Offset
 
 
 class SearchResult(TypedDict):
-    items: list[StoreItem]
+    items: list[SearchItem]
 
 
 class NamespaceResult(TypedDict):
@@ -94,7 +101,7 @@ async def put_item(request: Request, body: StorePut) -> None:
 @router.get("/store/items", query=StoreGetQuery, response=StoreItem)
 async def get_item(request: Request, query: StoreGetQuery) -> Json:
     """Get one item by namespace and key."""
-    namespace = tuple(query["namespace"].split(".")) if query["namespace"] else ()
+    namespace = parse_namespace(query["namespace"], field="namespace")
     item = await services(request).storage.store.aget(
         namespace, query["key"], refresh_ttl=query.get("refresh_ttl")
     )
@@ -146,4 +153,9 @@ def _is_field_list(value: Any) -> bool:
 
 def _item(item: Item) -> Json:
     data: Json = item.dict()
+    for name in ("created_at", "updated_at"):
+        moment: datetime = getattr(item, name)
+        if moment.tzinfo is None:
+            # The SQLite store stamps rows with CURRENT_TIMESTAMP: UTC, written without a zone.
+            data[name] = moment.replace(tzinfo=UTC).isoformat()
     return data

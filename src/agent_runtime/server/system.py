@@ -40,7 +40,7 @@ async def get_openapi(request: Request, _: None) -> Json:
     return spec
 
 
-@router.get("/docs")
+@router.get("/docs", media_type="text/html")
 async def docs(request: Request, _: None) -> HTMLResponse:
     """A page listing every route, from the OpenAPI document (no external assets)."""
     spec = request.app.state.openapi

@@ -17,7 +17,7 @@ from agent_runtime.encoding import dumps
 from agent_runtime.errors import InvalidRequestError, NotFoundError
 from agent_runtime.runs.manager import FINAL_STATUSES
 from agent_runtime.schema import Run, Thread
-from agent_runtime.server.routing import Router
+from agent_runtime.server.routing import SSE, Router
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.sse import Frame, requested_modes, stream_response
 from agent_runtime.server.threads import thread_id_of
@@ -47,7 +47,7 @@ class ThreadStreamQuery(TypedDict, total=False):
     """`run_modes` (the default), `lifecycle`, `state_update`; repeat for several."""
 
 
-@router.get("/threads/{thread_id}/stream", query=ThreadStreamQuery)
+@router.get("/threads/{thread_id}/stream", query=ThreadStreamQuery, media_type=SSE)
 async def join_thread_stream(request: Request, query: ThreadStreamQuery) -> Response:
     """Follow every run on the thread, one after another, until the client disconnects.
 

@@ -8,6 +8,7 @@ import uuid
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
@@ -16,7 +17,15 @@ from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread,
 from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import services
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import (
+    ContainmentFilter,
+    Metadata,
+    Offset,
+    TtlMinutes,
+    UuidStr,
+    closed,
+    parse_uuid,
+)
 from agent_runtime.storage.base import (
     NewThread,
     PruneStrategy,
@@ -28,7 +37,6 @@ from agent_runtime.storage.base import (
 router = Router("threads")
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0)]
 ThreadField = Literal[
     "thread_id", "created_at", "updated_at", "metadata", "config", "context", "status",
     "values", "interrupts", "ttl", "lifecycle", "visible", "name", "tags", "usage",
@@ -45,18 +53,18 @@ class ThreadTTL(TypedDict, total=False):
     """What happens when the TTL runs out: `delete` (default) deletes the thread and its
     checkpoints; `keep_latest` keeps the thread, trimmed to each namespace's latest checkpoint
     (threads with a DeltaChannel are left whole)."""
-    ttl: Annotated[float, Field(gt=0)]
+    ttl: TtlMinutes
     """Minutes of inactivity (no update, run or state edit) until the thread expires."""
 
 
 @closed
 class ThreadCreate(TypedDict, total=False):
-    thread_id: str
+    thread_id: UuidStr
     """A UUID; one is generated when absent."""
-    metadata: Json
+    metadata: Metadata
     if_exists: OnConflict
     ttl: ThreadTTL
-    supersteps: list[Json]
+    supersteps: SkipJsonSchema[list[Json]]
     """Not supported yet: state updates at creation. Sending it is a 422."""
     name: Name
     tags: Tags
@@ -67,7 +75,7 @@ class ThreadCreate(TypedDict, total=False):
 
 @closed
 class ThreadUpdate(TypedDict, total=False):
-    metadata: Json
+    metadata: Metadata
     """Merged into the current metadata."""
     ttl: ThreadTTL
     lifecycle: Lifecycle
@@ -81,9 +89,9 @@ class ThreadUpdate(TypedDict, total=False):
 
 @closed
 class ThreadSearch(TypedDict, total=False):
-    metadata: Json
-    values: Json
-    ids: list[str]
+    metadata: ContainmentFilter
+    values: ContainmentFilter
+    ids: list[UuidStr]
     status: ThreadStatus
     limit: Limit
     offset: Offset
@@ -103,8 +111,8 @@ class ThreadSearch(TypedDict, total=False):
 
 @closed
 class ThreadCount(TypedDict, total=False):
-    metadata: Json
-    values: Json
+    metadata: ContainmentFilter
+    values: ContainmentFilter
     status: ThreadStatus
     tags: list[str]
     name: str
@@ -120,7 +128,7 @@ class ThreadGetQuery(TypedDict, total=False):
 
 @closed
 class ThreadPrune(TypedDict, total=False):
-    thread_ids: Required[Annotated[list[str], Field(min_length=1, max_length=1000)]]
+    thread_ids: Required[Annotated[list[UuidStr], Field(min_length=1, max_length=1000)]]
     strategy: PruneStrategy
     """`delete` (default) removes the threads; `keep_latest` keeps each one's latest
     checkpoint only."""
@@ -139,7 +147,7 @@ async def create_thread(request: Request, body: ThreadCreate) -> Thread:
             code="unsupported_field",
         )
     raw_id = body.get("thread_id")
-    thread_id = parse_uuid(raw_id, field="thread_id") if raw_id else str(uuid.uuid4())
+    thread_id = parse_uuid(raw_id, field="thread_id") if raw_id is not None else str(uuid.uuid4())
     svc = services(request)
     metadata = body.get("metadata") or {}
     check_metadata_size(metadata, limit=svc.config.limits.max_metadata_bytes)
@@ -154,7 +162,7 @@ async def create_thread(request: Request, body: ThreadCreate) -> Thread:
     return await svc.storage.create_thread(new, if_exists=body.get("if_exists", "raise"))
 
 
-@router.post("/threads/search", body=ThreadSearch, response=list[Thread])
+@router.post("/threads/search", body=ThreadSearch, response=list[Thread], selects=True)
 async def search_threads(request: Request, body: ThreadSearch) -> Any:
     """List threads matching every filter given, newest first by default."""
     ids = [parse_uuid(value, field="ids[]") for value in body.get("ids") or []] or None
@@ -241,7 +249,7 @@ async def get_thread(request: Request, _: ThreadGetQuery) -> Thread:
     return await services(request).storage.get_thread(thread_id_of(request))
 
 
-@router.patch("/threads/{thread_id}", body=ThreadUpdate, response=Thread)
+@router.patch("/threads/{thread_id}", body=ThreadUpdate, response=Thread, more_statuses={204: None})
 async def update_thread(request: Request, body: ThreadUpdate) -> Any:
     """Merge metadata into a thread; change its TTL, name, tags, visibility or lifecycle."""
     svc = services(request)

@@ -13,17 +13,17 @@ from agent_runtime.schema import ToolCall
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import services
 from agent_runtime.server.threads import thread_id_of
-from agent_runtime.server.validation import closed, parse_uuid
+from agent_runtime.server.validation import Offset, UuidStr, closed, parse_uuid
 
 router = Router("threads")
 
 
 @closed
 class ToolCallQuery(TypedDict, total=False):
-    run_id: str
+    run_id: UuidStr
     name: str
     limit: Annotated[int, Field(ge=1, le=1000)]
-    offset: Annotated[int, Field(ge=0)]
+    offset: Offset
 
 
 @router.get("/threads/{thread_id}/tool-calls", query=ToolCallQuery, response=list[ToolCall])
