@@ -19,7 +19,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 
-from agent_runtime.storage.sqlite_saver import (
+from agent_runtime.storage.sqlite.saver import (
     FIRST_CHUNK_ROWS,
     INLINE_BLOB_BYTES,
     RuntimeSqliteSaver,

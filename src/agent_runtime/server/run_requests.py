@@ -19,7 +19,7 @@ from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.services import Services
 from agent_runtime.server.validation import closed
 from agent_runtime.storage.base import NewRun
-from agent_runtime.storage.sqlite import utc_now
+from agent_runtime.storage.sqlite.backend import utc_now
 
 
 @closed

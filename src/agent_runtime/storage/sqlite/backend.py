@@ -22,20 +22,20 @@ from agent_runtime.storage.checkpoint_cache import (
     DecodedBlobCache,
 )
 from agent_runtime.storage.serde import SerdeConfig, StrictSerializer, TypeKey
-from agent_runtime.storage.sqlite_assistants import SqliteAssistants
-from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
-from agent_runtime.storage.sqlite_db import (
+from agent_runtime.storage.sqlite.assistants import SqliteAssistants
+from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
+from agent_runtime.storage.sqlite.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
     Synchronous,
     synchronous_pragma,
 )
-from agent_runtime.storage.sqlite_retention import SqliteRetention
-from agent_runtime.storage.sqlite_runs import SqliteRuns
-from agent_runtime.storage.sqlite_saver import RuntimeSqliteSaver
-from agent_runtime.storage.sqlite_store import RuntimeSqliteStore
-from agent_runtime.storage.sqlite_threads import SqliteThreads
-from agent_runtime.storage.sqlite_tool_calls import SqliteToolCalls
+from agent_runtime.storage.sqlite.retention import SqliteRetention
+from agent_runtime.storage.sqlite.runs import SqliteRuns
+from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
+from agent_runtime.storage.sqlite.store import RuntimeSqliteStore
+from agent_runtime.storage.sqlite.threads import SqliteThreads
+from agent_runtime.storage.sqlite.tool_calls import SqliteToolCalls
 from agent_runtime.storage.store_index import load_store_index
 
 

@@ -20,8 +20,8 @@ from agent_runtime.errors import (
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.storage.base import NewRun, RunOutcome
-from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_rows
-from agent_runtime.storage.sqlite_threads import thread_not_found
+from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
+from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage
 
 # The saver stores metadata as a JSON BLOB and copies `config["metadata"]["run_id"]` into it

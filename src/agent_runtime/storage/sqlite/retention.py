@@ -10,8 +10,8 @@ from datetime import datetime
 import aiosqlite
 
 from agent_runtime.storage.base import PruneResult, PruneStrategy, RetentionPolicy
-from agent_runtime.storage.sqlite_db import SqliteDatabase
-from agent_runtime.storage.sqlite_threads import CHECKPOINT_TABLES, delete_thread_rows
+from agent_runtime.storage.sqlite.database import SqliteDatabase
+from agent_runtime.storage.sqlite.threads import CHECKPOINT_TABLES, delete_thread_rows
 
 # What LangGraph's DeltaChannel leaves in checkpoint metadata. Such threads rebuild values from
 # older checkpoints' writes, so keeping only the latest checkpoint would lose them.

@@ -9,7 +9,7 @@ import ormsgpack
 
 from agent_runtime.encoding import loads
 from agent_runtime.storage.base import CheckpointSummary
-from agent_runtime.storage.sqlite_db import SqliteDatabase
+from agent_runtime.storage.sqlite.database import SqliteDatabase
 
 
 class SqliteCheckpoints:

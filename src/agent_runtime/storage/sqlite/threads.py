@@ -14,8 +14,8 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
 from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery
-from agent_runtime.storage.containment import containment_sql
-from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_rows
+from agent_runtime.storage.sqlite.containment import containment_sql
+from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
 
 # The tables of langgraph-checkpoint-sqlite keyed by thread_id.
 CHECKPOINT_TABLES = ("checkpoints", "writes")
