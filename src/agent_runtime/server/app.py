@@ -39,8 +39,8 @@ from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, json_response
 from agent_runtime.server.services import Services
 from agent_runtime.storage.base import NewAssistant, RetentionPolicy, Storage
+from agent_runtime.storage.open import open_storage
 from agent_runtime.storage.serde import graph_types
-from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.streaming import MemoryEventLog
 
 logger = logging.getLogger("agent_runtime")
@@ -67,7 +67,7 @@ def operations() -> Iterable[Operation]:
 
 
 def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Starlette:
-    """The application for one config; storage defaults to the config's SQLite file."""
+    """The application for one config; storage defaults to the backend the config names."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -75,15 +75,11 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
         # Every graph is built once before the database is opened: one that fails stops
         # start-up with the file untouched.
         built = await check_graphs(sources)
-        backend = storage or SqliteStorage(
-            config.database,
-            store_config=config.store,
-            checkpoint_cache=config.checkpoint_cache,
-            serde=config.serde,
-            graph_types=graph_types(built),
-            synchronous=config.sqlite_synchronous,
-        )
-        await backend.setup()
+        if storage is None:
+            backend = await open_storage(config, graph_types=graph_types(built))
+        else:
+            backend = storage
+            await backend.setup()
         try:
             registry = GraphRegistry(
                 sources, checkpointer=backend.checkpointer, store=backend.store

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Required
 from pydantic import Field
 from typing_extensions import TypedDict
 
+from agent_runtime.clock import utc_now
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.runs.webhook import check_webhook_url
@@ -19,7 +20,6 @@ from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.services import Services
 from agent_runtime.server.validation import closed
 from agent_runtime.storage.base import NewRun
-from agent_runtime.storage.sqlite.backend import utc_now
 
 
 @closed

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from agent_runtime.clock import utc_now
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.checkpoint_cache import (
     CachingSerializer,
@@ -37,10 +38,6 @@ from agent_runtime.storage.sqlite.store import RuntimeSqliteStore
 from agent_runtime.storage.sqlite.threads import SqliteThreads
 from agent_runtime.storage.sqlite.tool_calls import SqliteToolCalls
 from agent_runtime.storage.store_index import load_store_index
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqliteStorage(
@@ -67,7 +64,7 @@ class SqliteStorage(
         """Nothing is opened until `setup`.
 
         Args:
-            synchronous: how commits reach the disk (`sqlite_db.Synchronous`).
+            synchronous: how commits reach the disk (`database.Synchronous`).
             serde: what langgraph.json adds to the types checkpoints may decode to.
             graph_types: the types the served graphs declare (`storage.serde.graph_types`).
         """
