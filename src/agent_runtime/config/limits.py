@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from agent_runtime.config_reader import (
+from agent_runtime.config.reader import (
     ConfigReader,
     ValueTable,
     read_choice,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agent_runtime.config_limits import (
+from agent_runtime.config.dotenv import parse_dotenv
+from agent_runtime.config.limits import (
     LimitsConfig,
     ModelPrice,
     default_thread_ttl,
@@ -22,7 +23,7 @@ from agent_runtime.config_limits import (
     read_pricing,
     read_serde,
 )
-from agent_runtime.config_reader import (
+from agent_runtime.config.reader import (
     ConfigReader,
     ValueTable,
     describe_value,
@@ -34,8 +35,7 @@ from agent_runtime.config_reader import (
     read_string,
     read_strings,
 )
-from agent_runtime.config_store import read_store
-from agent_runtime.dotenv import parse_dotenv
+from agent_runtime.config.store import read_store
 from agent_runtime.errors import ConfigError
 from agent_runtime.schema import Json
 from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig

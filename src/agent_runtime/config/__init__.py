@@ -1,0 +1,35 @@
+"""langgraph.json and the environment -> a frozen `RuntimeConfig`."""
+
+from agent_runtime.config.load import (
+    DATABASE_ENV,
+    DEFAULT_MAX_BODY_BYTES,
+    DEV_CORS,
+    STUDIO_ORIGIN,
+    CorsConfig,
+    GraphSpec,
+    HttpConfig,
+    RuntimeConfig,
+    SqliteSynchronous,
+    apply_env,
+    config_from_dict,
+    is_path_dependency,
+    load_config,
+    parse_graph_spec,
+)
+
+__all__ = [
+    "DATABASE_ENV",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEV_CORS",
+    "STUDIO_ORIGIN",
+    "CorsConfig",
+    "GraphSpec",
+    "HttpConfig",
+    "RuntimeConfig",
+    "SqliteSynchronous",
+    "apply_env",
+    "config_from_dict",
+    "is_path_dependency",
+    "load_config",
+    "parse_graph_spec",
+]
