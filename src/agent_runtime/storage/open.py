@@ -4,14 +4,13 @@ package that knows the backends exist: everything else sees `storage.base.Storag
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from agent_runtime.config import RuntimeConfig
+from agent_runtime.errors import ConfigError
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.serde import TypeKey
 from agent_runtime.storage.sqlite import SqliteStorage
-
-if TYPE_CHECKING:
-    from agent_runtime.config import RuntimeConfig
 
 
 async def open_storage(config: RuntimeConfig, *, graph_types: Iterable[TypeKey] = ()) -> Storage:
@@ -22,10 +21,15 @@ async def open_storage(config: RuntimeConfig, *, graph_types: Iterable[TypeKey] 
             checkpoints may decode to.
 
     Raises:
+        ConfigError: the config names a kind of database no backend serves.
         StorageError: the database cannot be opened or migrated; nothing stays open.
     """
+    database = config.database
+    if database.kind != "sqlite":
+        # `config` refuses the kinds it does not know; this guards a config built in code.
+        raise ConfigError(f"The database kind {database.kind!r} is not supported")
     storage = SqliteStorage(
-        config.database,
+        Path(database.uri),
         store_config=config.store,
         checkpoint_cache=config.checkpoint_cache,
         serde=config.serde,

@@ -16,13 +16,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
 from agent_runtime.clock import utc_now
+from agent_runtime.config.model import CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.checkpoint_cache import (
-    CachingSerializer,
-    CheckpointCacheConfig,
-    DecodedBlobCache,
-)
-from agent_runtime.storage.serde import SerdeConfig, StrictSerializer, TypeKey
+from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
+from agent_runtime.storage.serde import StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite.assistants import SqliteAssistants
 from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
 from agent_runtime.storage.sqlite.database import (
