@@ -33,7 +33,6 @@ from agent_runtime.server import (
     threads,
     tool_calls,
 )
-from agent_runtime.server.limits import StreamSlots
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, json_response
@@ -42,6 +41,7 @@ from agent_runtime.storage.base import NewAssistant, RetentionPolicy, Storage
 from agent_runtime.storage.open import open_storage
 from agent_runtime.storage.serde import graph_types
 from agent_runtime.streaming import MemoryEventLog
+from agent_runtime.streaming.slots import StreamSlots
 
 logger = logging.getLogger("agent_runtime")
 

@@ -9,9 +9,9 @@ from starlette.requests import Request
 
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.registry import GraphRegistry
-from agent_runtime.server.limits import StreamSlots
 from agent_runtime.storage.base import Storage
 from agent_runtime.streaming import EventLog
+from agent_runtime.streaming.slots import StreamSlots
 
 if TYPE_CHECKING:
     from agent_runtime.runs.manager import RunManager

@@ -16,8 +16,8 @@ from starlette.types import Message, Receive, Scope, Send
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, InvalidRequestError
 from agent_runtime.runs.shaping import API_STREAM_MODES, EVENT_NAMES
-from agent_runtime.server.limits import StreamSlot
 from agent_runtime.streaming import HEARTBEAT, EventLog, RunEvent, encode_event
+from agent_runtime.streaming.slots import StreamSlot
 
 logger = logging.getLogger("agent_runtime.streams")
 
