@@ -102,9 +102,11 @@ class Runtime:
         return runtime
 
     async def stop(self) -> None:
-        """Stop the sweeper and the run workers, then close the storage. Runs in flight stay
-        `running` and resume at the next start."""
+        """Stop the sweeper, let the streams' follow-ups (a disconnected client's cancel) finish,
+        stop the run workers, then close the storage. Runs in flight stay `running` and resume
+        at the next start."""
         try:
+            await self.streams.drain()
             if self._sweeper is not None:
                 self._sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,7 +1,12 @@
-"""The cap on server-sent event streams one process serves at once, and how long a stream may wait
-on a reader that takes no data. Only counting and refusing here; no IO."""
+"""The cap on server-sent event streams one process serves at once, how long a stream may wait
+on a reader that takes no data, and the follow-up work of streams that ended. Counting,
+refusing and holding tasks here; no IO."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from agent_runtime.errors import TooManyRequestsError
 
@@ -11,10 +16,11 @@ STREAMS_RETRY_AFTER_SECONDS = 5
 class StreamSlot:
     """One open stream's place under the cap; releasing it twice is harmless."""
 
-    __slots__ = ("_slots", "send_timeout")
+    __slots__ = ("_owner", "_slots", "send_timeout")
 
     def __init__(self, slots: StreamSlots) -> None:
         self._slots: StreamSlots | None = slots
+        self._owner = slots
         self.send_timeout = slots.send_timeout
         """Seconds a send may wait on the reader before the stream is closed."""
 
@@ -22,6 +28,11 @@ class StreamSlot:
         if self._slots is not None:
             self._slots.open -= 1
             self._slots = None
+
+    def follow_up(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` once the stream has ended (its own task is being torn down), held by the
+        server until it finishes; works after `release` too."""
+        self._owner.follow_up(work)
 
 
 class StreamSlots:
@@ -32,6 +43,7 @@ class StreamSlots:
         self.limit = limit
         self.send_timeout = send_timeout
         self.open = 0
+        self._follow_ups: set[asyncio.Task[None]] = set()
 
     def acquire(self) -> StreamSlot:
         """Take a place for one more stream; release it when the stream ends.
@@ -49,3 +61,15 @@ class StreamSlots:
             )
         self.open += 1
         return StreamSlot(self)
+
+    def follow_up(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on a task of its own, holding it until it finishes (the event loop keeps
+        only a weak reference to a task)."""
+        task = asyncio.create_task(work)
+        self._follow_ups.add(task)
+        task.add_done_callback(self._follow_ups.discard)
+
+    async def drain(self) -> None:
+        """Wait for the follow-ups still running; their failures are not raised here."""
+        if self._follow_ups:
+            await asyncio.gather(*self._follow_ups, return_exceptions=True)
