@@ -116,7 +116,7 @@ async def _open_saver(
 
 async def bench_in_process(args: argparse.Namespace, folder: Path) -> Figures:
     config = load_config(CONFIG, database=folder / "in-process.sqlite", environ={})
-    saver, conn = await _open_saver(config.database, args.sqlite_synchronous)
+    saver, conn = await _open_saver(Path(config.database.uri), args.sqlite_synchronous)
     try:
         registry = GraphRegistry(import_graphs(config), checkpointer=saver, store=None)
         graph = await registry.get_graph(GRAPH_ID)

@@ -27,8 +27,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp
 
-from agent_runtime.storage import sqlite_store
 from agent_runtime.storage.sqlite import SqliteStorage
+from agent_runtime.storage.sqlite import store as sqlite_store
 
 BATCH = 500
 

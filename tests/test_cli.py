@@ -19,9 +19,8 @@ import pytest
 
 import agent_runtime
 from agent_runtime.cli import _command, _parser, _studio_line, dev_defaults
-from agent_runtime.config import CorsConfig, HttpConfig, load_config
+from agent_runtime.config import CheckpointCacheConfig, CorsConfig, HttpConfig, load_config
 from agent_runtime.errors import ConfigError
-from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 ECHO = Path(__file__).parent / "fixtures" / "echo"
 SRC = Path(agent_runtime.__file__).resolve().parents[1]

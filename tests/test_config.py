@@ -8,7 +8,9 @@ import pytest
 
 from agent_runtime.config import (
     DEFAULT_MAX_BODY_BYTES,
+    CheckpointCacheConfig,
     CorsConfig,
+    DatabaseConfig,
     GraphSpec,
     HttpConfig,
     RuntimeConfig,
@@ -18,7 +20,6 @@ from agent_runtime.config import (
     parse_graph_spec,
 )
 from agent_runtime.errors import ConfigError
-from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
 
 GRAPH = {"agent": "./agent.py:graph"}
 
@@ -66,7 +67,7 @@ def test_load_config_reads_a_minimal_file(tmp_path: Path) -> None:
     assert config.store == {}
     assert config.checkpointer == {}
     assert config.http == HttpConfig(cors=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES)
-    assert config.database == tmp_path / ".agent-runtime" / "runtime.sqlite"
+    assert config.database == _sqlite(tmp_path / ".agent-runtime" / "runtime.sqlite")
     assert config.webhooks_allow_private is False
     assert config.warnings == ()
 
@@ -94,7 +95,7 @@ def test_load_config_resolves_paths_against_the_config_folder(
     assert config.base_dir == project
     assert config.dependencies == (".", "./src", "langchain-openai")
     assert config.env_file == project / "config" / ".env"
-    assert config.database == project / "data" / "app.sqlite"
+    assert config.database == _sqlite(project / "data" / "app.sqlite")
 
 
 def test_load_config_reports_a_missing_file(tmp_path: Path) -> None:
@@ -378,7 +379,7 @@ def test_load_config_reads_our_own_section(tmp_path: Path) -> None:
     config = load_config(_project(tmp_path, {"graphs": GRAPH, "agent_runtime": own}), environ={})
 
     assert config.http.max_body_bytes == 1024
-    assert config.database == tmp_path / "runtime.db"
+    assert config.database == _sqlite(tmp_path / "runtime.db")
     assert config.webhooks_allow_private is True
     assert config.checkpoint_cache == CheckpointCacheConfig(max_mb=0, verify=True)
 
@@ -618,12 +619,44 @@ def test_load_config_takes_the_database_flag_first(
     monkeypatch.chdir(tmp_path)
     environ = {"AGENT_RUNTIME_DATABASE": "env.db"}
 
-    assert load_config(path, environ=environ, database="flag.db").database == tmp_path / "flag.db"
-    assert load_config(path, environ=environ).database == tmp_path / "env.db"
-    assert load_config(path, environ={}).database == tmp_path / "project" / "f.db"
-    assert load_config(path, environ={"AGENT_RUNTIME_DATABASE": "/abs/x.db"}).database == Path(
-        "/abs/x.db"
+    flagged = load_config(path, environ=environ, database="flag.db")
+    assert flagged.database == _sqlite(tmp_path / "flag.db")
+    assert load_config(path, environ=environ).database == _sqlite(tmp_path / "env.db")
+    assert load_config(path, environ={}).database == _sqlite(tmp_path / "project" / "f.db")
+    absolute = load_config(path, environ={"AGENT_RUNTIME_DATABASE": "/abs/x.db"})
+    assert absolute.database == _sqlite(Path("/abs/x.db"))
+
+
+@pytest.mark.parametrize(
+    ("where", "source"),
+    [
+        ("flag", "--database"),
+        ("env", "AGENT_RUNTIME_DATABASE"),
+        ("file", "agent_runtime.database"),
+    ],
+)
+def test_a_postgres_database_is_refused_until_it_is_supported(
+    tmp_path: Path, where: str, source: str
+) -> None:
+    uri = "postgresql://user:secret@db.example/agents"
+    own = {"database": uri} if where == "file" else {}
+    path = _project(tmp_path, {"graphs": GRAPH, "agent_runtime": own})
+    environ = {"AGENT_RUNTIME_DATABASE": uri} if where == "env" else {}
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=environ, database=uri if where == "flag" else None)
+
+    assert caught.value.detail == (
+        f"{source}: Postgres is not supported yet; give the path of a SQLite file instead"
     )
+    assert "secret" not in caught.value.detail
+
+
+def test_a_postgres_uri_is_recognised_by_either_scheme(tmp_path: Path) -> None:
+    path = _project(tmp_path, {"graphs": GRAPH})
+
+    with pytest.raises(ConfigError, match="Postgres is not supported yet"):
+        load_config(path, environ={}, database="postgres://localhost/agents")
 
 
 def test_load_config_defaults_the_database_beside_the_config(tmp_path: Path) -> None:
@@ -631,7 +664,7 @@ def test_load_config_defaults_the_database_beside_the_config(tmp_path: Path) -> 
 
     config = load_config(path, environ={"AGENT_RUNTIME_DATABASE": ""})
 
-    assert config.database == tmp_path / ".agent-runtime" / "runtime.sqlite"
+    assert config.database == _sqlite(tmp_path / ".agent-runtime" / "runtime.sqlite")
     assert not (tmp_path / ".agent-runtime").exists()
 
 
@@ -667,3 +700,7 @@ def test_config_from_dict_validates_like_a_file(tmp_path: Path) -> None:
 )
 def test_parse_graph_spec_splits_files_and_modules(spec: str, parsed: GraphSpec | None) -> None:
     assert parse_graph_spec(spec) == parsed
+
+
+def _sqlite(path: Path) -> DatabaseConfig:
+    return DatabaseConfig(kind="sqlite", uri=str(path))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.startup import STARTUP_FAILED
-from agent_runtime.storage.sqlite_schema import MIGRATIONS
+from agent_runtime.storage.sqlite.schema import MIGRATIONS
 from tests.test_cli import ECHO, _environ
 
 GRAPH = (ECHO / "graph.py").read_text()

@@ -95,7 +95,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     print(f"agent-runtime {command.name}: serving {config.path}", flush=True)
     for graph_id, spec in config.graphs.items():
         print(f"  graph {graph_id}: {spec}", flush=True)
-    print(f"  database: {config.database}", flush=True)
+    print(f"  database: {config.database.uri}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
     if command.name == "dev":
         print(f"  {_studio_line(config, url)}", flush=True)
@@ -319,7 +319,7 @@ def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int
 def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     os.environ[CONFIG_ENV] = str(config.path)
     if command.database is not None:
-        os.environ[DATABASE_ENV] = str(config.database)
+        os.environ[DATABASE_ENV] = config.database.uri
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

@@ -20,7 +20,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.config import RuntimeConfig, config_from_dict
-from agent_runtime.config_limits import LimitsConfig
+from agent_runtime.config.model import LimitsConfig
 from tests.conftest import ROOT, RunningServer
 
 EXAMPLES = ROOT / "langgraph.json"

@@ -15,13 +15,13 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.pregel import Pregel
 
+from agent_runtime.config import CheckpointCacheConfig
 from agent_runtime.encoding import STABLE_JSON, StableJson, dumps
 from agent_runtime.registry import import_graphs
 from agent_runtime.storage import checkpoint_cache
 from agent_runtime.storage.checkpoint_cache import (
     MIN_CACHED_BYTES,
     CachingSerializer,
-    CheckpointCacheConfig,
     DecodedBlobCache,
     DecodedMessages,
     own_containers,

@@ -12,7 +12,7 @@ import pytest
 from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite_db import synchronous_pragma
+from agent_runtime.storage.sqlite.database import synchronous_pragma
 from tests.conftest import ROOT, RunningServer
 
 FULL, NORMAL = 2, 1  # what `PRAGMA synchronous` reads back

@@ -9,8 +9,8 @@ import pytest
 
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite_db import require_sqlite_version
-from agent_runtime.storage.sqlite_schema import MIGRATIONS
+from agent_runtime.storage.sqlite.database import require_sqlite_version
+from agent_runtime.storage.sqlite.schema import MIGRATIONS
 
 
 def _old_database(path: Path, version: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.storage.base import ThreadQuery
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite_schema import MIGRATIONS
+from agent_runtime.storage.sqlite.schema import MIGRATIONS
 
 
 def _digest(path: Path) -> str:

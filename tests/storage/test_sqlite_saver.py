@@ -19,11 +19,8 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.pregel import Pregel
 
-from agent_runtime.storage.sqlite_saver import (
-    FIRST_CHUNK_ROWS,
-    INLINE_BLOB_BYTES,
-    RuntimeSqliteSaver,
-)
+from agent_runtime.storage.sqlite.checkpoint_tables import FIRST_CHUNK_ROWS, INLINE_BLOB_BYTES
+from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 

@@ -12,7 +12,7 @@ import pytest
 
 from agent_runtime.errors import ConfigError
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite_store import RuntimeSqliteStore
+from agent_runtime.storage.sqlite.store import RuntimeSqliteStore
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "store" / "embeddings.py"

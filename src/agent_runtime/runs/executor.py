@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
-from agent_runtime.config_limits import ModelPrice
+from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.recorder import RunRecorder

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from agent_runtime.config_limits import ModelPrice
+from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, NotFoundError
 from agent_runtime.registry import GraphRegistry

@@ -19,7 +19,7 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.config import get_config
 
-from agent_runtime.config_limits import ModelPrice
+from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import to_jsonable
 from agent_runtime.schema import ModelUsage, ToolCall, Usage
 from agent_runtime.usage import model_usage, summarize

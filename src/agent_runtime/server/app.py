@@ -1,13 +1,11 @@
-"""The ASGI application: wires config, storage and graphs together in the lifespan, mounts every
-router, and turns errors into `{"detail", "code"}` bodies. No route logic lives here."""
+"""The ASGI application: starts and stops a `Runtime` in the lifespan, mounts every router, and
+turns errors into `{"detail", "code"}` bodies. No route logic lives here."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
-from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,8 +16,7 @@ from starlette.responses import Response
 
 from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
-from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
-from agent_runtime.runs.manager import RunManager
+from agent_runtime.runtime import Runtime
 from agent_runtime.server import (
     assistants,
     checkpoints,
@@ -33,19 +30,13 @@ from agent_runtime.server import (
     threads,
     tool_calls,
 )
-from agent_runtime.server.limits import StreamSlots
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, json_response
-from agent_runtime.server.services import Services
-from agent_runtime.storage.base import NewAssistant, RetentionPolicy, Storage
-from agent_runtime.storage.serde import graph_types
-from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.streaming import MemoryEventLog
+from agent_runtime.storage.base import Storage
 
 logger = logging.getLogger("agent_runtime")
 
-DEFAULT_SWEEP_SECONDS = 60.0
 ROUTERS = (
     system.router,
     assistants.router,
@@ -67,61 +58,16 @@ def operations() -> Iterable[Operation]:
 
 
 def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Starlette:
-    """The application for one config; storage defaults to the config's SQLite file."""
+    """The application for one config; storage defaults to the backend the config names."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        sources = import_graphs(config)
-        # Every graph is built once before the database is opened: one that fails stops
-        # start-up with the file untouched.
-        built = await check_graphs(sources)
-        backend = storage or SqliteStorage(
-            config.database,
-            store_config=config.store,
-            checkpoint_cache=config.checkpoint_cache,
-            serde=config.serde,
-            graph_types=graph_types(built),
-            synchronous=config.sqlite_synchronous,
-        )
-        await backend.setup()
+        runtime = await Runtime.start(config, storage=storage)
+        app.state.services = runtime
         try:
-            registry = GraphRegistry(
-                sources, checkpointer=backend.checkpointer, store=backend.store
-            )
-            await _ensure_default_assistants(backend, registry)
-            limits = config.limits
-            events = MemoryEventLog(max_bytes_per_run=limits.max_event_bytes_per_run)
-            manager = RunManager(
-                backend,
-                registry,
-                events,
-                pricing=config.pricing,
-                max_messages=config.limits.max_messages_per_thread,
-            )
-            streams = StreamSlots(
-                limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
-            )
-            app.state.services = Services(
-                config=config,
-                storage=backend,
-                registry=registry,
-                events=events,
-                runs=manager,
-                streams=streams,
-            )
-            try:
-                await manager.start()
-                sweeper = asyncio.create_task(_sweep_forever(backend, config), name="sweeper")
-                try:
-                    yield
-                finally:
-                    sweeper.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
-            finally:
-                await manager.stop()
+            yield
         finally:
-            await backend.close()
+            await runtime.stop()
 
     # No `http.cors`: only the server's own origin (`agent-runtime dev` sets a default first).
     middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig())]
@@ -138,50 +84,6 @@ def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Star
     )
     app.state.openapi = build_openapi(ops)
     return app
-
-
-async def _ensure_default_assistants(storage: Storage, registry: GraphRegistry) -> None:
-    for graph_id in registry.graph_ids:
-        await storage.create_assistant(
-            NewAssistant(
-                assistant_id=default_assistant_id(graph_id),
-                graph_id=graph_id,
-                name=graph_id,
-                metadata={"created_by": "system"},
-            ),
-            if_exists="do_nothing",
-        )
-
-
-def retention_policy(config: RuntimeConfig) -> RetentionPolicy:
-    limits = config.limits
-    return RetentionPolicy(
-        inactivity=None
-        if limits.inactivity_ttl_days is None
-        else timedelta(days=limits.inactivity_ttl_days),
-        max_age=None if limits.max_age_days is None else timedelta(days=limits.max_age_days),
-        strategy=limits.strategy,
-    )
-
-
-def sweep_interval(config: RuntimeConfig) -> float:
-    """`limits.sweep_interval_seconds`, else `checkpointer.ttl.sweep_interval_minutes`."""
-    if config.limits.sweep_interval_seconds is not None:
-        return config.limits.sweep_interval_seconds
-    minutes = (config.checkpointer.get("ttl") or {}).get("sweep_interval_minutes")
-    return float(minutes) * 60 if minutes else DEFAULT_SWEEP_SECONDS
-
-
-async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
-    policy = retention_policy(config)
-    while True:
-        try:
-            swept = await storage.sweep_expired_threads(policy)
-            if swept:
-                logger.info("Swept %d expired threads (%s)", swept, policy.strategy)
-        except AgentRuntimeError as exc:
-            logger.warning("Thread sweep failed: %s", exc.detail)
-        await asyncio.sleep(sweep_interval(config))
 
 
 def error_body(detail: str, code: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypedDict
 
+from agent_runtime.clock import utc_now
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.runs.webhook import check_webhook_url
@@ -20,7 +21,6 @@ from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.services import Services
 from agent_runtime.server.validation import AfterSeconds, Metadata, closed
 from agent_runtime.storage.base import NewRun
-from agent_runtime.storage.sqlite import utc_now
 
 
 @closed

@@ -16,7 +16,6 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.schema import Run, RunStatus
-from agent_runtime.server.limits import StreamSlot
 from agent_runtime.server.routing import SSE, Router, json_response
 from agent_runtime.server.run_requests import RunCreate, new_run
 from agent_runtime.server.services import Services, services
@@ -26,6 +25,7 @@ from agent_runtime.server.validation import Offset, closed, parse_uuid
 from agent_runtime.server.waiting import waited_response
 from agent_runtime.storage.base import RunOutcome
 from agent_runtime.streaming import parse_last_event_id
+from agent_runtime.streaming.slots import StreamSlot
 
 router = Router("runs")
 

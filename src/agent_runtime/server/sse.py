@@ -16,8 +16,8 @@ from starlette.types import Message, Receive, Scope, Send
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, InvalidRequestError
 from agent_runtime.runs.shaping import API_STREAM_MODES, EVENT_NAMES
-from agent_runtime.server.limits import StreamSlot
 from agent_runtime.streaming import HEARTBEAT, EventLog, RunEvent, encode_event
+from agent_runtime.streaming.slots import StreamSlot
 
 logger = logging.getLogger("agent_runtime.streams")
 
@@ -106,7 +106,7 @@ def stream_response(
 ) -> StreamingResponse:
     """An SSE response over any source of frames, with heartbeats while it is idle. An
     `AgentRuntimeError` the source raises becomes an `error` event and ends the stream."""
-    body = _encoded(frames, name, on_disconnect, heartbeat_seconds)
+    body = _encoded(frames, name, slot, on_disconnect, heartbeat_seconds)
     return EventStreamResponse(body, name=name, slot=slot, headers=headers)
 
 
@@ -189,6 +189,7 @@ async def _run_frames(
 async def _encoded(
     frames: AsyncIterator[Frame],
     name: str,
+    slot: StreamSlot,
     on_disconnect: Callable[[], Coroutine[Any, Any, None]] | None,
     heartbeat_seconds: float,
 ) -> AsyncIterator[bytes]:
@@ -229,9 +230,4 @@ async def _encoded(
         if not finished and on_disconnect is not None:
             # The client went away mid-run; the response task is being torn down, so the
             # cancellation runs on its own task.
-            task: asyncio.Task[None] = asyncio.create_task(on_disconnect())
-            _background.add(task)
-            task.add_done_callback(_background.discard)
-
-
-_background: set[asyncio.Task[None]] = set()
+            slot.follow_up(on_disconnect())

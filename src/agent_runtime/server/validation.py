@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from agent_runtime.errors import InvalidRequestError, PayloadTooLargeError
 from agent_runtime.schema import Json
-from agent_runtime.storage.containment import filter_problem
+from agent_runtime.storage.filters import filter_problem
 
 MAX_JSON_DEPTH = 100
 """Levels of arrays and objects a request body may nest. orjson parses 1,024 but encodes only
@@ -266,7 +266,7 @@ def _containment(value: Any) -> Any:
 
 
 ContainmentFilter = Annotated[Json, AfterValidator(_containment)]
-"""A `metadata` or `values` filter matched by JSON containment (`storage.containment`)."""
+"""A `metadata` or `values` filter matched by JSON containment (`storage/sqlite/containment.py` on SQLite)."""
 
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _STORE_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")

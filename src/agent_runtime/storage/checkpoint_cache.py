@@ -15,7 +15,6 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import ormsgpack
@@ -34,9 +33,6 @@ from agent_runtime.storage.serde import StrictSerializer, TypeKey
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE_MB = 32
-"""Memory for each of the two caches (decoded checkpoints, decoded messages), by default: about
-30 snapshots of 600 short messages, and 15,000 messages with their JSON."""
 BLOB_MEMORY_PER_BYTE = 6
 """Memory a decoded checkpoint takes per stored byte (a 600-message snapshot of 167 KB decodes
 to 1.05 MB of Python objects); the blob cache counts its entries at this rate."""
@@ -46,19 +42,6 @@ MIN_CACHED_BYTES = 8 * 1024
 """Smaller blobs decode in well under a millisecond; caching them would only churn the cache."""
 
 _Key = tuple[Any, str, bytes]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointCacheConfig:
-    """The `agent_runtime.checkpoint_cache` section."""
-
-    max_mb: int = DEFAULT_CACHE_MB
-    """Memory, estimated, for each of the decoded checkpoints and the decoded messages kept;
-    0 turns the cache off."""
-    verify: bool | None = None
-    """Decode again on every hit and compare: catches a graph that mutates its state in place
-    (at the cost of the cache's benefit). Meant for development and tests; None (not set) is
-    on under `agent-runtime dev` and off otherwise."""
 
 
 class DecodedBlobCache:

@@ -13,7 +13,6 @@ more than its own thread down.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -27,18 +26,6 @@ from agent_runtime.errors import AgentRuntimeError
 
 TypeKey = tuple[str, ...]
 """`(module, name)` for msgpack, `(*module parts, name)` for LangChain's JSON constructors."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SerdeConfig:
-    """The `checkpointer.serde` section of langgraph.json, as agent-runtime honours it."""
-
-    allowed_json_modules: frozenset[TypeKey] = field(default_factory=frozenset)
-    """Each `[*module parts, name]` entry; allowed both in JSON constructors and in msgpack,
-    where LangGraph stores the same types today."""
-
-    def msgpack_types(self) -> set[TypeKey]:
-        return {(".".join(key[:-1]), key[-1]) for key in self.allowed_json_modules}
 
 
 class CheckpointDecodeError(AgentRuntimeError):

@@ -14,11 +14,12 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
 from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery
-from agent_runtime.storage.containment import containment_sql
-from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_rows
-
-# The tables of langgraph-checkpoint-sqlite keyed by thread_id.
-CHECKPOINT_TABLES = ("checkpoints", "writes")
+from agent_runtime.storage.sqlite.checkpoint_tables import (
+    copy_thread_checkpoints,
+    delete_thread_checkpoints,
+)
+from agent_runtime.storage.sqlite.containment import containment_sql
+from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
 
 # A thread as the API shows it: its row and its latest values, which live apart (schema V3).
 _THREADS = (
@@ -159,14 +160,7 @@ class SqliteThreads:
                 ' SELECT ?, "values" FROM thread_values WHERE thread_id = ?',
                 (new_thread_id, thread_id),
             )
-            for table in await _existing(conn, CHECKPOINT_TABLES):
-                columns = [c for c in await _columns(conn, table) if c != "thread_id"]
-                names = ", ".join(columns)
-                await conn.execute(
-                    f"INSERT INTO {table} (thread_id, {names})"
-                    f" SELECT ?, {names} FROM {table} WHERE thread_id = ?",
-                    (new_thread_id, thread_id),
-                )
+            await copy_thread_checkpoints(conn, thread_id, new_thread_id)
             row = await _select(conn, new_thread_id)
         return _thread(row)
 
@@ -178,30 +172,16 @@ def thread_not_found(thread_id: str) -> NotFoundError:
 async def delete_thread_rows(conn: aiosqlite.Connection, thread_ids: list[str]) -> int:
     """Delete threads and their checkpoints inside the caller's transaction; returns how many."""
     deleted = 0
-    tables = await _existing(conn, CHECKPOINT_TABLES)
     for thread_id in thread_ids:
         await conn.execute("DELETE FROM thread_values WHERE thread_id = ?", (thread_id,))
         cursor = await conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
         deleted += cursor.rowcount
-        for table in tables:
-            await conn.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+    await delete_thread_checkpoints(conn, thread_ids)
     return deleted
 
 
 async def _select(conn: aiosqlite.Connection, thread_id: str) -> Any:
     return await fetch_row(conn, f"{_THREADS} WHERE threads.thread_id = ?", (thread_id,))
-
-
-async def _existing(conn: aiosqlite.Connection, tables: tuple[str, ...]) -> list[str]:
-    marks = ", ".join("?" for _ in tables)
-    rows = await fetch_rows(
-        conn, f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})", tables
-    )
-    return [row[0] for row in rows]
-
-
-async def _columns(conn: aiosqlite.Connection, table: str) -> list[str]:
-    return [row[1] for row in await fetch_rows(conn, f"PRAGMA table_info({table})")]
 
 
 def _expires_at(now: datetime, ttl: Json | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from agent_runtime.config_reader import describe_value
+from agent_runtime.config.reader import describe_value
 
 _DOTENV_LINE = re.compile(
     r"""[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)[ \t]*=[ \t]*

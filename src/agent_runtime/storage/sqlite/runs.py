@@ -20,17 +20,10 @@ from agent_runtime.errors import (
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.storage.base import NewRun, RunOutcome
-from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row, fetch_rows
-from agent_runtime.storage.sqlite_threads import thread_not_found
+from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
+from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
+from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage
-
-# The saver stores metadata as a JSON BLOB and copies `config["metadata"]["run_id"]` into it
-# (into every namespace, subgraphs included); it filters the same way in its own `alist`.
-_RUN_CHECKPOINTS = (
-    "SELECT checkpoint_ns, checkpoint_id FROM checkpoints"
-    " WHERE thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
-)
-
 
 # Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
 # `ttl` holds in minutes; the one parameter is the moment of the activity.
@@ -193,11 +186,11 @@ class SqliteRuns:
             if cursor.rowcount == 0:
                 raise _not_found_on(thread_id, run_id)
             if checkpoints:
-                await _delete_run_checkpoints(conn, thread_id, run_id)
+                await delete_run_checkpoints(conn, thread_id, run_id)
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         async with self._db.transaction() as conn:
-            await _delete_run_checkpoints(conn, thread_id, run_id)
+            await delete_run_checkpoints(conn, thread_id, run_id)
 
     async def claim_next_run(self, thread_id: str) -> Run | None:
         stamp = _stamp(self._now())
@@ -263,20 +256,6 @@ class SqliteRuns:
                 (),
             )
         return [row["thread_id"] for row in rows]
-
-
-async def _delete_run_checkpoints(conn: aiosqlite.Connection, thread_id: str, run_id: str) -> None:
-    # Writes first: they are found through the checkpoints about to be deleted.
-    await conn.execute(
-        "DELETE FROM writes WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
-        f" IN ({_RUN_CHECKPOINTS})",
-        (thread_id, thread_id, run_id),
-    )
-    await conn.execute(
-        "DELETE FROM checkpoints WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id)"
-        f" IN ({_RUN_CHECKPOINTS})",
-        (thread_id, thread_id, run_id),
-    )
 
 
 async def _settle(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.sqlite_schema import migrate
+from agent_runtime.storage.sqlite.schema import migrate
 
 BUSY_TIMEOUT_MS = 10_000
 Synchronous = Literal["full", "normal"]

@@ -12,9 +12,9 @@ from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict
 from agent_runtime.storage.base import AssistantPatch, AssistantQuery, NewAssistant
-from agent_runtime.storage.containment import containment_sql
-from agent_runtime.storage.sqlite_db import SqliteDatabase, fetch_row
-from agent_runtime.storage.sqlite_threads import delete_thread_rows
+from agent_runtime.storage.sqlite.containment import containment_sql
+from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
+from agent_runtime.storage.sqlite.threads import delete_thread_rows
 
 _FIELDS = "graph_id, config, context, metadata, name, description"
 

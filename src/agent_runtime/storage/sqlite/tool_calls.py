@@ -7,8 +7,8 @@ from typing import Any
 
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.schema import ToolCall
-from agent_runtime.storage.sqlite_db import SqliteDatabase
-from agent_runtime.storage.sqlite_threads import thread_not_found
+from agent_runtime.storage.sqlite.database import SqliteDatabase
+from agent_runtime.storage.sqlite.threads import thread_not_found
 
 
 class SqliteToolCalls:

@@ -1,4 +1,4 @@
-"""langgraph.json -> a frozen `RuntimeConfig`: validation, warnings, `.env`, the database path.
+"""langgraph.json -> a frozen `RuntimeConfig`: validation, warnings, `.env`, the database.
 
 Reads the config file and its `.env`, nothing else: it never imports graphs (that is `registry`),
 creates folders (storage does) or touches the process environment (except through `apply_env`).
@@ -9,20 +9,28 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from agent_runtime.config_limits import (
-    LimitsConfig,
-    ModelPrice,
+from agent_runtime.config.dotenv import parse_dotenv
+from agent_runtime.config.limits import (
     default_thread_ttl,
     read_checkpoint_cache,
     read_limits,
     read_pricing,
     read_serde,
 )
-from agent_runtime.config_reader import (
+from agent_runtime.config.model import (
+    DEFAULT_MAX_BODY_BYTES,
+    CheckpointCacheConfig,
+    CorsConfig,
+    DatabaseConfig,
+    GraphSpec,
+    HttpConfig,
+    LimitsConfig,
+    RuntimeConfig,
+)
+from agent_runtime.config.reader import (
     ConfigReader,
     ValueTable,
     describe_value,
@@ -34,103 +42,13 @@ from agent_runtime.config_reader import (
     read_string,
     read_strings,
 )
-from agent_runtime.config_store import read_store
-from agent_runtime.dotenv import parse_dotenv
+from agent_runtime.config.store import read_store
 from agent_runtime.errors import ConfigError
-from agent_runtime.schema import Json
-from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
-from agent_runtime.storage.serde import SerdeConfig
 
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
-"""Names the SQLite file; the `--database` flag beats it, and it beats `agent_runtime.database`."""
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
-SqliteSynchronous = Literal["full", "normal"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CorsConfig:
-    """Cross-origin rules; a key left out of `http.cors` takes the default here."""
-
-    allow_origins: tuple[str, ...] = ()
-    allow_methods: tuple[str, ...] = ("*",)
-    allow_headers: tuple[str, ...] = ("*",)
-    allow_credentials: bool = False
-    allow_origin_regex: str | None = None
-    # The JS SDK reads these to find and rejoin the run behind a stream.
-    expose_headers: tuple[str, ...] = ("Content-Location", "Location")
-    max_age: int = 600
-
-
-STUDIO_ORIGIN = "https://smith.langchain.com"
-"""Where LangGraph Studio runs; it calls the server from the developer's browser."""
-DEV_CORS = CorsConfig(
-    allow_origins=(STUDIO_ORIGIN,),
-    allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?",
-)
-"""What `agent-runtime dev` allows when `http.cors` is absent: pages on this machine (any port)
-and LangGraph Studio. `serve` allows no other origin than its own."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpConfig:
-    """The HTTP settings agent-runtime honours."""
-
-    cors: CorsConfig | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuntimeConfig:
-    """Everything a server needs from langgraph.json, resolved and validated."""
-
-    path: Path | None = None
-    """The langgraph.json read; None when built in code."""
-    base_dir: Path
-    """Its folder: relative graph files, dependencies, `.env` and database paths start here."""
-    graphs: Mapping[str, str]
-    """Graph id -> spec as written (`./file.py:attr` or `module:attr`), in file order."""
-    graph_descriptions: Mapping[str, str] = field(default_factory=dict)
-    """Graph id -> the `description` of the object form, for the graphs that have one."""
-    dependencies: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    """The `env` section resolved: the `.env` file's values or the object as written."""
-    env_file: Path | None = None
-    """The `.env` file `env` named, absolute (it may not exist yet: `dev` watches for it);
-    None when `env` is an object or absent."""
-    store: Mapping[str, Any] = field(default_factory=dict)
-    checkpointer: Mapping[str, Any] = field(default_factory=dict)
-    http: HttpConfig = field(default_factory=HttpConfig)
-    database: Path
-    """The SQLite file, absolute; its folder may not exist yet."""
-    webhooks_allow_private: bool = False
-    """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
-    sqlite_synchronous: SqliteSynchronous = "full"
-    """How SQLite commits (`agent_runtime.sqlite_synchronous`): "full" waits for the disk on
-    every commit, so a power loss keeps every committed run and checkpoint; "normal" is faster
-    and may lose the last commits (never corrupt the file) on a power loss or OS crash."""
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
-    pricing: Mapping[str, ModelPrice] = field(default_factory=dict)
-    """Model name (as the chat model reports it) -> its price."""
-    checkpoint_cache: CheckpointCacheConfig = field(default_factory=CheckpointCacheConfig)
-    """How many decoded checkpoint blobs to keep, and whether to check them on reuse."""
-    default_thread_ttl: Json | None = None
-    """From LangGraph's `checkpointer.ttl.default_ttl` (minutes): the TTL of threads created
-    without one, as `{"strategy": ..., "ttl": minutes}`."""
-    serde: SerdeConfig = field(default_factory=SerdeConfig)
-    """From LangGraph's `checkpointer.serde`: the types checkpoints may decode to beyond the
-    safe ones and those the graphs declare."""
-    warnings: tuple[str, ...] = ()
-    """Sentences about keys that are ignored; the CLI prints them."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GraphSpec:
-    """A graph spec taken apart: where the graph lives and the attribute that holds it."""
-
-    location: str
-    """A file path as written (relative to the config folder) or a dotted module name."""
-    attr: str
-    is_file: bool
+"""Names the database (a SQLite file); the `--database` flag beats it, and it beats
+`agent_runtime.database`."""
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
 def parse_graph_spec(spec: str) -> GraphSpec | None:
@@ -399,13 +317,22 @@ def _read_env(reader: ConfigReader, value: Any, file: Path | None) -> dict[str, 
 
 def _resolve_database(
     flag: str | Path | None, environ: Mapping[str, str], from_file: str | None, base_dir: Path
-) -> Path:
+) -> DatabaseConfig:
     # The flag and the variable are typed in a shell, so they mean what they mean there: relative
     # to the working directory. The file's value travels with the project: relative to its folder.
     if flag is not None and str(flag):
-        return (Path.cwd() / Path(flag).expanduser()).resolve()
-    if environ.get(DATABASE_ENV):
-        return (Path.cwd() / Path(environ[DATABASE_ENV]).expanduser()).resolve()
-    if from_file is not None:
-        return (base_dir / Path(from_file).expanduser()).resolve()
-    return base_dir / ".agent-runtime" / "runtime.sqlite"
+        source, value, start = "--database", str(flag), Path.cwd()
+    elif environ.get(DATABASE_ENV):
+        source, value, start = DATABASE_ENV, environ[DATABASE_ENV], Path.cwd()
+    elif from_file is not None:
+        source, value, start = "agent_runtime.database", from_file, base_dir
+    else:
+        return DatabaseConfig(
+            kind="sqlite", uri=str(base_dir / ".agent-runtime" / "runtime.sqlite")
+        )
+    if value.lower().startswith(POSTGRES_SCHEMES):
+        # The URI is not repeated: it may hold a password.
+        raise ConfigError(
+            f"{source}: Postgres is not supported yet; give the path of a SQLite file instead"
+        )
+    return DatabaseConfig(kind="sqlite", uri=str((start / Path(value).expanduser()).resolve()))

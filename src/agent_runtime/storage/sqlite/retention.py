@@ -10,12 +10,12 @@ from datetime import datetime
 import aiosqlite
 
 from agent_runtime.storage.base import PruneResult, PruneStrategy, RetentionPolicy
-from agent_runtime.storage.sqlite_db import SqliteDatabase
-from agent_runtime.storage.sqlite_threads import CHECKPOINT_TABLES, delete_thread_rows
-
-# What LangGraph's DeltaChannel leaves in checkpoint metadata. Such threads rebuild values from
-# older checkpoints' writes, so keeping only the latest checkpoint would lose them.
-_DELTA_MARKERS = ("counters_since_delta_snapshot", "delta_writes_versioned")
+from agent_runtime.storage.sqlite.checkpoint_tables import (
+    keep_latest_checkpoints,
+    uses_delta_channels,
+)
+from agent_runtime.storage.sqlite.database import SqliteDatabase
+from agent_runtime.storage.sqlite.threads import delete_thread_rows
 
 
 class SqliteRetention:
@@ -66,7 +66,7 @@ class SqliteRetention:
                 if strategy == "delete":
                     await delete_thread_rows(conn, [thread_id])
                 else:
-                    await _keep_latest(conn, thread_id)
+                    await keep_latest_checkpoints(conn, thread_id)
                     await conn.execute(
                         "UPDATE threads SET expires_at = NULL WHERE thread_id = ?", (thread_id,)
                     )
@@ -95,37 +95,8 @@ async def _refusal(
         return "locked threads are held; unlock it first"
     if row["status"] == "busy":
         return "a run is active on it"
-    if strategy == "keep_latest":
-        marks = " OR ".join(
-            f"json_extract(CAST(metadata AS TEXT), '$.{m}') IS NOT NULL" for m in _DELTA_MARKERS
-        )
-        async with conn.execute(
-            f"SELECT 1 FROM checkpoints WHERE thread_id = ? AND ({marks}) LIMIT 1", (thread_id,)
-        ) as cursor:
-            if await cursor.fetchone() is not None:
-                return "keep_latest cannot prune a thread that uses a DeltaChannel"
+    # A DeltaChannel rebuilds values from older checkpoints' writes, so keeping only the
+    # latest checkpoint would lose them.
+    if strategy == "keep_latest" and await uses_delta_channels(conn, thread_id):
+        return "keep_latest cannot prune a thread that uses a DeltaChannel"
     return None
-
-
-async def _keep_latest(conn: aiosqlite.Connection, thread_id: str) -> None:
-    """Keep each namespace's newest checkpoint (with its pending writes); delete the rest."""
-    doomed = (
-        "SELECT checkpoint_ns, checkpoint_id FROM checkpoints c WHERE thread_id = ?"
-        " AND checkpoint_id < (SELECT MAX(checkpoint_id) FROM checkpoints"
-        " WHERE thread_id = c.thread_id AND checkpoint_ns = c.checkpoint_ns)"
-    )
-    if "writes" in CHECKPOINT_TABLES:
-        await conn.execute(
-            f"DELETE FROM writes WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) IN"
-            f" ({doomed})",
-            (thread_id, thread_id),
-        )
-    await conn.execute(
-        f"DELETE FROM checkpoints WHERE thread_id = ? AND (checkpoint_ns, checkpoint_id) IN"
-        f" ({doomed})",
-        (thread_id, thread_id),
-    )
-    # The survivors' parents are gone; history must not point at them.
-    await conn.execute(
-        "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = ?", (thread_id,)
-    )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent_runtime.config_reader import ConfigReader, read_positive, read_string
+from agent_runtime.config.reader import ConfigReader, read_positive, read_string
 
 _INDEX_KEYS = ("dims", "embed", "fields", "distance_type")
 

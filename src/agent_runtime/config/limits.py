@@ -1,14 +1,14 @@
-"""Our own limits, retention, pricing and cache settings (`agent_runtime.limits`,
+"""Reading our own limits, retention, pricing and cache settings (`agent_runtime.limits`,
 `agent_runtime.pricing`, `agent_runtime.checkpoint_cache`) and LangGraph's `checkpointer.ttl`
 and `checkpointer.serde`, read and checked."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from agent_runtime.config_reader import (
+from agent_runtime.config.model import CheckpointCacheConfig, LimitsConfig, ModelPrice, SerdeConfig
+from agent_runtime.config.reader import (
     ConfigReader,
     ValueTable,
     read_choice,
@@ -19,44 +19,6 @@ from agent_runtime.config_reader import (
     read_positive_number,
 )
 from agent_runtime.schema import Json
-from agent_runtime.storage.checkpoint_cache import CheckpointCacheConfig
-from agent_runtime.storage.serde import SerdeConfig
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LimitsConfig:
-    """Per-thread limits and retention (`agent_runtime.limits`)."""
-
-    max_metadata_bytes: int = 16 * 1024
-    """A thread's metadata, JSON-encoded; larger is a 413."""
-    max_messages_per_thread: int = 10_000
-    """A run that would leave more messages in the thread fails, saying so."""
-    inactivity_ttl_days: float | None = None
-    """Threads not updated for this long are swept."""
-    max_age_days: float | None = None
-    """Threads older than this are swept."""
-    strategy: Literal["delete", "keep_latest"] = "delete"
-    """What sweeping does: delete the thread, or keep only its latest checkpoint."""
-    sweep_interval_seconds: float | None = None
-    """How often the sweeper runs; default LangGraph's `checkpointer.ttl.sweep_interval_minutes`,
-    else 60 s."""
-    max_pending_runs_per_thread: int = 100
-    """Runs queued (`enqueue`) behind a thread's running run; one more is a 429."""
-    max_open_streams: int = 200
-    """Server-sent event streams this process serves at once; one more is a 429."""
-    stream_send_timeout_seconds: float = 30.0
-    """A stream whose reader takes no data for this long is closed and its memory freed."""
-    max_event_bytes_per_run: int = 16 * 1024 * 1024
-    """The payloads a run keeps for replay (`Last-Event-ID`); past it the oldest are dropped."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModelPrice:
-    """USD per million tokens for one model name, from `agent_runtime.pricing`."""
-
-    input_per_million: float = 0.0
-    output_per_million: float = 0.0
-
 
 _LIMIT_KEYS: ValueTable = {
     "max_metadata_bytes": read_positive,

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +15,26 @@ import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from agent_runtime.clock import utc_now
+from agent_runtime.config.model import CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.checkpoint_cache import (
-    CachingSerializer,
-    CheckpointCacheConfig,
-    DecodedBlobCache,
-)
-from agent_runtime.storage.serde import SerdeConfig, StrictSerializer, TypeKey
-from agent_runtime.storage.sqlite_assistants import SqliteAssistants
-from agent_runtime.storage.sqlite_checkpoints import SqliteCheckpoints
-from agent_runtime.storage.sqlite_db import (
+from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
+from agent_runtime.storage.serde import StrictSerializer, TypeKey
+from agent_runtime.storage.sqlite.assistants import SqliteAssistants
+from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
+from agent_runtime.storage.sqlite.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
     Synchronous,
     synchronous_pragma,
 )
-from agent_runtime.storage.sqlite_retention import SqliteRetention
-from agent_runtime.storage.sqlite_runs import SqliteRuns
-from agent_runtime.storage.sqlite_saver import RuntimeSqliteSaver
-from agent_runtime.storage.sqlite_store import RuntimeSqliteStore
-from agent_runtime.storage.sqlite_threads import SqliteThreads
-from agent_runtime.storage.sqlite_tool_calls import SqliteToolCalls
+from agent_runtime.storage.sqlite.retention import SqliteRetention
+from agent_runtime.storage.sqlite.runs import SqliteRuns
+from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
+from agent_runtime.storage.sqlite.store import RuntimeSqliteStore
+from agent_runtime.storage.sqlite.threads import SqliteThreads
+from agent_runtime.storage.sqlite.tool_calls import SqliteToolCalls
 from agent_runtime.storage.store_index import load_store_index
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqliteStorage(
@@ -67,7 +61,7 @@ class SqliteStorage(
         """Nothing is opened until `setup`.
 
         Args:
-            synchronous: how commits reach the disk (`sqlite_db.Synchronous`).
+            synchronous: how commits reach the disk (`database.Synchronous`).
             serde: what langgraph.json adds to the types checkpoints may decode to.
             graph_types: the types the served graphs declare (`storage.serde.graph_types`).
         """

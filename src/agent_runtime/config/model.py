@@ -1,0 +1,173 @@
+"""The frozen objects a config is made of. Data only: reading and checking them is `load.py`'s
+and the readers'. Nothing here imports the rest of agent-runtime but `schema`'s `Json` alias."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agent_runtime.schema import Json
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+SqliteSynchronous = Literal["full", "normal"]
+DatabaseKind = Literal["sqlite"]
+DEFAULT_CACHE_MB = 32
+"""Memory for each of the two caches (decoded checkpoints, decoded messages), by default: about
+30 snapshots of 600 short messages, and 15,000 messages with their JSON."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseConfig:
+    """Which storage backend holds everything durable, and where."""
+
+    kind: DatabaseKind = "sqlite"
+    uri: str
+    """For SQLite, the file's absolute path; its folder may not exist yet."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    """Per-thread limits and retention (`agent_runtime.limits`)."""
+
+    max_metadata_bytes: int = 16 * 1024
+    """A thread's metadata, JSON-encoded; larger is a 413."""
+    max_messages_per_thread: int = 10_000
+    """A run that would leave more messages in the thread fails, saying so."""
+    inactivity_ttl_days: float | None = None
+    """Threads not updated for this long are swept."""
+    max_age_days: float | None = None
+    """Threads older than this are swept."""
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    """What sweeping does: delete the thread, or keep only its latest checkpoint."""
+    sweep_interval_seconds: float | None = None
+    """How often the sweeper runs; default LangGraph's `checkpointer.ttl.sweep_interval_minutes`,
+    else 60 s."""
+    max_pending_runs_per_thread: int = 100
+    """Runs queued (`enqueue`) behind a thread's running run; one more is a 429."""
+    max_open_streams: int = 200
+    """Server-sent event streams this process serves at once; one more is a 429."""
+    stream_send_timeout_seconds: float = 30.0
+    """A stream whose reader takes no data for this long is closed and its memory freed."""
+    max_event_bytes_per_run: int = 16 * 1024 * 1024
+    """The payloads a run keeps for replay (`Last-Event-ID`); past it the oldest are dropped."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelPrice:
+    """USD per million tokens for one model name, from `agent_runtime.pricing`."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointCacheConfig:
+    """The `agent_runtime.checkpoint_cache` section."""
+
+    max_mb: int = DEFAULT_CACHE_MB
+    """Memory, estimated, for each of the decoded checkpoints and the decoded messages kept;
+    0 turns the cache off."""
+    verify: bool | None = None
+    """Decode again on every hit and compare: catches a graph that mutates its state in place
+    (at the cost of the cache's benefit). Meant for development and tests; None (not set) is
+    on under `agent-runtime dev` and off otherwise."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SerdeConfig:
+    """The `checkpointer.serde` section of langgraph.json, as agent-runtime honours it."""
+
+    allowed_json_modules: frozenset[tuple[str, ...]] = field(default_factory=frozenset)
+    """Each `[*module parts, name]` entry; allowed both in JSON constructors and in msgpack,
+    where LangGraph stores the same types today."""
+
+    def msgpack_types(self) -> set[tuple[str, ...]]:
+        return {(".".join(key[:-1]), key[-1]) for key in self.allowed_json_modules}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CorsConfig:
+    """Cross-origin rules; a key left out of `http.cors` takes the default here."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ("*",)
+    allow_headers: tuple[str, ...] = ("*",)
+    allow_credentials: bool = False
+    allow_origin_regex: str | None = None
+    # The JS SDK reads these to find and rejoin the run behind a stream.
+    expose_headers: tuple[str, ...] = ("Content-Location", "Location")
+    max_age: int = 600
+
+
+STUDIO_ORIGIN = "https://smith.langchain.com"
+"""Where LangGraph Studio runs; it calls the server from the developer's browser."""
+DEV_CORS = CorsConfig(
+    allow_origins=(STUDIO_ORIGIN,),
+    allow_origin_regex=r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?",
+)
+"""What `agent-runtime dev` allows when `http.cors` is absent: pages on this machine (any port)
+and LangGraph Studio. `serve` allows no other origin than its own."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """The HTTP settings agent-runtime honours."""
+
+    cors: CorsConfig | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeConfig:
+    """Everything a server needs from langgraph.json, resolved and validated."""
+
+    path: Path | None = None
+    """The langgraph.json read; None when built in code."""
+    base_dir: Path
+    """Its folder: relative graph files, dependencies, `.env` and database paths start here."""
+    graphs: Mapping[str, str]
+    """Graph id -> spec as written (`./file.py:attr` or `module:attr`), in file order."""
+    graph_descriptions: Mapping[str, str] = field(default_factory=dict)
+    """Graph id -> the `description` of the object form, for the graphs that have one."""
+    dependencies: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The `env` section resolved: the `.env` file's values or the object as written."""
+    env_file: Path | None = None
+    """The `.env` file `env` named, absolute (it may not exist yet: `dev` watches for it);
+    None when `env` is an object or absent."""
+    store: Mapping[str, Any] = field(default_factory=dict)
+    checkpointer: Mapping[str, Any] = field(default_factory=dict)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    database: DatabaseConfig
+    """Where everything durable lives: the backend kind and its URI."""
+    webhooks_allow_private: bool = False
+    """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
+    sqlite_synchronous: SqliteSynchronous = "full"
+    """How SQLite commits (`agent_runtime.sqlite_synchronous`): "full" waits for the disk on
+    every commit, so a power loss keeps every committed run and checkpoint; "normal" is faster
+    and may lose the last commits (never corrupt the file) on a power loss or OS crash."""
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    pricing: Mapping[str, ModelPrice] = field(default_factory=dict)
+    """Model name (as the chat model reports it) -> its price."""
+    checkpoint_cache: CheckpointCacheConfig = field(default_factory=CheckpointCacheConfig)
+    """How many decoded checkpoint blobs to keep, and whether to check them on reuse."""
+    default_thread_ttl: Json | None = None
+    """From LangGraph's `checkpointer.ttl.default_ttl` (minutes): the TTL of threads created
+    without one, as `{"strategy": ..., "ttl": minutes}`."""
+    serde: SerdeConfig = field(default_factory=SerdeConfig)
+    """From LangGraph's `checkpointer.serde`: the types checkpoints may decode to beyond the
+    safe ones and those the graphs declare."""
+    warnings: tuple[str, ...] = ()
+    """Sentences about keys that are ignored; the CLI prints them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphSpec:
+    """A graph spec taken apart: where the graph lives and the attribute that holds it."""
+
+    location: str
+    """A file path as written (relative to the config folder) or a dotted module name."""
+    attr: str
+    is_file: bool

@@ -1,0 +1,164 @@
+"""The composition root: one config in, the running parts out (storage, graphs, event log, run
+manager, stream cap, sweeper), started in order and stopped in reverse. The only place that
+builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on `app.state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from agent_runtime.config import RuntimeConfig
+from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
+from agent_runtime.runs.manager import RunManager
+from agent_runtime.storage import Storage, open_storage
+from agent_runtime.storage.base import NewAssistant, RetentionPolicy
+from agent_runtime.storage.serde import graph_types
+from agent_runtime.streaming import EventLog, MemoryEventLog, StreamSlots
+
+logger = logging.getLogger("agent_runtime")
+
+DEFAULT_SWEEP_SECONDS = 60.0
+
+
+class Runtime:
+    """Everything one server process runs on; made by `start`, ended by `stop`."""
+
+    def __init__(
+        self,
+        *,
+        config: RuntimeConfig,
+        storage: Storage,
+        registry: GraphRegistry,
+        events: EventLog,
+        runs: RunManager,
+        streams: StreamSlots,
+    ) -> None:
+        """Use `start`, which builds and starts the parts in order."""
+        self.config = config
+        self.storage = storage
+        self.registry = registry
+        self.events = events
+        self.runs = runs
+        self.streams = streams
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, config: RuntimeConfig, *, storage: Storage | None = None) -> Runtime:
+        """Import and build every graph, open the storage (the config's backend unless one is
+        given), create the default assistants, and resume the runs a previous process left.
+
+        Every graph is built before the database is opened, so a graph that fails stops
+        start-up with the database untouched; whatever fails later, nothing stays open.
+
+        Raises:
+            ConfigError: a graph cannot be imported or built (`GraphLoadError`), or the
+                config names a database no backend serves.
+            StorageError: the database cannot be opened.
+        """
+        sources = import_graphs(config)
+        built = await check_graphs(sources)
+        if storage is None:
+            storage = await open_storage(config, graph_types=graph_types(built))
+        else:
+            await storage.setup()
+        try:
+            registry = GraphRegistry(
+                sources, checkpointer=storage.checkpointer, store=storage.store
+            )
+            await _ensure_default_assistants(storage, registry)
+            limits = config.limits
+            events = MemoryEventLog(max_bytes_per_run=limits.max_event_bytes_per_run)
+            runs = RunManager(
+                storage,
+                registry,
+                events,
+                pricing=config.pricing,
+                max_messages=limits.max_messages_per_thread,
+            )
+            streams = StreamSlots(
+                limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
+            )
+            runtime = cls(
+                config=config,
+                storage=storage,
+                registry=registry,
+                events=events,
+                runs=runs,
+                streams=streams,
+            )
+            try:
+                await runs.start()
+            except BaseException:
+                await runs.stop()
+                raise
+        except BaseException:
+            await storage.close()
+            raise
+        runtime._sweeper = asyncio.create_task(_sweep_forever(storage, config), name="sweeper")
+        return runtime
+
+    async def stop(self) -> None:
+        """Stop the sweeper, let the streams' follow-ups (a disconnected client's cancel) finish,
+        stop the run workers, then close the storage. Runs in flight stay `running` and resume
+        at the next start."""
+        try:
+            await self.streams.drain()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._sweeper
+                self._sweeper = None
+        finally:
+            try:
+                await self.runs.stop()
+            finally:
+                await self.storage.close()
+
+
+async def _ensure_default_assistants(storage: Storage, registry: GraphRegistry) -> None:
+    for graph_id in registry.graph_ids:
+        await storage.create_assistant(
+            NewAssistant(
+                assistant_id=default_assistant_id(graph_id),
+                graph_id=graph_id,
+                name=graph_id,
+                metadata={"created_by": "system"},
+            ),
+            if_exists="do_nothing",
+        )
+
+
+def retention_policy(config: RuntimeConfig) -> RetentionPolicy:
+    """What the sweeper removes, from `agent_runtime.limits`."""
+    limits = config.limits
+    return RetentionPolicy(
+        inactivity=None
+        if limits.inactivity_ttl_days is None
+        else timedelta(days=limits.inactivity_ttl_days),
+        max_age=None if limits.max_age_days is None else timedelta(days=limits.max_age_days),
+        strategy=limits.strategy,
+    )
+
+
+def sweep_interval(config: RuntimeConfig) -> float:
+    """`limits.sweep_interval_seconds`, else `checkpointer.ttl.sweep_interval_minutes`."""
+    if config.limits.sweep_interval_seconds is not None:
+        return config.limits.sweep_interval_seconds
+    minutes = (config.checkpointer.get("ttl") or {}).get("sweep_interval_minutes")
+    return float(minutes) * 60 if minutes else DEFAULT_SWEEP_SECONDS
+
+
+async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
+    policy = retention_policy(config)
+    while True:
+        try:
+            swept = await storage.sweep_expired_threads(policy)
+            if swept:
+                logger.info("Swept %d expired threads (%s)", swept, policy.strategy)
+        except AgentRuntimeError as exc:
+            logger.warning("Thread sweep failed: %s", exc.detail)
+        await asyncio.sleep(sweep_interval(config))

@@ -1,0 +1,40 @@
+"""Choosing and opening the storage backend a config names. The one place outside a backend's
+package that knows the backends exist: everything else sees `storage.base.Storage`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from agent_runtime.config import RuntimeConfig
+from agent_runtime.errors import ConfigError
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.serde import TypeKey
+from agent_runtime.storage.sqlite import SqliteStorage
+
+
+async def open_storage(config: RuntimeConfig, *, graph_types: Iterable[TypeKey] = ()) -> Storage:
+    """The config's backend, set up (its tables migrated) and ready; the caller closes it.
+
+    Args:
+        graph_types: the types the served graphs declare (`storage.serde.graph_types`), which
+            checkpoints may decode to.
+
+    Raises:
+        ConfigError: the config names a kind of database no backend serves.
+        StorageError: the database cannot be opened or migrated; nothing stays open.
+    """
+    database = config.database
+    if database.kind != "sqlite":
+        # `config` refuses the kinds it does not know; this guards a config built in code.
+        raise ConfigError(f"The database kind {database.kind!r} is not supported")
+    storage = SqliteStorage(
+        Path(database.uri),
+        store_config=config.store,
+        checkpoint_cache=config.checkpoint_cache,
+        serde=config.serde,
+        graph_types=graph_types,
+        synchronous=config.sqlite_synchronous,
+    )
+    await storage.setup()
+    return storage
