@@ -8,6 +8,8 @@
     ├── InvalidRequestError (422)   malformed JSON, schema violations, bad ids
     ├── PayloadTooLargeError (413)  a body over the configured limit
     ├── TooManyRequestsError (429)  over a cap on what one client can take; says when to retry
+    ├── EventsDroppedError (410)    a stream resumes before the oldest event its run still keeps
+    ├── CheckpointDecodeError       a stored checkpoint of one thread cannot be decoded
     └── StorageError (503)          the database could not be reached or written
 
 Routes raise these; one handler in `server.app` turns them into `{"detail", "code"}` bodies.
@@ -88,3 +90,21 @@ class StorageError(AgentRuntimeError):
 
     status_code = 503
     default_code = "storage_unavailable"
+
+
+class EventsDroppedError(AgentRuntimeError):
+    """A subscriber needs events that the run's log has already dropped to stay under its cap."""
+
+    status_code = 410
+    default_code = "events_dropped"
+
+    def __init__(self, detail: str, *, first_available: int) -> None:
+        super().__init__(detail)
+        self.first_available = first_available
+
+
+class CheckpointDecodeError(AgentRuntimeError):
+    """A stored checkpoint or pending write of a thread cannot be decoded; other threads are
+    not affected."""
+
+    default_code = "checkpoint_unreadable"

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent_runtime.errors import EventsDroppedError
 from agent_runtime.streaming.eventlog import (
     EVENT_OVERHEAD_BYTES,
     EventLog,
-    EventsDroppedError,
     MemoryEventLog,
     RunEvent,
 )

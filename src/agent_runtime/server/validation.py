@@ -266,7 +266,7 @@ def _containment(value: Any) -> Any:
 
 
 ContainmentFilter = Annotated[Json, AfterValidator(_containment)]
-"""A `metadata` or `values` filter matched by JSON containment (`storage/sqlite/containment.py` on SQLite)."""
+"""A `metadata` or `values` filter, matched by JSON containment in storage."""
 
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _STORE_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")

@@ -22,16 +22,10 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import CheckpointDecodeError
 
 TypeKey = tuple[str, ...]
 """`(module, name)` for msgpack, `(*module parts, name)` for LangChain's JSON constructors."""
-
-
-class CheckpointDecodeError(AgentRuntimeError):
-    """A stored checkpoint or pending write of a thread cannot be decoded."""
-
-    default_code = "checkpoint_unreadable"
 
 
 class UndecodableBlobError(ValueError):

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol, Self
 
-from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.errors import EventsDroppedError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,17 +24,6 @@ class RunEvent:
     `error` or `end`."""
     data: bytes
     """The payload, already encoded as JSON."""
-
-
-class EventsDroppedError(AgentRuntimeError):
-    """A subscriber needs events that the run's log has already dropped to stay under its cap."""
-
-    status_code = 410
-    default_code = "events_dropped"
-
-    def __init__(self, detail: str, *, first_available: int) -> None:
-        super().__init__(detail)
-        self.first_available = first_available
 
 
 class EventLog(Protocol):
