@@ -13,6 +13,7 @@ from typing_extensions import TypedDict
 
 from agent_runtime.clock import utc_now
 from agent_runtime.errors import InvalidRequestError
+from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.runs.webhook import check_webhook_url
 from agent_runtime.schema import Assistant, Json, MultitaskStrategy
@@ -116,27 +117,17 @@ async def new_run(
     if "webhook" in body:
         await check_webhook_url(body["webhook"], allow_private=svc.config.webhooks_allow_private)
     await _check_nodes(svc, graph_id, body)
-    kwargs: Json = {k: v for k, v in body.items() if k not in ("assistant_id", "metadata", "tags")}
-    if body.get("command"):
-        # The command wins and the input is dropped, as on LangGraph Platform: agent-chat-ui
-        # resumes an interrupt with `{"input": {}, "command": {"resume": ...}}`.
-        kwargs.pop("input", None)
-    modes = body.get("stream_mode") or ["values"]
-    kwargs["stream_mode"] = [modes] if isinstance(modes, str) else list(dict.fromkeys(modes))
-    if "checkpoint_during" in body and "durability" not in body:
-        kwargs["durability"] = "async" if body["checkpoint_during"] else "exit"
-    kwargs.pop("checkpoint_during", None)
-    kwargs["stateless"] = stateless
-    after = body.get("after_seconds")
+    options = RunOptions.from_request(body, stateless=stateless)
+    after = options.after_seconds
     new = NewRun(
         run_id=str(uuid.uuid4()),
         thread_id=thread_id,
         assistant_id=assistant["assistant_id"],
         graph_id=graph_id,
         metadata=body.get("metadata") or {},
-        kwargs=kwargs,
-        multitask_strategy=body.get("multitask_strategy", "enqueue"),
-        if_not_exists="create" if stateless else body.get("if_not_exists", "reject"),
+        options=options,
+        multitask_strategy=options.multitask_strategy,
+        if_not_exists="create" if stateless else options.if_not_exists,
         thread_metadata={},
         not_before=utc_now() + timedelta(seconds=after) if after else None,
         tags=_thread_tags(body),
