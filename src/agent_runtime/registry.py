@@ -145,6 +145,22 @@ class GraphRegistry:
     def __contains__(self, graph_id: object) -> bool:
         return graph_id in self._sources
 
+    def resolve_assistant_id(self, value: str) -> str:
+        """An assistant id from a UUID or a graph name (its default assistant).
+
+        Raises:
+            NotFoundError: when the value is neither a UUID nor a known graph.
+        """
+        if _is_uuid(value):
+            return value.lower()
+        if value in self:
+            return default_assistant_id(value)
+        raise NotFoundError(
+            f'Assistant "{value}" not found; pass an assistant id (a UUID) or a graph name: '
+            f"{', '.join(self.graph_ids)}",
+            code="assistant_not_found",
+        )
+
     async def get_graph(self, graph_id: str, config: RunnableConfig | None = None) -> AnyGraph:
         """The graph to run, built by its factory with `config` when it has one.
 
@@ -242,6 +258,15 @@ def _import_file(path: Path, base_dir: Path) -> types.ModuleType:
         raise
     setattr(sys.modules[_PACKAGE], name.rpartition(".")[2], module)
     return module
+
+
+def _is_uuid(value: str) -> bool:
+    # Only the standard spelling (8-4-4-4-12 hex digits): braces, `urn:uuid:` or missing
+    # dashes are not an id, as everywhere in the API.
+    try:
+        return str(UUID(value)) == value.lower()
+    except ValueError:
+        return False
 
 
 def _is_factory(target: Any) -> bool:

@@ -13,6 +13,7 @@ from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
 from agent_runtime.storage.base import (
     NewRun,
@@ -72,7 +73,7 @@ async def test_create_run_queues_pending_run_and_marks_thread_busy(storage: Stor
     await _thread(storage, user="u")
     before = await storage.get_thread("t")
     run, active = await storage.create_run(
-        _new("r1", metadata={"m": 1}, kwargs={"input": {"n": 0}, "stream_mode": ["values"]})
+        _new("r1", metadata={"m": 1}, options=RunOptions(input={"n": 0}))
     )
     assert active == []
     assert run == {
@@ -84,7 +85,7 @@ async def test_create_run_queues_pending_run_and_marks_thread_busy(storage: Stor
         "status": "pending",
         "metadata": {"m": 1},
         "multitask_strategy": "enqueue",
-        "kwargs": {"input": {"n": 0}, "stream_mode": ["values"]},
+        "kwargs": {"input": {"n": 0}, "stream_mode": ["values"], "stateless": False},
         "attempt": 0,
         "error": None,
         "usage": None,

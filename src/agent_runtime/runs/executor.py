@@ -8,7 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
@@ -17,6 +17,7 @@ from langgraph.types import Command, Send
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.options import NodeNames, RunOptions
 from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
 from agent_runtime.schema import Assistant, Interrupt, Json, Run, RunStatus, ThreadStatus, Usage
@@ -24,7 +25,6 @@ from agent_runtime.storage.base import RunOutcome, Storage
 from agent_runtime.streaming import EventLog
 
 AnyGraph = Pregel[Any, Any, Any, Any]
-DEFAULT_STREAM_MODES = ("values",)
 
 logger = logging.getLogger("agent_runtime.runs")
 
@@ -53,17 +53,20 @@ class RunExecutor:
         recorder = self._recorders.pop(run_id, None)
         return None if recorder is None else recorder.usage()
 
-    async def execute(self, run: Run, *, assistant: Assistant | None = None) -> RunOutcome:
-        """Execute the run to its end and describe the end; graph errors become an `error`
-        event and an `error` outcome. Cancellation propagates to the caller."""
+    async def execute(
+        self, run: Run, options: RunOptions, *, assistant: Assistant | None = None
+    ) -> RunOutcome:
+        """Execute the run (its options read from its `kwargs` once, by the caller) to its end
+        and describe the end; graph errors become an `error` event and an `error` outcome.
+        Cancellation propagates to the caller."""
         run_id = run["run_id"]
         await self._publish(run_id, "metadata", {"run_id": run_id, "attempt": run["attempt"]})
         try:
             if assistant is None or assistant["assistant_id"] != run["assistant_id"]:
                 assistant = await self._storage.get_assistant(run["assistant_id"])
-            config = build_config(run, assistant)
+            config = build_config(run, options, assistant)
             graph = await self._registry.get_graph(assistant["graph_id"], config=config)
-            graph_input = await _graph_input(run, graph)
+            graph_input = await _graph_input(run, options, graph)
             count, thread_metadata = await self._storage.thread_brief(run["thread_id"])
             _check_message_limit(count, graph_input, self._max_messages)
             # Graphs may read the thread's metadata (a user's time zone, say); a dict in
@@ -80,24 +83,23 @@ class RunExecutor:
         )
         self._recorders[run_id] = recorder
         config["callbacks"] = [recorder]
-        kwargs = run["kwargs"]
-        modes = list(kwargs.get("stream_mode") or DEFAULT_STREAM_MODES)
-        shaper = EventShaper(modes, subgraphs=bool(kwargs.get("stream_subgraphs")))
+        modes = options.stream_mode
+        shaper = EventShaper(modes, subgraphs=options.stream_subgraphs)
         # Always a dict, if an empty one: LangGraph builds a `context_schema` dataclass or model
         # from it, so a graph gets its defaults (None would reach `runtime.context` as is).
-        context = {**assistant["context"], **(kwargs.get("context") or {})}
-        options: dict[str, Any] = {
+        context = {**assistant["context"], **options.context}
+        stream_options: dict[str, Any] = {
             "context": context,
-            "stream_mode": graph_stream_modes(modes) or ["values"],
-            "subgraphs": bool(kwargs.get("stream_subgraphs")),
-            "interrupt_before": kwargs.get("interrupt_before"),
-            "interrupt_after": kwargs.get("interrupt_after"),
-            "durability": kwargs.get("durability"),
+            "stream_mode": graph_stream_modes(modes),
+            "subgraphs": options.stream_subgraphs,
+            "interrupt_before": _nodes(options.interrupt_before),
+            "interrupt_after": _nodes(options.interrupt_after),
+            "durability": options.durability,
         }
         # The last top-level `values` chunk and the bytes it was published as.
         published: tuple[Any, bytes] | None = None
         try:
-            stream = _stream(graph, graph_input, config, options, events="events" in modes)
+            stream = _stream(graph, graph_input, config, stream_options, events="events" in modes)
             async for name, data in _shaped(stream, shaper):
                 encoded = await self._publish(run_id, name, data)
                 if name == "values":
@@ -205,11 +207,10 @@ def _message_count(values: Mapping[str, Any]) -> int | None:
     return len(messages) if isinstance(messages, list | tuple) else None
 
 
-def build_config(run: Run, assistant: Assistant) -> RunnableConfig:
+def build_config(run: Run, options: RunOptions, assistant: Assistant) -> RunnableConfig:
     """The assistant's config overlaid with the run's, plus the ids LangGraph needs."""
-    kwargs = run["kwargs"]
     base: Json = assistant["config"] or {}
-    given: Json = kwargs.get("config") or {}
+    given: Json = options.config
     ids = {
         "thread_id": run["thread_id"],
         "run_id": run["run_id"],
@@ -218,8 +219,8 @@ def build_config(run: Run, assistant: Assistant) -> RunnableConfig:
         "run_attempt": run["attempt"],
     }
     configurable = {**base.get("configurable", {}), **given.get("configurable", {}), **ids}
-    checkpoint = kwargs.get("checkpoint") or {}
-    checkpoint_id = kwargs.get("checkpoint_id") or checkpoint.get("checkpoint_id")
+    checkpoint = options.checkpoint or {}
+    checkpoint_id = options.checkpoint_id or checkpoint.get("checkpoint_id")
     if checkpoint_id and run["attempt"] <= 1:
         configurable["checkpoint_id"] = checkpoint_id
         if checkpoint.get("checkpoint_ns"):
@@ -237,17 +238,19 @@ def build_config(run: Run, assistant: Assistant) -> RunnableConfig:
     return cast(RunnableConfig, config)
 
 
-async def _graph_input(run: Run, graph: AnyGraph) -> Any:
-    kwargs = run["kwargs"]
+def _nodes(names: NodeNames | None) -> Literal["*"] | list[str] | None:
+    return list(names) if isinstance(names, tuple) else names
+
+
+async def _graph_input(run: Run, options: RunOptions, graph: AnyGraph) -> Any:
     if run["attempt"] > 1:
         # A retried run continues from its own last checkpoint rather than replaying its input.
         latest = await graph.aget_state({"configurable": {"thread_id": run["thread_id"]}})
         if (latest.metadata or {}).get("run_id") == run["run_id"]:
             return None
-    command = kwargs.get("command")
-    if command:
-        return _command(command)
-    return kwargs.get("input")
+    if options.command:
+        return _command(options.command)
+    return options.input
 
 
 def _command(command: Json) -> Command[Any]:

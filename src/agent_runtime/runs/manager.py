@@ -18,6 +18,7 @@ from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, NotFoundError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.executor import RunExecutor, state_outcome
+from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.webhook import send_webhook
 from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import NewRun, RunOutcome, Storage
@@ -198,6 +199,8 @@ class RunManager:
 
     async def _run(self, run: Run) -> None:
         run_id = run["run_id"]
+        # Read once, here where the run is claimed; everything after works on the typed options.
+        options = RunOptions.from_json(run["kwargs"])
         if run_id not in self._finished:
             self._finished[run_id] = asyncio.get_running_loop().create_future()
         if run["attempt"] > self._max_attempts:
@@ -211,10 +214,10 @@ class RunManager:
                 "attempts; the server stopped during each of them",
                 thread_status="error",
             )
-            await self._finish(run, outcome)
+            await self._finish(run, options, outcome)
             return
         # Registered before any await, so a cancel right after the claim finds the execution.
-        execution = asyncio.create_task(self._open_and_execute(run), name=f"run:{run_id}")
+        execution = asyncio.create_task(self._open_and_execute(run, options), name=f"run:{run_id}")
         self._executions[run_id] = execution
         if run_id in self._cancel_actions:
             execution.cancel()
@@ -239,19 +242,21 @@ class RunManager:
                     await execution
                 raise
             action = self._cancel_actions.pop(run_id, "interrupt")
-            await self._after_cancel(run, action, self._executor.release(run_id))
+            await self._after_cancel(run, options, action, self._executor.release(run_id))
             return
         finally:
             self._executions.pop(run_id, None)
             usage = self._executor.release(run_id)
-        await self._finish(run, replace(outcome, usage=outcome.usage or usage))
+        await self._finish(run, options, replace(outcome, usage=outcome.usage or usage))
 
-    async def _open_and_execute(self, run: Run) -> RunOutcome:
+    async def _open_and_execute(self, run: Run, options: RunOptions) -> RunOutcome:
         await self._events.open(run["run_id"])
         assistant = self._assistants.pop(run["run_id"], None)
-        return await self._executor.execute(run, assistant=assistant)
+        return await self._executor.execute(run, options, assistant=assistant)
 
-    async def _after_cancel(self, run: Run, action: CancelAction, usage: Usage | None) -> None:
+    async def _after_cancel(
+        self, run: Run, options: RunOptions, action: CancelAction, usage: Usage | None
+    ) -> None:
         run_id = run["run_id"]
         # A run cancelled before its execution started has not opened its log yet.
         await self._events.open(run_id)
@@ -264,20 +269,18 @@ class RunManager:
             return
         state = await self._thread_state(run["thread_id"])
         await self._finish(
-            run, replace(state, status="interrupted", error=error["message"], usage=usage)
+            run, options, replace(state, status="interrupted", error=error["message"], usage=usage)
         )
 
-    async def _finish(self, run: Run, outcome: RunOutcome) -> None:
+    async def _finish(self, run: Run, options: RunOptions, outcome: RunOutcome) -> None:
         self._cancel_actions.pop(run["run_id"], None)
         finished = await self._storage.finish_run(run["run_id"], outcome)
         await self._end_stream(run["run_id"], outcome, finished)
-        kwargs = run["kwargs"]
-        if kwargs.get("stateless") and kwargs.get("on_completion", "delete") == "delete":
+        if options.stateless and options.on_completion == "delete":
             with contextlib.suppress(NotFoundError):
                 await self._storage.delete_thread(run["thread_id"])
-        webhook = kwargs.get("webhook")
-        if webhook and finished is not None:
-            task = asyncio.create_task(send_webhook(webhook, finished))
+        if options.webhook and finished is not None:
+            task = asyncio.create_task(send_webhook(options.webhook, finished))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 

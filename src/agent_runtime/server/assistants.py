@@ -11,10 +11,9 @@ from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import NotFoundError
-from agent_runtime.registry import default_assistant_id
+from agent_runtime.limits import check_metadata_size
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict, SortOrder
 from agent_runtime.server.graphs import describe_graph, graph_schemas, list_subgraphs
-from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.validation import (
@@ -24,7 +23,6 @@ from agent_runtime.server.validation import (
     UuidStr,
     Version,
     closed,
-    is_uuid,
     parse_uuid,
 )
 from agent_runtime.storage.base import AssistantPatch, AssistantQuery, AssistantSortBy, NewAssistant
@@ -115,15 +113,7 @@ def resolve_assistant_id(svc: Services, value: str) -> str:
     Raises:
         NotFoundError: when the value is neither a UUID nor a known graph.
     """
-    if is_uuid(value):
-        return value.lower()
-    if value in svc.registry:
-        return default_assistant_id(value)
-    known = ", ".join(svc.registry.graph_ids)
-    raise NotFoundError(
-        f'Assistant "{value}" not found; pass an assistant id (a UUID) or a graph name: {known}',
-        code="assistant_not_found",
-    )
+    return svc.registry.resolve_assistant_id(value)
 
 
 async def _assistant(request: Request) -> Assistant:

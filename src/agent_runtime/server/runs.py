@@ -12,13 +12,15 @@ from starlette.responses import Response
 from typing_extensions import TypedDict
 
 from agent_runtime.encoding import dumps
-from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.errors import ConflictError
 from agent_runtime.lifecycle import require_open
+from agent_runtime.runs.create import new_run
 from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
+from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Run, RunStatus
 from agent_runtime.server.routing import SSE, Router, json_response
-from agent_runtime.server.run_requests import RunCreate, new_run
-from agent_runtime.server.services import Services, services
+from agent_runtime.server.run_requests import RunCreate
+from agent_runtime.server.services import services
 from agent_runtime.server.sse import event_names, gone_response, requested_modes, sse_response
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import Offset, closed, parse_uuid
@@ -73,39 +75,24 @@ def run_headers(run: Run, *, tail: str) -> dict[str, str]:
     return {"Location": base + tail, "Content-Location": base}
 
 
-async def _strict_resume(svc: Services, thread_id: str, body: RunCreate) -> None:
-    command = body.get("command") or {}
-    if body.get("strict_resume") and "resume" in command:
-        try:
-            thread = await svc.storage.get_thread(thread_id, values=False)
-        except NotFoundError:
-            if body.get("if_not_exists") != "create":
-                raise
-            raise ConflictError(
-                f'Thread "{thread_id}" does not exist yet, so there is nothing to resume '
-                "(strict_resume is set)",
-                code="nothing_to_resume",
-            ) from None
-        if thread["status"] != "interrupted":
-            raise ConflictError(
-                f'Thread "{thread_id}" is {thread["status"]}, not interrupted, so there is '
-                "nothing to resume (strict_resume is set)",
-                code="nothing_to_resume",
-            )
-
-
 async def start_run(request: Request, body: RunCreate, *, thread_id: str, stateless: bool) -> Run:
+    run, _ = await _start(request, body, thread_id=thread_id, stateless=stateless)
+    return run
+
+
+async def _start(
+    request: Request, body: RunCreate, *, thread_id: str, stateless: bool
+) -> tuple[Run, RunOptions]:
     svc = services(request)
-    if stateless and body.get("strict_resume") and "resume" in (body.get("command") or {}):
-        raise ConflictError(
-            "A stateless run starts on a new thread, so there is nothing to resume "
-            "(strict_resume is set)",
-            code="nothing_to_resume",
-        )
-    if not stateless:
-        await _strict_resume(svc, thread_id, body)
-    new, assistant = await new_run(svc, body, thread_id=thread_id, stateless=stateless)
-    return await manager_of(request).create(new, assistant=assistant)
+    new, assistant = await new_run(
+        body,
+        thread_id=thread_id,
+        stateless=stateless,
+        storage=svc.storage,
+        registry=svc.registry,
+        config=svc.config,
+    )
+    return await svc.runs.create(new, assistant=assistant), new.options
 
 
 async def run_result(request: Request, run: Run, *, headers: dict[str, str]) -> Response:
@@ -147,19 +134,19 @@ async def start_streamed_run(
     server at its cap refuses (429) before any run is queued."""
     slot = services(request).streams.acquire()
     try:
-        run = await start_run(request, body, thread_id=thread_id, stateless=stateless)
+        run, options = await _start(request, body, thread_id=thread_id, stateless=stateless)
     except BaseException:
         slot.release()
         raise
-    return stream_run_response(request, run, body, slot=slot)
+    return stream_run_response(request, run, options, slot=slot)
 
 
 def stream_run_response(
-    request: Request, run: Run, body: RunCreate, *, slot: StreamSlot
+    request: Request, run: Run, options: RunOptions, *, slot: StreamSlot
 ) -> Response:
     manager = manager_of(request)
     on_disconnect = None
-    if body.get("on_disconnect", "continue") == "cancel":
+    if options.on_disconnect == "cancel":
 
         async def on_disconnect() -> None:
             current = await services(request).storage.get_run(run["thread_id"], run["run_id"])

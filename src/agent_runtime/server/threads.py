@@ -13,8 +13,8 @@ from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError
+from agent_runtime.limits import check_metadata_size
 from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread, ThreadStatus
-from agent_runtime.server.limits import check_metadata_size
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import services
 from agent_runtime.server.validation import (

@@ -12,6 +12,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
 from agent_runtime.encoding import dumps, loads
+from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import (
     Assistant,
     AssistantVersion,
@@ -134,7 +135,8 @@ class NewRun:
     assistant_id: str
     graph_id: str
     metadata: Json = field(default_factory=dict)
-    kwargs: Json = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)
+    """What the run was asked to do; stored as the run's `kwargs`."""
     multitask_strategy: MultitaskStrategy = "enqueue"
     if_not_exists: Literal["create", "reject"] = "reject"
     """What to do when the thread does not exist: create it in the same transaction, or 404."""

@@ -94,7 +94,7 @@ class SqliteRuns:
                         stamp,
                         stamp,
                         dumps_text(new.metadata),
-                        dumps_text(new.kwargs),
+                        dumps_text(new.options.to_json()),
                         new.multitask_strategy,
                         None if new.not_before is None else _stamp(new.not_before),
                     ),

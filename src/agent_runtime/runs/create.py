@@ -1,0 +1,152 @@
+"""Run creation, in one place: a validated run-creating request body (on a thread, or stateless)
+becomes the run to queue and its assistant, after every check the runtime must make first. It
+takes its collaborators explicitly and never sees an HTTP request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from agent_runtime.clock import utc_now
+from agent_runtime.config import RuntimeConfig
+from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
+from agent_runtime.limits import check_metadata_size
+from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.options import RunOptions
+from agent_runtime.runs.webhook import check_webhook_url
+from agent_runtime.schema import Assistant
+from agent_runtime.storage.base import NewRun, Storage
+
+_UNSUPPORTED = {
+    "feedback_keys": "LangSmith feedback is not supported by agent-runtime",
+    "langsmith_tracer": "LangSmith tracing is not supported by agent-runtime",
+}
+
+
+async def new_run(
+    body: Mapping[str, Any],
+    *,
+    thread_id: str,
+    stateless: bool,
+    storage: Storage,
+    registry: GraphRegistry,
+    config: RuntimeConfig,
+) -> tuple[NewRun, Assistant]:
+    """Check what the run asks for and describe the run to queue on `thread_id` (a new
+    thread when `stateless`).
+
+    Raises:
+        ConflictError: `strict_resume` is set and the thread is not interrupted.
+        InvalidRequestError: a field cannot be honoured.
+        NotFoundError: the assistant (or, without `if_not_exists: create`, the thread) does
+            not exist.
+        PayloadTooLargeError: the run's metadata is over `limits.max_metadata_bytes`.
+    """
+    await _check_strict_resume(storage, body, thread_id=thread_id, stateless=stateless)
+    for name, reason in _UNSUPPORTED.items():
+        if name in body:
+            raise InvalidRequestError(f"{name}: {reason}", code="unsupported_field")
+    limit = config.limits.max_metadata_bytes
+    check_metadata_size(body.get("metadata") or {}, limit=limit, owner="run")
+    command = body.get("command") or {}
+    if "resume" in command and command["resume"] is None:
+        # LangGraph itself fails on Command(resume=None) with an internal error.
+        raise InvalidRequestError(
+            "command.resume: null cannot resume an interrupt; send a value (or omit resume)",
+            code="invalid_resume",
+        )
+    assistant = await storage.get_assistant(registry.resolve_assistant_id(body["assistant_id"]))
+    graph_id = assistant["graph_id"]
+    if graph_id not in registry:
+        raise InvalidRequestError(
+            f'Assistant "{assistant["assistant_id"]}" runs graph "{graph_id}", which this server '
+            f"does not serve; known graphs: {', '.join(registry.graph_ids)}",
+            code="graph_not_found",
+        )
+    options = RunOptions.from_request(body, stateless=stateless)
+    if options.webhook is not None:
+        await check_webhook_url(options.webhook, allow_private=config.webhooks_allow_private)
+    await _check_nodes(registry, graph_id, options)
+    after = options.after_seconds
+    new = NewRun(
+        run_id=str(uuid.uuid4()),
+        thread_id=thread_id,
+        assistant_id=assistant["assistant_id"],
+        graph_id=graph_id,
+        metadata=body.get("metadata") or {},
+        options=options,
+        multitask_strategy=options.multitask_strategy,
+        if_not_exists="create" if stateless else options.if_not_exists,
+        thread_metadata={},
+        not_before=utc_now() + timedelta(seconds=after) if after else None,
+        tags=_thread_tags(body),
+        # A kept stateless run leaves its thread behind, hidden from search.
+        thread_visible=not stateless,
+        thread_ttl=config.default_thread_ttl,
+        max_pending=config.limits.max_pending_runs_per_thread,
+    )
+    return new, assistant
+
+
+async def _check_strict_resume(
+    storage: Storage, body: Mapping[str, Any], *, thread_id: str, stateless: bool
+) -> None:
+    if not (body.get("strict_resume") and "resume" in (body.get("command") or {})):
+        return
+    if stateless:
+        raise ConflictError(
+            "A stateless run starts on a new thread, so there is nothing to resume "
+            "(strict_resume is set)",
+            code="nothing_to_resume",
+        )
+    try:
+        thread = await storage.get_thread(thread_id, values=False)
+    except NotFoundError:
+        if body.get("if_not_exists") != "create":
+            raise
+        raise ConflictError(
+            f'Thread "{thread_id}" does not exist yet, so there is nothing to resume '
+            "(strict_resume is set)",
+            code="nothing_to_resume",
+        ) from None
+    if thread["status"] != "interrupted":
+        raise ConflictError(
+            f'Thread "{thread_id}" is {thread["status"]}, not interrupted, so there is '
+            "nothing to resume (strict_resume is set)",
+            code="nothing_to_resume",
+        )
+
+
+def _thread_tags(body: Mapping[str, Any]) -> list[str]:
+    config_tags = (body.get("config") or {}).get("tags") or []
+    if not isinstance(config_tags, list) or not all(isinstance(t, str) for t in config_tags):
+        raise InvalidRequestError("config.tags: must be a list of strings")
+    tags = list(dict.fromkeys([*config_tags, *(body.get("tags") or [])]))
+    if any(len(tag) > 64 or not tag for tag in tags):
+        raise InvalidRequestError("config.tags: each tag must be 1 to 64 characters")
+    return tags
+
+
+async def _check_nodes(registry: GraphRegistry, graph_id: str, options: RunOptions) -> None:
+    wanted = [
+        (name, nodes)
+        for name, nodes in (
+            ("interrupt_before", options.interrupt_before),
+            ("interrupt_after", options.interrupt_after),
+        )
+        if isinstance(nodes, tuple)
+    ]
+    if not wanted:
+        return
+    graph = await registry.get_graph(graph_id)
+    known = [name for name in graph.nodes if not name.startswith("__")]
+    for field, nodes in wanted:
+        for node in nodes:
+            if node not in graph.nodes:
+                raise InvalidRequestError(
+                    f'{field}: graph "{graph_id}" has no node "{node}"; its nodes are '
+                    f"{', '.join(known)}",
+                    code="unknown_node",
+                )
