@@ -7,6 +7,7 @@
     ├── ConflictError (409)         duplicates, busy threads, read-only threads
     ├── InvalidRequestError (422)   malformed JSON, schema violations, bad ids
     ├── PayloadTooLargeError (413)  a body over the configured limit
+    │   └── MessageLimitError       a run would leave its thread over max_messages_per_thread
     ├── TooManyRequestsError (429)  over a cap on what one client can take; says when to retry
     ├── EventsDroppedError (410)    a stream resumes before the oldest event its run still keeps
     ├── CheckpointDecodeError       a stored checkpoint of one thread cannot be decoded
@@ -108,3 +109,15 @@ class CheckpointDecodeError(AgentRuntimeError):
     not affected."""
 
     default_code = "checkpoint_unreadable"
+
+
+class MessageLimitError(PayloadTooLargeError):
+    """A run would leave more messages in its thread than the configured limit."""
+
+    default_code = "too_many_messages"
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(
+            f"The thread would hold {count} messages, over the limit of {limit} "
+            "(agent_runtime.limits.max_messages_per_thread in langgraph.json)"
+        )

@@ -16,6 +16,7 @@ from langgraph.types import Command, Send
 
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
+from agent_runtime.errors import MessageLimitError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.options import NodeNames, RunOptions
 from agent_runtime.runs.recorder import RunRecorder
@@ -175,16 +176,6 @@ class RunExecutor:
         encoded = dumps(data)
         await self._events.publish(run_id, event, encoded)
         return encoded
-
-
-class MessageLimitError(Exception):
-    """A run would leave more messages in its thread than the configured limit."""
-
-    def __init__(self, count: int, limit: int) -> None:
-        super().__init__(
-            f"The thread would hold {count} messages, over the limit of {limit} "
-            "(agent_runtime.limits.max_messages_per_thread in langgraph.json)"
-        )
 
 
 def _check_message_limit(count: int, graph_input: Any, limit: int) -> None:
