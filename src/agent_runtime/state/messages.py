@@ -27,6 +27,7 @@ from agent_runtime.state.write import Change, Written, write_state
 from agent_runtime.storage.base import Storage
 
 CHANNEL = "messages"
+_DOING, _ACTION = "editing its messages", "have its messages edited"
 
 
 async def list_messages(storage: Storage, registry: GraphRegistry, thread_id: str) -> list[Any]:
@@ -157,9 +158,6 @@ async def delete_message(
         return _change(thread, graph, RemoveMessage(id=message_id), after, result=None)
 
     return await write_state(storage, thread_id, plan, doing=_DOING, action=_ACTION)
-
-
-_DOING, _ACTION = "editing its messages", "have its messages edited"
 
 
 async def _conversation(
