@@ -108,3 +108,12 @@ def loads(data: bytes | str) -> Any:
 def to_jsonable(obj: Any) -> Any:
     """Round-trip through JSON so the result holds only dicts, lists and scalars."""
     return orjson.loads(dumps(obj))
+
+
+def preview(value: Any) -> str:
+    """A value as short JSON, for error messages."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

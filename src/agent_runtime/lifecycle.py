@@ -1,5 +1,6 @@
 """Thread lifecycle rules: which transitions are allowed, and the one error every write to a
-read-only thread answers with. Storage enforces them; routes only call `require_open`."""
+read-only thread answers with. Storage enforces them; `state.write` checks them before every
+state write, and routes call `require_open` before the other writes they guard."""
 
 from __future__ import annotations
 

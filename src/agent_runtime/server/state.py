@@ -1,35 +1,23 @@
 """Thread state and history routes: the state at the latest or any past checkpoint, paginated
-history, and state updates (which fork when they name a past checkpoint). Reads go through the
-storage's read checkpointer so they never hold up a running graph's writes."""
+history, and state updates (which fork when they name a past checkpoint). Each parses the
+request, calls `state/`, and answers what it returns."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.errors import InvalidUpdateError
 from pydantic import ConfigDict, Field, with_config
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
-from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
-from agent_runtime.lifecycle import require_editable
-from agent_runtime.runs.executor import AnyGraph, state_outcome
-from agent_runtime.schema import Json, Thread
+from agent_runtime.schema import Json
 from agent_runtime.server.routing import Router
-from agent_runtime.server.services import Services, services
-from agent_runtime.server.snapshots import (
-    check_checkpoint_id,
-    checkpoint_json,
-    empty_snapshot,
-    select_fields,
-    snapshot_json,
-)
+from agent_runtime.server.services import services
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import PathFilter, closed
+from agent_runtime.state import get_history, get_state, update_state
 
 router = Router("thread state")
-SPECIAL_NODES = ("__copy__", "__input__", "__start__", "__end__")
 
 
 @closed
@@ -100,67 +88,6 @@ class HistorySearch(TypedDict, total=False):
     select: list[str]
 
 
-async def _thread(svc: Services, request: Request) -> Thread:
-    return await svc.storage.get_thread(thread_id_of(request), values=False)
-
-
-async def thread_graph(svc: Services, thread: Thread, *, for_reads: bool) -> AnyGraph | None:
-    """The graph a thread runs (from the `graph_id` its runs stamp), or None if unknown."""
-    graph_id = thread["metadata"].get("graph_id")
-    if not isinstance(graph_id, str) or graph_id not in svc.registry:
-        return None
-    graph = await svc.registry.get_graph(graph_id)
-    if for_reads:
-        return graph.copy(update={"checkpointer": svc.storage.read_checkpointer})
-    return graph
-
-
-def _config(thread_id: str, ref: Json | None = None, checkpoint_id: str | None = None) -> Json:
-    configurable: Json = {"thread_id": thread_id, "checkpoint_ns": ""}
-    if ref:
-        configurable["checkpoint_ns"] = ref.get("checkpoint_ns") or ""
-        if ref.get("checkpoint_id"):
-            configurable["checkpoint_id"] = check_checkpoint_id(
-                ref["checkpoint_id"], field="checkpoint.checkpoint_id"
-            )
-        if ref.get("checkpoint_map"):
-            configurable["checkpoint_map"] = ref["checkpoint_map"]
-    if checkpoint_id:
-        configurable["checkpoint_id"] = checkpoint_id
-    return {"configurable": configurable}
-
-
-async def _require_checkpoint(svc: Services, config: Json) -> None:
-    configurable = config["configurable"]
-    if not configurable.get("checkpoint_id"):
-        return
-    found = await svc.storage.read_checkpointer.aget_tuple(config)  # type: ignore[arg-type]
-    if found is None:
-        raise NotFoundError(
-            f'Checkpoint "{configurable["checkpoint_id"]}" not found on thread '
-            f'"{configurable["thread_id"]}"'
-            + (
-                f' in namespace "{configurable["checkpoint_ns"]}"'
-                if configurable["checkpoint_ns"]
-                else ""
-            ),
-            code="checkpoint_not_found",
-        )
-
-
-async def _state(
-    svc: Services, thread: Thread, config: Json, *, subgraphs: bool, select: list[str] | None
-) -> Json:
-    await _require_checkpoint(svc, config)
-    graph = await thread_graph(svc, thread, for_reads=True)
-    if graph is None:
-        return select_fields(empty_snapshot(thread["thread_id"]), select)
-    snapshot = await graph.aget_state(config, subgraphs=subgraphs)  # type: ignore[arg-type]
-    if snapshot.created_at is None and not snapshot.values:
-        return select_fields(empty_snapshot(thread["thread_id"]), select)
-    return select_fields(snapshot_json(snapshot), select)
-
-
 def _select(value: list[str] | str | None) -> list[str] | None:
     if isinstance(value, str):
         return [part for part in value.split(",") if part]
@@ -171,11 +98,10 @@ def _select(value: list[str] | str | None) -> list[str] | None:
 async def get_thread_state(request: Request, query: StateQuery) -> Json:
     """The thread's state at its latest checkpoint; `subgraphs=true` nests subgraph states."""
     svc = services(request)
-    thread = await _thread(svc, request)
-    return await _state(
-        svc,
-        thread,
-        _config(thread["thread_id"]),
+    return await get_state(
+        svc.storage,
+        svc.registry,
+        thread_id_of(request),
         subgraphs=query.get("subgraphs", False),
         select=_select(query.get("select")),
     )
@@ -185,12 +111,11 @@ async def get_thread_state(request: Request, query: StateQuery) -> Json:
 async def get_thread_state_at_checkpoint(request: Request, query: StateQuery) -> Json:
     """The thread's state at a past checkpoint, by id."""
     svc = services(request)
-    thread = await _thread(svc, request)
-    checkpoint_id = check_checkpoint_id(request.path_params["checkpoint_id"], field="checkpoint_id")
-    return await _state(
-        svc,
-        thread,
-        _config(thread["thread_id"], checkpoint_id=checkpoint_id),
+    return await get_state(
+        svc.storage,
+        svc.registry,
+        thread_id_of(request),
+        checkpoint_id=request.path_params["checkpoint_id"],
         subgraphs=query.get("subgraphs", False),
         select=_select(query.get("select")),
     )
@@ -200,11 +125,11 @@ async def get_thread_state_at_checkpoint(request: Request, query: StateQuery) ->
 async def post_thread_state_at_checkpoint(request: Request, body: StateAtCheckpoint) -> Json:
     """The thread's state at a checkpoint given as an object (namespace and id)."""
     svc = services(request)
-    thread = await _thread(svc, request)
-    return await _state(
-        svc,
-        thread,
-        _config(thread["thread_id"], dict(body.get("checkpoint") or {})),
+    return await get_state(
+        svc.storage,
+        svc.registry,
+        thread_id_of(request),
+        checkpoint=dict(body.get("checkpoint") or {}),
         subgraphs=body.get("subgraphs", False),
         select=body.get("select"),
     )
@@ -214,62 +139,42 @@ async def post_thread_state_at_checkpoint(request: Request, body: StateAtCheckpo
 async def update_thread_state(request: Request, body: StateUpdate) -> Json:
     """Write values into the thread's state as a node would; on a past checkpoint, this forks."""
     svc = services(request)
-    thread = await _thread(svc, request)
-    thread_id = thread["thread_id"]
-    require_editable(thread, doing="updating its state", action="have its state updated")
-    graph = await thread_graph(svc, thread, for_reads=False)
-    if graph is None:
-        raise ConflictError(
-            f'Thread "{thread_id}" has never run and names no graph, so its state has no shape '
-            'yet; run it first, or create it with metadata {"graph_id": ...}',
-            code="thread_has_no_graph",
-        )
-    checkpoint_id = body.get("checkpoint_id")
-    if checkpoint_id is not None:
-        checkpoint_id = check_checkpoint_id(checkpoint_id, field="checkpoint_id")
-    config = _config(thread_id, dict(body.get("checkpoint") or {}), checkpoint_id)
-    await _require_checkpoint(svc, config)
-    as_node = body.get("as_node")
-    if as_node is not None and as_node not in graph.nodes and as_node not in SPECIAL_NODES:
-        known = ", ".join(n for n in graph.nodes if not n.startswith("__"))
-        raise InvalidRequestError(
-            f'as_node: graph "{thread["metadata"]["graph_id"]}" has no node "{as_node}"; its '
-            f"nodes are {known} (or __copy__ to copy the checkpoint unchanged)",
-            code="unknown_node",
-        )
-    try:
-        updated: RunnableConfig = await graph.aupdate_state(
-            config,  # type: ignore[arg-type]
-            body.get("values"),
-            as_node=as_node,
-        )
-    except (InvalidUpdateError, ValueError) as exc:
-        # ValueError: the channel's reducer refused the values (say, removing an unknown id).
-        raise InvalidRequestError(
-            f"The update cannot be applied: {exc}", code="invalid_update"
-        ) from exc
-    await svc.storage.settle_thread(thread_id, await state_outcome(graph, thread_id))
-    return {"checkpoint": checkpoint_json(updated)}
+    checkpoint = await update_state(
+        svc.storage,
+        svc.registry,
+        thread_id_of(request),
+        values=body.get("values"),
+        as_node=body.get("as_node"),
+        checkpoint=dict(body.get("checkpoint") or {}),
+        checkpoint_id=body.get("checkpoint_id"),
+    )
+    return {"checkpoint": checkpoint}
 
 
 @router.get("/threads/{thread_id}/history", query=HistoryQuery)
 async def get_thread_history(request: Request, query: HistoryQuery) -> list[Json]:
     """The thread's checkpoints, newest first (`limit` default 10, at most 1000)."""
-    return await _history(
-        request, limit=query.get("limit", 10), before=query.get("before"), metadata=None,
-        checkpoint=None, select=None,
-    )  # fmt: skip
+    svc = services(request)
+    return await get_history(
+        svc.storage,
+        svc.registry,
+        thread_id_of(request),
+        limit=query.get("limit", 10),
+        before=query.get("before"),
+    )
 
 
 @router.post("/threads/{thread_id}/history", body=HistorySearch)
 async def search_thread_history(request: Request, body: HistorySearch) -> list[Json]:
     """The thread's checkpoints, newest first, filtered by metadata, before a checkpoint, or
     in a subgraph's namespace."""
-    before = body.get("before")
-    return await _history(
-        request,
+    svc = services(request)
+    return await get_history(
+        svc.storage,
+        svc.registry,
+        thread_id_of(request),
         limit=body.get("limit", 10),
-        before=_before_ref(before),
+        before=_before_ref(body.get("before")),
         metadata=body.get("metadata"),
         checkpoint=dict(body["checkpoint"]) if body.get("checkpoint") else None,
         select=body.get("select"),
@@ -282,35 +187,3 @@ def _before_ref(before: str | CheckpointRef | BeforeConfig | None) -> str | Json
     if "configurable" in before:
         return dict(before["configurable"])  # type: ignore[typeddict-item]
     return dict(before)
-
-
-async def _history(
-    request: Request,
-    *,
-    limit: int,
-    before: str | Json | None,
-    metadata: Json | None,
-    checkpoint: Json | None,
-    select: list[str] | None,
-) -> list[Json]:
-    svc = services(request)
-    thread = await _thread(svc, request)
-    thread_id = thread["thread_id"]
-    config = _config(thread_id, checkpoint)
-    config["configurable"].pop("checkpoint_id", None)
-    before_config = None
-    if before is not None:
-        before_id = before if isinstance(before, str) else before.get("checkpoint_id")
-        before_id = check_checkpoint_id(before_id, field="before")
-        before_config = _config(thread_id, {**(checkpoint or {}), "checkpoint_id": before_id})
-        await _require_checkpoint(svc, before_config)
-    graph = await thread_graph(svc, thread, for_reads=True)
-    if graph is None:
-        return []
-    states = graph.aget_state_history(
-        config,  # type: ignore[arg-type]
-        filter=metadata or None,
-        before=before_config,  # type: ignore[arg-type]
-        limit=limit,
-    )
-    return [select_fields(snapshot_json(s), select) async for s in states]

@@ -15,6 +15,7 @@ from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationE
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
+from agent_runtime.encoding import preview
 from agent_runtime.errors import InvalidRequestError, PayloadTooLargeError
 from agent_runtime.schema import Json
 from agent_runtime.storage.filters import filter_problem
@@ -134,15 +135,6 @@ def _is_union_branch(part: Any) -> bool:
         or "[" in part
         or part.startswith(("function-", "typed-dict", "literal["))
     )
-
-
-def preview(value: Any) -> str:
-    """A value as short JSON, for error messages."""
-    try:
-        text = orjson.dumps(value).decode()
-    except TypeError:
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @cache

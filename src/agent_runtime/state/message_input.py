@@ -1,62 +1,21 @@
-"""What `POST /threads/{id}/messages` takes: message dicts as LangChain reads them (OpenAI's
-`role` or LangChain's `type`), checked one by one into LangChain messages with ids, each failure
-a 4xx naming the message. Writing them to a thread belongs to `messages.py`."""
+"""Messages to add to a thread, as dicts LangChain reads (OpenAI's `role` or LangChain's `type`),
+checked one by one into LangChain messages with ids, each failure a 4xx naming the message.
+Writing them to a thread belongs to `messages.py`."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Required
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from langchain_core.messages import BaseMessage, convert_to_messages
-from pydantic import BeforeValidator, ConfigDict, Field, with_config
-from typing_extensions import TypedDict
 
 from agent_runtime.errors import ConflictError, InvalidRequestError
 from agent_runtime.schema import Json
-from agent_runtime.server.validation import closed
-
-# What LangChain's message coercion accepts as a dict's `role` (OpenAI's names) or `type`.
-MessageKind = Literal["human", "user", "ai", "assistant", "system", "developer", "tool", "function"]
-
-
-# Open: LangChain messages carry more keys (`name`, `tool_calls`, `tool_call_id`,
-# `additional_kwargs`, ...), which pass through to the message as LangChain reads them.
-@with_config(ConfigDict(extra="allow"))
-class MessageInput(TypedDict, total=False):
-    role: MessageKind
-    """OpenAI's name for the sender (`user`, `assistant`, `system`, `developer`, `tool`)."""
-    type: MessageKind
-    """LangChain's name for the sender (`human`, `ai`, `system`, `tool`); `role` wins."""
-    content: Required[str | list[Json]]
-    """Text, or a list of content blocks."""
-    id: Annotated[str, Field(min_length=1)]
-    """Kept as given (it must not name a message the thread holds); generated when absent."""
-
-
-def _listed(value: Any) -> Any:
-    # One message object stands for a list of one, as LangGraph's add_messages reads it.
-    return [value] if isinstance(value, Mapping) else value
-
-
-@closed
-class NewMessages(TypedDict, total=False):
-    messages: Required[
-        Annotated[
-            list[MessageInput],
-            BeforeValidator(_listed),
-            Field(min_length=1, max_length=1000),
-        ]
-    ]
-    """The messages to add, oldest first; one message object is read as a list of one."""
-    assistant_id: Annotated[str, Field(min_length=1)]
-    """For a thread that has never run: the assistant (id or graph name) whose graph's
-    `messages` channel takes the messages. On a thread that has a graph it must name the
-    same graph."""
 
 
 def new_messages(
-    given: list[MessageInput], taken: set[str | None], thread_id: str
+    given: Sequence[Mapping[str, Any]], taken: set[str | None], thread_id: str
 ) -> list[BaseMessage]:
     """The given messages as LangChain messages, each with an id (generated when absent).
 

@@ -1,5 +1,5 @@
-"""LangGraph's StateSnapshot as the JSON the API sends (`ThreadState` in langgraph_sdk), and
-resolving which checkpoint a request names. Pure shaping plus id checks; no routes."""
+"""LangGraph's StateSnapshot as the JSON the API sends (`ThreadState` in langgraph_sdk), and the
+check of a checkpoint id. Pure shaping: no storage, no graphs, no requests."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import PregelTask, StateSnapshot
 
-from agent_runtime.encoding import to_jsonable
+from agent_runtime.encoding import preview, to_jsonable
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.schema import Json
-from agent_runtime.server.validation import preview
 
 # LangGraph's checkpoint ids are UUID-shaped (version 6, time-ordered).
 _CHECKPOINT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
