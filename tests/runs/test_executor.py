@@ -176,7 +176,7 @@ async def test_assistant_and_run_config_reach_the_graph(harness: Harness) -> Non
     assert seen["configurable"]["level"] == "run"
     # The run's ids win over whatever the request put in configurable.
     assert seen["configurable"]["thread_id"] == tid
-    assert {"x", "y"} <= set(seen["tags"])
+    assert seen["tags"] == ["x", "y"]
 
 
 async def test_command_resumes_an_interrupt(harness: Harness) -> None:
