@@ -1,5 +1,6 @@
 """The one clock: `FakeClock` on its own, then a server started on one, where moving it by hand
-is what makes a delayed run (`after_seconds`) fall due and what the sweeper expires threads by."""
+is what makes a delayed run (`after_seconds`) fall due, what the sweeper expires threads by, and
+what stamps and times tool calls."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.clock import FAKE_EPOCH, SYSTEM_CLOCK, FakeClock
 from agent_runtime.config import config_from_dict
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, example_config
 from tests.server.conftest import RUNS_CONFIG
 
 HOUR = 3600.0
@@ -185,3 +186,28 @@ async def test_sweeper_expires_threads_on_the_fake_clock(tmp_path: Path, clock: 
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the sweeper did not expire the thread on the fake clock")
+
+
+async def test_tool_calls_are_stamped_and_timed_on_the_fake_clock(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    server = await RunningServer(example_config(tmp_path / "db.sqlite"), clock=clock).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+            body = {
+                "assistant_id": "agent",
+                "input": {"messages": [{"role": "user", "content": "what is 2 + 3"}]},
+            }
+            response = await http.post(f"/threads/{thread_id}/runs/wait", json=body)
+            assert response.status_code == 200, response.text
+            run = (await http.get(response.headers["content-location"])).json()
+            [call] = (await http.get(f"/threads/{thread_id}/tool-calls")).json()
+    finally:
+        await server.stop()
+    started = datetime.fromisoformat(call["started_at"])
+    assert FAKE_EPOCH < started < clock.wall
+    assert datetime.fromisoformat(run["created_at"]) < started
+    assert started < datetime.fromisoformat(run["updated_at"])
+    # Monotonic time stood still while the tool ran.
+    assert call["duration_ms"] == 0.0

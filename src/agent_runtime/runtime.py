@@ -1,5 +1,5 @@
-"""The composition root: one config in, the running parts out (storage, graphs, event log, run
-manager, stream cap, sweeper), started in order and stopped in reverse. The only place that
+"""The composition root: one config (and one clock) in, the running parts out (storage, graphs,
+event log, run manager, stream cap, sweeper), started in order and stopped in reverse. The only place that
 builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on `app.state`.
 """
 
