@@ -1,6 +1,7 @@
 """The composition root: one config (and one clock) in, the running parts out (storage, graphs,
-event log, run manager, stream cap, sweeper), started in order and stopped in reverse. The only place that
-builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on `app.state`.
+event log, run manager, stream cap, sweeper), started in order and stopped in reverse. The only
+place that builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on
+`app.state`.
 """
 
 from __future__ import annotations
