@@ -15,6 +15,7 @@ import uvicorn
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig, load_config
 from agent_runtime.server.app import create_app
 from agent_runtime.server.services import Services
@@ -25,9 +26,10 @@ STARTUP_TIMEOUT_SECONDS = 20.0
 
 
 class RunningServer:
-    """A uvicorn serving one app in this event loop; `url` is where it listens."""
+    """A uvicorn serving one app in this event loop; `url` is where it listens. Pass a
+    `FakeClock` as `clock` to drive the server's time (stamps, due runs, expiry) by hand."""
 
-    def __init__(self, config: RuntimeConfig) -> None:
+    def __init__(self, config: RuntimeConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
         # Every cache hit is checked against what is stored; stop() fails a test that saw a
         # difference (a graph changing its state in place, or a cache that lies).
         config = replace(config, checkpoint_cache=replace(config.checkpoint_cache, verify=True))
@@ -36,7 +38,7 @@ class RunningServer:
         self._serde: Any = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self.app = create_app(config)
+        self.app = create_app(config, clock=clock)
 
     def services(self) -> Services:
         """The running app's config, storage and graphs, for checks below the HTTP layer."""

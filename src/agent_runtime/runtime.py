@@ -1,6 +1,7 @@
-"""The composition root: one config in, the running parts out (storage, graphs, event log, run
-manager, stream cap, sweeper), started in order and stopped in reverse. The only place that
-builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on `app.state`.
+"""The composition root: one config (and one clock) in, the running parts out (storage, graphs,
+event log, run manager, stream cap, sweeper), started in order and stopped in reverse. The only
+place that builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on
+`app.state`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import contextlib
 import logging
 from datetime import timedelta
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
@@ -36,9 +38,11 @@ class Runtime:
         events: EventLog,
         runs: RunManager,
         streams: StreamSlots,
+        clock: Clock,
     ) -> None:
         """Use `start`, which builds and starts the parts in order."""
         self.config = config
+        self.clock = clock
         self.storage = storage
         self.registry = registry
         self.events = events
@@ -47,9 +51,15 @@ class Runtime:
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, config: RuntimeConfig, *, storage: Storage | None = None) -> Runtime:
+    async def start(
+        cls, config: RuntimeConfig, *, storage: Storage | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> Runtime:
         """Import and build every graph, open the storage (the config's backend unless one is
         given), create the default assistants, and resume the runs a previous process left.
+
+        `clock` is the one clock of every part: what storage stamps and expires by, when
+        delayed runs fall due, tool-call times, event-log retention and the sweeper's pace
+        (a storage passed in brings its own, which should be the same one).
 
         Every graph is built before the database is opened, so a graph that fails stops
         start-up with the database untouched; whatever fails later, nothing stays open.
@@ -62,7 +72,7 @@ class Runtime:
         sources = import_graphs(config)
         built = await check_graphs(sources)
         if storage is None:
-            storage = await open_storage(config, graph_types=graph_types(built))
+            storage = await open_storage(config, graph_types=graph_types(built), clock=clock)
         else:
             await storage.setup()
         try:
@@ -71,13 +81,14 @@ class Runtime:
             )
             await _ensure_default_assistants(storage, registry)
             limits = config.limits
-            events = MemoryEventLog(max_bytes_per_run=limits.max_event_bytes_per_run)
+            events = MemoryEventLog(max_bytes_per_run=limits.max_event_bytes_per_run, clock=clock)
             runs = RunManager(
                 storage,
                 registry,
                 events,
                 pricing=config.pricing,
                 max_messages=limits.max_messages_per_thread,
+                clock=clock,
             )
             streams = StreamSlots(
                 limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
@@ -89,6 +100,7 @@ class Runtime:
                 events=events,
                 runs=runs,
                 streams=streams,
+                clock=clock,
             )
             try:
                 await runs.start()
@@ -98,7 +110,9 @@ class Runtime:
         except BaseException:
             await storage.close()
             raise
-        runtime._sweeper = asyncio.create_task(_sweep_forever(storage, config), name="sweeper")
+        runtime._sweeper = asyncio.create_task(
+            _sweep_forever(storage, config, clock), name="sweeper"
+        )
         return runtime
 
     async def stop(self) -> None:
@@ -152,7 +166,7 @@ def sweep_interval(config: RuntimeConfig) -> float:
     return float(minutes) * 60 if minutes else DEFAULT_SWEEP_SECONDS
 
 
-async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
+async def _sweep_forever(storage: Storage, config: RuntimeConfig, clock: Clock) -> None:
     policy = retention_policy(config)
     while True:
         try:
@@ -161,4 +175,4 @@ async def _sweep_forever(storage: Storage, config: RuntimeConfig) -> None:
                 logger.info("Swept %d expired threads (%s)", swept, policy.strategy)
         except AgentRuntimeError as exc:
             logger.warning("Thread sweep failed: %s", exc.detail)
-        await asyncio.sleep(sweep_interval(config))
+        await clock.sleep(sweep_interval(config))

@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import RateLimitError
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock, FakeClock
 from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
 from agent_runtime.server import waiting
@@ -32,13 +34,15 @@ Served = tuple[RunningServer, LangGraphClient, httpx.AsyncClient]
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path: Path, **limits: Any) -> AsyncIterator[Served]:
+async def serving(
+    tmp_path: Path, *, clock: Clock = SYSTEM_CLOCK, **limits: Any
+) -> AsyncIterator[Served]:
     """The run fixture graphs, with `agent_runtime.limits` set to `limits`."""
     data = {**json.loads(FIXTURES.read_text()), "agent_runtime": {"limits": limits}}
     config = config_from_dict(
         data, base_dir=FIXTURES.parent, database=tmp_path / "db.sqlite", environ={}
     )
-    server = await RunningServer(config).start()
+    server = await RunningServer(config, clock=clock).start()
     sdk = get_client(url=server.url, api_key=None)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
@@ -298,14 +302,14 @@ async def test_assistant_and_run_metadata_are_capped(tmp_path: Path) -> None:
 
 
 async def test_join_after_the_replay_window_says_where_the_result_is(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (server, sdk, http):
+    clock = FakeClock(tick=timedelta(milliseconds=1))
+    async with serving(tmp_path, clock=clock) as (server, sdk, http):
         thread_id = (await sdk.threads.create())["thread_id"]
         run_id = await slow_run(sdk, thread_id, 0)
         await sdk.runs.join(thread_id, run_id)
         events = server.services().events
         assert isinstance(events, MemoryEventLog)
-        later = time.monotonic() + events.retention_seconds + 1
-        events._clock = lambda: later  # type: ignore[method-assign]
+        clock.advance(events.retention_seconds + 1)
         message = (
             f'The events of run "{run_id}" are no longer kept (they are kept for 5 minutes '
             f"after a run ends); read its result with GET /threads/{thread_id}/runs/{run_id}"

@@ -13,6 +13,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.graph import START, StateGraph
 from typing_extensions import TypedDict
 
+from agent_runtime.clock import FakeClock
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.storage.base import (
     AssistantPatch,
@@ -25,7 +26,6 @@ from agent_runtime.storage.base import (
     ThreadQuery,
 )
 from agent_runtime.storage.sqlite import SqliteStorage
-from tests.storage.conftest import Clock
 
 
 async def _put_checkpoint(storage: Storage, thread_id: str) -> str:
@@ -193,7 +193,7 @@ async def test_delete_assistant_with_threads(storage: Storage) -> None:
     assert await storage.checkpointer.aget_tuple({"configurable": {"thread_id": "mine"}}) is None
 
 
-async def test_ttl_sweep(storage: Storage, clock: Clock) -> None:
+async def test_ttl_sweep(storage: Storage, clock: FakeClock) -> None:
     await storage.create_thread(
         NewThread(thread_id="short", metadata={}, ttl={"ttl": 1}), if_exists="raise"
     )
@@ -204,7 +204,7 @@ async def test_ttl_sweep(storage: Storage, clock: Clock) -> None:
         NewThread(thread_id="none", metadata={}, ttl=None), if_exists="raise"
     )
     assert await storage.sweep_expired_threads() == 0
-    clock.now += timedelta(minutes=2)
+    clock.advance(timedelta(minutes=2))
     assert await storage.sweep_expired_threads() == 1
     remaining = await storage.search_threads(ThreadQuery(sort_by="thread_id", sort_order="asc"))
     assert [t["thread_id"] for t in remaining] == ["long", "none"]
@@ -230,7 +230,7 @@ async def _history_length(storage: Storage, thread_id: str) -> int:
 
 
 async def test_ttl_sweep_keep_latest_trims_and_keeps_the_thread(
-    storage: Storage, clock: Clock
+    storage: Storage, clock: FakeClock
 ) -> None:
     keep_latest = {"strategy": "keep_latest", "ttl": 1}
     for thread_id, ttl in (
@@ -258,9 +258,9 @@ async def test_ttl_sweep_keep_latest_trims_and_keeps_the_thread(
         )
     await storage.update_thread("held", ThreadPatch(lifecycle="locked"))
 
-    clock.now += timedelta(seconds=59)
+    clock.advance(timedelta(seconds=59))
     assert await storage.sweep_expired_threads() == 0
-    clock.now += timedelta(seconds=2)
+    clock.advance(timedelta(seconds=2))
     assert await storage.sweep_expired_threads() == 2  # trim kept, gone deleted
 
     thread = await storage.get_thread("trim")
@@ -276,16 +276,16 @@ async def test_ttl_sweep_keep_latest_trims_and_keeps_the_thread(
     assert await _history_length(storage, "held") == 4
     # Trimmed threads no longer count as expired; the delta one is looked at (and skipped)
     # again on each sweep.
-    clock.now += timedelta(minutes=5)
+    clock.advance(timedelta(minutes=5))
     assert await storage.sweep_expired_threads() == 0
     assert await _history_length(storage, "delta") == 3
 
     # Activity restarts the TTL: the thread is trimmed again a minute after its next run.
     await graph.ainvoke({"steps": []}, trim)
     await storage.settle_thread("trim", RunOutcome(status="success"))
-    clock.now += timedelta(seconds=30)
+    clock.advance(timedelta(seconds=30))
     assert await storage.sweep_expired_threads() == 0
-    clock.now += timedelta(seconds=31)
+    clock.advance(timedelta(seconds=31))
     assert await storage.sweep_expired_threads() == 1
     assert await _history_length(storage, "trim") == 1
     assert (await graph.aget_state(trim)).values == {"steps": ["one", "two"] * 3}

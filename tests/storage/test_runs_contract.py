@@ -12,6 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
+from agent_runtime.clock import FakeClock
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
@@ -23,7 +24,6 @@ from agent_runtime.storage.base import (
     ThreadQuery,
 )
 from agent_runtime.storage.sqlite import SqliteStorage
-from tests.storage.conftest import Clock
 
 
 class _Counter(TypedDict):
@@ -125,10 +125,10 @@ async def test_create_run_if_not_exists_creates_the_thread(storage: Storage) -> 
 
 
 async def test_create_run_reject_refuses_while_a_run_is_active(
-    storage: Storage, clock: Clock
+    storage: Storage, clock: FakeClock
 ) -> None:
     await _thread(storage)
-    later = clock.now + timedelta(minutes=1)
+    later = clock.wall + timedelta(minutes=1)
     _, active = await storage.create_run(
         _new("delayed", multitask_strategy="reject", not_before=later)
     )
@@ -209,7 +209,7 @@ async def test_get_run_and_find_run_name_what_is_missing(storage: Storage) -> No
 
 
 async def test_list_runs_newest_first_with_status_limit_and_offset(
-    storage: Storage, clock: Clock
+    storage: Storage, clock: FakeClock
 ) -> None:
     await _thread(storage)
     for run_id in ("r1", "r2", "r3", "r4"):
@@ -227,7 +227,7 @@ async def test_list_runs_newest_first_with_status_limit_and_offset(
     # Runs created in the same instant come newest-id first.
     await _thread(storage, "tie")
     for run_id in ("b", "a", "c"):
-        clock.now -= timedelta(milliseconds=1)
+        clock.set(clock.wall - timedelta(milliseconds=1))
         await storage.create_run(_new(run_id, thread_id="tie"))
     tied = await storage.list_runs("tie", **_all_runs())
     assert [r["run_id"] for r in tied] == ["c", "b", "a"]
@@ -257,15 +257,15 @@ async def test_claim_next_run_is_fifo_and_one_at_a_time(storage: Storage) -> Non
     assert await storage.claim_next_run("unknown") is None
 
 
-async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Clock) -> None:
+async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: FakeClock) -> None:
     await _thread(storage)
     assert await storage.next_due_time("t") is None
     # Given in another zone on purpose: due times compare as instants, not as text.
-    later = (clock.now + timedelta(seconds=10)).astimezone(timezone(timedelta(hours=-5)))
+    later = (clock.wall + timedelta(seconds=10)).astimezone(timezone(timedelta(hours=-5)))
     await storage.create_run(_new("delayed", not_before=later))
     assert await storage.claim_next_run("t") is None
     assert await storage.next_due_time("t") == later
-    clock.now += timedelta(seconds=5)
+    clock.advance(timedelta(seconds=5))
     assert await storage.claim_next_run("t") is None
     # A run without a delay is due at once and may overtake the delayed one.
     undelayed, _ = await storage.create_run(_new("now"))
@@ -275,7 +275,7 @@ async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Cloc
     await storage.finish_run("now", RunOutcome(status="success"))
     assert await storage.claim_next_run("t") is None
     assert await storage.next_due_time("t") == later
-    clock.now += timedelta(seconds=5)
+    clock.advance(timedelta(seconds=5))
     due = await storage.claim_next_run("t")
     assert due is not None and due["run_id"] == "delayed"
     assert await storage.next_due_time("t") is None

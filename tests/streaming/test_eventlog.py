@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent_runtime.clock import FakeClock
 from agent_runtime.errors import EventsDroppedError
 from agent_runtime.streaming.eventlog import (
     EVENT_OVERHEAD_BYTES,
@@ -16,16 +17,6 @@ from agent_runtime.streaming.eventlog import (
 )
 
 RUN = "run-1"
-
-
-class Clock:
-    """A hand-driven monotonic clock, so retention tests do not sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _collect(events: AsyncIterator[RunEvent]) -> list[RunEvent]:
@@ -220,36 +211,36 @@ async def test_unknown_run_yields_nothing() -> None:
 
 
 async def test_exists_through_retention() -> None:
-    clock = Clock()
+    clock = FakeClock()
     log = MemoryEventLog(retention_seconds=10.0, clock=clock)
     await log.open(RUN)
     await _publish(log, 2)
-    clock.now += 1000.0  # an open log never expires
+    clock.advance(1000.0)  # an open log never expires
     assert await log.exists(RUN)
     await log.close(RUN)
-    clock.now += 9.999
+    clock.advance(9.999)
     assert await log.exists(RUN)
     assert _ids(await _collect(log.subscribe(RUN, after=-1))) == [1, 2]
-    clock.now += 0.001
+    clock.advance(0.001)
     assert not await log.exists(RUN)
     assert await _collect(log.subscribe(RUN, after=-1)) == []
 
 
 async def test_retention_expiry_lets_draining_subscriber_finish() -> None:
-    clock = Clock()
+    clock = FakeClock()
     log = MemoryEventLog(retention_seconds=5.0, clock=clock)
     await log.open(RUN)
     await _publish(log, 3)
     events = log.subscribe(RUN, after=-1)
     await log.close(RUN)
     assert (await anext(events)).id == 1
-    clock.now += 5.0
+    clock.advance(5.0)
     assert not await log.exists(RUN)
     assert _ids(await _collect(events)) == [2, 3]
 
 
 async def test_retention_zero_drops_on_close() -> None:
-    log = MemoryEventLog(retention_seconds=0.0, clock=Clock())
+    log = MemoryEventLog(retention_seconds=0.0, clock=FakeClock())
     await log.open(RUN)
     await _publish(log, 1)
     await log.close(RUN)
@@ -257,28 +248,28 @@ async def test_retention_zero_drops_on_close() -> None:
 
 
 async def test_open_after_expiry_starts_a_new_log() -> None:
-    clock = Clock()
+    clock = FakeClock()
     log = MemoryEventLog(retention_seconds=5.0, clock=clock)
     await log.open(RUN)
     await _publish(log, 2)
     await log.close(RUN)
-    clock.now += 5.0
+    clock.advance(5.0)
     await log.open(RUN)
     assert (await log.publish(RUN, "values", b"{}")).id == 1
 
 
 async def test_reopened_log_outlives_its_first_deadline() -> None:
-    clock = Clock()
+    clock = FakeClock()
     log = MemoryEventLog(retention_seconds=5.0, clock=clock)
     await log.open(RUN)
     await log.close(RUN)
     await log.open(RUN)
-    clock.now += 60.0
+    clock.advance(60.0)
     assert await log.exists(RUN)
     await log.close(RUN)
-    clock.now += 4.0
+    clock.advance(4.0)
     assert await log.exists(RUN)
-    clock.now += 1.0
+    clock.advance(1.0)
     assert not await log.exists(RUN)
 
 

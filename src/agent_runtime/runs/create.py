@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from agent_runtime.clock import utc_now
+from agent_runtime.clock import Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.limits import check_metadata_size
@@ -33,9 +33,10 @@ async def new_run(
     storage: Storage,
     registry: GraphRegistry,
     config: RuntimeConfig,
+    clock: Clock,
 ) -> tuple[NewRun, Assistant]:
     """Check what the run asks for and describe the run to queue on `thread_id` (a new
-    thread when `stateless`).
+    thread when `stateless`); `clock` is the runtime's, on which `after_seconds` counts.
 
     Raises:
         ConflictError: `strict_resume` is set and the thread is not interrupted.
@@ -80,7 +81,7 @@ async def new_run(
         multitask_strategy=options.multitask_strategy,
         if_not_exists="create" if stateless else options.if_not_exists,
         thread_metadata={},
-        not_before=utc_now() + timedelta(seconds=after) if after else None,
+        not_before=clock.now() + timedelta(seconds=after) if after else None,
         tags=_thread_tags(body),
         # A kept stateless run leaves its thread behind, hidden from search.
         thread_visible=not stateless,

@@ -14,6 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.errors import MessageLimitError
@@ -41,8 +42,10 @@ class RunExecutor:
         *,
         pricing: Mapping[str, ModelPrice],
         max_messages: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._storage = storage
+        self._clock = clock
         self._registry = registry
         self._events = events
         self._pricing = pricing
@@ -81,6 +84,7 @@ class RunExecutor:
             run_id=run_id,
             pricing=self._pricing,
             save_tool_call=lambda call: self._storage.record_tool_call(run["thread_id"], call),
+            clock=self._clock,
         )
         self._recorders[run_id] = recorder
         config["callbacks"] = [recorder]

@@ -10,9 +10,9 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Literal
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, NotFoundError
@@ -50,12 +50,25 @@ class RunManager:
         pricing: Mapping[str, ModelPrice] | None = None,
         max_messages: int = 10_000,
         max_attempts: int = MAX_ATTEMPTS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """One per process.
+
+        Args:
+            clock: the storage's clock, on which delayed runs fall due (and tool calls are
+                stamped); a worker sleeps on it until a run's due time.
+        """
         self._storage = storage
         self._registry = registry
         self._events = events
+        self._clock = clock
         self._executor = RunExecutor(
-            storage, registry, events, pricing=pricing or {}, max_messages=max_messages
+            storage,
+            registry,
+            events,
+            pricing=pricing or {},
+            max_messages=max_messages,
+            clock=clock,
         )
         self._max_attempts = max_attempts
         self._workers: dict[str, _Worker] = {}
@@ -185,14 +198,17 @@ class RunManager:
                 if due is None and not worker.wake.is_set():
                     return
                 claim = True
-                timeout = None if due is None else _seconds_until(due)
-                if worker.wake.is_set() or (timeout == 0.0 and not claimed_nothing):
+                if due is None or worker.wake.is_set():
                     continue
-                if timeout == 0.0:
-                    # Due, yet the claim found the thread busy (a run elsewhere): poll, gently.
-                    timeout = IDLE_POLL_SECONDS
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(worker.wake.wait(), timeout)
+                seconds = max(0.0, (due - self._clock.now()).total_seconds())
+                if seconds > 0.0:
+                    # On the clock the due time was set by, so a fake clock's advance ends it.
+                    await _sleep_or_wake(self._clock, worker.wake, seconds)
+                elif claimed_nothing:
+                    # Due, yet the claim found the thread busy (a run elsewhere): poll, gently,
+                    # in real time: that run ends on its own, not when a clock moves.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(worker.wake.wait(), IDLE_POLL_SECONDS)
         finally:
             if self._workers.get(thread_id) is worker:
                 del self._workers[thread_id]
@@ -315,5 +331,11 @@ class RunManager:
             return RunOutcome(status="error", thread_status="error")
 
 
-def _seconds_until(moment: datetime) -> float:
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+async def _sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float) -> None:
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    woken = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        woken.cancel()

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +18,7 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.config import get_config
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import to_jsonable
 from agent_runtime.schema import ModelUsage, ToolCall, Usage
@@ -35,7 +35,7 @@ class _Started:
     args: Any
     checkpoint_id: str | None
     started_at: datetime
-    clock: float
+    monotonic: float
 
 
 class RunRecorder(AsyncCallbackHandler):
@@ -47,8 +47,15 @@ class RunRecorder(AsyncCallbackHandler):
         run_id: str,
         pricing: Mapping[str, ModelPrice],
         save_tool_call: Callable[[ToolCall], Coroutine[Any, Any, None]],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        """Made for one run, on the loop that runs it.
+
+        Args:
+            clock: stamps each tool call's start and times its duration.
+        """
         self._run_id = run_id
+        self._clock = clock
         self._pricing = pricing
         self._save = save_tool_call
         # Sync tools report from a worker thread with an event loop of its own; storage belongs
@@ -101,8 +108,8 @@ class RunRecorder(AsyncCallbackHandler):
             name=str(serialized.get("name") or kwargs.get("name") or "tool"),
             args=to_jsonable(inputs if inputs is not None else input_str),
             checkpoint_id=_source_checkpoint(metadata or {}),
-            started_at=datetime.now(UTC),
-            clock=time.perf_counter(),
+            started_at=self._clock.now(),
+            monotonic=self._clock.monotonic(),
         )
 
     async def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -134,7 +141,7 @@ class RunRecorder(AsyncCallbackHandler):
             "run_id": self._run_id,
             "checkpoint_id": started.checkpoint_id,
             "started_at": started.started_at,
-            "duration_ms": round((time.perf_counter() - started.clock) * 1000, 3),
+            "duration_ms": round((self._clock.monotonic() - started.monotonic) * 1000, 3),
         }
         try:
             if _running_loop() is self._loop:

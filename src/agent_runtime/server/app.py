@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
 from agent_runtime.runtime import Runtime
@@ -57,12 +58,15 @@ def operations() -> Iterable[Operation]:
         yield from router.operations
 
 
-def create_app(config: RuntimeConfig, *, storage: Storage | None = None) -> Starlette:
-    """The application for one config; storage defaults to the backend the config names."""
+def create_app(
+    config: RuntimeConfig, *, storage: Storage | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Starlette:
+    """The application for one config; storage defaults to the backend the config names, and
+    `clock` (the runtime's one clock, `Runtime.start`) to the system's."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await Runtime.start(config, storage=storage)
+        runtime = await Runtime.start(config, storage=storage, clock=clock)
         app.state.services = runtime
         try:
             yield

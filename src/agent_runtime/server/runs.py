@@ -91,6 +91,7 @@ async def _start(
         storage=svc.storage,
         registry=svc.registry,
         config=svc.config,
+        clock=svc.clock,
     )
     return await svc.runs.create(new, assistant=assistant), new.options
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import ConfigError
 from agent_runtime.storage.base import Storage
@@ -13,12 +14,15 @@ from agent_runtime.storage.serde import TypeKey
 from agent_runtime.storage.sqlite import SqliteStorage
 
 
-async def open_storage(config: RuntimeConfig, *, graph_types: Iterable[TypeKey] = ()) -> Storage:
+async def open_storage(
+    config: RuntimeConfig, *, graph_types: Iterable[TypeKey] = (), clock: Clock = SYSTEM_CLOCK
+) -> Storage:
     """The config's backend, set up (its tables migrated) and ready; the caller closes it.
 
     Args:
         graph_types: the types the served graphs declare (`storage.serde.graph_types`), which
             checkpoints may decode to.
+        clock: what stamps records and decides expiry and due times.
 
     Raises:
         ConfigError: the config names a kind of database no backend serves.
@@ -34,6 +38,7 @@ async def open_storage(config: RuntimeConfig, *, graph_types: Iterable[TypeKey] 
         checkpoint_cache=config.checkpoint_cache,
         serde=config.serde,
         graph_types=graph_types,
+        clock=clock,
         synchronous=config.sqlite_synchronous,
     )
     await storage.setup()

@@ -4,12 +4,12 @@ an id. The in-process log lives here; it knows nothing of HTTP, SSE framing or g
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, Self
 
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.errors import EventsDroppedError
 
 
@@ -163,7 +163,7 @@ class MemoryEventLog:
         retention_seconds: float = 300.0,
         max_events_per_run: int | None = None,
         max_bytes_per_run: int | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if retention_seconds < 0:
             raise ValueError(f"retention_seconds must be >= 0, got {retention_seconds}")
@@ -232,7 +232,7 @@ class MemoryEventLog:
         log = self._logs.get(run_id)
         if log is not None and not log.closed:
             log.closed = True
-            log.expires_at = self._clock() + self.retention_seconds
+            log.expires_at = self._clock.monotonic() + self.retention_seconds
             self._expiries.append((log.expires_at, run_id, log))
             log.notify()
         self._prune()
@@ -267,7 +267,7 @@ class MemoryEventLog:
         self._expiries.clear()
 
     def _prune(self) -> None:
-        now = self._clock()
+        now = self._clock.monotonic()
         expiries = self._expiries
         while expiries and expiries[0][0] <= now:
             _, run_id, log = expiries.popleft()

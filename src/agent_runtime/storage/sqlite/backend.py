@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
-from agent_runtime.clock import utc_now
+from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
@@ -55,7 +54,7 @@ class SqliteStorage(
         checkpoint_cache: CheckpointCacheConfig | None = None,
         serde: SerdeConfig | None = None,
         graph_types: Iterable[TypeKey] = (),
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = SYSTEM_CLOCK,
         synchronous: Synchronous = "full",
     ) -> None:
         """Nothing is opened until `setup`.
@@ -83,7 +82,7 @@ class SqliteStorage(
             else StrictSerializer(allowed=allowed, json_allowed=json_allowed)
         )
         self._db = SqliteDatabase(path, synchronous=synchronous)
-        self._now = clock
+        self._now = clock.now
         self._store_config = dict(store_config or {})
         self._saver: RuntimeSqliteSaver | None = None
         self._reader: RuntimeSqliteSaver | None = None
