@@ -17,7 +17,7 @@ from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.storage import Storage, open_storage
-from agent_runtime.storage.base import NewAssistant, RetentionPolicy
+from agent_runtime.storage.records import NewAssistant, RetentionPolicy
 from agent_runtime.storage.serde import graph_types
 from agent_runtime.streaming import EventLog, MemoryEventLog, StreamSlots
 

@@ -19,7 +19,7 @@ from agent_runtime.runs.manager import RunManager
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Assistant, Json
 from agent_runtime.storage import Storage, open_storage
-from agent_runtime.storage.base import NewAssistant, NewRun, NewThread
+from agent_runtime.storage.records import NewAssistant, NewRun, NewThread
 from agent_runtime.storage.serde import graph_types
 from agent_runtime.streaming import MemoryEventLog
 from tests.conftest import ROOT

@@ -13,7 +13,7 @@ import pytest
 from agent_runtime.runs.executor import RunExecutor, build_config
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Assistant, Run
-from agent_runtime.storage.base import NewRun, RunOutcome
+from agent_runtime.storage.records import NewRun, RunOutcome
 from tests.runs.harness import Harness, until
 
 EMPTY = {"steps": []}

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.errors import ConflictError, NotFoundError
-from agent_runtime.storage.base import ThreadQuery
+from agent_runtime.storage.records import ThreadQuery
 from tests.runs.harness import Harness, build_harness, until
 
 EMPTY = {"steps": []}

@@ -17,7 +17,7 @@ from agent_runtime.registry import GraphRegistry, check_graphs, default_assistan
 from agent_runtime.schema import Json, Lifecycle, Thread
 from agent_runtime.state import Change, add_messages, update_state, write_state
 from agent_runtime.storage import Storage, open_storage
-from agent_runtime.storage.base import NewAssistant, NewThread, ThreadPatch
+from agent_runtime.storage.records import NewAssistant, NewThread, ThreadPatch
 from agent_runtime.storage.serde import graph_types
 from tests.conftest import ROOT
 

@@ -15,13 +15,13 @@ from typing_extensions import TypedDict
 
 from agent_runtime.clock import FakeClock
 from agent_runtime.errors import ConflictError, NotFoundError
-from agent_runtime.storage.base import (
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import (
     AssistantPatch,
     AssistantQuery,
     NewAssistant,
     NewThread,
     RunOutcome,
-    Storage,
     ThreadPatch,
     ThreadQuery,
 )

@@ -16,13 +16,8 @@ from agent_runtime.clock import FakeClock
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
-from agent_runtime.storage.base import (
-    NewRun,
-    NewThread,
-    RunOutcome,
-    Storage,
-    ThreadQuery,
-)
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import NewRun, NewThread, RunOutcome, ThreadQuery
 from agent_runtime.storage.sqlite import SqliteStorage
 
 

@@ -17,7 +17,8 @@ from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.webhook import check_webhook_url
 from agent_runtime.schema import Assistant
-from agent_runtime.storage.base import NewRun, Storage
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import NewRun
 
 _UNSUPPORTED = {
     "feedback_keys": "LangSmith feedback is not supported by agent-runtime",

@@ -23,7 +23,8 @@ from agent_runtime.runs.options import NodeNames, RunOptions
 from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
 from agent_runtime.schema import Assistant, Interrupt, Json, Run, RunStatus, ThreadStatus, Usage
-from agent_runtime.storage.base import RunOutcome, Storage
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import RunOutcome
 from agent_runtime.streaming import EventLog
 
 AnyGraph = Pregel[Any, Any, Any, Any]

@@ -21,7 +21,8 @@ from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.webhook import send_webhook
 from agent_runtime.schema import Assistant, Run, Usage
-from agent_runtime.storage.base import NewRun, RunOutcome, Storage
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.streaming import EventLog
 
 logger = logging.getLogger("agent_runtime.runs")

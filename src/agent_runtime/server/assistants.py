@@ -25,7 +25,12 @@ from agent_runtime.server.validation import (
     closed,
     parse_uuid,
 )
-from agent_runtime.storage.base import AssistantPatch, AssistantQuery, AssistantSortBy, NewAssistant
+from agent_runtime.storage.records import (
+    AssistantPatch,
+    AssistantQuery,
+    AssistantSortBy,
+    NewAssistant,
+)
 
 router = Router("assistants")
 

@@ -25,7 +25,7 @@ from agent_runtime.server.sse import event_names, gone_response, requested_modes
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import Offset, closed, parse_uuid
 from agent_runtime.server.waiting import waited_response
-from agent_runtime.storage.base import RunOutcome
+from agent_runtime.storage.records import RunOutcome
 from agent_runtime.streaming import parse_last_event_id
 from agent_runtime.streaming.slots import StreamSlot
 

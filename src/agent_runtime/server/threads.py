@@ -26,7 +26,7 @@ from agent_runtime.server.validation import (
     closed,
     parse_uuid,
 )
-from agent_runtime.storage.base import (
+from agent_runtime.storage.records import (
     NewThread,
     PruneStrategy,
     ThreadPatch,

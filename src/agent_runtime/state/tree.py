@@ -10,7 +10,8 @@ from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.executor import AnyGraph
 from agent_runtime.schema import Json
 from agent_runtime.state.checkpoint import thread_graph
-from agent_runtime.storage.base import CheckpointSummary, Storage
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import CheckpointSummary
 
 
 async def get_tree(storage: Storage, registry: GraphRegistry, thread_id: str) -> list[Json]:

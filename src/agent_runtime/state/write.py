@@ -20,7 +20,8 @@ from agent_runtime.runs.executor import AnyGraph, state_outcome
 from agent_runtime.schema import Json, Thread
 from agent_runtime.state.checkpoint import checkpoint_config, require_checkpoint, thread_graph
 from agent_runtime.state.shape import checkpoint_json
-from agent_runtime.storage.base import Storage, ThreadPatch
+from agent_runtime.storage.base import Storage
+from agent_runtime.storage.records import ThreadPatch
 
 T = TypeVar("T")
 

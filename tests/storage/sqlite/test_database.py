@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.errors import ConfigError, StorageError
-from agent_runtime.storage.base import ThreadQuery
+from agent_runtime.storage.records import ThreadQuery
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.storage.sqlite.schema import MIGRATIONS
 

@@ -11,7 +11,7 @@ import aiosqlite
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict
-from agent_runtime.storage.base import AssistantPatch, AssistantQuery, NewAssistant
+from agent_runtime.storage.records import AssistantPatch, AssistantQuery, NewAssistant
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
 from agent_runtime.storage.sqlite.threads import delete_thread_rows

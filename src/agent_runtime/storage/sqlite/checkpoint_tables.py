@@ -20,7 +20,7 @@ from langgraph.checkpoint.sqlite._delta import (
 )
 
 from agent_runtime.encoding import loads
-from agent_runtime.storage.base import CheckpointSummary
+from agent_runtime.storage.records import CheckpointSummary
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
 
 CHECKPOINT_TABLES = ("checkpoints", "writes")

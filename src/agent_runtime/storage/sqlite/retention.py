@@ -9,7 +9,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from agent_runtime.storage.base import PruneResult, PruneStrategy, RetentionPolicy
+from agent_runtime.storage.records import PruneResult, PruneStrategy, RetentionPolicy
 from agent_runtime.storage.sqlite.checkpoint_tables import (
     keep_latest_checkpoints,
     uses_delta_channels,

@@ -19,7 +19,7 @@ from agent_runtime.errors import (
 )
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
-from agent_runtime.storage.base import NewRun, RunOutcome
+from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
 from agent_runtime.storage.sqlite.threads import thread_not_found

@@ -13,7 +13,7 @@ from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
-from agent_runtime.storage.base import NewThread, ThreadPatch, ThreadQuery
+from agent_runtime.storage.records import NewThread, ThreadPatch, ThreadQuery
 from agent_runtime.storage.sqlite.checkpoint_tables import (
     copy_thread_checkpoints,
     delete_thread_checkpoints,

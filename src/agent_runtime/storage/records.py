@@ -1,0 +1,225 @@
+"""The records storage takes and gives back beside the API's own shapes (`schema.py`): queries,
+new rows and patches, how a run ended, retention and pruning. Plain frozen data; no IO."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from agent_runtime.encoding import dumps, loads
+from agent_runtime.runs.options import RunOptions
+from agent_runtime.schema import (
+    Interrupt,
+    Json,
+    Lifecycle,
+    MultitaskStrategy,
+    RunStatus,
+    SortOrder,
+    ThreadStatus,
+    Usage,
+)
+
+AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
+ThreadSortBy = Literal[
+    "thread_id", "status", "created_at", "updated_at", "state_updated_at",
+    "total_tokens", "cost_usd", "run_count", "last_run_at",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssistantQuery:
+    """Filters for searching and counting assistants; every filter must hold."""
+
+    graph_id: str | None = None
+    name: str | None = None
+    """Case-insensitive substring of the assistant's name."""
+    metadata: Json | None = None
+    """JSON containment: the assistant's metadata holds every key with an equal value."""
+    limit: int = 10
+    offset: int = 0
+    sort_by: AssistantSortBy = "created_at"
+    sort_order: SortOrder = "desc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadQuery:
+    """Filters for searching and counting threads; every filter must hold."""
+
+    ids: Sequence[str] | None = None
+    metadata: Json | None = None
+    values: Json | None = None
+    """JSON containment over the values of the thread's latest checkpoint."""
+    status: ThreadStatus | None = None
+    tags: Sequence[str] | None = None
+    """Threads carrying every one of these tags."""
+    name: str | None = None
+    """Case-insensitive substring of the thread's name."""
+    lifecycle: Lifecycle | None = None
+    visible: bool = True
+    """True: visible threads only; False: hidden threads only."""
+    limit: int = 10
+    offset: int = 0
+    sort_by: ThreadSortBy = "created_at"
+    sort_order: SortOrder = "desc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewThread:
+    """A thread to create; the id is already chosen by the caller."""
+
+    thread_id: str
+    metadata: Json = field(default_factory=dict)
+    ttl: Json | None = None
+    name: str | None = None
+    tags: Sequence[str] = ()
+    visible: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadPatch:
+    """Changes to a thread; None keeps the current value. `metadata` is merged."""
+
+    metadata: Json | None = None
+    ttl: Json | None = None
+    name: str | None = None
+    tags: Sequence[str] | None = None
+    visible: bool | None = None
+    lifecycle: Lifecycle | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAssistant:
+    """An assistant to create; `assistant_id` is already chosen by the caller."""
+
+    assistant_id: str
+    graph_id: str
+    config: Json = field(default_factory=dict)
+    context: Json = field(default_factory=dict)
+    metadata: Json = field(default_factory=dict)
+    name: str = "Untitled"
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssistantPatch:
+    """Changes for a new assistant version; None keeps the current value.
+
+    `metadata` is merged into the current metadata; the others replace.
+    """
+
+    graph_id: str | None = None
+    config: Json | None = None
+    context: Json | None = None
+    metadata: Json | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    """A run to queue; ids are chosen by the caller."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    graph_id: str
+    metadata: Json = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)
+    """What the run was asked to do; stored as the run's `kwargs`."""
+    multitask_strategy: MultitaskStrategy = "enqueue"
+    if_not_exists: Literal["create", "reject"] = "reject"
+    """What to do when the thread does not exist: create it in the same transaction, or 404."""
+    thread_metadata: Json | None = None
+    """Metadata for a thread created by `if_not_exists="create"`."""
+    not_before: datetime | None = None
+    """The run is not started before this time (from `after_seconds`)."""
+    tags: Sequence[str] = ()
+    """Added to the thread's tags (from the run's `config.tags` or `tags`)."""
+    thread_visible: bool = True
+    """Visibility of a thread created by `if_not_exists="create"`."""
+    thread_ttl: Json | None = None
+    """TTL of a thread created by `if_not_exists="create"` (the configured default)."""
+    max_tags: int = 20
+    """The thread may carry at most this many tags once the run's are added."""
+    max_pending: int | None = None
+    """With `enqueue`, refuse the run (429) when the thread already has this many runs
+    pending; checked in the transaction that queues it, so concurrent creates cannot pass it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    """How a run ended and what its thread looks like afterwards."""
+
+    status: RunStatus
+    error: str | None = None
+    thread_status: ThreadStatus = "idle"
+    """The thread's status unless more runs are queued on it (then it stays busy)."""
+    values: Json | None = None
+    """The thread's latest state values as JSON; None (with `values_json` None) keeps what the
+    thread had."""
+    values_json: bytes | None = None
+    """The same values already encoded, when whoever built the outcome had to encode them
+    anyway (a run's last `values` event): storage and `wait` use these bytes as they are, so a
+    run encodes its final state once. Given alone, `values` stays None."""
+    message_count: int | None = None
+    """Messages in the values, counted on the graph's own objects; None counts them in
+    `values` (and leaves the thread's count alone if there is no message list)."""
+    interrupts: dict[str, list[Interrupt]] = field(default_factory=dict)
+    usage: Usage | None = None
+    """The run's token usage and cost; added to the thread's totals."""
+
+    def encoded_values(self) -> bytes | None:
+        """The values as JSON, encoded here only if nobody has yet; None keeps the thread's."""
+        if self.values_json is not None:
+            return self.values_json
+        return None if self.values is None else dumps(self.values)
+
+    def decoded_values(self) -> Json | None:
+        """The values as a dict of JSON values, decoded here only if nobody has yet."""
+        if self.values is not None or self.values_json is None:
+            return self.values
+        decoded: Json = loads(self.values_json)
+        return decoded
+
+    def count_messages(self) -> int | None:
+        """How many messages the values hold; None when they hold no message list."""
+        if self.message_count is not None:
+            return self.message_count
+        found = (self.values or {}).get("messages")
+        return len(found) if isinstance(found, list) else None
+
+
+PruneStrategy = Literal["delete", "keep_latest"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionPolicy:
+    """When idle threads expire, beyond each thread's own TTL (from `agent_runtime.limits`)."""
+
+    inactivity: timedelta | None = None
+    max_age: timedelta | None = None
+    strategy: PruneStrategy = "delete"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneResult:
+    pruned: list[str]
+    skipped: dict[str, str]
+    """Thread id -> why it was left alone (locked, busy, unknown, delta channels)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointSummary:
+    """One checkpoint without its values: enough to draw a thread's branches."""
+
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    metadata: Json
+    created_at: str | None
+    channel_versions: Json
+    versions_seen: dict[str, Json]
+    channels_with_values: frozenset[str]
+    """Channels holding a value at this checkpoint (what makes a trigger available)."""
