@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ from agent_runtime.server.services import Services
 from agent_runtime.storage.checkpoint_cache import CachingSerializer
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 STARTUP_TIMEOUT_SECONDS = 20.0
 
 
@@ -80,6 +81,19 @@ class RunningServer:
 def example_config(database: Path) -> RuntimeConfig:
     """The repository's own langgraph.json (the example graphs) on a given database file."""
     return load_config(ROOT / "langgraph.json", database=database, environ={})
+
+
+async def until(check: Callable[[], Awaitable[T]], *, within: float = 5.0) -> T:
+    """Poll `check` until it returns something truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"gave up after {within} s; last value: {value!r}")
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

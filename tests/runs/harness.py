@@ -4,12 +4,10 @@ storage under `tmp_path`, real compiled graphs (tests/fixtures/manager/langgraph
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from agent_runtime.config import RuntimeConfig, load_config
 from agent_runtime.encoding import loads
@@ -25,20 +23,6 @@ from agent_runtime.streaming import MemoryEventLog
 from tests.conftest import ROOT
 
 MANAGER_CONFIG = ROOT / "tests" / "fixtures" / "manager" / "langgraph.json"
-T = TypeVar("T")
-
-
-async def until(check: Callable[[], Awaitable[T]], *, within: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up after {within} s; last value: {value!r}")
-        await asyncio.sleep(0.01)
 
 
 @dataclass(slots=True, kw_only=True)

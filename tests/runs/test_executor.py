@@ -14,7 +14,8 @@ from agent_runtime.runs.executor import RunExecutor, build_config
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Assistant, Run
 from agent_runtime.storage.records import NewRun, RunOutcome
-from tests.runs.harness import Harness, until
+from tests.conftest import until
+from tests.runs.harness import Harness
 
 EMPTY = {"steps": []}
 HELLO = {"messages": [{"role": "user", "content": "hello there"}]}

@@ -13,7 +13,8 @@ import pytest
 
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.storage.records import ThreadQuery
-from tests.runs.harness import Harness, build_harness, until
+from tests.conftest import until
+from tests.runs.harness import Harness, build_harness
 
 EMPTY = {"steps": []}
 THREE = ["one", "two", "three"]

@@ -3,32 +3,17 @@ state, start a slow run, read which run wrote each checkpoint."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import Any
 
 import httpx
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, until
 
-T = TypeVar("T")
 EMPTY = {"steps": []}
 THREE = ["one", "two", "three"]
 MISSING = "00000000-0000-4000-8000-000000000000"
-
-
-async def until(check: Callable[[], Awaitable[T]], *, within: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up after {within} s; last value: {value!r}")
-        await asyncio.sleep(0.01)
 
 
 async def status_of(client: LangGraphClient, thread_id: str, run_id: str) -> str:
