@@ -25,6 +25,15 @@ ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_SECONDS = 20.0
 
 
+def json_of(value: object) -> dict[str, Any]:
+    """`value` as the JSON object the server answered. langgraph_sdk types its answers as
+    TypedDicts that lack our extension fields (`attempt`, `error`, `usage`, `message_count`, ...)
+    or as unions (`dict | None`, `list[dict] | dict`); this narrows to the object the test knows
+    it got, and fails the test with the value if it got something else."""
+    assert isinstance(value, dict), f"expected a JSON object, got {value!r}"
+    return value
+
+
 class RunningServer:
     """A uvicorn serving one app in this event loop; `url` is where it listens. Pass a
     `FakeClock` as `clock` to drive the server's time (stamps, due runs, expiry) by hand."""

@@ -8,18 +8,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+from langchain_core.runnables import RunnableConfig
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, json_of
 
 T = TypeVar("T")
-EMPTY = {"steps": []}
+EMPTY: dict[str, Any] = {"steps": []}
 THREE = ["one", "two", "three"]
 MISSING = "00000000-0000-4000-8000-000000000000"
 
 
-async def until(check: Callable[[], Awaitable[T]], *, within: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy."""
+async def until(check: Callable[[], Awaitable[T | None]], *, within: float = 5.0) -> T:
+    """Poll `check` until it returns something truthy (so never None)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
@@ -50,7 +51,7 @@ async def until_steps(client: LangGraphClient, thread_id: str, steps: list[str])
 
     async def check() -> bool:
         state = await client.threads.get_state(thread_id)
-        return state["values"].get("steps") == steps
+        return json_of(state["values"]).get("steps") == steps
 
     await until(check)
 
@@ -71,7 +72,7 @@ async def start_slow(
 async def checkpoint_run_ids(server: RunningServer, thread_id: str) -> list[str | None]:
     """The `run_id` in the metadata of every checkpoint of the thread, read below HTTP."""
     graph = await server.services().registry.get_graph("slow")
-    config = {"configurable": {"thread_id": thread_id}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     return [
         (state.metadata or {}).get("run_id") async for state in graph.aget_state_history(config)
     ]
