@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,6 +23,7 @@ from agent_runtime.storage.checkpoint_cache import CachingSerializer
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_SECONDS = 20.0
+T = TypeVar("T")
 
 
 def json_of(value: object) -> dict[str, Any]:
@@ -32,6 +33,13 @@ def json_of(value: object) -> dict[str, Any]:
     it got, and fails the test with the value if it got something else."""
     assert isinstance(value, dict), f"expected a JSON object, got {value!r}"
     return value
+
+
+def generator(stream: AsyncIterator[T]) -> AsyncGenerator[T, Any]:
+    """`stream` as the async generator it is. langgraph_sdk declares its streams as
+    `AsyncIterator`s, which `contextlib.aclosing` cannot close (closing hangs up the request)."""
+    assert isinstance(stream, AsyncGenerator), f"expected an async generator, got {stream!r}"
+    return stream
 
 
 class RunningServer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.storage.base import ThreadQuery
 from tests.runs.harness import Harness, build_harness, until
 
-EMPTY = {"steps": []}
+EMPTY: dict[str, Any] = {"steps": []}
 THREE = ["one", "two", "three"]
 CANCELLED = {"error": "CancelledError", "message": "The run was cancelled (interrupt)"}
 
