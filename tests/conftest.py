@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +22,24 @@ from agent_runtime.server.services import Services
 from agent_runtime.storage.checkpoint_cache import CachingSerializer
 
 ROOT = Path(__file__).resolve().parents[1]
-T = TypeVar("T")
 STARTUP_TIMEOUT_SECONDS = 20.0
+T = TypeVar("T")
+
+
+def json_of(value: object) -> dict[str, Any]:
+    """`value` as the JSON object the server answered. langgraph_sdk types its answers as
+    TypedDicts that lack our extension fields (`attempt`, `error`, `usage`, `message_count`, ...)
+    or as unions (`dict | None`, `list[dict] | dict`); this narrows to the object the test knows
+    it got, and fails the test with the value if it got something else."""
+    assert isinstance(value, dict), f"expected a JSON object, got {value!r}"
+    return value
+
+
+def generator(stream: AsyncIterator[T]) -> AsyncGenerator[T, Any]:
+    """`stream` as the async generator it is. langgraph_sdk declares its streams as
+    `AsyncIterator`s, which `contextlib.aclosing` cannot close (closing hangs up the request)."""
+    assert isinstance(stream, AsyncGenerator), f"expected an async generator, got {stream!r}"
+    return stream
 
 
 class RunningServer:
@@ -83,8 +99,8 @@ def example_config(database: Path) -> RuntimeConfig:
     return load_config(ROOT / "langgraph.json", database=database, environ={})
 
 
-async def until(check: Callable[[], Awaitable[T]], *, within: float = 5.0) -> T:
-    """Poll `check` until it returns something truthy."""
+async def until(check: Callable[[], Awaitable[T | None]], *, within: float = 5.0) -> T:
+    """Poll `check` until it returns something truthy (so never None)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:

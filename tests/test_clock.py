@@ -19,10 +19,11 @@ from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.clock import FAKE_EPOCH, SYSTEM_CLOCK, FakeClock
 from agent_runtime.config import config_from_dict
-from tests.conftest import RunningServer, example_config
+from tests.conftest import RunningServer, example_config, json_of
 from tests.server.conftest import RUNS_CONFIG
 
-HOUR = 3600.0
+HOUR = 3600  # seconds; the SDK types `after_seconds` as an int
+STEPS: dict[str, Any] = {"steps": []}
 # Real time given to the server to act (or to show that it does not) after a clock move.
 SETTLE_SECONDS = 0.3
 pytestmark = pytest.mark.timeout(30)
@@ -126,11 +127,11 @@ async def test_after_seconds_falls_due_when_the_fake_clock_passes_it(
     async with _serve(tmp_path, clock) as (client, _):
         thread_id = (await client.threads.create())["thread_id"]
         run = await client.runs.create(
-            thread_id, "slow", input={"steps": []}, context={"delay": 0}, after_seconds=HOUR
+            thread_id, "slow", input=STEPS, context={"delay": 0}, after_seconds=HOUR
         )
         assert run["status"] == "pending"
         # Stamped by the same clock that decides when the run is due.
-        assert run["created_at"].startswith("2026-01-01T00:00:00")
+        assert json_of(run)["created_at"].startswith("2026-01-01T00:00:00")
 
         await asyncio.sleep(SETTLE_SECONDS)
         assert await _status(client, thread_id, run["run_id"]) == "pending"
@@ -144,7 +145,7 @@ async def test_after_seconds_falls_due_when_the_fake_clock_passes_it(
         assert result == {"steps": ["one", "two", "three"]}
         finished = await client.runs.get(thread_id, run["run_id"])
         assert finished["status"] == "success"
-        assert finished["updated_at"].startswith("2026-01-01T01:00:00")
+        assert json_of(finished)["updated_at"].startswith("2026-01-01T01:00:00")
 
 
 async def test_a_wake_before_the_due_time_leaves_the_delayed_run_waiting(
@@ -153,12 +154,10 @@ async def test_a_wake_before_the_due_time_leaves_the_delayed_run_waiting(
     async with _serve(tmp_path, clock) as (client, _):
         thread_id = (await client.threads.create())["thread_id"]
         delayed = await client.runs.create(
-            thread_id, "slow", input={"steps": []}, context={"delay": 0}, after_seconds=HOUR
+            thread_id, "slow", input=STEPS, context={"delay": 0}, after_seconds=HOUR
         )
         # A run without a delay wakes the thread's worker and overtakes the delayed one.
-        prompt = await client.runs.create(
-            thread_id, "slow", input={"steps": []}, context={"delay": 0}
-        )
+        prompt = await client.runs.create(thread_id, "slow", input=STEPS, context={"delay": 0})
         await asyncio.wait_for(client.runs.join(thread_id, prompt["run_id"]), 10)
         await asyncio.sleep(SETTLE_SECONDS)
         assert await _status(client, thread_id, delayed["run_id"]) == "pending"

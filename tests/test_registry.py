@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.pregel import Pregel
 from langgraph.store.memory import InMemoryStore
@@ -207,7 +208,7 @@ async def test_graph_registry_attaches_checkpointer_and_store_to_a_compiled_grap
         assert graph is await registry.get_graph("agent")
         assert graph.checkpointer is saver
         assert graph.store is store
-        thread = {"configurable": {"thread_id": "t1"}}
+        thread: RunnableConfig = {"configurable": {"thread_id": "t1"}}
         assert await graph.ainvoke({"text": "hi"}, thread) == {"text": "HI"}
 
     async with AsyncSqliteSaver.from_conn_string(str(tmp_path / "state.sqlite")) as reopened:

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
-    AnyMessage,
+    BaseMessage,
     HumanMessage,
     RemoveMessage,
 )
@@ -23,6 +24,7 @@ from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES, add_messages
 from langgraph_sdk.client import LangGraphClient
+from tests.conftest import json_of
 
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 _module_numbers = itertools.count()
@@ -58,17 +60,17 @@ def _conversation(count: int) -> list[str]:
     return [line for n in range(1, count + 1) for line in (f"turn {n}", _reply(f"turn {n}"))]
 
 
-def _shape(messages: list[AnyMessage]) -> list[tuple[str, str | None, Any]]:
+def _shape(messages: Sequence[BaseMessage]) -> list[tuple[str, str | None, Any]]:
     return [(m.type, m.id, m.content) for m in messages]
 
 
-def _id(entry: dict[str, Any]) -> str:
-    checkpoint_id: str = entry["checkpoint"]["checkpoint_id"]
+def _id(entry: object) -> str:
+    checkpoint_id: str = json_of(entry)["checkpoint"]["checkpoint_id"]
     return checkpoint_id
 
 
-def _contents(values: dict[str, Any]) -> list[str]:
-    return [m["content"] for m in values.get("messages", [])]
+def _contents(values: object) -> list[str]:
+    return [m["content"] for m in json_of(values).get("messages", [])]
 
 
 # A write sequence touching every rule: appends, replace by id, remove, remove-all, chunks,
@@ -111,7 +113,8 @@ async def test_reducer_matches_add_messages() -> None:
     writes = [WRITES[i] for i in (0, 1, 2, 4, 6, 7)]
     expected = start
     for count, write in enumerate(writes, start=1):
-        expected = add_messages(expected, write)
+        # Given lists, add_messages returns a list (its annotation also allows one message).
+        expected = cast(list[Any], add_messages(expected, write))
         batched = reduce(start, writes[:count])
         assert _shape(batched) == _shape(expected)
         assert all(type(m) is not AIMessageChunk for m in batched)
@@ -208,15 +211,14 @@ async def _long_thread(client: LangGraphClient) -> tuple[str, list[str]]:
 
 
 async def _history(client: LangGraphClient, thread_id: str, **kwargs: Any) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = await client.threads.get_history(thread_id, limit=1000, **kwargs)
-    return found
+    return [json_of(s) for s in await client.threads.get_history(thread_id, limit=1000, **kwargs)]
 
 
 @pytest.mark.timeout(60)
 async def test_state_and_history_replay_every_checkpoint(client: LangGraphClient) -> None:
     thread_id, run_ids = await _long_thread(client)
     state = await client.threads.get_state(thread_id)
-    final = state["values"]["messages"]
+    final = json_of(state["values"])["messages"]
     assert _contents(state["values"]) == _conversation(TURNS)
     assert len({m["id"] for m in final}) == len(final)
 
@@ -263,10 +265,10 @@ async def test_updates_fork_and_copy_on_a_delta_channel(client: LangGraphClient)
     )
     fork = await client.threads.get_state(thread_id)
     assert fork["checkpoint"] == forked["checkpoint"]
-    assert fork["parent_checkpoint"]["checkpoint_id"] == _id(middle)
+    assert json_of(fork["parent_checkpoint"])["checkpoint_id"] == _id(middle)
     assert _contents(fork["values"]) == [*_contents(middle["values"])[:-1], "edited"]
     # The fork goes on; the old branch still reads as it was.
-    after = await client.runs.wait(thread_id, "chat", input=_said("on the fork"))
+    after = json_of(await client.runs.wait(thread_id, "chat", input=_said("on the fork")))
     assert _contents(after)[-3:] == ["edited", "on the fork", _reply("on the fork")]
     assert await client.threads.get_state(thread_id, checkpoint_id=_id(tip)) == tip
 
@@ -276,7 +278,7 @@ async def test_updates_fork_and_copy_on_a_delta_channel(client: LangGraphClient)
         thread_id, {"messages": [{"type": "remove", "id": removed, "content": ""}]}, as_node="model"
     )
     without = await client.threads.get_state(thread_id)
-    assert [m["id"] for m in without["values"]["messages"]] == [
+    assert [m["id"] for m in json_of(without["values"])["messages"]] == [
         m["id"] for m in after["messages"][1:]
     ]
 
@@ -284,8 +286,8 @@ async def test_updates_fork_and_copy_on_a_delta_channel(client: LangGraphClient)
     await client.threads.update_state(thread_id, None, as_node="__copy__", checkpoint_id=_id(tip))
     copied = await client.threads.get_state(thread_id)
     assert copied["values"] == tip["values"]
-    assert copied["metadata"]["source"] == "fork"
-    again = await client.runs.wait(thread_id, "chat", input=_said("after the copy"))
+    assert json_of(copied["metadata"])["source"] == "fork"
+    again = json_of(await client.runs.wait(thread_id, "chat", input=_said("after the copy")))
     assert _contents(again) == [*_conversation(TURNS), "after the copy", _reply("after the copy")]
 
 
@@ -293,7 +295,8 @@ async def test_updates_fork_and_copy_on_a_delta_channel(client: LangGraphClient)
 async def test_thread_copy_keeps_the_delta_history(client: LangGraphClient) -> None:
     thread_id, _ = await _long_thread(client)
     original = await _history(client, thread_id)
-    copy_id = (await client.threads.copy(thread_id))["thread_id"]
+    # The SDK types `copy` as returning None; the API answers with the new thread.
+    copy_id = json_of(await client.threads.copy(thread_id))["thread_id"]  # type: ignore[func-returns-value]
     copy = await _history(client, copy_id)
 
     def _without_thread(entries: list[dict[str, Any]]) -> list[Any]:
@@ -301,7 +304,7 @@ async def test_thread_copy_keeps_the_delta_history(client: LangGraphClient) -> N
 
     assert _without_thread(copy) == _without_thread(original)
     # The copy goes on from its own history; the original is untouched.
-    values = await client.runs.wait(copy_id, "chat", input=_said("in the copy"))
+    values = json_of(await client.runs.wait(copy_id, "chat", input=_said("in the copy")))
     assert _contents(values) == [*_conversation(TURNS), "in the copy", _reply("in the copy")]
     assert await _history(client, thread_id) == original
 
@@ -340,7 +343,7 @@ async def test_messages_without_ids_keep_their_ids_between_reads(
     first = await client.threads.get_state(thread_id)
     again = await client.threads.get_state(thread_id)
     assert _contents(first["values"]) == ["plain text", _reply("plain text")]
-    assert first["values"]["messages"][0]["id"]
+    assert json_of(first["values"])["messages"][0]["id"]
     assert again["values"] == first["values"]
 
 
@@ -349,7 +352,7 @@ async def test_agent_tool_calls_through_a_delta_channel(client: LangGraphClient)
     await client.runs.wait(thread_id, "approval", input=_said("what is 6 * 7"))
     waiting = await client.threads.get_state(thread_id)
     assert waiting["next"] == ["approve"]
-    resumed = await client.runs.wait(thread_id, "approval", command={"resume": "approve"})
+    resumed = json_of(await client.runs.wait(thread_id, "approval", command={"resume": "approve"}))
     assert [m["type"] for m in resumed["messages"]] == ["human", "ai", "tool", "ai"]
     assert resumed["messages"][2]["content"] == "42"
     assert resumed["messages"][-1]["content"] == "The result is 42."

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from tests.conftest import ROOT, RunningServer
+from tests.conftest import ROOT, RunningServer, json_of
 
 from agent_runtime.config import config_from_dict
 from agent_runtime.models import load_chat_model
@@ -182,8 +182,8 @@ async def test_streamed_and_waited_runs_record_the_same_usage(
     for thread in (waited, streamed):
         [run] = await client.runs.list(thread["thread_id"])
         assert run["status"] == "success"
-        assert run["usage"] == EXPECTED_USAGE
-        assert (await client.threads.get(thread["thread_id"]))["usage"] == EXPECTED_USAGE
+        assert json_of(run)["usage"] == EXPECTED_USAGE
+        assert json_of(await client.threads.get(thread["thread_id"]))["usage"] == EXPECTED_USAGE
 
 
 @pytest.mark.timeout(30)
@@ -198,4 +198,4 @@ async def test_streamed_run_over_raw_sse_records_usage(
         text = (await response.aread()).decode()
     assert "event: error" not in text
     [run] = await client.runs.list(thread_id)
-    assert run["usage"] == EXPECTED_USAGE
+    assert json_of(run)["usage"] == EXPECTED_USAGE

@@ -88,8 +88,9 @@ class Harness:
         found: Json = state.values
         return found
 
-    async def checkpoint_run_ids(self, thread_id: str) -> list[str]:
-        """The run id in the metadata of every checkpoint the thread holds, oldest first."""
+    async def checkpoint_run_ids(self, thread_id: str) -> list[str | None]:
+        """The run id in the metadata of every checkpoint the thread holds, oldest first (None
+        where a checkpoint has none)."""
         summaries = await self.storage.list_checkpoint_summaries(thread_id)
         return [s.metadata.get("run_id") for s in summaries]
 

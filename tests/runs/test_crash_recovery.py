@@ -16,7 +16,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, json_of
 
 CRASH_CONFIG = ROOT / "tests" / "fixtures" / "crash" / "langgraph.json"
 STEPS = ("one", "two", "three", "four")
@@ -146,7 +146,7 @@ async def _ended(client: LangGraphClient, thread_id: str, run_id: str) -> dict[s
 async def _blocked_in(client: LangGraphClient, thread_id: str, run_id: str, attempt: int) -> bool:
     run = await client.runs.get(thread_id, run_id)
     started = await _steps(client, thread_id) == ["start"]
-    return (run["status"], run["attempt"], started) == ("running", attempt, True)
+    return (run["status"], json_of(run)["attempt"], started) == ("running", attempt, True)
 
 
 def _labelled(label: str, attempts: list[int]) -> list[str]:

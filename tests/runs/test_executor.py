@@ -17,7 +17,7 @@ from agent_runtime.storage.records import NewRun, RunOutcome
 from tests.conftest import until
 from tests.runs.harness import Harness
 
-EMPTY = {"steps": []}
+EMPTY: dict[str, Any] = {"steps": []}
 HELLO = {"messages": [{"role": "user", "content": "hello there"}]}
 LIMIT_DETAIL = (
     "The thread would hold {count} messages, over the limit of {limit} "
@@ -287,7 +287,7 @@ async def test_a_retried_attempt_continues_from_its_own_checkpoint(harness: Harn
 
     retried = await harness.storage.claim_next_run(tid)
     assert retried is not None and retried["attempt"] == 2
-    fast = {**retried, "kwargs": {**retried["kwargs"], "context": {"delay": 0}}}
+    fast: Run = {**retried, "kwargs": {**retried["kwargs"], "context": {"delay": 0}}}
     outcome, events = await execute(harness, fast, executor=executor)
     # Replaying the input would have run "one" a second time.
     assert outcome.decoded_values() == {"steps": ["one", "two", "three"]}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from agent_runtime.storage.records import ThreadQuery
 from tests.conftest import until
 from tests.runs.harness import Harness, build_harness
 
-EMPTY = {"steps": []}
+EMPTY: dict[str, Any] = {"steps": []}
 THREE = ["one", "two", "three"]
 CANCELLED = {"error": "CancelledError", "message": "The run was cancelled (interrupt)"}
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import AsyncCallbackHandler, AsyncCallbackManager
 from langchain_core.callbacks import manager as callback_manager
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, get_buffer_string
 
 from agent_runtime.models.offline import OfflineChatModel
 from agent_runtime.runs.recorder import RunRecorder
@@ -33,7 +33,7 @@ async def _ignore(call: ToolCall) -> None:
 def rendered(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every conversation LangChain's callback manager renders as text for `on_llm_start`."""
     calls: list[Any] = []
-    real = callback_manager.get_buffer_string
+    real = get_buffer_string
 
     def spy(messages: Any, **kwargs: Any) -> str:
         calls.append(messages)

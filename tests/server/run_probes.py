@@ -7,11 +7,12 @@ from collections.abc import Awaitable
 from typing import Any
 
 import httpx
+from langchain_core.runnables import RunnableConfig
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import RunningServer, until
+from tests.conftest import RunningServer, json_of, until
 
-EMPTY = {"steps": []}
+EMPTY: dict[str, Any] = {"steps": []}
 THREE = ["one", "two", "three"]
 MISSING = "00000000-0000-4000-8000-000000000000"
 
@@ -35,7 +36,7 @@ async def until_steps(client: LangGraphClient, thread_id: str, steps: list[str])
 
     async def check() -> bool:
         state = await client.threads.get_state(thread_id)
-        return state["values"].get("steps") == steps
+        return json_of(state["values"]).get("steps") == steps
 
     await until(check)
 
@@ -56,7 +57,7 @@ async def start_slow(
 async def checkpoint_run_ids(server: RunningServer, thread_id: str) -> list[str | None]:
     """The `run_id` in the metadata of every checkpoint of the thread, read below HTTP."""
     graph = await server.services().registry.get_graph("slow")
-    config = {"configurable": {"thread_id": thread_id}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     return [
         (state.metadata or {}).get("run_id") async for state in graph.aget_state_history(config)
     ]

@@ -12,7 +12,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, generator, json_of, until
 from tests.server.run_probes import (
     EMPTY,
     MISSING,
@@ -22,7 +22,6 @@ from tests.server.run_probes import (
     start_slow,
     status_of,
     thread_status,
-    until,
     until_status,
     until_steps,
 )
@@ -47,8 +46,8 @@ async def test_cancel_running_run_stops_it_mid_step(
     assert loop.time() - started < 0.5
 
     stopped = await rclient.runs.get(tid, run["run_id"])
-    assert stopped["error"] == "The run was cancelled (interrupt)"
-    assert stopped["attempt"] == 1
+    assert json_of(stopped)["error"] == "The run was cancelled (interrupt)"
+    assert json_of(stopped)["attempt"] == 1
     thread = await rclient.threads.get(tid)
     # Nothing had finished: the thread holds the input and would run "one" next.
     assert thread["status"] == "interrupted"
@@ -61,7 +60,7 @@ async def test_cancel_ends_the_run_stream(rclient: LangGraphClient) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     events: list[tuple[str, Any]] = []
     stream = rclient.runs.stream(tid, "slow", input=EMPTY, context={"delay": 1})
-    async with contextlib.aclosing(stream) as parts:
+    async with contextlib.aclosing(generator(stream)) as parts:
         async for part in parts:
             events.append((part.event, part.data))
             if part.event == "values":
@@ -160,7 +159,7 @@ async def test_cancel_pending_run_never_starts(
     await asyncio.sleep(0.1)
     never = await rclient.runs.get(tid, queued["run_id"])
     assert never["status"] == "interrupted"
-    assert never["attempt"] == 0
+    assert json_of(never)["attempt"] == 0
     assert (await rclient.threads.get_state(tid))["values"] == {"steps": THREE}
     assert await thread_status(rclient, tid) == "idle"
 
@@ -289,7 +288,7 @@ async def test_bulk_cancel_by_thread(rclient: LangGraphClient) -> None:
     await rclient.runs.cancel_many(thread_id=tid)
     await until_status(rclient, tid, running["run_id"], "interrupted", within=0.5)
     assert await status_of(rclient, tid, queued["run_id"]) == "interrupted"
-    assert (await rclient.runs.get(tid, queued["run_id"]))["attempt"] == 0
+    assert json_of(await rclient.runs.get(tid, queued["run_id"]))["attempt"] == 0
     await until(lambda: is_(thread_status(rclient, tid), "interrupted"))
     assert await rclient.runs.join(other, untouched["run_id"]) == {"steps": THREE}
     assert await status_of(rclient, other, untouched["run_id"]) == "success"
@@ -305,7 +304,7 @@ async def test_bulk_cancel_pending_only(rclient: LangGraphClient) -> None:
     assert await status_of(rclient, tid, queued["run_id"]) == "interrupted"
     assert await rclient.runs.join(tid, running["run_id"]) == {"steps": THREE}
     assert await status_of(rclient, tid, running["run_id"]) == "success"
-    assert (await rclient.runs.get(tid, queued["run_id"]))["attempt"] == 0
+    assert json_of(await rclient.runs.get(tid, queued["run_id"]))["attempt"] == 0
 
 
 async def test_bulk_cancel_running_only(rclient: LangGraphClient) -> None:
@@ -402,7 +401,7 @@ async def _stream_until_first_values(client: LangGraphClient, thread_id: str, **
     """Start a slow streamed run, read up to its first `values` event, then hang up."""
     run_id = ""
     stream = client.runs.stream(thread_id, "slow", input=EMPTY, context={"delay": 1}, **kwargs)
-    async with contextlib.aclosing(stream) as parts:
+    async with contextlib.aclosing(generator(stream)) as parts:
         async for part in parts:
             if part.event == "metadata":
                 run_id = part.data["run_id"]
@@ -420,7 +419,9 @@ async def test_on_disconnect_cancel_interrupts_the_run(rclient: LangGraphClient)
     hung_up = loop.time()
     await until_status(rclient, tid, run_id, "interrupted", within=0.5)
     assert loop.time() - hung_up < 0.5
-    assert (await rclient.runs.get(tid, run_id))["error"] == "The run was cancelled (interrupt)"
+    assert (
+        json_of(await rclient.runs.get(tid, run_id))["error"] == "The run was cancelled (interrupt)"
+    )
 
 
 @pytest.mark.timeout(20)
@@ -428,7 +429,7 @@ async def test_on_disconnect_default_continues(rclient: LangGraphClient) -> None
     tid = (await rclient.threads.create())["thread_id"]
     stream = rclient.runs.stream(tid, "slow", input=EMPTY, context={"delay": 0.15})
     run_id = ""
-    async with contextlib.aclosing(stream) as parts:
+    async with contextlib.aclosing(generator(stream)) as parts:
         async for part in parts:
             if part.event == "metadata":
                 run_id = part.data["run_id"]

@@ -16,7 +16,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.config import load_config
 from agent_runtime.registry import default_assistant_id
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, json_of
 from tests.server.conftest import RUNS_CONFIG
 
 
@@ -26,7 +26,8 @@ def _echo(text: str) -> str:
 
 async def _chat(rclient: LangGraphClient, text: str) -> str:
     tid: str = (await rclient.threads.create())["thread_id"]
-    await rclient.runs.wait(tid, "chat", input={"messages": [{"role": "user", "content": text}]})
+    turn: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
+    await rclient.runs.wait(tid, "chat", input=turn)
     return tid
 
 
@@ -70,11 +71,11 @@ async def test_messages_are_added_as_a_new_checkpoint(
     # As stored: the messages view, the state and the thread all hold them, ids and all.
     listed = (await rhttp.get(f"/threads/{tid}/messages")).json()
     assert listed[-2:] == added["messages"]
-    assert after["values"]["messages"] == listed
+    assert json_of(after["values"])["messages"] == listed
     assert [m["content"] for m in listed[:2]] == ["hello", _echo("hello")]
     thread = await rclient.threads.get(tid)
-    assert (thread["status"], thread["message_count"]) == ("idle", 4)
-    assert thread["values"]["messages"] == listed
+    assert (thread["status"], json_of(thread)["message_count"]) == ("idle", 4)
+    assert json_of(thread["values"])["messages"] == listed
     assert len(await rclient.threads.get_history(tid, limit=100)) == len(history) + 1
     assert after["next"] == []
 

@@ -15,7 +15,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.config import load_config
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, json_of
 
 UNKNOWN = "no-such-message"
 
@@ -49,7 +49,7 @@ async def _contents(rhttp: httpx.AsyncClient, tid: str) -> list[Any]:
 
 async def _history_contents(rclient: LangGraphClient, tid: str) -> list[list[Any]]:
     history = await rclient.threads.get_history(tid, limit=1000)
-    return [[m["content"] for m in h["values"].get("messages", [])] for h in history]
+    return [[m["content"] for m in json_of(h["values"]).get("messages", [])] for h in history]
 
 
 def _not_found(tid: str, message_id: str) -> dict[str, str]:
@@ -76,7 +76,7 @@ async def test_list_is_the_conversation_oldest_first(
         ("ai", _echo("two")),
     ]
     # The same JSON the state carries, ids included.
-    assert listed == (await rclient.threads.get_state(tid))["values"]["messages"]
+    assert listed == json_of((await rclient.threads.get_state(tid))["values"])["messages"]
     assert all(m["id"] for m in listed)
 
 
@@ -148,10 +148,11 @@ async def test_patch_content_is_a_new_checkpoint_and_history_keeps_the_old(
     state = await rclient.threads.get_state(tid)
     assert state["checkpoint"] == body["checkpoint"]
     assert state["parent_checkpoint"] == before["checkpoint"]
-    assert state["metadata"]["source"] == "update"
+    assert json_of(state["metadata"])["source"] == "update"
     assert state["next"] == before["next"] == []
     # The thread's cached values follow the edit.
-    assert (await rclient.threads.get(tid))["values"]["messages"] == [body["message"], reply]
+    thread = await rclient.threads.get(tid)
+    assert json_of(thread["values"])["messages"] == [body["message"], reply]
     history = await _history_contents(rclient, tid)
     assert history[0] == ["bonjour", _echo("hello")]
     assert history[1] == ["hello", _echo("hello")]
@@ -217,8 +218,8 @@ async def test_delete_removes_the_message_and_history_keeps_it(
     assert total == "3"
     state = await rclient.threads.get_state(tid)
     assert state["checkpoint"] == body["checkpoint"]
-    assert state["metadata"]["source"] == "update"
-    assert len((await rclient.threads.get(tid))["values"]["messages"]) == 3
+    assert json_of(state["metadata"])["source"] == "update"
+    assert len(json_of((await rclient.threads.get(tid))["values"])["messages"]) == 3
     assert _echo("one") in (await _history_contents(rclient, tid))[1]
 
     response = await rhttp.delete(url)
@@ -259,7 +260,12 @@ async def test_editing_an_interrupted_thread_keeps_its_next_node(
     # and the resume value answers it.
     assert after["interrupts"] == []
     done = await rclient.runs.wait(tid, "approval", command={"resume": "approve"})
-    assert [m["content"] for m in done["messages"]] == ["6 * 7?", "", "42", "The result is 42."]
+    assert [m["content"] for m in json_of(done)["messages"]] == [
+        "6 * 7?",
+        "",
+        "42",
+        "The result is 42.",
+    ]
 
 
 async def test_edits_work_on_a_plain_add_messages_channel(

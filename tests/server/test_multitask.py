@@ -8,7 +8,7 @@ import asyncio
 import httpx
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, json_of
 from tests.server.run_probes import (
     EMPTY,
     THREE,
@@ -61,7 +61,9 @@ async def test_enqueue_five_runs_finish_in_creation_order(rclient: LangGraphClie
     for run in runs:
         await rclient.runs.join(tid, run["run_id"])
     state = await rclient.threads.get_state(tid)
-    assert state["values"]["steps"] == [f"{n}:{end}" for n in range(5) for end in ("start", "end")]
+    assert json_of(state["values"])["steps"] == [
+        f"{n}:{end}" for n in range(5) for end in ("start", "end")
+    ]
     listed = await rclient.runs.list(tid)
     assert [r["run_id"] for r in listed] == [r["run_id"] for r in reversed(runs)]
     assert {r["status"] for r in listed} == {"success"}
@@ -147,12 +149,14 @@ async def test_interrupt_strategy_stops_first_run_and_keeps_its_steps(
 
     stopped = await rclient.runs.get(tid, first["run_id"])
     assert stopped["status"] == "interrupted"
-    assert stopped["error"] == "The run was cancelled (interrupt)"
+    assert json_of(stopped)["error"] == "The run was cancelled (interrupt)"
     assert (await rclient.runs.get(tid, second["run_id"]))["status"] == "success"
 
     history = await rclient.threads.get_history(tid, limit=100)
     first_steps = [
-        s["values"]["steps"] for s in history if s["metadata"]["run_id"] == first["run_id"]
+        json_of(s["values"])["steps"]
+        for s in history
+        if json_of(s["metadata"])["run_id"] == first["run_id"]
     ]
     assert ["one"] in first_steps
     assert first["run_id"] in await checkpoint_run_ids(runs_server, tid)
@@ -172,7 +176,7 @@ async def test_interrupt_strategy_cancels_running_and_queued_runs(
     assert await rclient.runs.join(tid, last["run_id"]) == {"steps": ["last:start", "last:end"]}
     assert await status_of(rclient, tid, running["run_id"]) == "interrupted"
     never = await rclient.runs.get(tid, queued["run_id"])
-    assert (never["status"], never["attempt"]) == ("interrupted", 0)
+    assert (never["status"], json_of(never)["attempt"]) == ("interrupted", 0)
     assert await thread_status(rclient, tid) == "idle"
 
 
@@ -221,7 +225,7 @@ async def test_rollback_strategy_deletes_first_run_and_its_checkpoints(
     assert owners
     assert set(owners) == {second["run_id"]}
     history = await rclient.threads.get_history(tid, limit=100)
-    assert {s["metadata"]["run_id"] for s in history} == {second["run_id"]}
+    assert {json_of(s["metadata"])["run_id"] for s in history} == {second["run_id"]}
     listed = await rclient.runs.list(tid)
     assert [(r["run_id"], r["status"]) for r in listed] == [(second["run_id"], "success")]
     assert await thread_status(rclient, tid) == "idle"

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from langgraph_sdk.client import LangGraphClient
-from langgraph_sdk.schema import RunCreateMetadata, StreamPart
+from langgraph_sdk.schema import RunCreateMetadata, StreamMode, StreamPart
 
 REPLY = "[offline model] You said: hello there friend"
 CHAT_INPUT: dict[str, Any] = {"messages": [{"role": "user", "content": "hello there friend"}]}
@@ -524,7 +524,7 @@ async def test_join_stream_mode_matches_subgraph_and_message_events(
 ) -> None:
     thread = await rclient.threads.create()
     tid = thread["thread_id"]
-    modes = ["values", "updates", "messages-tuple"]
+    modes: list[StreamMode] = ["values", "updates", "messages-tuple"]
     parts = await collect(
         rclient.runs.stream(
             tid,

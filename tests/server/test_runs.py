@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
-USER = {"messages": [{"role": "user", "content": "hello there"}]}
+from tests.conftest import json_of
+
+USER: dict[str, Any] = {"messages": [{"role": "user", "content": "hello there"}]}
 
 
 async def test_wait_returns_final_values(rclient: LangGraphClient) -> None:
     thread = await rclient.threads.create()
-    result = await rclient.runs.wait(thread["thread_id"], "chat", input=USER)
+    result = json_of(await rclient.runs.wait(thread["thread_id"], "chat", input=USER))
     assert [m["type"] for m in result["messages"]] == ["human", "ai"]
     assert result["messages"][1]["content"] == "[offline model] You said: hello there"
     stored = await rclient.threads.get(thread["thread_id"])
     assert stored["status"] == "idle"
-    assert stored["values"]["messages"][1]["content"] == result["messages"][1]["content"]
-    assert stored["metadata"]["graph_id"] == "chat"
+    assert json_of(stored["values"])["messages"][1]["content"] == result["messages"][1]["content"]
+    assert json_of(stored["metadata"])["graph_id"] == "chat"
     runs = await rclient.runs.list(thread["thread_id"])
     assert [r["status"] for r in runs] == ["success"]
 
@@ -45,7 +48,7 @@ async def test_wait_answers_the_state_the_thread_stores(
     state = await rclient.threads.get_state(thread_id)
     thread = await rclient.threads.get(thread_id)
     assert result == state["values"] == thread["values"]
-    assert thread["message_count"] == 4
+    assert json_of(thread)["message_count"] == 4
     run_path = response.headers["content-location"]
     joined = await rhttp.get(run_path + "/join")
     assert (joined.status_code, joined.json()) == (200, result)
@@ -65,7 +68,7 @@ async def test_wait_without_values_events_still_stores_the_state(
     assert [m["type"] for m in result["messages"]] == ["human", "ai"]
     thread = await rclient.threads.get(thread_id)
     assert thread["values"] == result == (await rclient.threads.get_state(thread_id))["values"]
-    assert (thread["status"], thread["message_count"]) == ("idle", 2)
+    assert (thread["status"], json_of(thread)["message_count"]) == ("idle", 2)
 
 
 async def test_background_run_and_join(rclient: LangGraphClient) -> None:
@@ -77,7 +80,7 @@ async def test_background_run_and_join(rclient: LangGraphClient) -> None:
     assert result == {"steps": ["one", "two", "three"]}
     final = await rclient.runs.get(thread["thread_id"], run["run_id"])
     assert final["status"] == "success"
-    assert final["attempt"] == 1
+    assert json_of(final)["attempt"] == 1
 
 
 async def test_stream_values_event_order(rclient: LangGraphClient) -> None:
@@ -136,7 +139,7 @@ async def test_graph_error_becomes_error_event(rclient: LangGraphClient) -> None
     assert (await rclient.threads.get(thread["thread_id"]))["status"] == "error"
     runs = await rclient.runs.list(thread["thread_id"])
     assert runs[0]["status"] == "error"
-    assert runs[0]["error"] == "ValueError: the fixture graph failed on purpose"
+    assert json_of(runs[0])["error"] == "ValueError: the fixture graph failed on purpose"
 
 
 async def test_wait_on_failing_graph_raises_in_sdk(rclient: LangGraphClient) -> None:
@@ -174,8 +177,8 @@ async def test_failed_run_is_logged_with_its_ids_and_traceback(
 async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:
     thread = await rclient.threads.create()
     tid = thread["thread_id"]
-    ask = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
-    paused = await rclient.runs.wait(tid, "approval", input=ask)
+    ask: dict[str, Any] = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
+    paused = json_of(await rclient.runs.wait(tid, "approval", input=ask))
     interrupts = paused["__interrupt__"]
     assert interrupts[0]["value"]["action_requests"][0]["name"] == "calculator"
     stored = await rclient.threads.get(tid)
@@ -184,10 +187,10 @@ async def test_interrupt_and_resume(rclient: LangGraphClient) -> None:
     assert pending[0]["id"] == interrupts[0]["id"]
     state = (await rclient.threads.get_state(tid))["values"]
     assert stored["values"] == state == {k: v for k, v in paused.items() if k != "__interrupt__"}
-    assert stored["message_count"] == len(state["messages"]) == 2
+    assert json_of(stored)["message_count"] == len(state["messages"]) == 2
     assert (await rclient.runs.list(tid))[0]["status"] == "interrupted"
 
-    done = await rclient.runs.wait(tid, "approval", command={"resume": "approve"})
+    done = json_of(await rclient.runs.wait(tid, "approval", command={"resume": "approve"}))
     assert done["messages"][-1]["content"] == "The result is 42."
     assert "__interrupt__" not in done
     assert (await rclient.threads.get(tid))["status"] == "idle"
@@ -198,7 +201,7 @@ async def test_command_wins_over_input_as_agent_chat_ui_sends_them(
 ) -> None:
     thread = await rclient.threads.create()
     tid = thread["thread_id"]
-    ask = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
+    ask: dict[str, Any] = {"messages": [{"role": "user", "content": "what is 6 * 7"}]}
     await rclient.runs.wait(tid, "approval", input=ask)
 
     # agent-chat-ui's Approve button: an empty input beside the resume command.
@@ -212,17 +215,19 @@ async def test_command_wins_over_input_as_agent_chat_ui_sends_them(
     assert response.status_code == 200
     assert response.json()["messages"][-1]["content"] == "The result is 42."
     [run, _first] = await rclient.runs.list(tid)
-    assert "input" not in run["kwargs"]
-    assert run["kwargs"]["command"] == body["command"]
+    assert "input" not in json_of(run)["kwargs"]
+    assert json_of(run)["kwargs"]["command"] == body["command"]
 
 
 async def test_resume_by_interrupt_id_inside_subgraph(rclient: LangGraphClient) -> None:
     thread = await rclient.threads.create()
     tid = thread["thread_id"]
-    paused = await rclient.runs.wait(tid, "nested", input={"steps": []})
+    paused = json_of(await rclient.runs.wait(tid, "nested", input={"steps": []}))
     [pending] = paused["__interrupt__"]
     assert pending["value"] == {"question": "continue?"}
-    done = await rclient.runs.wait(tid, "nested", command={"resume": {pending["id"]: "yes"}})
+    done = json_of(
+        await rclient.runs.wait(tid, "nested", command={"resume": {pending["id"]: "yes"}})
+    )
     # The subgraph hands back its whole `steps` list, which the parent's reducer appends.
     assert done == {"steps": ["before", "before", "answer:yes", "after"]}
 
@@ -263,13 +268,13 @@ async def test_run_errors(rhttp: httpx.AsyncClient, rclient: LangGraphClient) ->
 
 async def test_if_not_exists_create(rclient: LangGraphClient) -> None:
     thread_id = "11111111-1111-4111-8111-111111111111"
-    result = await rclient.runs.wait(thread_id, "chat", input=USER, if_not_exists="create")
+    result = json_of(await rclient.runs.wait(thread_id, "chat", input=USER, if_not_exists="create"))
     assert result["messages"][-1]["type"] == "ai"
     assert (await rclient.threads.get(thread_id))["status"] == "idle"
 
 
 async def test_stateless_runs(rclient: LangGraphClient) -> None:
-    result = await rclient.runs.wait(None, "chat", input=USER)
+    result = json_of(await rclient.runs.wait(None, "chat", input=USER))
     assert result["messages"][-1]["content"] == "[offline model] You said: hello there"
     parts = [p async for p in rclient.runs.stream(None, "slow", input={"steps": []})]
     assert parts[-1].event == "end"
@@ -278,9 +283,9 @@ async def test_stateless_runs(rclient: LangGraphClient) -> None:
     assert (await rclient.threads.get(kept["thread_id"]))["values"] == {
         "steps": ["one", "two", "three"]
     }
-    batch = await rclient.runs.create_batch(
-        [{"assistant_id": "slow", "input": {"steps": []}, "on_completion": "keep"}] * 2
-    )
+    # The SDK's `RunCreate` requires every field and lacks `on_completion`, which the API takes.
+    payload: Any = {"assistant_id": "slow", "input": {"steps": []}, "on_completion": "keep"}
+    batch = await rclient.runs.create_batch([payload] * 2)
     assert len({r["thread_id"] for r in batch}) == 2
 
 

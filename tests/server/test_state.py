@@ -5,12 +5,15 @@ the diff between checkpoints, and every error with its exact status and message.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
+from langgraph_sdk.schema import Checkpoint
+
+from tests.conftest import json_of
 
 # Well formed, but no thread has it.
 UNKNOWN = "1f1e57ab-def0-6c4a-bfff-a3a22c06468a"
@@ -18,22 +21,28 @@ EXAMPLE = "checkpoint id such as 1f1e57ab-def0-6c4a-bfff-a3a22c06468a"
 THREE = ["one", "two", "three"]
 
 
+def _partial(checkpoint: dict[str, Any]) -> Checkpoint:
+    """A checkpoint named by some of its fields, as the API takes it; the SDK's `Checkpoint`
+    declares every field required."""
+    return cast(Checkpoint, checkpoint)
+
+
 def _said(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
-def _id(entry: dict[str, Any]) -> str:
-    checkpoint: str = entry["checkpoint"]["checkpoint_id"]
+def _id(entry: object) -> str:
+    checkpoint: str = json_of(entry)["checkpoint"]["checkpoint_id"]
     return checkpoint
 
 
-def _parent(entry: dict[str, Any]) -> str | None:
-    parent = entry["parent_checkpoint"]
+def _parent(entry: object) -> str | None:
+    parent = json_of(entry)["parent_checkpoint"]
     return None if parent is None else parent["checkpoint_id"]
 
 
-def _contents(state: dict[str, Any]) -> list[str]:
-    return [m["content"] for m in state["values"]["messages"]]
+def _contents(state: object) -> list[str]:
+    return [m["content"] for m in json_of(state)["values"]["messages"]]
 
 
 async def _chat(rclient: LangGraphClient, tid: str, *texts: str) -> list[str]:
@@ -47,8 +56,7 @@ async def _chat(rclient: LangGraphClient, tid: str, *texts: str) -> list[str]:
 
 
 async def _full_history(rclient: LangGraphClient, tid: str) -> list[dict[str, Any]]:
-    history: list[dict[str, Any]] = await rclient.threads.get_history(tid, limit=1000)
-    return history
+    return [json_of(s) for s in await rclient.threads.get_history(tid, limit=1000)]
 
 
 async def _until_busy(rclient: LangGraphClient, tid: str) -> None:
@@ -115,12 +123,12 @@ async def test_state_has_the_snapshot_shape(rclient: LangGraphClient) -> None:
     assert state["interrupts"] == []
     assert state["checkpoint"]["thread_id"] == tid
     assert state["checkpoint"]["checkpoint_ns"] == ""
-    assert state["parent_checkpoint"]["thread_id"] == tid
-    assert state["metadata"]["source"] == "loop"
-    assert state["metadata"]["step"] == 1
-    assert state["metadata"]["run_id"] == run_id
-    assert state["metadata"]["graph_id"] == "chat"
-    assert state["created_at"].endswith("+00:00")
+    assert json_of(state["parent_checkpoint"])["thread_id"] == tid
+    assert json_of(state["metadata"])["source"] == "loop"
+    assert json_of(state["metadata"])["step"] == 1
+    assert json_of(state["metadata"])["run_id"] == run_id
+    assert json_of(state["metadata"])["graph_id"] == "chat"
+    assert json_of(state)["created_at"].endswith("+00:00")
 
 
 async def test_history_of_two_chat_turns(
@@ -130,7 +138,9 @@ async def test_history_of_two_chat_turns(
     first, second = await _chat(rclient, tid, "hello", "again")
     history = await rclient.threads.get_history(tid)
     # Newest first; each turn leaves an input checkpoint, the one before `model`, the end.
-    assert [(s["metadata"]["step"], s["metadata"]["source"]) for s in history] == [
+    assert [
+        (json_of(s["metadata"])["step"], json_of(s["metadata"])["source"]) for s in history
+    ] == [
         (4, "loop"),
         (3, "loop"),
         (2, "input"),
@@ -138,11 +148,11 @@ async def test_history_of_two_chat_turns(
         (0, "loop"),
         (-1, "input"),
     ]
-    assert [s["metadata"]["run_id"] for s in history] == [second] * 3 + [first] * 3
+    assert [json_of(s["metadata"])["run_id"] for s in history] == [second] * 3 + [first] * 3
     assert [s["next"] for s in history] == [[], ["model"], ["__start__"]] * 2
     assert [_parent(s) for s in history] == [_id(s) for s in history[1:]] + [None]
-    assert [len(s["values"].get("messages", [])) for s in history] == [4, 3, 2, 2, 1, 0]
-    created = [s["created_at"] for s in history]
+    assert [len(json_of(s["values"]).get("messages", [])) for s in history] == [4, 3, 2, 2, 1, 0]
+    created = [json_of(s)["created_at"] for s in history]
     assert created == sorted(created, reverse=True)
     assert history[0] == await rclient.threads.get_state(tid)
     # The GET form answers the same.
@@ -202,7 +212,8 @@ async def test_history_before_a_runnable_config_pages_like_an_id(
     # The form LangGraph's own `get_state_history(before=...)` takes, as a user passes it on.
     by_config = await rclient.threads.get_history(
         tid,
-        before={"configurable": {"checkpoint_id": _id(pivot)}},
+        # The API also takes a config here; the SDK declares a checkpoint or its id.
+        before=cast(Any, {"configurable": {"checkpoint_id": _id(pivot)}}),
         limit=3,  # type: ignore[arg-type]
     )
     assert by_config == everything[2:5]
@@ -233,14 +244,14 @@ async def test_history_metadata_filter(rclient: LangGraphClient) -> None:
 
     updates = await rclient.threads.get_history(tid, metadata={"source": "update"})
     assert [_id(s) for s in updates] == [_id(everything[0])]
-    assert updates[0]["metadata"]["source"] == "update"
+    assert json_of(updates[0]["metadata"])["source"] == "update"
 
     of_first = await rclient.threads.get_history(tid, metadata={"run_id": first})
     assert [_id(s) for s in of_first] == [_id(s) for s in everything[4:]]
-    assert {s["metadata"]["run_id"] for s in of_first} == {first}
+    assert {json_of(s["metadata"])["run_id"] for s in of_first} == {first}
 
     both = await rclient.threads.get_history(tid, metadata={"run_id": second, "source": "input"})
-    assert [s["metadata"]["step"] for s in both] == [2]
+    assert [json_of(s["metadata"])["step"] for s in both] == [2]
     assert await rclient.threads.get_history(tid, metadata={"run_id": "nobody"}) == []
 
 
@@ -257,7 +268,10 @@ async def test_state_at_a_checkpoint_by_id_and_by_object(
     assert by_object == by_id
     assert _contents(by_id) == ["hello", "[offline model] You said: hello"]
     # A bare checkpoint id in the object is enough.
-    assert await rclient.threads.get_state(tid, checkpoint={"checkpoint_id": _id(past)}) == past
+    assert (
+        await rclient.threads.get_state(tid, checkpoint=_partial({"checkpoint_id": _id(past)}))
+        == past
+    )
     # `select` trims the snapshot to the named fields.
     response = await rhttp.get(f"/threads/{tid}/state/{_id(past)}", params={"select": "next"})
     assert response.json() == {"next": []}
@@ -273,7 +287,7 @@ async def test_state_with_subgraphs_nests_the_interrupted_child(rclient: LangGra
     [task] = flat["tasks"]
     assert task["name"] == "child"
     assert task["state"] is None
-    namespace = task["checkpoint"]["checkpoint_ns"]
+    namespace = json_of(task["checkpoint"])["checkpoint_ns"]
     assert namespace == f"child:{task['id']}"
     [pending] = task["interrupts"]
     assert pending["value"] == {"question": "continue?"}
@@ -284,7 +298,7 @@ async def test_state_with_subgraphs_nests_the_interrupted_child(rclient: LangGra
     assert task["name"] == "child"
     assert task["interrupts"] == [pending]
     assert task["checkpoint"] is None
-    child = task["state"]
+    child = json_of(task["state"])
     assert child["values"] == {"steps": ["before"]}
     assert child["next"] == ["ask"]
     assert child["checkpoint"]["checkpoint_ns"] == namespace
@@ -305,10 +319,13 @@ async def test_history_of_a_subgraph_namespace(
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     await rclient.runs.wait(tid, "nested", input={"steps": []})
-    namespace = (await rclient.threads.get_state(tid))["tasks"][0]["checkpoint"]["checkpoint_ns"]
+    nested_state = await rclient.threads.get_state(tid)
+    namespace = json_of(nested_state["tasks"][0]["checkpoint"])["checkpoint_ns"]
 
-    child = await rclient.threads.get_history(tid, checkpoint={"checkpoint_ns": namespace})
-    assert [(s["metadata"]["source"], s["next"]) for s in child] == [
+    child = await rclient.threads.get_history(
+        tid, checkpoint=_partial({"checkpoint_ns": namespace})
+    )
+    assert [(json_of(s["metadata"])["source"], s["next"]) for s in child] == [
         ("loop", ["ask"]),
         ("input", ["__start__"]),
     ]
@@ -319,7 +336,7 @@ async def test_history_of_a_subgraph_namespace(
     assert [s["next"] for s in root] == [["child"], ["before"], ["__start__"]]
     # `before` within the namespace.
     older = await rclient.threads.get_history(
-        tid, checkpoint={"checkpoint_ns": namespace}, before=child[0]["checkpoint"]
+        tid, checkpoint=_partial({"checkpoint_ns": namespace}), before=child[0]["checkpoint"]
     )
     assert older == child[1:]
     # The diff reads the namespace too: the child's first step took the parent's `steps`.
@@ -345,11 +362,11 @@ async def test_update_state_as_node(rclient: LangGraphClient) -> None:
     after = await rclient.threads.get_state(tid)
     assert after["checkpoint"] == result["checkpoint"]
     assert _parent(after) == _id(before)
-    assert after["metadata"]["source"] == "update"
-    assert after["metadata"]["step"] == before["metadata"]["step"] + 1
+    assert json_of(after["metadata"])["source"] == "update"
+    assert json_of(after["metadata"])["step"] == json_of(before["metadata"])["step"] + 1
     assert after["next"] == []
     assert _contents(after) == [*_contents(before), "edited by hand"]
-    assert after["values"]["messages"][-1]["id"] == "hand-1"
+    assert json_of(after["values"])["messages"][-1]["id"] == "hand-1"
     # The thread row carries the new values too.
     thread = await rclient.threads.get(tid)
     assert thread["values"] == after["values"]
@@ -362,12 +379,12 @@ async def test_update_state_without_as_node_before_any_run(rclient: LangGraphCli
     state = await rclient.threads.get_state(tid)
     assert state["checkpoint"] == result["checkpoint"]
     # LangGraph's rule: on a thread that never ran, an update goes in as the graph's input.
-    assert state["metadata"]["source"] == "update"
+    assert json_of(state["metadata"])["source"] == "update"
     assert state["next"] == ["model"]
     assert state["parent_checkpoint"] is None
     assert _contents(state) == ["hello"]
     # A run with no input picks up where the update left the thread.
-    done = await rclient.runs.wait(tid, "chat", input=None)
+    done = json_of(await rclient.runs.wait(tid, "chat", input=None))
     assert [m["content"] for m in done["messages"]] == [
         "hello",
         "[offline model] You said: hello",
@@ -383,7 +400,7 @@ async def test_update_state_copy_forks_with_the_same_values(rclient: LangGraphCl
     assert copy["checkpoint"] == copied["checkpoint"]
     assert _id(copy) != _id(latest)
     assert copy["values"] == latest["values"]
-    assert copy["metadata"]["source"] == "fork"
+    assert json_of(copy["metadata"])["source"] == "fork"
     # A copy is a sibling of what it copies: same parent, so a new branch.
     assert _parent(copy) == _parent(latest)
 
@@ -415,7 +432,7 @@ async def test_update_state_on_a_past_checkpoint_forks(
     fork = await rclient.threads.get_state(tid)
     assert fork["checkpoint"] == result["checkpoint"]
     assert _parent(fork) == _id(end_of_first_turn)
-    assert fork["metadata"]["source"] == "update"
+    assert json_of(fork["metadata"])["source"] == "update"
     # add_messages replaced the reply by id; the second turn is not on this branch.
     assert _contents(fork) == ["hello", "edited"]
     assert (await rclient.threads.get(tid))["values"] == fork["values"]
@@ -469,7 +486,9 @@ async def test_replay_from_a_checkpoint_makes_a_new_branch(
     assert await rclient.threads.get_state(tid) == new[0]
 
     # The checkpoint-object form replays the same way, into a third branch.
-    second = await rclient.runs.wait(tid, "chat", input=None, checkpoint=before_model["checkpoint"])
+    second = json_of(
+        await rclient.runs.wait(tid, "chat", input=None, checkpoint=before_model["checkpoint"])
+    )
     assert len(second["messages"]) == 2
     everything = await _full_history(rclient, tid)
     assert len(everything) == len(after_first) + len(new)
@@ -541,8 +560,11 @@ async def test_tree_next_agrees_with_history_in_a_subgraph(
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     await rclient.runs.wait(tid, "nested", input={"steps": []})
-    namespace = (await rclient.threads.get_state(tid))["tasks"][0]["checkpoint"]["checkpoint_ns"]
-    child = await rclient.threads.get_history(tid, checkpoint={"checkpoint_ns": namespace})
+    nested_state = await rclient.threads.get_state(tid)
+    namespace = json_of(nested_state["tasks"][0]["checkpoint"])["checkpoint_ns"]
+    child = await rclient.threads.get_history(
+        tid, checkpoint=_partial({"checkpoint_ns": namespace})
+    )
     tree = (await rhttp.get(f"/threads/{tid}/tree")).json()
     in_child = [n for n in tree if n["checkpoint_ns"] == namespace]
     assert [n["checkpoint_id"] for n in in_child] == [_id(s) for s in reversed(child)]
@@ -603,7 +625,7 @@ async def test_diff_reports_messages_added_removed_and_changed_in_a_delta_channe
     start = await rclient.threads.get_state(tid)
     await _chat(rclient, tid, "again")
     before = await rclient.threads.get_state(tid)
-    hello, first_reply, again, second_reply = before["values"]["messages"]
+    hello, first_reply, again, second_reply = json_of(before["values"])["messages"]
     edit = [
         {**first_reply, "content": "edited by hand"},
         {"type": "human", "content": "added by hand", "id": "by-hand"},
@@ -611,7 +633,7 @@ async def test_diff_reports_messages_added_removed_and_changed_in_a_delta_channe
     await rclient.threads.update_state(tid, {"messages": edit}, as_node="model")
     after = await rclient.threads.get_state(tid)
 
-    async def diff(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    async def diff(earlier: object, later: object) -> dict[str, Any]:
         params = {"from": _id(earlier), "to": _id(later)}
         response = await rhttp.get(f"/threads/{tid}/history/diff", params=params)
         assert response.status_code == 200
@@ -629,12 +651,12 @@ async def test_diff_reports_messages_added_removed_and_changed_in_a_delta_channe
     [changed] = forward["changed"]
     assert changed["id"] == first_reply["id"]
     assert changed["from"] == first_reply
-    assert changed["to"] == after["values"]["messages"][1]
+    assert changed["to"] == json_of(after["values"])["messages"][1]
     assert changed["to"]["content"] == "edited by hand"
     # Backwards, what was added is removed, and the edit is undone.
     backward = await diff(after, start)
     assert backward["added"] == []
-    assert backward["removed"] == after["values"]["messages"][2:]
+    assert backward["removed"] == json_of(after["values"])["messages"][2:]
     assert [(c["from"]["content"], c["to"]["content"]) for c in backward["changed"]] == [
         ("edited by hand", first_reply["content"])
     ]
@@ -710,7 +732,7 @@ async def test_diff_of_a_plain_channel(rclient: LangGraphClient, rhttp: httpx.As
     assert [s["next"] for s in history] == [[], ["final"], ["draft"], ["__start__"]]
     end, drafted, started = history[0], history[1], history[2]
 
-    async def diff(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    async def diff(earlier: object, later: object) -> dict[str, Any]:
         params = {"from": _id(earlier), "to": _id(later)}
         response = await rhttp.get(f"/threads/{tid}/history/diff", params=params)
         assert response.status_code == 200
@@ -797,13 +819,13 @@ async def test_unknown_checkpoint_ids_are_404(
         sentence = f'Checkpoint "{missing}" not found on thread "{tid}"'
         calls = [
             rclient.threads.get_state(tid, checkpoint_id=missing),
-            rclient.threads.get_state(tid, checkpoint={"checkpoint_id": missing}),
+            rclient.threads.get_state(tid, checkpoint=_partial({"checkpoint_id": missing})),
             rclient.threads.update_state(tid, {"messages": []}, checkpoint_id=missing),
             rclient.threads.update_state(
-                tid, {"messages": []}, checkpoint={"checkpoint_id": missing}
+                tid, {"messages": []}, checkpoint=_partial({"checkpoint_id": missing})
             ),
             rclient.threads.get_history(tid, before=missing),
-            rclient.threads.get_history(tid, before={"checkpoint_id": missing}),
+            rclient.threads.get_history(tid, before=_partial({"checkpoint_id": missing})),
         ]
         for call in calls:
             status, body = await _error(call)
@@ -826,10 +848,11 @@ async def test_unknown_checkpoint_ids_are_404(
 async def test_unknown_checkpoint_in_a_subgraph_namespace(rclient: LangGraphClient) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     await rclient.runs.wait(tid, "nested", input={"steps": []})
-    namespace = (await rclient.threads.get_state(tid))["tasks"][0]["checkpoint"]["checkpoint_ns"]
+    nested_state = await rclient.threads.get_state(tid)
+    namespace = json_of(nested_state["tasks"][0]["checkpoint"])["checkpoint_ns"]
     status, body = await _error(
         rclient.threads.get_state(
-            tid, checkpoint={"checkpoint_ns": namespace, "checkpoint_id": UNKNOWN}
+            tid, checkpoint=_partial({"checkpoint_ns": namespace, "checkpoint_id": UNKNOWN})
         )
     )
     assert status == 404
@@ -928,7 +951,7 @@ async def test_update_refused_by_the_reducer_is_422(
     rclient: LangGraphClient, rhttp: httpx.AsyncClient
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
-    await rclient.runs.wait(tid, "chat", input={"messages": [{"role": "user", "content": "hi"}]})
+    await rclient.runs.wait(tid, "chat", input=_said("hi"))
     body = {"values": {"messages": [{"type": "remove", "id": "no-such-id", "content": ""}]}}
     response = await rhttp.post(f"/threads/{tid}/state", json=body)
     assert response.status_code == 422

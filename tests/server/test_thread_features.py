@@ -12,7 +12,9 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError
 
-HI = {"messages": [{"role": "user", "content": "hi"}]}
+from tests.conftest import json_of
+
+HI: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
 WAY_OUT = {
     "locked": 'reopen it with PATCH {"lifecycle": "open"} first',
     "archived": "archived threads stay read-only; copy it to continue",
@@ -54,7 +56,7 @@ def ids(threads: list[Any]) -> list[str]:
 
 async def test_new_thread_has_the_issue_5_fields(client: LangGraphClient) -> None:
     created = await client.threads.create()
-    assert {key: created[key] for key in NEW_FIELDS} == {
+    assert {key: json_of(created)[key] for key in NEW_FIELDS} == {
         "lifecycle": "open",
         "visible": True,
         "name": None,
@@ -75,7 +77,7 @@ async def test_lifecycle_allowed_transition(
         await set_lifecycle(client, thread_id, step)
     updated = await set_lifecycle(client, thread_id, wanted)
     assert updated["lifecycle"] == wanted
-    assert (await client.threads.get(thread_id))["lifecycle"] == wanted
+    assert json_of(await client.threads.get(thread_id))["lifecycle"] == wanted
 
 
 @pytest.mark.parametrize("wanted", ["open", "locked"])
@@ -126,7 +128,7 @@ async def test_read_only_thread_refuses_new_runs(
         assert response.status_code == 409
         assert orjson.loads(await response.aread()) == refusal
     thread = await client.threads.get(thread_id)
-    assert thread["run_count"] == 1
+    assert json_of(thread)["run_count"] == 1
     assert len(await client.runs.list(thread_id)) == 1
 
 
@@ -145,7 +147,7 @@ async def test_read_only_thread_refuses_state_updates_and_patches(
         assert response.status_code == 409
         assert response.json() == read_only(thread_id, lifecycle, "be changed")
     assert await client.threads.get_state(thread_id) == before
-    thread = await client.threads.get(thread_id)
+    thread = json_of(await client.threads.get(thread_id))
     assert (thread["name"], thread["tags"], thread["visible"]) == (None, [], True)
 
 
@@ -158,7 +160,7 @@ async def test_read_only_thread_keeps_answering_reads(
     history = await client.threads.get_history(thread_id)
     await set_lifecycle(client, thread_id, lifecycle)
 
-    assert (await client.threads.get(thread_id))["lifecycle"] == lifecycle
+    assert json_of(await client.threads.get(thread_id))["lifecycle"] == lifecycle
     assert await client.threads.get_state(thread_id) == state
     assert await client.threads.get_history(thread_id) == history
     assert [run["run_id"] for run in await client.runs.list(thread_id)] == [run_id]
@@ -180,7 +182,7 @@ async def test_locked_thread_reopens_for_writes(client: LangGraphClient) -> None
     assert isinstance(result, dict)
     assert len(result["messages"]) == 4
     updated = await client.threads.update(thread_id, metadata={"after": "reopen"})
-    assert updated["metadata"]["after"] == "reopen"
+    assert json_of(updated["metadata"])["after"] == "reopen"
 
 
 async def test_archived_thread_copy_is_open(client: LangGraphClient) -> None:
@@ -226,7 +228,7 @@ async def test_hidden_thread_is_reachable_by_id_but_left_out_of_search_and_count
     shown = await client.threads.create()
     hidden = await client.http.post("/threads", json={"visible": False, "tags": ["t"]})
     assert hidden["visible"] is False
-    assert (await client.threads.get(hidden["thread_id"]))["visible"] is False
+    assert json_of(await client.threads.get(hidden["thread_id"]))["visible"] is False
 
     assert ids(await client.threads.search()) == [shown["thread_id"]]
     assert ids(await client.threads.search(ids=[hidden["thread_id"]])) == []
@@ -259,8 +261,8 @@ async def test_kept_stateless_run_leaves_a_hidden_thread(
     assert response.status_code == 200
     thread_id = response.headers["content-location"].split("/")[2]
     kept = await client.threads.get(thread_id)
-    assert kept["visible"] is False
-    assert len(kept["values"]["messages"]) == 2
+    assert json_of(kept)["visible"] is False
+    assert len(json_of(kept["values"])["messages"]) == 2
     assert await client.threads.search() == []
     assert await client.threads.count() == 0
     hidden = await client.http.post("/threads/search", json={"visible": False})
@@ -290,7 +292,7 @@ async def test_name_and_tags_on_create_and_patch(client: LangGraphClient) -> Non
     retagged = await client.http.patch(f"/threads/{thread_id}", json={"tags": ["done"]})
     assert (retagged["name"], retagged["tags"]) == ("Q3 report", ["done"])
     untouched = await client.threads.update(thread_id, metadata={"k": 1})
-    assert (untouched["name"], untouched["tags"]) == ("Q3 report", ["done"])
+    assert (json_of(untouched)["name"], json_of(untouched)["tags"]) == ("Q3 report", ["done"])
 
 
 async def test_name_and_tag_limits_on_create_and_patch(http: httpx.AsyncClient) -> None:
@@ -333,21 +335,21 @@ async def test_run_tags_are_added_to_the_thread(
 ) -> None:
     thread_id = (await client.http.post("/threads", json={"tags": ["base"]}))["thread_id"]
     await client.runs.wait(thread_id, "chat", input=HI, config={"tags": ["cfg", "base"]})
-    assert (await client.threads.get(thread_id))["tags"] == ["base", "cfg"]
+    assert json_of(await client.threads.get(thread_id))["tags"] == ["base", "cfg"]
     body = {"assistant_id": "chat", "input": HI, "config": {"tags": ["cfg"]}, "tags": ["top"]}
     response = await http.post(f"/threads/{thread_id}/runs/wait", json=body)
     assert response.status_code == 200
-    assert (await client.threads.get(thread_id))["tags"] == ["base", "cfg", "top"]
+    assert json_of(await client.threads.get(thread_id))["tags"] == ["base", "cfg", "top"]
 
     fresh = "7a0c8a1e-5a41-4a0e-9a55-4a4f0c3b1d01"
     body = {"assistant_id": "chat", "input": HI, "tags": ["new"], "if_not_exists": "create"}
     assert (await http.post(f"/threads/{fresh}/runs/wait", json=body)).status_code == 200
-    assert (await client.threads.get(fresh))["tags"] == ["new"]
+    assert json_of(await client.threads.get(fresh))["tags"] == ["new"]
 
 
 async def test_run_tags_are_checked(http: httpx.AsyncClient) -> None:
     thread_id = (await http.post("/threads", json={})).json()["thread_id"]
-    cases = [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"config": {"tags": "solo"}}, "config.tags: must be a list of strings", "invalid_request"),
         (
             {"config": {"tags": ["x" * 65]}},
@@ -421,9 +423,8 @@ async def test_search_sorts_by_tokens_runs_and_last_run(client: LangGraphClient)
 
     busy, quiet, idle = await tagged(), await tagged(), await tagged()
     for text in ("hello there", "and again"):
-        await client.runs.wait(
-            busy, "chat", input={"messages": [{"role": "user", "content": text}]}
-        )
+        turn: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
+        await client.runs.wait(busy, "chat", input=turn)
     await client.runs.wait(quiet, "chat", input=HI)
 
     async def order(sort_by: str, sort_order: str) -> list[str]:
@@ -439,8 +440,8 @@ async def test_search_sorts_by_tokens_runs_and_last_run(client: LangGraphClient)
     assert await order("last_run_at", "asc") == [busy, quiet, idle]
 
     threads = {t["thread_id"]: t for t in await client.threads.search()}
-    assert threads[busy]["run_count"] == 2
-    assert threads[idle]["usage"] is None
+    assert json_of(threads[busy])["run_count"] == 2
+    assert json_of(threads[idle])["usage"] is None
 
 
 # OpenAPI
@@ -522,11 +523,10 @@ async def test_read_only_thread_refuses_run_deletion(
 
 
 async def test_a_run_restarts_the_thread_ttl(client: LangGraphClient, server: Any) -> None:
-    thread = await client.threads.create(ttl=0.02)  # 1.2 s
+    # Our API takes fractional minutes; the SDK types `ttl` as whole minutes.
+    thread = await client.threads.create(ttl=0.02)  # type: ignore[arg-type]  # 1.2 s
     await asyncio.sleep(0.8)
-    await client.runs.wait(
-        thread["thread_id"], "chat", input={"messages": [{"role": "user", "content": "hi"}]}
-    )
+    await client.runs.wait(thread["thread_id"], "chat", input=HI)
     await asyncio.sleep(0.6)
     # 1.4 s after creation but 0.6 s after the run: not expired yet.
     assert await server.services().storage.sweep_expired_threads() == 0

@@ -21,7 +21,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.config import RuntimeConfig, config_from_dict
 from agent_runtime.config.model import LimitsConfig
-from tests.conftest import ROOT, RunningServer
+from tests.conftest import ROOT, RunningServer, json_of
 
 EXAMPLES = ROOT / "langgraph.json"
 FIXTURES = ROOT / "tests" / "fixtures" / "runs" / "langgraph.json"
@@ -161,7 +161,8 @@ async def test_tool_calls_are_logged_with_outcome_and_duration(
     ]
     history = await client.threads.get_history(thread_id, limit=50)
     for call in calls:
-        run = await client.runs.get(thread_id, call["run_id"])
+        # The SDK types the stamps as datetimes; over JSON they are ISO strings.
+        run = json_of(await client.runs.get(thread_id, call["run_id"]))
         created = datetime.fromisoformat(run["created_at"])
         ended = datetime.fromisoformat(run["updated_at"])
         assert created <= datetime.fromisoformat(call["started_at"]) <= ended
@@ -171,7 +172,7 @@ async def test_tool_calls_are_logged_with_outcome_and_duration(
         [source] = [
             s["checkpoint"]["checkpoint_id"]
             for s in history
-            if s["next"] == ["tools"] and s["metadata"]["run_id"] == call["run_id"]
+            if s["next"] == ["tools"] and json_of(s["metadata"])["run_id"] == call["run_id"]
         ]
         assert call["checkpoint_id"] == source
 
@@ -252,7 +253,7 @@ async def test_run_usage_comes_from_usage_metadata(priced: Served) -> None:
     run_id, _ = await run_on(http, thread_id, assistant_id="chat", input=says("hello there"))
     # Input: the system prompt's "Current time (UTC): <time>" (4 words) and "hello there" (2);
     # output: "[offline model] You said: hello there" (6).
-    assert (await client.runs.get(thread_id, run_id))["usage"] == usage(echo=(6, 6))
+    assert json_of(await client.runs.get(thread_id, run_id))["usage"] == usage(echo=(6, 6))
 
     streamed = await new_thread(http)
     body = {"assistant_id": "chat", "input": says("hello there"), "stream_mode": "messages-tuple"}
@@ -260,7 +261,7 @@ async def test_run_usage_comes_from_usage_metadata(priced: Served) -> None:
         assert response.status_code == 200
         await response.aread()
     [run] = await client.runs.list(streamed)
-    assert run["usage"] == usage(echo=(6, 6))
+    assert json_of(run)["usage"] == usage(echo=(6, 6))
 
 
 async def test_run_usage_counts_every_model_call(priced: Served) -> None:
@@ -268,8 +269,8 @@ async def test_run_usage_counts_every_model_call(priced: Served) -> None:
     thread_id = await new_thread(http)
     run_id, _ = await run_on(http, thread_id, assistant_id="agent", input=says("what is 2 + 3"))
     # The tool call (5 in, 5 out), then the answer after the tool result (11 in, 4 out).
-    assert (await client.runs.get(thread_id, run_id))["usage"] == usage(echo=(16, 9))
-    assert (await client.threads.get(thread_id))["usage"] == usage(echo=(16, 9))
+    assert json_of(await client.runs.get(thread_id, run_id))["usage"] == usage(echo=(16, 9))
+    assert json_of(await client.threads.get(thread_id))["usage"] == usage(echo=(16, 9))
 
 
 async def test_thread_usage_sums_runs_over_two_models(priced: Served) -> None:
@@ -283,18 +284,20 @@ async def test_thread_usage_sums_runs_over_two_models(priced: Served) -> None:
 
     runs = {run["run_id"]: run for run in await client.runs.list(thread_id)}
     # Each call's input is the system prompt's time line (4 words) and the conversation so far.
-    assert runs[first]["usage"] == usage(echo=(6, 6))
-    assert runs[second]["usage"] == usage(other=(13, 5))
-    assert runs[third]["usage"] == usage(echo=(19, 5))
-    assert runs[second]["usage"]["cost_usd"] is None
+    assert json_of(runs[first])["usage"] == usage(echo=(6, 6))
+    assert json_of(runs[second])["usage"] == usage(other=(13, 5))
+    assert json_of(runs[third])["usage"] == usage(echo=(19, 5))
+    assert json_of(runs[second])["usage"]["cost_usd"] is None
 
     thread = await client.threads.get(thread_id)
-    assert thread["usage"] == usage(echo=(25, 11), other=(13, 5))
-    assert thread["usage"]["cost_usd"] is None
-    assert thread["usage"]["by_model"]["echo"]["cost_usd"] == pytest.approx(echo_cost(25, 11))
-    assert thread["run_count"] == 3
-    assert thread["first_run_at"] == runs[first]["created_at"]
-    assert thread["last_run_at"] == runs[third]["created_at"]
+    assert json_of(thread)["usage"] == usage(echo=(25, 11), other=(13, 5))
+    assert json_of(thread)["usage"]["cost_usd"] is None
+    assert json_of(thread)["usage"]["by_model"]["echo"]["cost_usd"] == pytest.approx(
+        echo_cost(25, 11)
+    )
+    assert json_of(thread)["run_count"] == 3
+    assert json_of(thread)["first_run_at"] == runs[first]["created_at"]
+    assert json_of(thread)["last_run_at"] == runs[third]["created_at"]
 
 
 async def test_search_sorts_by_cost_with_unpriced_threads_last(priced: Served) -> None:
@@ -377,10 +380,10 @@ async def test_message_limit_refuses_a_run_whose_input_would_pass_it(tmp_path: P
         message = f"The thread would hold 4 messages, over the limit of 3 {LIMIT_HINT}"
         assert result == {"__error__": {"error": "MessageLimitError", "message": message}}
         run = await client.runs.get(thread_id, run_id)
-        assert (run["status"], run["error"]) == ("error", f"MessageLimitError: {message}")
-        assert run["usage"] is None
+        assert (run["status"], json_of(run)["error"]) == ("error", f"MessageLimitError: {message}")
+        assert json_of(run)["usage"] is None
         state = await client.threads.get_state(thread_id)
-        assert len(state["values"]["messages"]) == 2
+        assert len(json_of(state["values"])["messages"]) == 2
 
 
 async def test_message_limit_fails_a_run_that_would_pass_it(tmp_path: Path) -> None:
@@ -393,11 +396,11 @@ async def test_message_limit_fails_a_run_that_would_pass_it(tmp_path: Path) -> N
         message = f"The thread would hold 4 messages, over the limit of 3 {LIMIT_HINT}"
         assert result == {"__error__": {"error": "MessageLimitError", "message": message}}
         run = await client.runs.get(thread_id, run_id)
-        assert (run["status"], run["error"]) == ("error", f"MessageLimitError: {message}")
+        assert (run["status"], json_of(run)["error"]) == ("error", f"MessageLimitError: {message}")
         # The limit holds: the refused run leaves no more than 3 messages behind.
         state = await client.threads.get_state(thread_id)
-        assert len(state["values"]["messages"]) <= 3
-        assert (await client.threads.get(thread_id))["message_count"] <= 3
+        assert len(json_of(state["values"])["messages"]) <= 3
+        assert json_of(await client.threads.get(thread_id))["message_count"] <= 3
 
 
 # The sweeper
@@ -439,7 +442,7 @@ async def test_sweeper_deletes_threads_past_max_age_even_when_active(tmp_path: P
 async def test_sweeper_applies_each_threads_ttl(tmp_path: Path) -> None:
     async with serving(tmp_path, agent_runtime={"limits": SWEEP_FAST}) as (client, http):
         doomed = await client.threads.create(ttl={"strategy": "delete", "ttl": 0.01})
-        assert doomed["ttl"] == {"strategy": "delete", "ttl": 0.01}
+        assert json_of(doomed)["ttl"] == {"strategy": "delete", "ttl": 0.01}
         held = await client.threads.create(ttl={"strategy": "delete", "ttl": 0.01})
         await http.patch(f"/threads/{held['thread_id']}", json={"lifecycle": "locked"})
         keeper = await new_thread(http)
@@ -469,7 +472,7 @@ async def test_sweeper_keep_latest_trims_plain_threads_and_spares_delta_channels
         assert state["values"] == {"steps": ["one", "two", "three"]}
         assert state["parent_checkpoint"] is None
         assert await history_length(http, delta) == 3
-        assert len((await client.threads.get_state(delta))["values"]["messages"]) == 2
+        assert len(json_of((await client.threads.get_state(delta))["values"])["messages"]) == 2
 
         _, result = await run_on(http, plain, **slow)
         assert result == {"steps": ["one", "two", "three"] * 2}
@@ -480,9 +483,9 @@ async def test_checkpointer_default_ttl_applies_to_new_threads(tmp_path: Path) -
     sections = {"checkpointer": checkpointer, "agent_runtime": {"limits": SWEEP_FAST}}
     async with serving(tmp_path, FIXTURES, **sections) as (client, http):
         defaulted = await client.threads.create()
-        assert defaulted["ttl"] == {"strategy": "keep_latest", "ttl": 0.02}
+        assert json_of(defaulted)["ttl"] == {"strategy": "keep_latest", "ttl": 0.02}
         explicit = await client.threads.create(ttl={"strategy": "delete", "ttl": 30})
-        assert explicit["ttl"] == {"strategy": "delete", "ttl": 30}
+        assert json_of(explicit)["ttl"] == {"strategy": "delete", "ttl": 30}
         thread_id = defaulted["thread_id"]
         body = {"assistant_id": "slow", "input": {"steps": []}, "context": {"delay": 0.01}}
         await run_on(http, thread_id, **body)
@@ -502,10 +505,16 @@ async def test_checkpointer_default_ttl_applies_to_threads_runs_create(tmp_path:
         thread_id = str(uuid.uuid4())
         body = {"assistant_id": "slow", "input": {"steps": []}, "context": {"delay": 0}}
         await run_on(http, thread_id, **body, if_not_exists="create")
-        assert (await client.threads.get(thread_id))["ttl"] == {"strategy": "delete", "ttl": 30}
+        assert json_of(await client.threads.get(thread_id))["ttl"] == {
+            "strategy": "delete",
+            "ttl": 30,
+        }
         kept = await http.post("/runs/wait", json={**body, "on_completion": "keep"})
         kept_id = kept.headers["content-location"].split("/")[2]
-        assert (await client.threads.get(kept_id))["ttl"] == {"strategy": "delete", "ttl": 30}
+        assert json_of(await client.threads.get(kept_id))["ttl"] == {
+            "strategy": "delete",
+            "ttl": 30,
+        }
 
 
 async def test_checkpointer_sweep_interval_minutes_paces_the_sweeper(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import importlib.util
 import statistics
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,9 @@ async def test_reads_of_a_long_thread_cost_what_they_cost_on_a_short_one(
     for name, thread_id in (("short", short), ("long", long)):
         costs[name] = {
             "history": await _median_seconds(
-                lambda t=thread_id: http.get(f"/threads/{t}/history", params={"limit": 10})
+                partial(http.get, f"/threads/{thread_id}/history", params={"limit": 10})
             ),
-            "state": await _median_seconds(lambda t=thread_id: http.get(f"/threads/{t}/state")),
+            "state": await _median_seconds(partial(http.get, f"/threads/{thread_id}/state")),
         }
     tree_seconds = await _median_seconds(lambda: http.get(f"/threads/{long}/tree"))
     tree = (await http.get(f"/threads/{long}/tree")).json()
@@ -138,9 +139,8 @@ async def _paused_reader(
 
 
 async def _turn(client: LangGraphClient, thread_id: str) -> Any:
-    return await client.runs.wait(
-        thread_id, "chat", input={"messages": [{"role": "user", "content": "still there?"}]}
-    )
+    turn: dict[str, Any] = {"messages": [{"role": "user", "content": "still there?"}]}
+    return await client.runs.wait(thread_id, "chat", input=turn)
 
 
 async def test_paused_history_reader_does_not_delay_a_run(

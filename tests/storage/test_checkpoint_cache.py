@@ -11,7 +11,7 @@ import orjson
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.serde import _msgpack as _lg_msgpack
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer, _msgpack_default
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.pregel import Pregel
 
@@ -172,7 +172,7 @@ async def test_cache_keeps_the_most_recently_used_blobs_within_its_size() -> Non
 
 async def test_own_containers_copies_nested_containers() -> None:
     shared = HumanMessage("x", id="1")
-    value = {"a": [shared, {"b": {1, 2}}], "c": _DeltaSnapshot([shared])}
+    value: dict[str, Any] = {"a": [shared, {"b": {1, 2}}], "c": _DeltaSnapshot([shared])}
     copied = own_containers(value)
     assert copied == value
     assert copied["a"] is not value["a"]
@@ -285,7 +285,7 @@ async def test_a_snapshot_writes_decoded_messages_as_the_bytes_they_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     encoded: list[Any] = []
-    upstream_default = checkpoint_cache._msgpack_default
+    upstream_default = _msgpack_default
 
     def counting(obj: Any) -> Any:
         encoded.append(obj)

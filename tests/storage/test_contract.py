@@ -6,10 +6,11 @@ from __future__ import annotations
 import operator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pytest
-from langgraph.checkpoint.base import empty_checkpoint
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointMetadata, empty_checkpoint
 from langgraph.graph import START, StateGraph
 from typing_extensions import TypedDict
 
@@ -30,7 +31,7 @@ from agent_runtime.storage.sqlite import SqliteStorage
 
 async def _put_checkpoint(storage: Storage, thread_id: str) -> str:
     checkpoint = empty_checkpoint()
-    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     await storage.checkpointer.aput(config, checkpoint, {"source": "input", "step": -1}, {})
     return str(checkpoint["id"])
 
@@ -141,7 +142,7 @@ async def test_thread_read_without_its_values(storage: Storage) -> None:
 async def test_delete_thread_removes_checkpoints(storage: Storage) -> None:
     await storage.create_thread(NewThread(thread_id="t", metadata={}, ttl=None), if_exists="raise")
     await _put_checkpoint(storage, "t")
-    config = {"configurable": {"thread_id": "t"}}
+    config: RunnableConfig = {"configurable": {"thread_id": "t"}}
     assert await storage.checkpointer.aget_tuple(config) is not None
     await storage.delete_thread("t")
     assert await storage.checkpointer.aget_tuple(config) is None
@@ -225,7 +226,7 @@ async def _steps_graph(storage: Storage) -> Any:
 
 
 async def _history_length(storage: Storage, thread_id: str) -> int:
-    config = {"configurable": {"thread_id": thread_id}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     return len([c async for c in storage.checkpointer.alist(config)])
 
 
@@ -253,7 +254,11 @@ async def test_ttl_sweep_keep_latest_trims_and_keeps_the_thread(
         await storage.checkpointer.aput(
             {"configurable": {"thread_id": "delta", "checkpoint_ns": ""}},
             empty_checkpoint(),
-            {"source": "loop", "step": step, "counters_since_delta_snapshot": {"m": step}},
+            # Only the key marks a delta checkpoint; LangGraph's own counters are (int, int) pairs.
+            cast(
+                CheckpointMetadata,
+                {"source": "loop", "step": step, "counters_since_delta_snapshot": {"m": step}},
+            ),
             {},
         )
     await storage.update_thread("held", ThreadPatch(lifecycle="locked"))

@@ -282,6 +282,7 @@ async def test_finish_run_keeps_the_thread_busy_while_runs_are_queued(storage: S
     await storage.create_run(_new("r2"))
     await storage.claim_next_run("t")
     finished = await storage.finish_run("r1", RunOutcome(status="success", values={"n": 1}))
+    assert finished is not None
     assert finished["status"] == "success" and finished["error"] is None
     thread = await storage.get_thread("t")
     assert thread["status"] == "busy" and thread["values"] == {"n": 1}
@@ -313,6 +314,7 @@ async def test_finish_run_records_the_error_and_thread_state(storage: Storage) -
         "r2",
         RunOutcome(status="error", error="ValueError: boom", thread_status="error", values={}),
     )
+    assert finished is not None
     assert finished["status"] == "error" and finished["error"] == "ValueError: boom"
     assert finished["updated_at"] > run["updated_at"]
     assert finished["attempt"] == 1

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import ROOT, sdk_client, served
+from tests.conftest import ROOT, json_of, sdk_client, served
 
 TEMPLATES = ROOT / "tests" / "fixtures" / "templates"
 
@@ -42,7 +43,7 @@ async def memory_agent(database: Path) -> AsyncIterator[LangGraphClient]:
         yield sdk
 
 
-def _ask(text: str) -> dict[str, list[dict[str, str]]]:
+def _ask(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
@@ -58,7 +59,7 @@ async def test_react_agent_runs_without_context_on_its_defaults(
     assert reply["content"] == "[offline model] You said: hello"
     assert reply["response_metadata"]["model_name"] == "offline"
     [run] = await react_agent.runs.list(thread["thread_id"])
-    assert (run["status"], run["error"]) == ("success", None)
+    assert (run["status"], json_of(run)["error"]) == ("success", None)
 
 
 async def test_react_agent_context_from_run_assistant_and_environment(
@@ -111,7 +112,8 @@ async def test_memory_agent_stores_and_recalls_by_meaning(memory_agent: LangGrap
         upsert = f'upsert_memory {{"content": "{content}", "context": "said in chat"}}'
         await memory_agent.runs.wait(None, "memory_agent", input=_ask(upsert), context=ada)
 
-    found = (await memory_agent.store.search_items(["memories", "ada"], query="green tea"))["items"]
+    searched = await memory_agent.store.search_items(["memories", "ada"], query="green tea")
+    found = [json_of(item) for item in searched["items"]]
     assert [item["value"]["content"] for item in found] == [
         "User drinks green tea every morning",
         "User plays chess on weekends",
