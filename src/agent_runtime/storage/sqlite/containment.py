@@ -8,27 +8,27 @@ statement.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import count
 from typing import Any
-
-_aliases = count()
 
 
 def containment_sql(column: str, expected: Any) -> tuple[str, list[Any]]:
     """SQL that is true when the JSON in `column` contains `expected`, and its parameters."""
     params: list[Any] = []
-    sql = _match(column, f"json_type({column})", expected, params)
+    # Aliases are unique within the statement, which is all SQL needs.
+    sql = _match(column, f"json_type({column})", expected, params, count())
     return sql, params
 
 
-def _match(value: str, kind: str, expected: Any, params: list[Any]) -> str:
+def _match(value: str, kind: str, expected: Any, params: list[Any], aliases: Iterator[int]) -> str:
     if isinstance(expected, dict):
         parts = [f"{kind} = 'object'"]
         for key, sub in expected.items():
-            alias = f"j{next(_aliases)}"
+            alias = f"j{next(aliases)}"
             source = f"CASE WHEN {kind} = 'object' THEN {value} ELSE '{{}}' END"
             params.append(str(key))
-            inner = _match(f"{alias}.value", f"{alias}.type", sub, params)
+            inner = _match(f"{alias}.value", f"{alias}.type", sub, params, aliases)
             parts.append(
                 f"EXISTS (SELECT 1 FROM json_each({source}) AS {alias} "
                 f"WHERE {alias}.key = ? AND {inner})"
@@ -37,9 +37,9 @@ def _match(value: str, kind: str, expected: Any, params: list[Any]) -> str:
     if isinstance(expected, list):
         parts = [f"{kind} = 'array'"]
         for sub in expected:
-            alias = f"j{next(_aliases)}"
+            alias = f"j{next(aliases)}"
             source = f"CASE WHEN {kind} = 'array' THEN {value} ELSE '[]' END"
-            inner = _match(f"{alias}.value", f"{alias}.type", sub, params)
+            inner = _match(f"{alias}.value", f"{alias}.type", sub, params, aliases)
             parts.append(f"EXISTS (SELECT 1 FROM json_each({source}) AS {alias} WHERE {inner})")
         return "(" + " AND ".join(parts) + ")"
     if expected is None:
