@@ -88,6 +88,7 @@ class Runtime:
                 events,
                 pricing=config.pricing,
                 max_messages=limits.max_messages_per_thread,
+                lease_seconds=limits.run_lease_seconds,
                 clock=clock,
             )
             streams = StreamSlots(

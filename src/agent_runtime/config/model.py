@@ -51,6 +51,9 @@ class LimitsConfig:
     stream_send_timeout_seconds: float = 30.0
     """A stream whose reader takes no data for this long is closed and its memory freed."""
     max_event_bytes_per_run: int = 16 * 1024 * 1024
+    run_lease_seconds: float = 30.0
+    """How long a process's claim on a run holds unless renewed; past it, with the process
+    silent, another process (or the next start) resumes the run."""
     """The payloads a run keeps for replay (`Last-Event-ID`); past it the oldest are dropped."""
 
 

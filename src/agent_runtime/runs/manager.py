@@ -1,5 +1,9 @@
 """The run manager: queues runs durably, runs at most one per thread (in order), cancels them,
-lets callers wait for them, and on start-up resumes the runs a dead process left behind.
+lets callers wait for them, and resumes the runs a dead process left behind.
+
+Several processes may share one database: each claims runs under its own owner id with a lease,
+renews the leases of the runs it executes (the heartbeat), and re-queues the runs of owners whose
+leases lapsed (the reaper), so a process never takes a live process's runs.
 
 It owns the asyncio tasks that execute runs; it never builds HTTP responses."""
 
@@ -8,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Literal
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
@@ -29,6 +35,7 @@ logger = logging.getLogger("agent_runtime.runs")
 
 CancelAction = Literal["interrupt", "rollback"]
 MAX_ATTEMPTS = 3
+LEASE_SECONDS = 30.0
 IDLE_POLL_SECONDS = 0.05
 FINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
 
@@ -51,11 +58,16 @@ class RunManager:
         pricing: Mapping[str, ModelPrice] | None = None,
         max_messages: int = 10_000,
         max_attempts: int = MAX_ATTEMPTS,
+        lease_seconds: float = LEASE_SECONDS,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """One per process.
 
         Args:
+            max_attempts: a run blamed for this many deaths of its process
+                (`Storage.charged_attempts`) ends `error` at its next claim.
+            lease_seconds: how long a claim holds without renewal; renewed every third of it,
+                and a process silent for longer loses its runs to the others.
             clock: the storage's clock, on which delayed runs fall due (and tool calls are
                 stamped); a worker sleeps on it until a run's due time.
         """
@@ -72,6 +84,11 @@ class RunManager:
             clock=clock,
         )
         self._max_attempts = max_attempts
+        self._lease = timedelta(seconds=lease_seconds)
+        self.owner = uuid.uuid4().hex
+        """This process's id on the runs it claims."""
+        self._held: set[str] = set()
+        self._upkeep: list[asyncio.Task[None]] = []
         self._workers: dict[str, _Worker] = {}
         self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
         self._cancel_actions: dict[str, CancelAction] = {}
@@ -81,19 +98,31 @@ class RunManager:
         self._assistants: dict[str, Assistant] = {}
 
     async def start(self) -> None:
-        """Resume what a previous process left pending or running."""
+        """Resume what dead processes left pending or running (never a live one's runs), and
+        start the heartbeat and the reaper."""
         for thread_id in await self._storage.requeue_interrupted_work():
             self._wake(thread_id)
+        self._upkeep = [
+            asyncio.create_task(self._heartbeat(), name="runs:heartbeat"),
+            asyncio.create_task(self._reaper(), name="runs:reaper"),
+        ]
 
     async def stop(self) -> None:
-        """Stop every worker; runs in flight stay `running` and resume at the next start."""
+        """Stop every worker and hand the runs in flight back (`pending`, no attempt charged)
+        for this or another process to resume."""
         self._stopping = True
         workers = [worker.task for worker in self._workers.values()]
-        for task in workers:
+        for task in [*workers, *self._upkeep]:
             task.cancel()
-        for task in workers:
+        for task in [*workers, *self._upkeep]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._upkeep = []
+        try:
+            await self._storage.release(self.owner)
+        except Exception:
+            # The leases lapse on their own; another process (or the next start) reaps them.
+            logger.exception("Handing back the runs of %s failed", self.owner)
 
     async def create(self, new: NewRun, *, assistant: Assistant | None = None) -> Run:
         """Queue a run (committed before this returns) and apply its multitask strategy.
@@ -168,6 +197,34 @@ class RunManager:
                 return current, None
         return await asyncio.shield(finished)
 
+    # Leases
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self._clock.sleep(self._lease.total_seconds() / 3)
+            held = sorted(self._held)
+            try:
+                kept = await self._storage.renew_leases(self.owner, held, self._lease)
+            except Exception:
+                logger.exception("Renewing the leases of %s failed", self.owner)
+                continue
+            lost = set(held) - set(kept) & self._held
+            if lost:
+                # Ended meanwhile, or reaped after this process went silent past its lease.
+                logger.debug("Leases not renewed (ended or lost): %s", ", ".join(sorted(lost)))
+
+    async def _reaper(self) -> None:
+        while True:
+            await self._clock.sleep(self._lease.total_seconds() / 3)
+            try:
+                threads = await self._storage.reap_expired_leases()
+            except Exception:
+                logger.exception("Reaping expired leases failed")
+                continue
+            for thread_id in threads:
+                logger.warning("Thread %s: its run's process died; resuming it here", thread_id)
+                self._wake(thread_id)
+
     # Workers
 
     def _wake(self, thread_id: str) -> None:
@@ -187,9 +244,15 @@ class RunManager:
             while True:
                 worker.wake.clear()
                 if claim:
-                    run = await self._storage.claim_next_run(thread_id)
+                    run = await self._storage.claim_next_run(
+                        thread_id, owner=self.owner, lease=self._lease
+                    )
                     if run is not None:
-                        await self._run(run)
+                        self._held.add(run["run_id"])
+                        try:
+                            await self._run(run)
+                        finally:
+                            self._held.discard(run["run_id"])
                         # Usually nothing is queued behind a run: one read tells, where a
                         # claim would take the write lock to find nothing.
                         claim = False
@@ -220,7 +283,11 @@ class RunManager:
         options = RunOptions.from_json(run["kwargs"])
         if run_id not in self._finished:
             self._finished[run_id] = asyncio.get_running_loop().create_future()
-        if run["attempt"] > self._max_attempts:
+        # Only a run claimed more often than allowed can have been blamed that often.
+        if (
+            run["attempt"] > self._max_attempts
+            and await self._storage.charged_attempts(run_id) >= self._max_attempts
+        ):
             await self._events.open(run_id)
             state = await self._thread_state(run["thread_id"])
             outcome = replace(

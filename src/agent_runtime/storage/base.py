@@ -4,7 +4,7 @@ LangGraph's checkpointer and store. Routes and the run manager only ever see thi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -196,9 +196,37 @@ class Storage(Protocol):
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         """Delete every checkpoint the run wrote (with their writes), keeping the run itself."""
 
-    async def claim_next_run(self, thread_id: str) -> Run | None:
+    async def claim_next_run(
+        self, thread_id: str, *, owner: str | None = None, lease: timedelta | None = None
+    ) -> Run | None:
         """If nothing runs on the thread, mark its oldest due pending run `running`, count up
-        its attempt, and return it; else None. Due means `not_before` is absent or past."""
+        its attempt, and return it; else None. Due means `not_before` is absent or past.
+
+        The claim is held by `owner` (a process's id) until `lease` from now, unless renewed
+        (`renew_leases`). Without them the claim has no lease: the next `reap_expired_leases`
+        takes it back (tests, and tools claiming by hand)."""
+
+    async def renew_leases(self, owner: str, run_ids: Sequence[str], lease: timedelta) -> list[str]:
+        """Push the leases `owner` holds on `run_ids` to `lease` from now; return the ids of
+        the runs it still holds (a run missing was reaped from it, or has ended)."""
+
+    async def reap_expired_leases(self) -> list[str]:
+        """Re-queue (`pending`, same run id) every run held by an owner one of whose leases
+        has lapsed: that owner is presumed dead. Each such run is charged an attempt
+        (`charged_attempts`) unless it had neighbours in that owner and wrote a step
+        checkpoint since its claim. Returns the ids of the threads re-queued, oldest run
+        first."""
+
+    async def release(self, owner: str) -> list[str]:
+        """On a graceful stop: hand back (`pending`, not charged) the runs `owner` holds.
+        Returns the ids of their threads."""
+
+    async def charged_attempts(self, run_id: str) -> int:
+        """How many attempts of the run ended with its process dying and were blamed on it.
+
+        Raises:
+            NotFoundError: the run does not exist.
+        """
 
     async def next_due_time(self, thread_id: str) -> datetime | None:
         """When the thread's earliest pending run becomes due; None if it has none."""
@@ -220,5 +248,5 @@ class Storage(Protocol):
         still pending or running)."""
 
     async def requeue_interrupted_work(self) -> list[str]:
-        """At start-up: runs left `running` by a dead process go back to `pending`.
-        Returns the ids of every thread with pending runs, oldest first."""
+        """At start-up: reap expired leases (`reap_expired_leases`; runs a live process holds
+        stay its own), then return the ids of every thread with pending runs, oldest first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -24,6 +24,14 @@ from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoint
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
 from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage
+
+# How many step checkpoints (not the input one, step -1) the run of the enclosing `runs` row has
+# written on its thread: a count above the one taken at its claim is progress.
+_PROGRESS = (
+    "(SELECT count(*) FROM checkpoints WHERE checkpoints.thread_id = runs.thread_id"
+    " AND json_extract(CAST(checkpoints.metadata AS TEXT), '$.run_id') = runs.run_id"
+    " AND json_extract(CAST(checkpoints.metadata AS TEXT), '$.step') >= 0)"
+)
 
 # Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
 # `ttl` holds in minutes; the one parameter is the moment of the activity.
@@ -192,17 +200,81 @@ class SqliteRuns:
         async with self._db.transaction() as conn:
             await delete_run_checkpoints(conn, thread_id, run_id)
 
-    async def claim_next_run(self, thread_id: str) -> Run | None:
-        stamp = _stamp(self._now())
+    async def claim_next_run(
+        self, thread_id: str, *, owner: str | None = None, lease: timedelta | None = None
+    ) -> Run | None:
+        now = self._now()
+        stamp = _stamp(now)
+        expires = None if lease is None else _stamp(now + lease)
         rows = await self._db.write_returning(
-            "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?"
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?,"
+            f" owner = ?, lease_expires_at = ?, progress_mark = {_PROGRESS}"
             " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
             " AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, run_id LIMIT 1)"
             " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
             " RETURNING *",
-            (stamp, thread_id, stamp, thread_id),
+            (stamp, owner, expires, thread_id, stamp, thread_id),
         )
         return _run(rows[0]) if rows else None
+
+    async def renew_leases(self, owner: str, run_ids: Sequence[str], lease: timedelta) -> list[str]:
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        rows = await self._db.write_returning(
+            "UPDATE runs SET lease_expires_at = ? WHERE owner = ? AND status = 'running'"
+            f" AND run_id IN ({marks}) RETURNING run_id",
+            (_stamp(self._now() + lease), owner, *run_ids),
+        )
+        return sorted(row["run_id"] for row in rows)
+
+    async def reap_expired_leases(self) -> list[str]:
+        stamp = _stamp(self._now())
+        async with self._db.transaction() as conn:
+            # One lapsed lease means its owner stopped renewing (the heartbeat renews all of
+            # them at once): the owner is presumed dead and every run it held goes back.
+            dead = await _all(
+                conn,
+                "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
+                " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)",
+                (stamp,),
+            )
+            threads: dict[str, str] = {}
+            for owner in (row["owner"] for row in dead):
+                held = await _all(
+                    conn,
+                    f"SELECT run_id, thread_id, created_at, progress_mark, {_PROGRESS} AS progress"
+                    " FROM runs WHERE status = 'running' AND owner IS ?",
+                    (owner,),
+                )
+                for row in held:
+                    # A run alone in the dead process is the only suspect; beside others, one
+                    # that wrote a step checkpoint since its claim was working, not crashing.
+                    blamed = len(held) == 1 or row["progress"] <= row["progress_mark"]
+                    await conn.execute(
+                        "UPDATE runs SET status = 'pending', owner = NULL,"
+                        " lease_expires_at = NULL, charged = charged + ?, updated_at = ?"
+                        " WHERE run_id = ?",
+                        (int(blamed), stamp, row["run_id"]),
+                    )
+                    oldest = threads.get(row["thread_id"])
+                    if oldest is None or row["created_at"] < oldest:
+                        threads[row["thread_id"]] = row["created_at"]
+        return sorted(threads, key=lambda thread_id: (threads[thread_id], thread_id))
+
+    async def release(self, owner: str) -> list[str]:
+        rows = await self._db.write_returning(
+            "UPDATE runs SET status = 'pending', owner = NULL, lease_expires_at = NULL,"
+            " updated_at = ? WHERE owner = ? AND status = 'running' RETURNING thread_id",
+            (_stamp(self._now()), owner),
+        )
+        return sorted({row["thread_id"] for row in rows})
+
+    async def charged_attempts(self, run_id: str) -> int:
+        row = await self._db.fetch_one("SELECT charged FROM runs WHERE run_id = ?", (run_id,))
+        if row is None:
+            raise _not_found(run_id)
+        return int(row[0])
 
     async def next_due_time(self, thread_id: str) -> datetime | None:
         row = await self._db.fetch_one(
@@ -243,18 +315,12 @@ class SqliteRuns:
             await _settle(conn, thread_id, outcome, self._now())
 
     async def requeue_interrupted_work(self) -> list[str]:
-        stamp = _stamp(self._now())
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
-                (stamp,),
-            )
-            rows = await _all(
-                conn,
-                "SELECT thread_id, MIN(created_at) AS oldest FROM runs WHERE status = 'pending'"
-                " GROUP BY thread_id ORDER BY oldest, thread_id",
-                (),
-            )
+        await self.reap_expired_leases()
+        rows = await self._db.fetch_all(
+            "SELECT thread_id, MIN(created_at) AS oldest FROM runs WHERE status = 'pending'"
+            " GROUP BY thread_id ORDER BY oldest, thread_id",
+            (),
+        )
         return [row["thread_id"] for row in rows]
 
 

@@ -117,7 +117,19 @@ INSERT INTO thread_values (thread_id, "values")
 ALTER TABLE threads DROP COLUMN "values";
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: leases. A running run names the process that claimed it (`owner`) and until when
+# that claim holds unless renewed (`lease_expires_at`); `charged` counts the attempts that ended
+# with the process dying and were blamed on this run, `progress_mark` how many step checkpoints
+# the run had when it was last claimed (a crash after new ones is not blamed on it).
+_V4 = """
+ALTER TABLE runs ADD COLUMN owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_expires_at TEXT;
+ALTER TABLE runs ADD COLUMN charged INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN progress_mark INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS runs_status_lease ON runs (status, lease_expires_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:
