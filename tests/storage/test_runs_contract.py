@@ -489,3 +489,89 @@ def _orphan_writes(storage: SqliteStorage) -> int:
             " AND c.checkpoint_id = w.checkpoint_id)"
         ).fetchone()
     return int(count)
+
+
+LEASE = timedelta(seconds=30)
+
+
+async def test_a_leased_run_is_its_owners_until_the_lease_lapses(
+    storage: Storage, clock: FakeClock
+) -> None:
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    await storage.create_run(_new("r2"))
+    claimed = await storage.claim_next_run("t", owner="A", lease=LEASE)
+    assert claimed is not None and (claimed["run_id"], claimed["attempt"]) == ("r1", 1)
+    # Another process finds the thread busy, and a start-up or a reap leaves A's run alone
+    # (the thread is listed at start-up for its pending r2).
+    assert await storage.claim_next_run("t", owner="B", lease=LEASE) is None
+    assert await storage.requeue_interrupted_work() == ["t"]
+    assert await storage.reap_expired_leases() == []
+    assert (await storage.get_run("t", "r1"))["status"] == "running"
+    # Renewing pushes the expiry: 20 s + 20 s is past the first lease, not the renewed one.
+    clock.advance(timedelta(seconds=20))
+    assert await storage.renew_leases("A", ["r1", "r2", "gone"], LEASE) == ["r1"]
+    assert await storage.renew_leases("B", ["r1"], LEASE) == []
+    clock.advance(timedelta(seconds=20))
+    assert await storage.reap_expired_leases() == []
+    assert (await storage.get_run("t", "r1"))["status"] == "running"
+    # A falls silent: once its lease lapses the run goes back, same id, and B resumes it.
+    clock.advance(timedelta(seconds=31))
+    assert await storage.reap_expired_leases() == ["t"]
+    requeued = await storage.get_run("t", "r1")
+    assert (requeued["status"], requeued["attempt"]) == ("pending", 1)
+    assert await storage.charged_attempts("r1") == 1
+    resumed = await storage.claim_next_run("t", owner="B", lease=LEASE)
+    assert resumed is not None and (resumed["run_id"], resumed["attempt"]) == ("r1", 2)
+    # A's late renewal no longer holds anything.
+    assert await storage.renew_leases("A", ["r1"], LEASE) == []
+    assert await storage.reap_expired_leases() == []
+
+
+async def test_a_dead_owners_runs_are_blamed_unless_they_progressed_beside_others(
+    storage: Storage, clock: FakeClock
+) -> None:
+    for thread_id in ("worker", "poison", "alone"):
+        await _thread(storage, thread_id)
+        await storage.create_run(_new(f"{thread_id}-run", thread_id=thread_id))
+    for thread_id in ("worker", "poison"):
+        assert await storage.claim_next_run(thread_id, owner="A", lease=LEASE) is not None
+    assert await storage.claim_next_run("alone", owner="C", lease=LEASE) is not None
+    # The worker writes a step checkpoint after its claim; the poison run writes none.
+    graph = _counter_graph(storage)
+    config: RunnableConfig = {
+        "configurable": {"thread_id": "worker"},
+        "metadata": {"run_id": "worker-run"},
+    }
+    await graph.ainvoke({"n": 0}, config)
+    clock.advance(timedelta(seconds=31))
+    assert sorted(await storage.reap_expired_leases()) == ["alone", "poison", "worker"]
+    assert await storage.charged_attempts("worker-run") == 0
+    assert await storage.charged_attempts("poison-run") == 1
+    # A run alone in its dead process is the only suspect, whatever it wrote.
+    assert await storage.charged_attempts("alone-run") == 1
+    # Claimed again, the worker's progress is counted from the new claim.
+    assert await storage.claim_next_run("worker", owner="B", lease=LEASE) is not None
+    assert await storage.claim_next_run("poison", owner="B", lease=LEASE) is not None
+    clock.advance(timedelta(seconds=31))
+    assert sorted(await storage.reap_expired_leases()) == ["poison", "worker"]
+    assert await storage.charged_attempts("worker-run") == 1
+    assert await storage.charged_attempts("poison-run") == 2
+    with pytest.raises(NotFoundError):
+        await storage.charged_attempts("missing")
+
+
+async def test_release_hands_an_owners_runs_back_uncharged(storage: Storage) -> None:
+    for thread_id in ("a", "b", "c"):
+        await _thread(storage, thread_id)
+        await storage.create_run(_new(f"{thread_id}1", thread_id=thread_id))
+    await storage.claim_next_run("a", owner="A", lease=LEASE)
+    await storage.claim_next_run("b", owner="A", lease=LEASE)
+    await storage.claim_next_run("c", owner="B", lease=LEASE)
+    assert await storage.release("A") == ["a", "b"]
+    released = await storage.get_run("a", "a1")
+    assert (released["status"], released["attempt"]) == ("pending", 1)
+    assert await storage.charged_attempts("a1") == 0
+    assert (await storage.get_run("c", "c1"))["status"] == "running"
+    resumed = await storage.claim_next_run("a", owner="B", lease=LEASE)
+    assert resumed is not None and resumed["attempt"] == 2
