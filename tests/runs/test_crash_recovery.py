@@ -69,6 +69,13 @@ class ServerProcess:
         self._client = get_client(url=url, api_key=None)
         return self._client
 
+    async def exited(self) -> int:
+        """Wait until the server ends on its own (a run killed it); return its exit code."""
+        assert self._process is not None
+        code = await asyncio.wait_for(self._process.wait(), SETTLE_TIMEOUT_SECONDS)
+        await self.kill()
+        return code
+
     async def kill(self) -> None:
         """SIGKILL: no lifespan shutdown, no cleanup, as when the machine loses the process."""
         if self._client is not None:

@@ -25,12 +25,14 @@ from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fet
 from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage
 
-# How many step checkpoints (not the input one, step -1) the run of the enclosing `runs` row has
-# written on its thread: a count above the one taken at its claim is progress.
+# How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
+# written on its thread: a count above the mark taken at its claim is progress. A first attempt
+# writes one of them before any node runs (the input applied), so its mark counts it ahead.
 _PROGRESS = (
     "(SELECT count(*) FROM checkpoints WHERE checkpoints.thread_id = runs.thread_id"
+    " AND checkpoints.checkpoint_ns = ''"
     " AND json_extract(CAST(checkpoints.metadata AS TEXT), '$.run_id') = runs.run_id"
-    " AND json_extract(CAST(checkpoints.metadata AS TEXT), '$.step') >= 0)"
+    " AND json_extract(CAST(checkpoints.metadata AS TEXT), '$.source') = 'loop')"
 )
 
 # Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
@@ -208,7 +210,7 @@ class SqliteRuns:
         expires = None if lease is None else _stamp(now + lease)
         rows = await self._db.write_returning(
             "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?,"
-            f" owner = ?, lease_expires_at = ?, progress_mark = {_PROGRESS}"
+            f" owner = ?, lease_expires_at = ?, progress_mark = {_PROGRESS} + (attempt = 0)"
             " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
             " AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, run_id LIMIT 1)"
             " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
