@@ -4,13 +4,17 @@ beside a live one leaves its runs alone, and a run that kills its server in ever
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent_runtime.config import config_from_dict
+from agent_runtime.errors import ConfigError
 from tests.conftest import json_of
 from tests.runs.test_crash_recovery import (
+    CRASH_CONFIG,
     STEPS,
     ServerProcess,
     _ended,
@@ -97,3 +101,19 @@ async def test_a_poison_run_ends_error_and_the_runs_beside_it_succeed(tmp_path: 
             assert attempts == sorted(attempts)
     finally:
         await server.kill()
+
+
+def test_the_lease_is_read_from_the_limits(tmp_path: Path) -> None:
+    def limits(**values: Any) -> Any:
+        data = {**json.loads(CRASH_CONFIG.read_text()), "agent_runtime": {"limits": values}}
+        return config_from_dict(
+            data, base_dir=CRASH_CONFIG.parent, database=tmp_path / "db.sqlite", environ={}
+        ).limits
+
+    assert limits().run_lease_seconds == 30.0
+    assert limits(run_lease_seconds=1.5).run_lease_seconds == 1.5
+    with pytest.raises(ConfigError) as caught:
+        limits(run_lease_seconds=0)
+    assert caught.value.detail == (
+        "langgraph.json: agent_runtime.limits.run_lease_seconds: expected a positive number, got 0"
+    )
