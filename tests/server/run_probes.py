@@ -72,3 +72,8 @@ def body_of(response: httpx.Response) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/json")
     found: dict[str, Any] = response.json()
     return found
+
+
+async def until_busy(client: LangGraphClient, thread_id: str) -> None:
+    """Wait until the thread's run has started (the thread is `busy`)."""
+    await until(lambda: is_(thread_status(client, thread_id), "busy"))

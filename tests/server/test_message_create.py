@@ -4,7 +4,6 @@ its exact status and message; and its place in /openapi.json."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from agent_runtime.config import load_config
 from agent_runtime.registry import default_assistant_id
 from tests.conftest import RunningServer, json_of
 from tests.server.conftest import RUNS_CONFIG
+from tests.server.run_probes import until_busy
 
 
 def _echo(text: str) -> str:
@@ -283,13 +283,7 @@ async def test_busy_thread_refuses_new_messages(
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     run = await rclient.runs.create(tid, "slow", input={"steps": []}, context={"delay": 0.3})
-    async with asyncio.timeout(5):
-        for _ in range(250):
-            if (await rclient.threads.get(tid))["status"] == "busy":
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"thread {tid} never became busy")
+    await until_busy(rclient, tid)
     response = await rhttp.post(
         f"/threads/{tid}/messages", json={"messages": [{"role": "user", "content": "x"}]}
     )

@@ -4,7 +4,6 @@ refusal with its exact status and message."""
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.config import load_config
 from tests.conftest import RunningServer, json_of
+from tests.server.run_probes import until_busy
 
 UNKNOWN = "no-such-message"
 
@@ -355,13 +355,7 @@ async def test_busy_thread_refuses_edits(
 ) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     run = await rclient.runs.create(tid, "slow", input={"steps": []}, context={"delay": 0.3})
-    async with asyncio.timeout(5):
-        for _ in range(250):
-            if (await rclient.threads.get(tid))["status"] == "busy":
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"thread {tid} never became busy")
+    await until_busy(rclient, tid)
     expected = {
         "detail": f'Thread "{tid}" is busy with a run; wait for it or cancel it before '
         "editing its messages",

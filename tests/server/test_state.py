@@ -4,7 +4,6 @@ the diff between checkpoints, and every error with its exact status and message.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 import httpx
@@ -14,6 +13,7 @@ from langgraph_sdk.errors import APIStatusError
 from langgraph_sdk.schema import Checkpoint
 
 from tests.conftest import json_of
+from tests.server.run_probes import until_busy
 
 # Well formed, but no thread has it.
 UNKNOWN = "1f1e57ab-def0-6c4a-bfff-a3a22c06468a"
@@ -57,15 +57,6 @@ async def _chat(rclient: LangGraphClient, tid: str, *texts: str) -> list[str]:
 
 async def _full_history(rclient: LangGraphClient, tid: str) -> list[dict[str, Any]]:
     return [json_of(s) for s in await rclient.threads.get_history(tid, limit=1000)]
-
-
-async def _until_busy(rclient: LangGraphClient, tid: str) -> None:
-    async with asyncio.timeout(5):
-        for _ in range(250):
-            if (await rclient.threads.get(tid))["status"] == "busy":
-                return
-            await asyncio.sleep(0.02)
-    raise AssertionError(f"thread {tid} never became busy")
 
 
 async def _error(call: Any) -> tuple[int, dict[str, Any]]:
@@ -920,7 +911,7 @@ async def test_update_state_copy_of_a_never_run_thread_is_422(rclient: LangGraph
 async def test_update_state_while_a_run_is_active_is_409(rclient: LangGraphClient) -> None:
     tid = (await rclient.threads.create())["thread_id"]
     run = await rclient.runs.create(tid, "slow", input={"steps": []}, context={"delay": 0.3})
-    await _until_busy(rclient, tid)
+    await until_busy(rclient, tid)
     status, body = await _error(rclient.threads.update_state(tid, {"steps": ["x"]}, as_node="one"))
     assert status == 409
     assert body == {
