@@ -28,7 +28,8 @@ from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
 from agent_runtime.config import RuntimeConfig, is_path_dependency, parse_graph_spec
-from agent_runtime.errors import GraphLoadError, NotFoundError
+from agent_runtime.errors import GraphLoadError, InvalidRequestError, NotFoundError
+from agent_runtime.schema import Assistant
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 """Any compiled graph, whatever its state, context, input and output types."""
@@ -159,6 +160,23 @@ class GraphRegistry:
             f'Assistant "{value}" not found; pass an assistant id (a UUID) or a graph name: '
             f"{', '.join(self.graph_ids)}",
             code="assistant_not_found",
+        )
+
+    def require_served(self, assistant: Assistant, *, field: str | None = None) -> None:
+        """Refuse an assistant whose graph this server does not serve (one a previous config
+        registered, say).
+
+        Raises:
+            InvalidRequestError: the graph is not served (named after `field` when given).
+        """
+        graph_id = assistant["graph_id"]
+        if graph_id in self:
+            return
+        who = f'{field}: assistant "' if field else 'Assistant "'
+        raise InvalidRequestError(
+            f'{who}{assistant["assistant_id"]}" runs graph "{graph_id}", which this server does '
+            f"not serve; known graphs: {', '.join(self.graph_ids)}",
+            code="graph_not_found",
         )
 
     async def get_graph(self, graph_id: str, config: RunnableConfig | None = None) -> AnyGraph:

@@ -60,13 +60,8 @@ async def new_run(
             code="invalid_resume",
         )
     assistant = await storage.get_assistant(registry.resolve_assistant_id(body["assistant_id"]))
+    registry.require_served(assistant)
     graph_id = assistant["graph_id"]
-    if graph_id not in registry:
-        raise InvalidRequestError(
-            f'Assistant "{assistant["assistant_id"]}" runs graph "{graph_id}", which this server '
-            f"does not serve; known graphs: {', '.join(registry.graph_ids)}",
-            code="graph_not_found",
-        )
     options = RunOptions.from_request(body, stateless=stateless)
     if options.webhook is not None:
         await check_webhook_url(options.webhook, allow_private=config.webhooks_allow_private)

@@ -286,13 +286,8 @@ async def _graph_ids(
     if assistant_id is None:
         return None
     assistant = await storage.get_assistant(resolve_assistant(assistant_id))
+    registry.require_served(assistant, field="assistant_id")
     graph_id = assistant["graph_id"]
-    if graph_id not in registry:
-        raise InvalidRequestError(
-            f'assistant_id: assistant "{assistant["assistant_id"]}" runs graph "{graph_id}", '
-            f"which this server does not serve; known graphs: {', '.join(registry.graph_ids)}",
-            code="graph_not_found",
-        )
     current = thread["metadata"].get("graph_id")
     if isinstance(current, str) and current in registry:
         if current != graph_id:
