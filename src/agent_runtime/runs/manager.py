@@ -30,6 +30,7 @@ from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.streaming import EventLog
+from agent_runtime.streaming.eventlog import first_event_id
 
 logger = logging.getLogger("agent_runtime.runs")
 
@@ -288,7 +289,7 @@ class RunManager:
             run["attempt"] > self._max_attempts
             and await self._storage.charged_attempts(run_id) >= self._max_attempts
         ):
-            await self._events.open(run_id)
+            await self._events.open(run_id, first_id=first_event_id(run["attempt"]))
             state = await self._thread_state(run["thread_id"])
             outcome = replace(
                 state,
@@ -334,7 +335,7 @@ class RunManager:
         await self._finish(run, options, replace(outcome, usage=outcome.usage or usage))
 
     async def _open_and_execute(self, run: Run, options: RunOptions) -> RunOutcome:
-        await self._events.open(run["run_id"])
+        await self._events.open(run["run_id"], first_id=first_event_id(run["attempt"]))
         assistant = self._assistants.pop(run["run_id"], None)
         return await self._executor.execute(run, options, assistant=assistant)
 
@@ -343,7 +344,7 @@ class RunManager:
     ) -> None:
         run_id = run["run_id"]
         # A run cancelled before its execution started has not opened its log yet.
-        await self._events.open(run_id)
+        await self._events.open(run_id, first_id=first_event_id(run["attempt"]))
         error = {"error": "CancelledError", "message": f"The run was cancelled ({action})"}
         await self._events.publish(run_id, "error", dumps(error))
         if action == "rollback":

@@ -4,6 +4,7 @@ an id. The in-process log lives here; it knows nothing of HTTP, SSE framing or g
 from __future__ import annotations
 
 import asyncio
+import bisect
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,12 +19,27 @@ class RunEvent:
     """One stream event of a run, as published and as replayed."""
 
     id: int
-    """1, 2, 3 ... within a run, without gaps; the SSE `id:` that `Last-Event-ID` echoes back."""
+    """Strictly increasing within a run, across its attempts (see `first_event_id`); the SSE
+    `id:` that `Last-Event-ID` echoes back."""
     event: str
     """The SSE event name: `metadata`, a stream mode (suffixed `|<namespace>` for subgraphs),
     `error` or `end`."""
     data: bytes
     """The payload, already encoded as JSON."""
+
+
+ATTEMPT_ID_SPAN = 1_000_000_000
+"""Event ids each attempt of a run may use: attempt n numbers its events from
+`(n - 1) * ATTEMPT_ID_SPAN + 1`, so ids go on increasing across attempts and crashes."""
+
+
+def first_event_id(attempt: int) -> int:
+    """The first event id of a run's `attempt` (1, 1_000_000_001, 2_000_000_001, ...).
+
+    An attempt may run in another process than the one before it, whose log (in memory) is
+    gone: deriving the base from the attempt, which the database counts, keeps a client that
+    reconnects with an id of an earlier attempt from skipping the new attempt's events."""
+    return (max(attempt, 1) - 1) * ATTEMPT_ID_SPAN + 1
 
 
 class EventLog(Protocol):
@@ -32,8 +48,9 @@ class EventLog(Protocol):
     retention_seconds: float
     """How long a run's events stay replayable after its log is closed."""
 
-    async def open(self, run_id: str) -> None:
-        """Start the run's log; on a closed one, reopen it and continue its ids."""
+    async def open(self, run_id: str, *, first_id: int = 1) -> None:
+        """Start the run's log; on a closed one, reopen it and continue its ids. Ids from here
+        on are at least `first_id` (`first_event_id` of the attempt about to publish)."""
 
     async def publish(self, run_id: str, event: str, data: bytes) -> RunEvent:
         """Append one event with the run's next id and wake every subscriber.
@@ -80,13 +97,25 @@ def _weight(event: RunEvent) -> int:
 class _RunLog:
     """One run's events; subscribers index into `events` with their own cursor."""
 
-    __slots__ = ("_wakeup", "closed", "events", "expires_at", "first_id", "next_id", "size")
+    __slots__ = (
+        "_wakeup",
+        "closed",
+        "dropped",
+        "dropped_through",
+        "events",
+        "expires_at",
+        "next_id",
+        "size",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, next_id: int) -> None:
         self.events: list[RunEvent] = []
         self.size = 0  # what `events` weigh, as `_weight` counts
-        self.first_id = 1  # id of events[0], or next_id while the list is empty
-        self.next_id = 1
+        # Ids may jump (a new attempt starts at a new base), so cursors count positions: the
+        # events ever published, `dropped` of them trimmed off the front.
+        self.dropped = 0
+        self.dropped_through = 0  # the id of the last event trimmed off, 0 before any
+        self.next_id = next_id
         self.closed = False
         self.expires_at: float | None = None
         # One event shared by every waiting subscriber, created only when someone waits, so a
@@ -106,13 +135,14 @@ class _RunLog:
 
 
 class _Subscription:
-    """A cursor (the next event id) over one run's log."""
+    """A cursor (a position, and the id last yielded) over one run's log."""
 
-    __slots__ = ("_log", "_next_id", "_run_id")
+    __slots__ = ("_last", "_log", "_position", "_run_id")
 
-    def __init__(self, log: _RunLog | None, *, next_id: int, run_id: str) -> None:
+    def __init__(self, log: _RunLog | None, *, position: int, last: int, run_id: str) -> None:
         self._log = log
-        self._next_id = next_id
+        self._position = position
+        self._last = last
         self._run_id = run_id
 
     def __aiter__(self) -> Self:
@@ -121,24 +151,32 @@ class _Subscription:
     async def __anext__(self) -> RunEvent:
         log = self._log
         while log is not None:
-            index = self._next_id - log.first_id
+            index = self._position - log.dropped
             if index < 0:
-                raise EventsDroppedError(
-                    f'Events {self._next_id} to {log.first_id - 1} of run "{self._run_id}" were '
-                    "dropped to keep its event log under its cap "
-                    "(agent_runtime.limits.max_event_bytes_per_run); resume after event "
-                    f"{log.first_id - 1} to skip them",
-                    first_available=log.first_id,
-                )
+                raise dropped_error(self._run_id, self._last, log.dropped_through)
             if index < len(log.events):
-                self._next_id += 1
-                return log.events[index]
+                self._position += 1
+                event = log.events[index]
+                self._last = event.id
+                return event
             if log.closed:
                 break
             await log.wait()
         # Let an expired log be freed even if the caller keeps the finished iterator around.
         self._log = None
         raise StopAsyncIteration
+
+
+def dropped_error(run_id: str, last: int, dropped_through: int) -> EventsDroppedError:
+    """What a subscriber that needs trimmed events gets: after `last`, up to `dropped_through`
+    were dropped."""
+    return EventsDroppedError(
+        f'Events {last + 1} to {dropped_through} of run "{run_id}" were '
+        "dropped to keep its event log under its cap "
+        "(agent_runtime.limits.max_event_bytes_per_run); resume after event "
+        f"{dropped_through} to skip them",
+        first_available=dropped_through + 1,
+    )
 
 
 class MemoryEventLog:
@@ -180,13 +218,16 @@ class MemoryEventLog:
         # deadlines only grow, so pruning pops from the left and stops at the first live one.
         self._expiries: deque[tuple[float, str, _RunLog]] = deque()
 
-    async def open(self, run_id: str) -> None:
-        """Start the run's log; on a closed one, reopen it and continue its ids."""
+    async def open(self, run_id: str, *, first_id: int = 1) -> None:
+        """Start the run's log; on a closed one, reopen it and continue its ids (from
+        `first_id` at least)."""
         self._prune()
         log = self._logs.get(run_id)
         if log is None:
-            self._logs[run_id] = _RunLog()
-        elif log.closed:
+            self._logs[run_id] = _RunLog(first_id)
+            return
+        log.next_id = max(log.next_id, first_id)
+        if log.closed:
             # A retried attempt of the same run: clients reconnecting with the ids of the first
             # attempt resume where they were.
             log.closed = False
@@ -212,8 +253,7 @@ class MemoryEventLog:
             # Trimming a block of `cap` at a time keeps publish O(1) amortised; a strict window
             # would shift the whole list on every call.
             log.size -= sum(_weight(event) for event in events[:-cap])
-            del events[:-cap]
-            log.first_id = events[0].id
+            _trim(log, len(events) - cap)
         max_bytes = self._max_bytes
         if max_bytes is not None and log.size > max_bytes:
             # Down to half the cap, for the same reason: the next trim is far away.
@@ -221,9 +261,8 @@ class MemoryEventLog:
             while drop < len(events) - 1 and size > max_bytes // 2:
                 size -= _weight(events[drop])
                 drop += 1
-            del events[:drop]
+            _trim(log, drop)
             log.size = size
-            log.first_id = events[0].id
         log.notify()
         return record
 
@@ -248,9 +287,15 @@ class MemoryEventLog:
         self._prune()
         log = self._logs.get(run_id)
         if log is None:
-            return _Subscription(None, next_id=1, run_id=run_id)
-        next_id = log.next_id if after is None else min(max(after, 0) + 1, log.next_id)
-        return _Subscription(log, next_id=next_id, run_id=run_id)
+            return _Subscription(None, position=0, last=0, run_id=run_id)
+        end = log.dropped + len(log.events)
+        if after is None:
+            return _Subscription(log, position=end, last=log.next_id - 1, run_id=run_id)
+        if after < log.dropped_through:
+            # Wants trimmed events: the first read says so.
+            return _Subscription(log, position=0, last=max(after, 0), run_id=run_id)
+        index = bisect.bisect_right(log.events, after, key=_event_id)
+        return _Subscription(log, position=log.dropped + index, last=max(after, 0), run_id=run_id)
 
     async def exists(self, run_id: str) -> bool:
         """Whether the run's log is open or still within its retention time."""
@@ -275,3 +320,14 @@ class MemoryEventLog:
             expires_at = log.expires_at
             if expires_at is not None and expires_at <= now and self._logs.get(run_id) is log:
                 del self._logs[run_id]
+
+
+def _event_id(event: RunEvent) -> int:
+    return event.id
+
+
+def _trim(log: _RunLog, count: int) -> None:
+    if count > 0:
+        log.dropped_through = log.events[count - 1].id
+        del log.events[:count]
+        log.dropped += count
