@@ -16,15 +16,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Literal
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, NotFoundError
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.ends import FINAL_STATUSES, POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
 from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.options import RunOptions
+from agent_runtime.runs.signals import CancelAction, LocalSignals, SignalHandlers, Signals
 from agent_runtime.runs.webhook import send_webhook
 from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import Storage
@@ -34,11 +35,9 @@ from agent_runtime.streaming.eventlog import first_event_id
 
 logger = logging.getLogger("agent_runtime.runs")
 
-CancelAction = Literal["interrupt", "rollback"]
 MAX_ATTEMPTS = 3
 LEASE_SECONDS = 30.0
 IDLE_POLL_SECONDS = 0.05
-FINAL_STATUSES = frozenset({"success", "error", "timeout", "interrupted"})
 
 
 @dataclass(slots=True)
@@ -61,6 +60,7 @@ class RunManager:
         max_attempts: int = MAX_ATTEMPTS,
         lease_seconds: float = LEASE_SECONDS,
         clock: Clock = SYSTEM_CLOCK,
+        signals: Signals | None = None,
     ) -> None:
         """One per process.
 
@@ -71,6 +71,8 @@ class RunManager:
                 and a process silent for longer loses its runs to the others.
             clock: the storage's clock, on which delayed runs fall due (and tool calls are
                 stamped); a worker sleeps on it until a run's due time.
+            signals: how this process hears of runs queued, cancelled and ended by others
+                (and tells them); in-process only by default.
         """
         self._storage = storage
         self._registry = registry
@@ -97,6 +99,16 @@ class RunManager:
         self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
         self._assistants: dict[str, Assistant] = {}
+        self._signals = signals or LocalSignals()
+        across = self._signals.reaches_other_processes
+        self._ends = RunEnds(
+            storage, poll_seconds=SIGNALLED_POLL_SECONDS if across else POLL_SECONDS
+        )
+        self._signals.bind(
+            SignalHandlers(
+                queued=self._wake, cancel=self._cancel_signalled, ended=self._ends.notify
+            )
+        )
 
     async def start(self) -> None:
         """Resume what dead processes left pending or running (never a live one's runs), and
@@ -142,7 +154,7 @@ class RunManager:
         for other in active:
             action: CancelAction = "rollback" if strategy == "rollback" else "interrupt"
             await self.cancel(other, action=action)
-        self._wake(run["thread_id"])
+        await self._signals.run_queued(run["thread_id"])
         return run
 
     async def cancel(self, run: Run, *, action: CancelAction = "interrupt") -> None:
@@ -157,8 +169,10 @@ class RunManager:
             execution.cancel()
             return
         if run["status"] == "running":
-            # Claimed but maybe not registered yet: the registration honours this.
+            # Claimed but maybe not registered yet: the registration honours this. Or claimed
+            # by another process: the signal reaches it.
             self._cancel_actions[run_id] = action
+            await self._signals.cancel(run_id, action)
             return
         if run["status"] != "pending":
             return
@@ -196,7 +210,22 @@ class RunManager:
             if current["status"] in FINAL_STATUSES:
                 self._finished.pop(run_id, None)
                 return current, None
-        return await asyncio.shield(finished)
+        ended = await self._ends.wait(run, finished, running_here=self._running_here)
+        if self._finished.get(run_id) is finished:
+            del self._finished[run_id]  # ended by another process
+        return ended
+
+    def _running_here(self, run_id: str) -> bool:
+        return run_id in self._held
+
+    def _cancel_signalled(self, run_id: str, action: CancelAction) -> None:
+        # Another process was asked to cancel a run; only the one executing it acts.
+        execution = self._executions.get(run_id)
+        if execution is not None:
+            self._cancel_actions[run_id] = action
+            execution.cancel()
+        elif run_id in self._held:
+            self._cancel_actions[run_id] = action
 
     # Leases
 
@@ -378,6 +407,7 @@ class RunManager:
         finished = self._finished.pop(run_id, None)
         if finished is not None and not finished.done():
             finished.set_result((final, outcome))
+        await self._signals.run_ended(run_id)
 
     async def _settle(self, thread_id: str) -> None:
         await self._storage.settle_thread(thread_id, await self._thread_state(thread_id))
