@@ -24,12 +24,14 @@ from agent_runtime import __version__
 from agent_runtime.config import (
     DATABASE_ENV,
     DEV_CORS,
+    REDIS_ENV,
     STUDIO_ORIGIN,
     RuntimeConfig,
     apply_env,
     is_path_dependency,
     load_config,
     parse_graph_spec,
+    redact_uri,
 )
 from agent_runtime.errors import ConfigError
 from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
@@ -53,6 +55,7 @@ class _Command:
     name: str
     config_path: Path
     database: str | None
+    redis: str | None
     host: str
     port: int
     reload: bool
@@ -72,7 +75,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         command = _command(args, os.environ)
-        config = load_config(command.config_path, database=command.database)
+        config = load_config(command.config_path, database=command.database, redis=command.redis)
         if command.name == "dev":
             config = dev_defaults(config)
         for warning in config.warnings:
@@ -96,6 +99,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     for graph_id, spec in config.graphs.items():
         print(f"  graph {graph_id}: {spec}", flush=True)
     print(f"  database: {config.database.uri}", flush=True)
+    if config.redis is not None:
+        print(f"  redis: {redact_uri(config.redis.uri)}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
     if command.name == "dev":
         print(f"  {_studio_line(config, url)}", flush=True)
@@ -194,6 +199,13 @@ def _parser() -> argparse.ArgumentParser:
             "config, else .agent-runtime/runtime.sqlite beside it)",
         )
         sub.add_argument(
+            "--redis",
+            metavar="URI",
+            help=f"a Redis (redis://host:6379/0) for several processes serving one deployment: "
+            f"run events, wake-ups and cancels (default: ${REDIS_ENV}, else "
+            "agent_runtime.redis in the config, else none)",
+        )
+        sub.add_argument(
             "--log-level",
             type=_log_level,
             help=f"level of agent-runtime's and the server's logs: {', '.join(LOG_LEVELS)} "
@@ -232,6 +244,7 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         name=args.command,
         config_path=Path(args.config or environ.get(CONFIG_ENV) or "langgraph.json"),
         database=args.database,
+        redis=args.redis,
         host=args.host or environ.get(HOST_ENV) or args.default_host,
         port=args.default_port if port is None else port,
         reload=is_dev and not args.no_reload,
@@ -320,6 +333,8 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
     os.environ[CONFIG_ENV] = str(config.path)
     if command.database is not None:
         os.environ[DATABASE_ENV] = config.database.uri
+    if command.redis is not None and config.redis is not None:
+        os.environ[REDIS_ENV] = config.redis.uri
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

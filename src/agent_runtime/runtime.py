@@ -16,10 +16,13 @@ from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
+from agent_runtime.runs.signals import LocalSignals, RedisSignals, Signals
 from agent_runtime.storage import Storage, open_storage
 from agent_runtime.storage.records import NewAssistant, RetentionPolicy
 from agent_runtime.storage.serde import graph_types
 from agent_runtime.streaming import EventLog, MemoryEventLog, StreamSlots
+from agent_runtime.streaming.broker import RedisBroker
+from agent_runtime.streaming.redis import RedisEventLog
 
 logger = logging.getLogger("agent_runtime")
 
@@ -39,6 +42,7 @@ class Runtime:
         runs: RunManager,
         streams: StreamSlots,
         clock: Clock,
+        broker: RedisBroker | None = None,
     ) -> None:
         """Use `start`, which builds and starts the parts in order."""
         self.config = config
@@ -48,6 +52,8 @@ class Runtime:
         self.events = events
         self.runs = runs
         self.streams = streams
+        self.broker = broker
+        """The connection to Redis, when the config names one."""
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -64,24 +70,45 @@ class Runtime:
         Every graph is built before the database is opened, so a graph that fails stops
         start-up with the database untouched; whatever fails later, nothing stays open.
 
+        With `config.redis`, run events, wake-ups and cancels go through Redis (reached
+        before the database is opened), so that any process can stream, join or cancel any run.
+
         Raises:
-            ConfigError: a graph cannot be imported or built (`GraphLoadError`), or the
-                config names a database no backend serves.
-            StorageError: the database cannot be opened.
+            ConfigError: a graph cannot be imported or built (`GraphLoadError`), the
+                config names a database no backend serves, or Redis is named and the redis
+                package is missing.
+            StorageError: the database cannot be opened, or Redis does not answer.
         """
         sources = import_graphs(config)
         built = await check_graphs(sources)
-        if storage is None:
-            storage = await open_storage(config, graph_types=graph_types(built), clock=clock)
-        else:
-            await storage.setup()
+        broker = None
+        if config.redis is not None:
+            broker = await RedisBroker.connect(config.redis.uri, prefix=config.redis.key_prefix)
+        try:
+            if storage is None:
+                storage = await open_storage(config, graph_types=graph_types(built), clock=clock)
+            else:
+                await storage.setup()
+        except BaseException:
+            if broker is not None:
+                await broker.aclose()
+            raise
         try:
             registry = GraphRegistry(
                 sources, checkpointer=storage.checkpointer, store=storage.store
             )
             await _ensure_default_assistants(storage, registry)
             limits = config.limits
-            events = MemoryEventLog(max_bytes_per_run=limits.max_event_bytes_per_run, clock=clock)
+            events: EventLog
+            signals: Signals
+            if broker is not None:
+                events = RedisEventLog(broker, max_bytes_per_run=limits.max_event_bytes_per_run)
+                signals = RedisSignals(broker)
+            else:
+                events = MemoryEventLog(
+                    max_bytes_per_run=limits.max_event_bytes_per_run, clock=clock
+                )
+                signals = LocalSignals()
             runs = RunManager(
                 storage,
                 registry,
@@ -90,6 +117,7 @@ class Runtime:
                 max_messages=limits.max_messages_per_thread,
                 lease_seconds=limits.run_lease_seconds,
                 clock=clock,
+                signals=signals,
             )
             streams = StreamSlots(
                 limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
@@ -102,6 +130,7 @@ class Runtime:
                 runs=runs,
                 streams=streams,
                 clock=clock,
+                broker=broker,
             )
             try:
                 await runs.start()
@@ -110,6 +139,8 @@ class Runtime:
                 raise
         except BaseException:
             await storage.close()
+            if broker is not None:
+                await broker.aclose()
             raise
         runtime._sweeper = asyncio.create_task(
             _sweep_forever(storage, config, clock), name="sweeper"
@@ -131,7 +162,12 @@ class Runtime:
             try:
                 await self.runs.stop()
             finally:
-                await self.storage.close()
+                try:
+                    await self.storage.close()
+                finally:
+                    await self.events.aclose()
+                    if self.broker is not None:
+                        await self.broker.aclose()
 
 
 async def _ensure_default_assistants(storage: Storage, registry: GraphRegistry) -> None:

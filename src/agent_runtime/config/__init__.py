@@ -19,15 +19,19 @@ from agent_runtime.config.model import (
     HttpConfig,
     LimitsConfig,
     ModelPrice,
+    RedisConfig,
     RuntimeConfig,
     SerdeConfig,
     SqliteSynchronous,
 )
+from agent_runtime.config.redis import REDIS_ENV, REDIS_PREFIX_ENV, redact_uri
 
 __all__ = [
     "DATABASE_ENV",
     "DEFAULT_MAX_BODY_BYTES",
     "DEV_CORS",
+    "REDIS_ENV",
+    "REDIS_PREFIX_ENV",
     "STUDIO_ORIGIN",
     "CheckpointCacheConfig",
     "CorsConfig",
@@ -36,6 +40,7 @@ __all__ = [
     "HttpConfig",
     "LimitsConfig",
     "ModelPrice",
+    "RedisConfig",
     "RuntimeConfig",
     "SerdeConfig",
     "SqliteSynchronous",
@@ -44,4 +49,5 @@ __all__ = [
     "is_path_dependency",
     "load_config",
     "parse_graph_spec",
+    "redact_uri",
 ]

@@ -42,6 +42,7 @@ from agent_runtime.config.reader import (
     read_string,
     read_strings,
 )
+from agent_runtime.config.redis import read_redis, resolve_redis
 from agent_runtime.config.store import read_store
 from agent_runtime.errors import ConfigError
 
@@ -73,12 +74,15 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     database: str | Path | None = None,
+    redis: str | None = None,
 ) -> RuntimeConfig:
     """Read and validate a langgraph.json file.
 
     Args:
-        environ: where `AGENT_RUNTIME_DATABASE` is looked up; `os.environ` when None.
+        environ: where `AGENT_RUNTIME_DATABASE` and `REDIS_URI` are looked up; `os.environ`
+            when None.
         database: the `--database` flag; beats the environment and the file.
+        redis: the `--redis` flag; beats `REDIS_URI` and the file.
 
     Raises:
         ConfigError: the file is missing or not JSON, or a key holds an invalid value.
@@ -98,7 +102,7 @@ def load_config(
         raise ConfigError(
             f"{file.name}: expected a JSON object at the top level, got {describe_value(data)}"
         )
-    return _build(ConfigReader(file.name), data, file, file.parent, environ, database)
+    return _build(ConfigReader(file.name), data, file, file.parent, environ, database, redis)
 
 
 def config_from_dict(
@@ -107,13 +111,16 @@ def config_from_dict(
     base_dir: Path,
     environ: Mapping[str, str] | None = None,
     database: str | Path | None = None,
+    redis: str | None = None,
 ) -> RuntimeConfig:
     """Validate a langgraph.json already in memory, as if it sat in `base_dir`.
 
     Raises:
         ConfigError: a key holds an invalid value.
     """
-    return _build(ConfigReader("langgraph.json"), data, None, base_dir.resolve(), environ, database)
+    return _build(
+        ConfigReader("langgraph.json"), data, None, base_dir.resolve(), environ, database, redis
+    )
 
 
 def apply_env(config: RuntimeConfig, environ: MutableMapping[str, str]) -> None:
@@ -182,6 +189,7 @@ _OWN_KEYS: ValueTable = {
     "limits": read_limits,
     "pricing": read_pricing,
     "checkpoint_cache": read_checkpoint_cache,
+    "redis": read_redis,
 }
 
 
@@ -192,6 +200,7 @@ def _build(
     base_dir: Path,
     environ: Mapping[str, str] | None,
     database: str | Path | None,
+    redis: str | None = None,
 ) -> RuntimeConfig:
     reader.check_keys(data, "", (*_SECTIONS, *_BUILD_KEYS, *_IGNORED))
     for key, consequence in _IGNORED.items():
@@ -227,6 +236,7 @@ def _build(
                 'cannot be true while http.cors.allow_origins contains "*"; list the origins',
             )
     own = reader.values(reader.section(data, "agent_runtime"), "agent_runtime.", _OWN_KEYS)
+    environ = os.environ if environ is None else environ
     return RuntimeConfig(
         path=path,
         base_dir=base_dir,
@@ -240,9 +250,8 @@ def _build(
         http=HttpConfig(
             cors=cors, max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         ),
-        database=_resolve_database(
-            database, os.environ if environ is None else environ, own.get("database"), base_dir
-        ),
+        database=_resolve_database(database, environ, own.get("database"), base_dir),
+        redis=resolve_redis(redis, environ, own.get("redis")),
         webhooks_allow_private=own.get("webhooks_allow_private", False),
         sqlite_synchronous=own.get("sqlite_synchronous", "full"),
         limits=own.get("limits", LimitsConfig()),

@@ -27,6 +27,20 @@ class DatabaseConfig:
     """For SQLite, the file's absolute path; its folder may not exist yet."""
 
 
+DEFAULT_REDIS_KEY_PREFIX = "agent-runtime:"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisConfig:
+    """The Redis that carries run events, wake-ups and cancel signals between processes."""
+
+    uri: str
+    """`redis://`, `rediss://` or `unix://`; may hold a password (show it redacted)."""
+    key_prefix: str = DEFAULT_REDIS_KEY_PREFIX
+    """Of every key and channel, so deployments can share one Redis (channels ignore the db
+    number)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LimitsConfig:
     """Per-thread limits and retention (`agent_runtime.limits`)."""
@@ -145,6 +159,8 @@ class RuntimeConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     database: DatabaseConfig
     """Where everything durable lives: the backend kind and its URI."""
+    redis: RedisConfig | None = None
+    """Redis for several processes (event fan-out and replay, wake-ups, cancels); None: none."""
     webhooks_allow_private: bool = False
     """Whether run webhooks may target private and loopback addresses (`agent_runtime` section)."""
     sqlite_synchronous: SqliteSynchronous = "full"

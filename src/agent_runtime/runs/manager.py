@@ -22,7 +22,8 @@ from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, NotFoundError
 from agent_runtime.registry import GraphRegistry
-from agent_runtime.runs.ends import FINAL_STATUSES, POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
+from agent_runtime.runs.ends import FINAL_STATUSES as FINAL_STATUSES  # routes import it here
+from agent_runtime.runs.ends import POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
 from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.signals import CancelAction, LocalSignals, SignalHandlers, Signals

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from agent_runtime.config.redis import redact_uri
 from agent_runtime.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
@@ -31,18 +32,6 @@ COMMAND_TIMEOUT_SECONDS = 2.0
 """A command Redis does not answer in this long fails (and the caller carries on without it)."""
 
 Handler = Callable[[bytes], None]
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any password replaced by `***`, for messages and logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @dataclass(slots=True)
