@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -203,3 +204,25 @@ def test_an_unreadable_database_fails_start(tmp_path: Path) -> None:
     assert lines == [
         f"agent-runtime: Cannot open the database {database}: unable to open database file"
     ]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command[0])
+def test_an_unreachable_redis_fails_start_without_showing_its_password(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    uri = f"redis://:hunter2@127.0.0.1:{port}/0"
+    database = tmp_path / "runtime.sqlite"
+    config = _project(tmp_path, agent_runtime={"redis": uri})
+
+    lines = _start_failure(command, config, database)
+
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"agent-runtime: Cannot reach Redis at redis://:***@127.0.0.1:{port}/0: "
+    )
+    assert lines[0].endswith("; start it, or point --redis (or REDIS_URI) at a running one")
+    assert "hunter2" not in lines[0]
+    assert not database.exists()  # Redis is reached before the database is opened
