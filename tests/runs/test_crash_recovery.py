@@ -4,9 +4,10 @@ again on the same database; runs resume from their last checkpoint, a bounded nu
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,23 @@ _API_LINE = re.compile(r"API: (http://\S+)")
 class ServerProcess:
     """`agent-runtime serve` as a child process, restarted on the same database file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        config: Path = CRASH_CONFIG,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Args:
+        args: more flags for `serve` (`--redis ...`).
+        env: variables set for the server beside this process's.
+        """
         self.folder = folder
+        self.config = config
+        self.args = tuple(args)
+        self.env = dict(env or {})
+        self.url = ""
         self.database = folder / "runtime.sqlite"
         self.output: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
@@ -47,14 +63,16 @@ class ServerProcess:
             "agent_runtime.cli",
             "serve",
             "--config",
-            str(CRASH_CONFIG),
+            str(self.config),
             "--host",
             "127.0.0.1",
             "--port",
             "0",
             "--database",
             str(self.database),
+            *self.args,
             cwd=self.folder,
+            env={**os.environ, **self.env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -66,8 +84,14 @@ class ServerProcess:
         except BaseException:
             await self.kill()
             raise
+        self.url = url
         self._client = get_client(url=url, api_key=None)
         return self._client
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
 
     async def exited(self) -> int:
         """Wait until the server ends on its own (a run killed it); return its exit code."""

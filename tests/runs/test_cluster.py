@@ -1,0 +1,313 @@
+"""Several real `agent-runtime serve` processes on one SQLite file: with `--redis`, any process
+streams, resumes, joins and cancels a run that another executes, also across a kill -9 of the
+executing process and a restart of Redis; without Redis, join still sees the end.
+
+Which process executes a run is whichever claims it first; the ticker graph's `custom` events
+name it (its pid), and each test picks the others for the clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent_runtime.streaming.eventlog import ATTEMPT_ID_SPAN
+from tests.conftest import ROOT
+from tests.runs.test_crash_recovery import ServerProcess, _ended, _until
+from tests.services import redis_prefix, require_redis
+
+CLUSTER_CONFIG = ROOT / "tests" / "fixtures" / "cluster" / "langgraph.json"
+MODES = [("stream_mode", "custom"), ("stream_mode", "updates")]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int | None
+    event: str
+    data: Any
+
+
+async def _events(url: str, path: str, *, last_event_id: str | None = None) -> AsyncIterator[Event]:
+    """A run's stream read raw, so the test sees every `id:` as sent."""
+    headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        http.stream("GET", path, headers=headers, params=MODES) as response,
+    ):
+        assert response.status_code == 200
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            if "event" in fields:
+                raw_id = fields.get("id")
+                yield Event(
+                    int(raw_id) if raw_id else None, fields["event"], json.loads(fields["data"])
+                )
+            fields = {}
+
+
+def _path(thread_id: str, run_id: str) -> str:
+    return f"/threads/{thread_id}/runs/{run_id}/stream"
+
+
+async def _read(
+    url: str, path: str, *, last_event_id: str | None, until: Any = None
+) -> list[Event]:
+    """Events until `until(event)` is true (the connection then drops) or the stream ends."""
+    seen: list[Event] = []
+    async with contextlib.aclosing(_events(url, path, last_event_id=last_event_id)) as events:
+        async for event in events:
+            seen.append(event)
+            if until is not None and until(event):
+                break
+    return seen
+
+
+async def _start(
+    folder: Path, count: int, *, redis: str | None, prefix: str | None = None
+) -> list[ServerProcess]:
+    args = ["--redis", redis] if redis else []
+    env = {"REDIS_KEY_PREFIX": prefix} if prefix else {}
+    servers = [
+        ServerProcess(folder, config=CLUSTER_CONFIG, args=args, env=env) for _ in range(count)
+    ]
+    try:
+        # One after another: the first creates the database's tables.
+        for server in servers:
+            await server.start()
+    except BaseException:
+        await _stop(servers)
+        raise
+    return servers
+
+
+async def _stop(servers: Sequence[ServerProcess]) -> None:
+    for server in servers:
+        await server.kill()
+
+
+async def _executor(servers: Sequence[ServerProcess], thread_id: str, run_id: str) -> int:
+    """The index of the server executing the run: the pid its first tick names."""
+    first = await _read(
+        servers[0].url,
+        _path(thread_id, run_id),
+        last_event_id="-1",
+        until=lambda event: event.event == "custom",
+    )
+    pid = first[-1].data["pid"]
+    return next(i for i, server in enumerate(servers) if server.pid == pid)
+
+
+async def _new_run(server: ServerProcess, **context: Any) -> tuple[str, str]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        body = {
+            "assistant_id": "ticker",
+            "input": {"steps": []},
+            "context": context,
+            "stream_mode": ["custom", "updates"],
+        }
+        run = (await http.post(f"/threads/{thread_id}/runs", json=body)).json()
+    return thread_id, run["run_id"]
+
+
+def _strictly_increasing(ids: list[int | None]) -> bool:
+    numbers = [n for n in ids if n is not None]
+    return len(numbers) == len(ids) and all(a < b for a, b in itertools.pairwise(numbers))
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_streamed_through_one_process_resumes_through_another(
+    tmp_path: Path,
+) -> None:
+    servers = await _start(tmp_path, 3, redis=require_redis(), prefix=redis_prefix())
+    try:
+        thread_id, run_id = await _new_run(servers[0], ticks=5, tick_seconds=0.1)
+        executing = await _executor(servers, thread_id, run_id)
+        streamer, resumer = [s for i, s in enumerate(servers) if i != executing]
+        path = _path(thread_id, run_id)
+        async with httpx.AsyncClient(base_url=streamer.url, timeout=60) as http:
+            join = asyncio.create_task(http.get(f"/threads/{thread_id}/runs/{run_id}/join"))
+            count = 0
+
+            def ninth(event: Event) -> bool:
+                nonlocal count
+                count += 1
+                return count >= 9
+
+            before = await _read(streamer.url, path, last_event_id="-1", until=ninth)
+            after = await _read(resumer.url, path, last_event_id=str(before[-1].id))
+            answer = await join
+        everything = await _read(servers[executing].url, path, last_event_id="-1")
+
+        ids = [e.id for e in before + after]
+        assert _strictly_increasing(ids)
+        assert ids == [e.id for e in everything]  # 0 gaps, 0 duplicates
+        assert everything[0].event == "metadata"
+        assert everything[-1].event == "end"
+        pids = {e.data["pid"] for e in everything if e.event == "custom"}
+        assert pids == {servers[executing].pid}
+        assert len([e for e in everything if e.event == "custom"]) == 6 * 5
+        assert answer.status_code == 200
+        assert answer.json() == {"steps": [f"{i}@1" for i in range(6)]}
+    finally:
+        await _stop(servers)
+
+
+@pytest.mark.timeout(120)
+async def test_a_cancel_sent_to_another_process_stops_the_run_within_a_second(
+    tmp_path: Path,
+) -> None:
+    servers = await _start(tmp_path, 2, redis=require_redis(), prefix=redis_prefix())
+    try:
+        thread_id, run_id = await _new_run(servers[0], ticks=100, tick_seconds=0.1)
+        executing = await _executor(servers, thread_id, run_id)
+        other = servers[1 - executing]
+        path = _path(thread_id, run_id)
+        ended: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+        def stopped(event: Event) -> bool:
+            if event.event == "error" and not ended.done():
+                ended.set_result(time.monotonic())
+            return event.event == "end"
+
+        watching = asyncio.create_task(_read(other.url, path, last_event_id="-1", until=stopped))
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=other.url, timeout=30) as http:
+            sent = time.monotonic()
+            response = await http.post(f"/threads/{thread_id}/runs/{run_id}/cancel")
+        assert response.status_code == 202
+        seen = await asyncio.wait_for(watching, 10)
+        took = await ended - sent
+        print(f"cancel through another process: stopped after {took * 1000:.0f} ms")
+        assert took < 1.0
+        assert [e.event for e in seen[-2:]] == ["error", "end"]
+        assert seen[-2].data == {
+            "error": "CancelledError",
+            "message": "The run was cancelled (interrupt)",
+        }
+        async with httpx.AsyncClient(base_url=other.url, timeout=30) as http:
+            run = (await http.get(f"/threads/{thread_id}/runs/{run_id}")).json()
+        assert run["status"] == "interrupted"
+    finally:
+        await _stop(servers)
+
+
+@pytest.mark.timeout(120)
+async def test_a_client_reconnecting_after_a_kill_gets_every_later_event(tmp_path: Path) -> None:
+    servers = await _start(tmp_path, 2, redis=require_redis(), prefix=redis_prefix())
+    try:
+        thread_id, run_id = await _new_run(servers[0], ticks=4, tick_seconds=0.2)
+        executing = await _executor(servers, thread_id, run_id)
+        survivor = servers[1 - executing]
+        path = _path(thread_id, run_id)
+
+        def second_step(event: Event) -> bool:
+            return event.event == "custom" and event.data["step"] == 1
+
+        before = await _read(survivor.url, path, last_event_id="-1", until=second_step)
+        await servers[executing].kill()
+        after = await _read(survivor.url, path, last_event_id=str(before[-1].id))
+
+        assert _strictly_increasing([e.id for e in before + after])
+        assert after[0].id == ATTEMPT_ID_SPAN + 1
+        assert after[0].event == "metadata"
+        assert after[0].data == {"run_id": run_id, "attempt": 2}
+        assert after[-1].event == "end"
+        ticks = [e.data for e in after if e.event == "custom"]
+        assert {(t["pid"], t["attempt"]) for t in ticks} == {(survivor.pid, 2)}
+        client = survivor._client
+        assert client is not None
+        final = await _ended(client, thread_id, run_id)
+        assert (final["status"], final["attempt"]) == ("success", 2)
+    finally:
+        await _stop(servers)
+
+
+@pytest.mark.timeout(120)
+async def test_without_redis_join_through_another_process_sees_the_end(tmp_path: Path) -> None:
+    servers = await _start(tmp_path, 2, redis=None)
+    try:
+        thread_id, run_id = await _new_run(servers[0], ticks=3, tick_seconds=0.1)
+        async with httpx.AsyncClient(base_url=servers[1].url, timeout=60) as http:
+            answer = await http.get(f"/threads/{thread_id}/runs/{run_id}/join")
+        assert answer.status_code == 200
+        assert answer.json() == {"steps": [f"{i}@1" for i in range(6)]}
+    finally:
+        await _stop(servers)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _redis_server(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _redis_answers(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_finishes_and_its_stream_rejoins_across_a_redis_restart(
+    tmp_path: Path,
+) -> None:
+    require_redis()
+    port = _free_port()
+    redis = _redis_server(port)
+    servers: list[ServerProcess] = []
+    try:
+        await _until(lambda: _redis_answers(port), "the test's Redis to listen")
+        servers = await _start(tmp_path, 2, redis=f"redis://127.0.0.1:{port}/0")
+        thread_id, run_id = await _new_run(servers[0], ticks=5, tick_seconds=0.15)
+        executing = await _executor(servers, thread_id, run_id)
+        other = servers[1 - executing]
+        async with httpx.AsyncClient(base_url=other.url, timeout=60) as http:
+            join = asyncio.create_task(http.get(f"/threads/{thread_id}/runs/{run_id}/join"))
+            await asyncio.sleep(0.5)
+            redis.kill()
+            redis.wait()
+            await asyncio.sleep(1.0)
+            redis = _redis_server(port)
+            await _until(lambda: _redis_answers(port), "the test's Redis to restart")
+            answer = await asyncio.wait_for(join, 30)
+        assert answer.status_code == 200
+        assert answer.json() == {"steps": [f"{i}@1" for i in range(6)]}
+        rejoined = await _read(other.url, _path(thread_id, run_id), last_event_id="-1")
+        assert rejoined, "the stream could not be rejoined"
+        assert _strictly_increasing([e.id for e in rejoined])
+        assert rejoined[-1].event == "end"
+    finally:
+        await _stop(servers)
+        redis.kill()
+        redis.wait()
