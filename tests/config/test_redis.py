@@ -49,11 +49,11 @@ def test_a_uri_that_is_not_redis_is_refused_with_its_password_hidden(tmp_path: P
         '--redis: expected a Redis URI ("redis://host:6379/0", "rediss://..." or '
         '"unix:///path"), got "postgres://user:***@db:5432/app"'
     )
-    with pytest.raises(ConfigError, match="^REDIS_URI: expected a Redis URI"):
+    with pytest.raises(ConfigError, match=r"^REDIS_URI: expected a Redis URI"):
         _config(tmp_path, REDIS_URI="localhost:6379")
     with pytest.raises(ConfigError, match=r"^langgraph.json: agent_runtime.redis.uri: expected"):
         _config(tmp_path, {"redis": {"uri": "http://x"}})
-    with pytest.raises(ConfigError, match="agent_runtime.redis.uri: required in the object"):
+    with pytest.raises(ConfigError, match=r"agent_runtime\.redis\.uri: required in the object"):
         _config(tmp_path, {"redis": {"key_prefix": "x:"}})
 
 

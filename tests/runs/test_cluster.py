@@ -14,7 +14,7 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from tests.runs.test_crash_recovery import ServerProcess, _ended, _until
 from tests.services import redis_prefix, require_redis
 
 CLUSTER_CONFIG = ROOT / "tests" / "fixtures" / "cluster" / "langgraph.json"
-MODES = [("stream_mode", "custom"), ("stream_mode", "updates")]
+MODES = httpx.QueryParams([("stream_mode", "custom"), ("stream_mode", "updates")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class Event:
     data: Any
 
 
-async def _events(url: str, path: str, *, last_event_id: str | None = None) -> AsyncIterator[Event]:
+async def _events(url: str, path: str, *, last_event_id: str | None = None) -> AsyncGenerator[Event]:
     """A run's stream read raw, so the test sees every `id:` as sent."""
     headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
     async with (
