@@ -38,7 +38,9 @@ class Event:
     data: Any
 
 
-async def _events(url: str, path: str, *, last_event_id: str | None = None) -> AsyncGenerator[Event]:
+async def _events(
+    url: str, path: str, *, last_event_id: str | None = None
+) -> AsyncGenerator[Event]:
     """A run's stream read raw, so the test sees every `id:` as sent."""
     headers = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
     async with (
