@@ -98,11 +98,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         _say(_listen_problem(exc, command.host, command.port))
         return 1
     url = _url(command.host, sock.getsockname()[1])
-    if config.auth is None and not config.api_key and not _is_loopback(command.host):
-        _say(
-            f"warning: listening on {command.host} with no authentication: anyone who reaches "
-            f'this port can use every thread; set {API_KEY_ENV} or "auth" in langgraph.json'
-        )
+    exposed = exposure_warning(config, command.host)
+    if exposed is not None:
+        _say(exposed)
     print(f"agent-runtime {command.name}: serving {config.path}", flush=True)
     for graph_id, spec in config.graphs.items():
         print(f"  graph {graph_id}: {spec}", flush=True)
@@ -301,6 +299,16 @@ def _listen_problem(exc: OSError, host: str, port: int) -> str:
     if isinstance(exc, socket.gaierror):
         return f"host {host} cannot be resolved: {exc.strerror}; pass another --host"
     return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def exposure_warning(config: RuntimeConfig, host: str) -> str | None:
+    """The warning for a server that listens beyond this machine with nothing guarding it."""
+    if config.auth is not None or config.api_key or _is_loopback(host):
+        return None
+    return (
+        f"warning: listening on {host} with no authentication: anyone who reaches this port "
+        f'can use every thread; set {API_KEY_ENV} or "auth" in langgraph.json'
+    )
 
 
 def _is_loopback(host: str) -> bool:

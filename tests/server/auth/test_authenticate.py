@@ -134,3 +134,31 @@ async def test_each_user_has_a_store_namespace_of_their_own(auth_server: Running
     assert spaces.json()["namespaces"] == [["alice", "notes"]]
     assert bob_deletes.status_code == 204
     assert still.json()["value"] == {"v": "secret"}
+
+
+async def test_a_preflight_is_answered_without_credentials(database: Path) -> None:
+    from dataclasses import replace
+
+    from agent_runtime.config import CorsConfig, load_config
+
+    config = load_config(AUTH_CONFIG, database=database, environ={})
+    cors = CorsConfig(allow_origins=("https://app.example",))
+    server = await RunningServer(replace(config, http=replace(config.http, cors=cors))).start()
+    try:
+        async with as_user(server, None) as raw:
+            preflight = await raw.options(
+                "/threads",
+                headers={
+                    "Origin": "https://app.example",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization",
+                },
+            )
+            refused = await raw.post("/threads", json={}, headers={"Origin": "https://app.example"})
+    finally:
+        await server.stop()
+
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-headers"] == "authorization"
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == "https://app.example"
