@@ -75,7 +75,7 @@ async def test_the_graph_sees_the_user_and_not_what_the_client_claims(
     finally:
         await sdk.http.client.aclose()
 
-    assert thread["metadata"]["owner"] == "alice"
+    assert json_of(thread["metadata"])["owner"] == "alice"
     for answer in (values, stateless):
         assert answer["user_id"] == "alice"
         assert answer["user_identity"] == "alice"

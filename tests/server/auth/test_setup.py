@@ -34,9 +34,11 @@ def test_every_operation_is_a_langgraph_resource_and_action() -> None:
 
     assert names == set(OPERATION_ACTIONS)
     for rule in OPERATION_ACTIONS.values():
-        if rule != PUBLIC:
+        if not isinstance(rule, str):
             resource, action = rule
             assert action in RESOURCE_ACTIONS[resource]
+        else:
+            assert rule == PUBLIC
 
 
 async def test_the_most_specific_handler_wins() -> None:
