@@ -21,8 +21,8 @@ from agent_runtime.server.auth.authorize import (
     equalities,
     matches_filter,
 )
+from agent_runtime.server.auth.namespace import authorize_store
 from agent_runtime.server.services import services
-from agent_runtime.server.validation import parse_namespace
 from agent_runtime.user import AuthUser
 
 PUBLIC = "public"
@@ -341,43 +341,6 @@ async def _create_assistant(
             )
 
 
-async def _store(
-    guard: Guard, request: Request, user: AuthUser, resource: str, action: str, argument: Any
-) -> None:
-    field = _STORE_NAMESPACE[action]
-    written = argument.get(field)
-    if action == "get":
-        namespace: tuple[str, ...] | None = parse_namespace(written or "", field="namespace")
-    else:
-        namespace = tuple(written) if written is not None else None
-    value: dict[str, Any] = {"namespace": namespace}
-    for key in _STORE_FIELDS[action]:
-        if key in argument:
-            value[key] = argument[key]
-    value.setdefault("key", argument.get("key"))
-    await guard.authorize(user, "store", action, value)
-    rewritten = value.get("namespace")
-    if rewritten is None:
-        return
-    labels = [str(label) for label in rewritten]
-    argument[field] = ".".join(labels) if action == "get" else labels
-
-
-_STORE_NAMESPACE = {
-    "put": "namespace",
-    "get": "namespace",
-    "delete": "namespace",
-    "search": "namespace_prefix",
-    "list_namespaces": "prefix",
-}
-_STORE_FIELDS = {
-    "put": ("key", "value", "index"),
-    "get": ("key",),
-    "delete": ("key",),
-    "search": ("filter", "limit", "offset", "query"),
-    "list_namespaces": ("suffix", "max_depth", "limit", "offset"),
-}
-
 _CHECKS: Mapping[str, Check] = {
     "create_thread": _create_thread,
     "search_threads": _search,
@@ -399,5 +362,5 @@ _CHECKS: Mapping[str, Check] = {
 _CHECKS_BY_RESOURCE: Mapping[str, Check] = {
     "threads": _thread_route,
     "assistants": _assistant_route,
-    "store": _store,
+    "store": authorize_store,
 }
