@@ -466,3 +466,32 @@ def test_listen_socket_is_tcp_so_nagle_gets_disabled() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_cli_warns_when_nothing_guards_a_server_beyond_loopback(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from agent_runtime.cli import exposure_warning
+
+    config = load_config(_project(tmp_path, "graph = None\n"), environ={})
+
+    assert exposure_warning(config, "0.0.0.0") == (
+        "warning: listening on 0.0.0.0 with no authentication: anyone who reaches this port "
+        'can use every thread; set AGENT_RUNTIME_API_KEY or "auth" in langgraph.json'
+    )
+    assert exposure_warning(config, "127.0.0.1") is None
+    assert exposure_warning(config, "::1") is None
+    assert exposure_warning(replace(config, api_key="k"), "0.0.0.0") is None
+
+
+def test_cli_stops_on_an_auth_file_that_fails_to_import(tmp_path: Path) -> None:
+    (tmp_path / "auth.py").write_text("auth = 42\n")
+    _project(tmp_path, (ECHO / "graph.py").read_text(), auth={"path": "./auth.py:auth"})
+
+    result = _cli("serve", "--port", "0", cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stderr == (
+        "agent-runtime: auth.path: ./auth.py:auth is an int, not a langgraph_sdk.Auth object; "
+        "create one with `auth = Auth()` and name it here\n"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import ipaddress
 import os
 import socket
 import sys
@@ -22,6 +23,7 @@ import uvicorn
 
 from agent_runtime import __version__
 from agent_runtime.config import (
+    API_KEY_ENV,
     DATABASE_ENV,
     DEV_CORS,
     REDIS_ENV,
@@ -86,6 +88,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         from agent_runtime.registry import import_graphs
 
         import_graphs(config)
+        from agent_runtime.server.auth import load_auth, load_custom_app
+
+        load_auth(config)
+        load_custom_app(config)
     except ConfigError as exc:
         _say(exc.detail)
         return 2
@@ -95,6 +101,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         _say(_listen_problem(exc, command.host, command.port))
         return 1
     url = _url(command.host, sock.getsockname()[1])
+    exposed = exposure_warning(config, command.host)
+    if exposed is not None:
+        _say(exposed)
     print(f"agent-runtime {command.name}: serving {config.path}", flush=True)
     for graph_id, spec in config.graphs.items():
         print(f"  graph {graph_id}: {spec}", flush=True)
@@ -147,7 +156,12 @@ def _reload_app() -> ASGIApp:
         raise SystemExit(3) from None
     apply_env(config, os.environ)
     # Only `agent-runtime dev` reloads.
-    return StartupReport(create_app(dev_defaults(config)), _say)
+    try:
+        app = create_app(dev_defaults(config))
+    except ConfigError as exc:
+        _say(exc.detail)
+        raise SystemExit(3) from None
+    return StartupReport(app, _say)
 
 
 def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
@@ -160,6 +174,10 @@ def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
         config = replace(config, checkpoint_cache=replace(cache, verify=True))
     if config.http.cors is None:
         config = replace(config, http=replace(config.http, cors=DEV_CORS))
+    if config.auth is not None:
+        # As `langgraph dev`: Studio's requests (`x-auth-scheme: langsmith`) act as Studio's
+        # user on a local server, unless `auth.disable_studio_auth` says otherwise.
+        config = replace(config, auth=replace(config.auth, trust_studio=True))
     return config
 
 
@@ -294,6 +312,25 @@ def _listen_problem(exc: OSError, host: str, port: int) -> str:
     if isinstance(exc, socket.gaierror):
         return f"host {host} cannot be resolved: {exc.strerror}; pass another --host"
     return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def exposure_warning(config: RuntimeConfig, host: str) -> str | None:
+    """The warning for a server that listens beyond this machine with nothing guarding it."""
+    if config.auth is not None or config.api_key or _is_loopback(host):
+        return None
+    return (
+        f"warning: listening on {host} with no authentication: anyone who reaches this port "
+        f'can use every thread; set {API_KEY_ENV} or "auth" in langgraph.json'
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _url(host: str, port: int) -> str:

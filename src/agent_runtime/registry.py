@@ -27,7 +27,7 @@ from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
-from agent_runtime.config import RuntimeConfig, is_path_dependency, parse_graph_spec
+from agent_runtime.config import GraphSpec, RuntimeConfig, is_path_dependency, parse_graph_spec
 from agent_runtime.errors import GraphLoadError, InvalidRequestError, NotFoundError
 from agent_runtime.schema import Assistant
 
@@ -66,6 +66,18 @@ def import_graphs(config: RuntimeConfig) -> dict[str, GraphSource]:
     Raises:
         GraphLoadError: a spec fails to import, lacks its attribute or names something else.
     """
+    add_dependency_paths(config)
+    return {
+        graph_id: GraphSource(
+            graph_id=graph_id, spec=spec, target=_import_target(graph_id, spec, config.base_dir)
+        )
+        for graph_id, spec in config.graphs.items()
+    }
+
+
+def add_dependency_paths(config: RuntimeConfig) -> None:
+    """Put the folders among `dependencies` (and a `src/` inside one) on `sys.path`, once
+    each, so graph, auth and custom app files import what the project holds."""
     for dependency in reversed(config.dependencies):
         if is_path_dependency(dependency):
             folder = (config.base_dir / Path(dependency).expanduser()).resolve()
@@ -75,12 +87,14 @@ def import_graphs(config: RuntimeConfig) -> dict[str, GraphSource]:
                 if entry.is_dir() and str(entry) not in sys.path:
                     sys.path.insert(0, str(entry))
     importlib.invalidate_caches()
-    return {
-        graph_id: GraphSource(
-            graph_id=graph_id, spec=spec, target=_import_target(graph_id, spec, config.base_dir)
-        )
-        for graph_id, spec in config.graphs.items()
-    }
+
+
+def import_spec_module(spec: GraphSpec, base_dir: Path) -> types.ModuleType:
+    """The module a `./file.py:name` or `module:name` spec names, imported once per process
+    (a file as a submodule of a stable synthetic package)."""
+    if spec.is_file:
+        return _import_file((base_dir / spec.location).resolve(), base_dir)
+    return importlib.import_module(spec.location)
 
 
 async def check_graphs(sources: Mapping[str, GraphSource]) -> list[AnyGraph]:
@@ -223,10 +237,7 @@ def _import_target(graph_id: str, spec: str, base_dir: Path) -> Any:
             f'Graph "{graph_id}": {spec!r} is not "./file.py:attr" or "module:attr"'
         )
     try:
-        if parsed.is_file:
-            module = _import_file((base_dir / parsed.location).resolve(), base_dir)
-        else:
-            module = importlib.import_module(parsed.location)
+        module = import_spec_module(parsed, base_dir)
     except Exception as exc:
         raise GraphLoadError(
             f'Graph "{graph_id}" ({spec}) failed to import: {_describe(exc)}'

@@ -8,11 +8,13 @@ import pytest
 
 from agent_runtime.config import (
     DEFAULT_MAX_BODY_BYTES,
+    AuthConfig,
     CheckpointCacheConfig,
     CorsConfig,
     DatabaseConfig,
     GraphSpec,
     HttpConfig,
+    RouteConfig,
     RuntimeConfig,
     apply_env,
     config_from_dict,
@@ -237,7 +239,6 @@ def test_load_config_warns_about_langgraph_features_it_ignores(tmp_path: Path) -
     warnings = _warnings(
         tmp_path,
         {
-            "auth": {"path": "./auth.py:auth"},
             "webhooks": {"env_prefix": "LG_"},
             "ui": {"agent": "./ui.tsx"},
             "checkpointer": {
@@ -249,7 +250,6 @@ def test_load_config_warns_about_langgraph_features_it_ignores(tmp_path: Path) -
     )
 
     assert warnings == (
-        "langgraph.json: auth is not supported by agent-runtime; requests are not authenticated",
         "langgraph.json: ui is not supported by agent-runtime; UI components are not served",
         "langgraph.json: webhooks is not supported by agent-runtime; "
         "its URL policy and headers are not applied",
@@ -300,7 +300,6 @@ def test_load_config_refuses_serde_settings_that_run_stored_code(
 def test_load_config_warns_about_http_keys_it_ignores(tmp_path: Path) -> None:
     http = {
         "mount_prefix": "/api",
-        "app": "./app.py:app",
         "disable_threads": True,
         "disable_runs": False,
         "disable_mcp": True,
@@ -308,13 +307,84 @@ def test_load_config_warns_about_http_keys_it_ignores(tmp_path: Path) -> None:
     }
 
     assert _warnings(tmp_path, {"http": http}) == (
-        "langgraph.json: http.app is not supported by agent-runtime; custom routes are not mounted",
         "langgraph.json: http.mount_prefix is not supported by agent-runtime; "
         "routes are served from /",
-        "langgraph.json: http.disable_threads is not supported by agent-runtime; "
-        "the /threads routes stay enabled",
-        "langgraph.json: http.middleware_order is not supported by agent-runtime; it is ignored",
     )
+
+
+def test_load_config_reads_the_http_route_keys(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("app = None\n")
+    http = {
+        "app": "./app.py:app",
+        "disable_threads": True,
+        "disable_meta": True,
+        "disable_runs": False,
+        "middleware_order": "auth_first",
+        "enable_custom_route_auth": True,
+    }
+
+    routes = _config(tmp_path, http=http).http.routes
+
+    assert routes == RouteConfig(
+        app="./app.py:app",
+        custom_route_auth=True,
+        middleware_order="auth_first",
+        disabled=frozenset({"threads", "meta"}),
+    )
+
+
+def test_load_config_reads_the_auth_section(tmp_path: Path) -> None:
+    (tmp_path / "auth.py").write_text("auth = None\n")
+    openapi = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
+
+    config = _config(
+        tmp_path,
+        auth={"path": "./auth.py:auth", "disable_studio_auth": True, "openapi": openapi},
+        agent_runtime={"auth": {"default": "deny"}},
+    )
+
+    assert config.auth == AuthConfig(
+        path="./auth.py:auth", disable_studio_auth=True, openapi=openapi, default="deny"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"auth": {"path": "./missing.py:auth"}}, "auth.path: ./missing.py does not exist"),
+        ({"auth": {"path": "auth"}}, 'auth.path: expected "./file.py:name" or "module:name"'),
+        (
+            {"agent_runtime": {"auth": {"default": "deny"}}},
+            'agent_runtime.auth.default: "deny" needs an auth file',
+        ),
+        (
+            {"auth": {"path": "m:auth"}, "agent_runtime": {"auth": {"default": "no"}}},
+            'agent_runtime.auth.default: expected "allow" or "deny", got "no"',
+        ),
+        ({"http": {"middleware_order": "first"}}, "http.middleware_order: expected"),
+        (
+            {"http": {"disable_store": "yes"}},
+            'http.disable_store: expected true or false, got "yes"',
+        ),
+    ],
+)
+def test_load_config_refuses_bad_auth_and_route_keys(
+    tmp_path: Path, data: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config(tmp_path, **data)
+
+    assert message in caught.value.detail
+
+
+def test_load_config_reads_the_api_key_from_the_environment(tmp_path: Path) -> None:
+    folder = _project(tmp_path, {"graphs": GRAPH})
+
+    assert (
+        load_config(folder, environ={"AGENT_RUNTIME_API_KEY": "s3cret-key"}).api_key == "s3cret-key"
+    )
+    assert load_config(folder, environ={}).api_key is None
+    assert "s3cret" not in repr(load_config(folder, environ={"AGENT_RUNTIME_API_KEY": "s3cret"}))
 
 
 def test_load_config_reads_cors_over_defaults(tmp_path: Path) -> None:

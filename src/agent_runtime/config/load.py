@@ -12,6 +12,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.config.auth import read_auth, read_routes
 from agent_runtime.config.dotenv import parse_dotenv
 from agent_runtime.config.limits import (
     default_thread_ttl,
@@ -49,6 +50,8 @@ from agent_runtime.errors import ConfigError
 DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
 """Names the database (a SQLite file); the `--database` flag beats it, and it beats
 `agent_runtime.database`."""
+API_KEY_ENV = "AGENT_RUNTIME_API_KEY"
+"""A shared key every request must carry in `x-api-key` when there is no auth file."""
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
@@ -134,7 +137,9 @@ def apply_env(config: RuntimeConfig, environ: MutableMapping[str, str]) -> None:
 
 
 _RESOURCES = ("assistants", "threads", "runs", "store")
-_SECTIONS = ("agent_runtime", "checkpointer", "dependencies", "env", "graphs", "http", "store")
+_SECTIONS = (
+    "agent_runtime", "auth", "checkpointer", "dependencies", "env", "graphs", "http", "store",
+)  # fmt: skip
 # Accepted silently: they shape the image langgraph-cli builds, not how graphs run.
 _BUILD_KEYS = (
     "$schema",
@@ -152,21 +157,21 @@ _BUILD_KEYS = (
 )
 # Accepted with a warning: LangGraph's server acts on them, agent-runtime does not.
 _IGNORED = {
-    "auth": "requests are not authenticated",
     "encryption": "data is stored unencrypted",
     "ui": "UI components are not served",
     "webhooks": "its URL policy and headers are not applied",
 }
 _HTTP_IGNORED = {
-    "app": "custom routes are not mounted",
     "mount_prefix": "routes are served from /",
-    "disable_meta": "/info, /docs and /openapi.json stay enabled",
     "configurable_headers": "request headers are not copied into runs",
-    **{f"disable_{name}": f"the /{name} routes stay enabled" for name in _RESOURCES},
-    **dict.fromkeys(
-        ("logging_headers", "middleware_order", "enable_custom_route_auth"), "it is ignored"
-    ),
+    "logging_headers": "it is ignored",
 }
+_HTTP_ROUTES = (
+    "app",
+    "enable_custom_route_auth",
+    "middleware_order",
+    *(f"disable_{name}" for name in (*_RESOURCES, "meta")),
+)
 # agent-runtime serves none of these, which is what setting them asks for: nothing to warn about.
 _HTTP_MOOT = ("disable_a2a", "disable_mcp", "disable_ui", "disable_webhooks")
 
@@ -190,6 +195,7 @@ _OWN_KEYS: ValueTable = {
     "pricing": read_pricing,
     "checkpoint_cache": read_checkpoint_cache,
     "redis": read_redis,
+    "auth": lambda reader, key, value: value,  # read with the auth section
 }
 
 
@@ -220,7 +226,7 @@ def _build(
     if checkpointer.get("path"):
         reader.warn("checkpointer.path is not supported by agent-runtime; its own one is used")
     http = reader.section(data, "http")
-    reader.check_keys(http, "http.", ("cors", *_HTTP_IGNORED, *_HTTP_MOOT))
+    reader.check_keys(http, "http.", ("cors", *_HTTP_IGNORED, *_HTTP_ROUTES, *_HTTP_MOOT))
     for key, consequence in _HTTP_IGNORED.items():
         if http.get(key) not in (None, False):
             reader.warn(f"http.{key} is not supported by agent-runtime; {consequence}")
@@ -235,21 +241,34 @@ def _build(
                 "http.cors.allow_credentials",
                 'cannot be true while http.cors.allow_origins contains "*"; list the origins',
             )
-    own = reader.values(reader.section(data, "agent_runtime"), "agent_runtime.", _OWN_KEYS)
     environ = os.environ if environ is None else environ
+    own_section = reader.section(data, "agent_runtime")
+    own = reader.values(own_section, "agent_runtime.", _OWN_KEYS)
+    auth = read_auth(
+        reader,
+        reader.section(data, "auth"),
+        reader.section(own_section, "auth", "agent_runtime."),
+        base_dir,
+    )
+    routes = read_routes(reader, http, base_dir)
+    env_values = _read_env(reader, env, env_file)
     return RuntimeConfig(
         path=path,
         base_dir=base_dir,
         graphs=graphs,
         graph_descriptions=descriptions,
         dependencies=dependencies,
-        env=_read_env(reader, env, env_file),
+        env=env_values,
         env_file=env_file,
         store=store,
         checkpointer=dict(checkpointer),
         http=HttpConfig(
-            cors=cors, max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+            cors=cors,
+            max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            routes=routes,
         ),
+        auth=auth,
+        api_key=environ.get(API_KEY_ENV) or env_values.get(API_KEY_ENV) or None,
         database=_resolve_database(database, environ, own.get("database"), base_dir),
         redis=resolve_redis(redis, environ, own.get("redis")),
         webhooks_allow_private=own.get("webhooks_allow_private", False),

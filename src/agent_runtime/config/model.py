@@ -128,12 +128,49 @@ DEV_CORS = CorsConfig(
 and LangGraph Studio. `serve` allows no other origin than its own."""
 
 
+MiddlewareOrder = Literal["middleware_first", "auth_first"]
+RouteGroup = Literal["assistants", "threads", "runs", "store", "meta"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteConfig:
+    """Which routes exist beside and instead of ours (`http.app`, `http.disable_*`)."""
+
+    app: str | None = None
+    """`./app.py:app`: a Starlette (or FastAPI) app whose routes win over ours, and whose
+    middleware wraps every route."""
+    custom_route_auth: bool = False
+    """`http.enable_custom_route_auth`: authenticate requests to the custom app's routes too."""
+    middleware_order: MiddlewareOrder = "middleware_first"
+    """Whether the custom app's middleware runs before authentication or after it."""
+    disabled: frozenset[str] = frozenset()
+    """The route groups removed (`http.disable_assistants` ... `disable_meta`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpConfig:
     """The HTTP settings agent-runtime honours."""
 
     cors: CorsConfig | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    routes: RouteConfig = field(default_factory=RouteConfig)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthConfig:
+    """The `auth` section of langgraph.json, with `agent_runtime.auth`."""
+
+    path: str
+    """`./auth.py:auth` or `module:auth`: a `langgraph_sdk.Auth` object."""
+    disable_studio_auth: bool = False
+    openapi: Mapping[str, Any] = field(default_factory=dict)
+    """`securitySchemes` and `security`, copied into `/openapi.json`."""
+    default: Literal["allow", "deny"] = "allow"
+    """What an action with no handler gets: allowed (LangGraph's rule) or a 403."""
+    trust_studio: bool = False
+    """Take `x-auth-scheme: langsmith` requests as LangGraph Studio's user without calling
+    the authenticate handler; only `agent-runtime dev` sets it (a local server, as
+    `langgraph dev`), and `disable_studio_auth` turns it off."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +194,11 @@ class RuntimeConfig:
     store: Mapping[str, Any] = field(default_factory=dict)
     checkpointer: Mapping[str, Any] = field(default_factory=dict)
     http: HttpConfig = field(default_factory=HttpConfig)
+    auth: AuthConfig | None = None
+    """None: no auth file; requests are only checked against `api_key`, if set."""
+    api_key: str | None = field(default=None, repr=False)
+    """`AGENT_RUNTIME_API_KEY`: without an auth file, every request but the public ones must
+    carry it in `x-api-key`."""
     database: DatabaseConfig
     """Where everything durable lives: the backend kind and its URI."""
     redis: RedisConfig | None = None

@@ -26,6 +26,7 @@ from agent_runtime.schema import Assistant, Interrupt, Json, Run, RunStatus, Thr
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.records import RunOutcome
 from agent_runtime.streaming import EventLog
+from agent_runtime.user import USER_KEY, AuthUser, without_auth_keys
 
 AnyGraph = Pregel[Any, Any, Any, Any]
 
@@ -214,7 +215,16 @@ def build_config(run: Run, options: RunOptions, assistant: Assistant) -> Runnabl
         "graph_id": assistant["graph_id"],
         "run_attempt": run["attempt"],
     }
-    configurable = {**base.get("configurable", {}), **given.get("configurable", {}), **ids}
+    # Only the server puts the user in a run's own config (stripping what a client sent);
+    # an assistant's config never speaks for a user.
+    configurable = {
+        **without_auth_keys(base.get("configurable", {})),
+        **given.get("configurable", {}),
+        **ids,
+    }
+    if isinstance(configurable.get(USER_KEY), dict):
+        # The stored JSON made a user again, with attributes and `.get` as LangGraph's.
+        configurable[USER_KEY] = AuthUser(configurable[USER_KEY])
     checkpoint = options.checkpoint or {}
     checkpoint_id = options.checkpoint_id or checkpoint.get("checkpoint_id")
     if checkpoint_id and run["attempt"] <= 1:

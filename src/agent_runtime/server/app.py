@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,6 +18,7 @@ from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
 from agent_runtime.runtime import Runtime
+from agent_runtime.schema import Json
 from agent_runtime.server import (
     assistants,
     checkpoints,
@@ -31,9 +32,19 @@ from agent_runtime.server import (
     threads,
     tool_calls,
 )
+from agent_runtime.server.auth import (
+    AuthError,
+    AuthMiddleware,
+    Authorizer,
+    AuthSettings,
+    Guard,
+    load_auth,
+    load_custom_app,
+)
+from agent_runtime.server.custom import CustomRoutes, custom_middleware, enabled
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.origins import OriginMiddleware
-from agent_runtime.server.routing import Operation, json_response
+from agent_runtime.server.routing import Operation, error_body, json_response
 from agent_runtime.storage.base import Storage
 
 logger = logging.getLogger("agent_runtime")
@@ -62,37 +73,94 @@ def create_app(
     config: RuntimeConfig, *, storage: Storage | None = None, clock: Clock = SYSTEM_CLOCK
 ) -> Starlette:
     """The application for one config; storage defaults to the backend the config names, and
-    `clock` (the runtime's one clock, `Runtime.start`) to the system's."""
+    `clock` (the runtime's one clock, `Runtime.start`) to the system's.
+
+    Raises:
+        AuthLoadError: the auth file or the custom app cannot be imported or used.
+    """
+    auth = load_auth(config)
+    custom_app = load_custom_app(config)
+    custom = CustomRoutes(custom_app) if custom_app is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.start(config, storage=storage, clock=clock)
         app.state.services = runtime
         try:
-            yield
+            if custom_app is None:
+                yield
+            else:
+                async with custom_app.router.lifespan_context(custom_app):
+                    yield
         finally:
             await runtime.stop()
 
+    ops = enabled(operations(), config.http.routes)
+    api_routes = [op.route() for op in ops]
+    settings = AuthSettings(
+        auth=auth,
+        api_key=config.api_key,
+        trust_studio=config.auth is not None
+        and config.auth.trust_studio
+        and not config.auth.disable_studio_auth,
+        max_body_bytes=config.http.max_body_bytes,
+        routes=api_routes,
+        is_custom=custom.owns if custom is not None else lambda scope: False,
+        custom_route_auth=config.http.routes.custom_route_auth,
+    )
+    authentication = [Middleware(AuthMiddleware, settings=settings)]
+    theirs = custom_middleware(custom_app) if custom_app is not None else []
+    inner = (
+        [*authentication, *theirs]
+        if config.http.routes.middleware_order == "auth_first"
+        else [*theirs, *authentication]
+    )
     # No `http.cors`: only the server's own origin (`agent-runtime dev` sets a default first).
-    middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig())]
-    ops = list(operations())
+    # Origins come first: a preflight is answered before anything asks for credentials.
+    middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig()), *inner]
     app = Starlette(
-        routes=[op.route() for op in ops],
+        routes=[*([custom] if custom is not None else []), *api_routes],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
+            AuthError: _auth_error,
             AgentRuntimeError: _runtime_error,
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
     )
-    app.state.openapi = build_openapi(ops)
+    app.state.guard = (
+        Guard(Authorizer(auth, default=config.auth.default))
+        if auth is not None and config.auth is not None
+        else None
+    )
+    app.state.openapi = with_security(build_openapi(ops), config)
     return app
 
 
-def error_body(detail: str, code: str) -> dict[str, Any]:
-    """The one shape of every error response."""
-    return {"detail": detail, "code": code}
+def with_security(spec: Json, config: RuntimeConfig) -> Json:
+    """The OpenAPI document with `auth.openapi`'s security schemes, or the `x-api-key` scheme
+    when `AGENT_RUNTIME_API_KEY` guards the server."""
+    security: Mapping[str, Any] = {}
+    if config.auth is not None and config.auth.openapi:
+        security = config.auth.openapi
+    elif config.auth is None and config.api_key:
+        security = {
+            "securitySchemes": {
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "x-api-key"}
+            },
+            "security": [{"apiKeyAuth": []}],
+        }
+    if "securitySchemes" in security:
+        spec["components"]["securitySchemes"] = dict(security["securitySchemes"])
+    if "security" in security:
+        spec["security"] = list(security["security"])
+    return spec
+
+
+async def _auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return json_response(error_body(exc.detail, exc.code), status=exc.status, headers=exc.headers)
 
 
 async def _runtime_error(request: Request, exc: Exception) -> Response:

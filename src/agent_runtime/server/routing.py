@@ -60,6 +60,9 @@ class Operation:
             if self.body is not None:
                 limit = request.app.state.services.config.http.max_body_bytes
                 argument = validate(self.body, await read_json(request, limit), where="body")
+            guard = request.app.state.guard
+            if guard is not None:
+                await guard.check(request, self.handler.__name__, argument)
             result = await self.handler(request, argument)
             if isinstance(result, Response):
                 return result
@@ -122,6 +125,11 @@ class Router:
             return handler
 
         return register
+
+
+def error_body(detail: str, code: str) -> dict[str, Any]:
+    """The one shape of every error response."""
+    return {"detail": detail, "code": code}
 
 
 def json_response(

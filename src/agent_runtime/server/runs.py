@@ -3,6 +3,7 @@ join the stream, cancel. The run manager does the work; these shape requests and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ from agent_runtime.server.waiting import waited_response
 from agent_runtime.storage.records import RunOutcome
 from agent_runtime.streaming import parse_last_event_id
 from agent_runtime.streaming.slots import StreamSlot
+from agent_runtime.user import AuthUser, run_configurable, without_auth_keys
 
 router = Router("runs")
 
@@ -84,6 +86,9 @@ async def _start(
     request: Request, body: RunCreate, *, thread_id: str, stateless: bool
 ) -> tuple[Run, RunOptions]:
     svc = services(request)
+    stamps = getattr(request.state, "auth_thread_metadata", None) or {}
+    thread_metadata = stamps.get(id(body))
+    body = with_run_user(body, getattr(request.state, "auth_user", None))
     new, assistant = await new_run(
         body,
         thread_id=thread_id,
@@ -93,7 +98,26 @@ async def _start(
         config=svc.config,
         clock=svc.clock,
     )
+    if thread_metadata:
+        new = replace(new, thread_metadata=thread_metadata)
     return await svc.runs.create(new, assistant=assistant), new.options
+
+
+def with_run_user(body: RunCreate, user: AuthUser | None) -> RunCreate:
+    """The body with `config.configurable` holding only the user the server authenticated
+    (`langgraph_auth_user`, `_user_id`, `_permissions`), whatever the client sent there."""
+    config = dict(body.get("config") or {})
+    configurable = config.get("configurable")
+    if not isinstance(configurable, dict):
+        configurable = {}
+    configurable = without_auth_keys(configurable)
+    if user is not None:
+        configurable.update(run_configurable(user))
+    if configurable or "configurable" in config:
+        config["configurable"] = configurable
+    if not config and "config" not in body:
+        return body
+    return {**body, "config": config}
 
 
 async def run_result(request: Request, run: Run, *, headers: dict[str, str]) -> Response:
