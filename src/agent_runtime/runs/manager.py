@@ -127,6 +127,11 @@ class RunManager:
             asyncio.create_task(self._dispatcher.run(), name="runs:dispatcher"),
         ]
 
+    @property
+    def executing(self) -> int:
+        """How many runs this process is claiming, executing or finishing now."""
+        return self._slots.busy
+
     async def drain(self, grace: float) -> bool:
         """Stop taking work (no more claims: the runs still queued are left to other processes
         or the next start) and wait up to `grace` seconds for the runs executing here to end.

@@ -52,13 +52,13 @@ class RunSlots:
         if self._busy == 0:
             self._idle.set()
 
-    async def wait_freed(self, timeout: float) -> None:
-        """Return when a slot has been given back since the last call, or after `timeout`
-        seconds (real time: a slot frees when a run ends, not when a clock moves)."""
+    async def wait_freed(self, seconds: float) -> None:
+        """Return when a slot has been given back since the last call, or after `seconds`
+        (real time: a slot frees when a run ends, not when a clock moves)."""
         # Not `wait_for`: on Python 3.11 it swallows a cancel that comes as the event is set
         # (as when the process stops and its workers give their slots back).
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._freed.wait()
         self._freed.clear()
 

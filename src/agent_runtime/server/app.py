@@ -53,6 +53,10 @@ ROUTERS = (
 )
 
 
+WORKER_PATHS = frozenset({"/ok"})
+"""What a process with the `worker` role serves over HTTP."""
+
+
 def operations() -> Iterable[Operation]:
     for router in ROUTERS:
         yield from router.operations
@@ -75,7 +79,8 @@ def create_app(
 
     # No `http.cors`: only the server's own origin (`agent-runtime dev` sets a default first).
     middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig())]
-    ops = list(operations())
+    # A worker-only process answers health checks, for its orchestrator, and nothing else.
+    ops = [op for op in operations() if config.role != "worker" or op.path in WORKER_PATHS]
     app = Starlette(
         routes=[op.route() for op in ops],
         middleware=middleware,
@@ -87,6 +92,7 @@ def create_app(
         },
     )
     app.state.openapi = build_openapi(ops)
+    app.state.role = config.role
     return app
 
 
@@ -107,7 +113,13 @@ async def _runtime_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
+    if exc.status_code == 404 and request.app.state.role == "worker":
+        detail = (
+            "This process only executes runs (--role worker) and answers only GET /ok; "
+            "send API requests to a process with the api or all role"
+        )
+        code = "worker_only"
+    elif exc.status_code == 404:
         detail = f"No route matches {request.method} {request.url.path}"
         code = "route_not_found"
     elif exc.status_code == 405:
