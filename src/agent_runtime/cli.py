@@ -34,7 +34,12 @@ from agent_runtime.config import (
 )
 from agent_runtime.errors import ConfigError
 from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
-from agent_runtime.processes import DEFAULT_GRACE_SECONDS, DrainingServer, Supervisor
+from agent_runtime.processes import (
+    DEFAULT_GRACE_SECONDS,
+    DrainingServer,
+    Supervisor,
+    stop_with_parent,
+)
 from agent_runtime.reload import ProjectReload
 from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
 
@@ -443,6 +448,7 @@ def _serve_app(config: RuntimeConfig, command: _Command, sock: socket.socket) ->
 
 def _serve_process(command: _Command, sock: socket.socket) -> None:
     """One of the `--workers` processes; it inherits the environment with `.env` applied."""
+    stop_with_parent(os.getppid())
     try:
         config = _with_process_options(
             load_config(command.config_path, database=command.database), command

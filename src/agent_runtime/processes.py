@@ -168,3 +168,15 @@ def _send(process: BaseProcess, sig: int) -> None:
     if process.pid is not None and process.exitcode is None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(process.pid, sig)
+
+
+def stop_with_parent(parent: int) -> None:
+    """In a supervised process: SIGTERM this process (so it drains) once `parent` is gone, as
+    when the supervisor was killed with SIGKILL and could not stop it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()

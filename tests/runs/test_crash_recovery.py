@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,8 +31,13 @@ _API_LINE = re.compile(r"API: (http://\S+)")
 class ServerProcess:
     """`agent-runtime serve` as a child process, restarted on the same database file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(
+        self, folder: Path, *, config: Path = CRASH_CONFIG, args: Sequence[str] = ()
+    ) -> None:
+        """`args` are more `serve` flags (`--workers`, `--role`, ...)."""
         self.folder = folder
+        self.config = config
+        self.args = tuple(args)
         self.database = folder / "runtime.sqlite"
         self.output: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
@@ -47,13 +52,14 @@ class ServerProcess:
             "agent_runtime.cli",
             "serve",
             "--config",
-            str(CRASH_CONFIG),
+            str(self.config),
             "--host",
             "127.0.0.1",
             "--port",
             "0",
             "--database",
             str(self.database),
+            *self.args,
             cwd=self.folder,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -73,6 +79,21 @@ class ServerProcess:
         """Wait until the server ends on its own (a run killed it); return its exit code."""
         assert self._process is not None
         code = await asyncio.wait_for(self._process.wait(), SETTLE_TIMEOUT_SECONDS)
+        await self.kill()
+        return code
+
+    @property
+    def pid(self) -> int:
+        """The id of the `serve` process (the supervisor, with `--workers`)."""
+        assert self._process is not None
+        return self._process.pid
+
+    async def terminate(self, within: float = SETTLE_TIMEOUT_SECONDS) -> int:
+        """SIGTERM, as an orchestrator stops a server; wait for it to exit and return its code
+        (uvicorn ends a server that stopped cleanly on a signal by re-raising it: -15)."""
+        assert self._process is not None
+        self._process.terminate()
+        code = await asyncio.wait_for(self._process.wait(), within)
         await self.kill()
         return code
 
@@ -118,18 +139,18 @@ async def _answers_ok(url: str) -> bool:
             return False
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+async def _until(
+    check: Callable[[], Awaitable[bool]], what: str, *, within: float = SETTLE_TIMEOUT_SECONDS
+) -> None:
     try:
-        async with asyncio.timeout(SETTLE_TIMEOUT_SECONDS):
+        async with asyncio.timeout(within):
             # Polled: the server is another process, with nothing here to be notified by.
             while True:
                 if await check():
                     return
                 await asyncio.sleep(POLL_SECONDS)
     except TimeoutError:
-        raise TimeoutError(
-            f"gave up after {SETTLE_TIMEOUT_SECONDS:.0f} s waiting for {what}"
-        ) from None
+        raise TimeoutError(f"gave up after {within:.0f} s waiting for {what}") from None
 
 
 async def _steps(client: LangGraphClient, thread_id: str) -> list[str]:
