@@ -22,7 +22,7 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, json_of
 from tests.runs.test_crash_recovery import ServerProcess, _until
 
 CONFIG = ROOT / "tests" / "fixtures" / "processes" / "langgraph.json"
@@ -221,8 +221,8 @@ async def test_an_api_process_queues_and_a_worker_process_executes(tmp_path: Pat
         assert rest == []
         assert values == {"runs": [line.run_id]}
         assert line.pid == worker.pid
-        run = await client.runs.get(thread_id, line.run_id)
-        assert (run["status"], run["attempt"]) == ("success", 1)  # type: ignore[typeddict-item]
+        run = json_of(await client.runs.get(thread_id, line.run_id))
+        assert (run["status"], run["attempt"]) == ("success", 1)
 
         async with httpx.AsyncClient(base_url=worker_url) as http:
             assert (await http.get("/ok")).json() == {"ok": True}
@@ -280,8 +280,8 @@ async def test_sigterm_lets_short_runs_finish_and_hands_long_ones_to_another_pro
             return run["status"] not in ("pending", "running")
 
         await _until(long_ended, "the handed-back run to finish", within=30)
-        run: Any = await client.runs.get(long_thread, long_run)
-        assert (run["status"], run["attempt"]) == ("success", 2)
+        resumed = json_of(await client.runs.get(long_thread, long_run))
+        assert (resumed["status"], resumed["attempt"]) == ("success", 2)
         by_run = {(line.run_id, line.event): line for line in _lines(log)}
         assert by_run[(runs["short"][1], "end")].pid == first.pid
         assert by_run[(long_run, "end")].pid == second.pid
