@@ -260,8 +260,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_count,
         metavar="N",
-        help=f"server processes sharing the port; each serves the API and executes runs "
-        f"(default: ${WORKERS_ENV}, else 1)",
+        help="server processes sharing the port, each in the --role and with its own "
+        f"--n-jobs-per-worker; one that dies is replaced (default: ${WORKERS_ENV}, else 1)",
     )
     serve.add_argument(
         "--role",

@@ -22,6 +22,9 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
+from agent_runtime.cli import _command, _parser
+from agent_runtime.config import config_from_dict
+from agent_runtime.errors import ConfigError
 from tests.conftest import ROOT, json_of
 from tests.runs.test_crash_recovery import ServerProcess, _until
 
@@ -290,9 +293,23 @@ async def test_sigterm_lets_short_runs_finish_and_hands_long_ones_to_another_pro
         await _stop_all([first, second])
 
 
-def test_the_grace_period_and_jobs_come_from_the_environment_too() -> None:
-    from agent_runtime.cli import _command, _parser
+def test_jobs_per_process_are_read_from_the_limits(tmp_path: Path) -> None:
+    def limits(**values: Any) -> Any:
+        data = {"graphs": {"record": "./graphs.py:record"}, "agent_runtime": {"limits": values}}
+        return config_from_dict(
+            data, base_dir=CONFIG.parent, database=tmp_path / "db.sqlite", environ={}
+        ).limits
 
+    assert limits().n_jobs_per_worker == 10
+    assert limits(n_jobs_per_worker=3).n_jobs_per_worker == 3
+    with pytest.raises(ConfigError) as caught:
+        limits(n_jobs_per_worker=0)
+    assert caught.value.detail == (
+        "langgraph.json: agent_runtime.limits.n_jobs_per_worker: expected a positive integer, got 0"
+    )
+
+
+def test_process_options_come_from_flags_then_the_environment() -> None:
     environ = {
         "N_JOBS_PER_WORKER": "3",
         "WEB_CONCURRENCY": "2",
