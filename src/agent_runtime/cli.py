@@ -184,6 +184,9 @@ def _reload_app() -> ASGIApp:
         _say(exc.detail)
         raise SystemExit(3) from None
     apply_env(config, os.environ)
+    jobs = _from_env(None, os.environ, JOBS_ENV, _count)
+    if jobs is not None:
+        config = replace(config, limits=replace(config.limits, n_jobs_per_worker=jobs))
     # Only `agent-runtime dev` reloads.
     return StartupReport(create_app(dev_defaults(config)), _say)
 
@@ -463,6 +466,8 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
     os.environ[CONFIG_ENV] = str(config.path)
     if command.database is not None:
         os.environ[DATABASE_ENV] = config.database.uri
+    if command.jobs is not None:
+        os.environ[JOBS_ENV] = str(command.jobs)
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):
