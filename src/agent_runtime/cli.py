@@ -14,10 +14,10 @@ import os
 import socket
 import sys
 import webbrowser
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
 
@@ -28,6 +28,7 @@ from agent_runtime.config import (
     DEV_CORS,
     REDIS_ENV,
     STUDIO_ORIGIN,
+    ProcessRole,
     RuntimeConfig,
     apply_env,
     is_path_dependency,
@@ -37,6 +38,12 @@ from agent_runtime.config import (
 )
 from agent_runtime.errors import ConfigError
 from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
+from agent_runtime.processes import (
+    DEFAULT_GRACE_SECONDS,
+    DrainingServer,
+    Supervisor,
+    stop_with_parent,
+)
 from agent_runtime.reload import ProjectReload
 from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
 
@@ -50,6 +57,17 @@ HOST_ENV = "AGENT_RUNTIME_HOST"
 PORT_ENV = "AGENT_RUNTIME_PORT"
 """Fallback for `--port` (both commands)."""
 GRACEFUL_SHUTDOWN_SECONDS = 5
+WORKERS_ENV = "WEB_CONCURRENCY"
+"""Fallback for `--workers` (uvicorn's and gunicorn's variable)."""
+JOBS_ENV = "N_JOBS_PER_WORKER"
+"""Fallback for `--n-jobs-per-worker` (LangGraph's variable); beats the config's
+`agent_runtime.limits.n_jobs_per_worker`."""
+ROLE_ENV = "AGENT_RUNTIME_ROLE"
+"""Fallback for `--role`."""
+GRACE_ENV = "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS"
+"""Fallback for `--shutdown-grace-seconds` (LangGraph's variable)."""
+ROLES: tuple[ProcessRole, ...] = ("all", "api", "worker")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +84,11 @@ class _Command:
     """Of our loggers, and of uvicorn's unless `server_log_level` says otherwise."""
     server_log_level: str
     access_log: bool
+    workers: int = 1
+    role: ProcessRole = "all"
+    jobs: int | None = None
+    """`--n-jobs-per-worker` or its variable; None leaves the config's."""
+    shutdown_grace: float = DEFAULT_GRACE_SECONDS
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +100,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         command = _command(args, os.environ)
-        config = load_config(command.config_path, database=command.database, redis=command.redis)
+        config = _with_process_options(
+            load_config(command.config_path, database=command.database, redis=command.redis),
+            command,
+        )
         if command.name == "dev":
             config = dev_defaults(config)
         for warning in config.warnings:
@@ -110,6 +136,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     print(f"  database: {config.database.uri}", flush=True)
     if config.redis is not None:
         print(f"  redis: {redact_uri(config.redis.uri)}", flush=True)
+    if command.name == "serve":
+        print(f"  {_processes_line(config, command)}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
     if command.name == "dev":
         print(f"  {_studio_line(config, url)}", flush=True)
@@ -144,6 +172,22 @@ def main() -> None:
     sys.exit(status)
 
 
+def _with_process_options(config: RuntimeConfig, command: _Command) -> RuntimeConfig:
+    if command.jobs is not None:
+        config = replace(config, limits=replace(config.limits, n_jobs_per_worker=command.jobs))
+    return replace(config, role=command.role)
+
+
+def _processes_line(config: RuntimeConfig, command: _Command) -> str:
+    count = f"{command.workers} processes" if command.workers > 1 else "1 process"
+    if config.role == "api":
+        return f"{count}, API only: runs are queued for worker processes"
+    work = f"at most {config.limits.n_jobs_per_worker} runs at once each"
+    if config.role == "worker":
+        return f"{count}, worker only (HTTP: /ok), {work}"
+    return f"{count}, {work}"
+
+
 def _reload_app() -> ASGIApp:
     """The app of one reload child, rebuilt from what the parent put in the environment."""
     from agent_runtime.server.app import create_app
@@ -155,6 +199,9 @@ def _reload_app() -> ASGIApp:
         _say(exc.detail)
         raise SystemExit(3) from None
     apply_env(config, os.environ)
+    jobs = _from_env(None, os.environ, JOBS_ENV, _count)
+    if jobs is not None:
+        config = replace(config, limits=replace(config.limits, n_jobs_per_worker=jobs))
     # Only `agent-runtime dev` reloads.
     try:
         app = create_app(dev_defaults(config))
@@ -236,6 +283,35 @@ def _parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
         sub.set_defaults(default_host=host, default_port=port)
+        sub.add_argument(
+            "--n-jobs-per-worker",
+            type=_count,
+            metavar="K",
+            help=f"the most runs one process executes at once; more wait queued (default: "
+            f"${JOBS_ENV}, else agent_runtime.limits.n_jobs_per_worker, else 10)",
+        )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        metavar="N",
+        help="server processes sharing the port, each in the --role and with its own "
+        f"--n-jobs-per-worker; one that dies is replaced (default: ${WORKERS_ENV}, else 1)",
+    )
+    serve.add_argument(
+        "--role",
+        type=_role,
+        help="all: serve the API and execute runs; api: serve the API and queue runs for "
+        "worker processes (LangGraph's API server); worker: execute runs queued in the database "
+        f"and answer only GET /ok (LangGraph's queue worker) (default: ${ROLE_ENV}, else all)",
+    )
+    serve.add_argument(
+        "--shutdown-grace-seconds",
+        type=_seconds,
+        metavar="S",
+        help="on SIGTERM or SIGINT, take no new runs and give those running this long to end "
+        "(the API still answers), then hand the rest back for another process to resume "
+        f"(default: ${GRACE_ENV}, else {DEFAULT_GRACE_SECONDS:g})",
+    )
     dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
     dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
     return parser
@@ -258,6 +334,10 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
             raise ConfigError(f"{LOG_LEVEL_ENV}: {exc}") from None
     log_level = log_level or DEFAULT_LOG_LEVEL
     is_dev = args.command == "dev"
+    # `dev` serves one process that does everything, as `langgraph dev` does.
+    workers = None if is_dev else _from_env(args.workers, environ, WORKERS_ENV, _count)
+    role = None if is_dev else _from_env(args.role, environ, ROLE_ENV, _role)
+    grace = None if is_dev else _from_env(args.shutdown_grace_seconds, environ, GRACE_ENV, _seconds)
     return _Command(
         name=args.command,
         config_path=Path(args.config or environ.get(CONFIG_ENV) or "langgraph.json"),
@@ -270,7 +350,45 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         log_level=log_level,
         server_log_level=args.server_log_level or log_level,
         access_log=not args.no_access_log,
+        workers=workers or 1,
+        role=role or "all",
+        jobs=_from_env(args.n_jobs_per_worker, environ, JOBS_ENV, _count),
+        shutdown_grace=DEFAULT_GRACE_SECONDS if grace is None else grace,
     )
+
+
+def _from_env(
+    flag: _T | None, environ: Mapping[str, str], name: str, parse: Callable[[str], _T]
+) -> _T | None:
+    if flag is not None or not environ.get(name):
+        return flag
+    try:
+        return parse(environ[name])
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _role(text: str) -> ProcessRole:
+    for role in ROLES:
+        if text == role:
+            return role
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(ROLES)}, got {text!r}")
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
+    return seconds
 
 
 def _port(text: str) -> int:
@@ -359,11 +477,41 @@ def _uvicorn_config(
 
 
 def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
+    if command.workers > 1:
+        supervisor = Supervisor(
+            functools.partial(_serve_process, command),
+            sock,
+            count=command.workers,
+            # Each process drains, then closes its connections, then stops its runtime.
+            stop_timeout=command.shutdown_grace + GRACEFUL_SHUTDOWN_SECONDS + 10,
+            say=_say,
+        )
+        return supervisor.run()
+    return _serve_app(config, command, sock)
+
+
+def _serve_app(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     from agent_runtime.server.app import create_app
 
-    server = uvicorn.Server(_uvicorn_config(StartupReport(create_app(config), _say), command))
+    app = create_app(config)
+    options = _uvicorn_config(StartupReport(app, _say), command)
+    server = DrainingServer(options, app=app, grace=command.shutdown_grace)
     server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILED
+
+
+def _serve_process(command: _Command, sock: socket.socket) -> None:
+    """One of the `--workers` processes; it inherits the environment with `.env` applied."""
+    stop_with_parent(os.getppid())
+    try:
+        config = _with_process_options(
+            load_config(command.config_path, database=command.database, redis=command.redis),
+            command,
+        )
+    except ConfigError as exc:
+        _say(exc.detail)
+        exit_now(STARTUP_FAILED)
+    exit_now(_serve_app(config, command, sock))
 
 
 def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
@@ -372,6 +520,8 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
         os.environ[DATABASE_ENV] = config.database.uri
     if command.redis is not None and config.redis is not None:
         os.environ[REDIS_ENV] = config.redis.uri
+    if command.jobs is not None:
+        os.environ[JOBS_ENV] = str(command.jobs)
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

@@ -118,6 +118,8 @@ class Runtime:
                 lease_seconds=limits.run_lease_seconds,
                 clock=clock,
                 signals=signals,
+                execute=config.role != "api",
+                jobs=limits.n_jobs_per_worker,
             )
             streams = StreamSlots(
                 limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
@@ -147,10 +149,16 @@ class Runtime:
         )
         return runtime
 
+    async def drain(self, grace: float) -> bool:
+        """Stop taking runs and give those executing here up to `grace` seconds to end (the
+        API keeps answering meanwhile); say whether they all did. `stop` hands back the
+        rest."""
+        return await self.runs.drain(grace)
+
     async def stop(self) -> None:
         """Stop the sweeper, let the streams' follow-ups (a disconnected client's cancel) finish,
-        stop the run workers, then close the storage. Runs in flight stay `running` and resume
-        at the next start."""
+        stop the run workers, then close the storage. Runs still in flight go back to `pending`
+        (not charged) for another process or the next start."""
         try:
             await self.streams.drain()
             if self._sweeper is not None:

@@ -88,15 +88,25 @@ class ServerProcess:
         self._client = get_client(url=url, api_key=None)
         return self._client
 
-    @property
-    def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
-
     async def exited(self) -> int:
         """Wait until the server ends on its own (a run killed it); return its exit code."""
         assert self._process is not None
         code = await asyncio.wait_for(self._process.wait(), SETTLE_TIMEOUT_SECONDS)
+        await self.kill()
+        return code
+
+    @property
+    def pid(self) -> int:
+        """The id of the `serve` process (the supervisor, with `--workers`)."""
+        assert self._process is not None
+        return self._process.pid
+
+    async def terminate(self, within: float = SETTLE_TIMEOUT_SECONDS) -> int:
+        """SIGTERM, as an orchestrator stops a server; wait for it to exit and return its code
+        (uvicorn ends a server that stopped cleanly on a signal by re-raising it: -15)."""
+        assert self._process is not None
+        self._process.terminate()
+        code = await asyncio.wait_for(self._process.wait(), within)
         await self.kill()
         return code
 
@@ -142,18 +152,18 @@ async def _answers_ok(url: str) -> bool:
             return False
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+async def _until(
+    check: Callable[[], Awaitable[bool]], what: str, *, within: float = SETTLE_TIMEOUT_SECONDS
+) -> None:
     try:
-        async with asyncio.timeout(SETTLE_TIMEOUT_SECONDS):
+        async with asyncio.timeout(within):
             # Polled: the server is another process, with nothing here to be notified by.
             while True:
                 if await check():
                     return
                 await asyncio.sleep(POLL_SECONDS)
     except TimeoutError:
-        raise TimeoutError(
-            f"gave up after {SETTLE_TIMEOUT_SECONDS:.0f} s waiting for {what}"
-        ) from None
+        raise TimeoutError(f"gave up after {within:.0f} s waiting for {what}") from None
 
 
 async def _steps(client: LangGraphClient, thread_id: str) -> list[str]:

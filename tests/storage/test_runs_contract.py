@@ -276,6 +276,35 @@ async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Fake
     assert await storage.next_due_time("t") is None
 
 
+async def test_ready_threads_lists_due_unclaimed_work_oldest_first(
+    storage: Storage, clock: FakeClock
+) -> None:
+    assert await storage.ready_threads(10) == []
+    for thread_id in ("a", "b", "c", "d", "e"):
+        await _thread(storage, thread_id)
+    await storage.create_run(_new("b1", "b"))
+    await storage.create_run(_new("a1", "a"))
+    await storage.create_run(_new("b2", "b"))
+    await storage.create_run(_new("c1", "c", not_before=clock.wall + timedelta(seconds=10)))
+    await storage.create_run(_new("d1", "d"))
+    await storage.create_run(_new("e1", "e"))
+    await storage.finish_run("e1", RunOutcome(status="success"))
+    # b's oldest run is older than a's; c is not due; e has nothing pending.
+    assert await storage.ready_threads(10) == ["b", "a", "d"]
+    assert await storage.ready_threads(2) == ["b", "a"]
+    # Reading claims nothing.
+    assert await storage.ready_threads(10) == ["b", "a", "d"]
+    claimed = await storage.claim_next_run("b")
+    assert claimed is not None and claimed["run_id"] == "b1"
+    # b still has b2 queued, but a run of its own is running: not ready.
+    assert await storage.ready_threads(10) == ["a", "d"]
+    clock.advance(timedelta(seconds=10))
+    await storage.finish_run("b1", RunOutcome(status="success"))
+    # Once due, a delayed run ranks by when it was created, not by when it fell due.
+    assert await storage.ready_threads(10) == ["a", "b", "c", "d"]
+    assert await storage.ready_threads(0) == []
+
+
 async def test_finish_run_keeps_the_thread_busy_while_runs_are_queued(storage: Storage) -> None:
     await _thread(storage)
     await storage.create_run(_new("r1"))

@@ -31,6 +31,7 @@ _LIMIT_KEYS: ValueTable = {
     "max_open_streams": read_positive,
     "stream_send_timeout_seconds": read_positive_number,
     "max_event_bytes_per_run": read_positive,
+    "n_jobs_per_worker": read_positive,
     "run_lease_seconds": read_positive_number,
 }
 # max_mb 0 turns the cache off.

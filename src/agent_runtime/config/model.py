@@ -13,6 +13,9 @@ from agent_runtime.schema import Json
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 SqliteSynchronous = Literal["full", "normal"]
 DatabaseKind = Literal["sqlite"]
+ProcessRole = Literal["all", "api", "worker"]
+"""What one server process does: `all` serves the API and executes runs, `api` serves the API
+and queues runs for others to execute, `worker` executes runs and answers only `/ok`."""
 DEFAULT_CACHE_MB = 32
 """Memory for each of the two caches (decoded checkpoints, decoded messages), by default: about
 30 snapshots of 600 short messages, and 15,000 messages with their JSON."""
@@ -65,6 +68,9 @@ class LimitsConfig:
     stream_send_timeout_seconds: float = 30.0
     """A stream whose reader takes no data for this long is closed and its memory freed."""
     max_event_bytes_per_run: int = 16 * 1024 * 1024
+    n_jobs_per_worker: int = 10
+    """Runs one server process executes at once (LangGraph's `N_JOBS_PER_WORKER`); the
+    others wait `pending` for a free slot in this or another process."""
     run_lease_seconds: float = 30.0
     """How long a process's claim on a run holds unless renewed; past it, with the process
     silent, another process (or the next start) resumes the run."""
@@ -210,6 +216,9 @@ class RuntimeConfig:
     every commit, so a power loss keeps every committed run and checkpoint; "normal" is faster
     and may lose the last commits (never corrupt the file) on a power loss or OS crash."""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    role: ProcessRole = "all"
+    """What this process does (`agent-runtime serve --role`); not read from langgraph.json,
+    since the processes of one deployment share the file and differ here."""
     pricing: Mapping[str, ModelPrice] = field(default_factory=dict)
     """Model name (as the chat model reports it) -> its price."""
     checkpoint_cache: CheckpointCacheConfig = field(default_factory=CheckpointCacheConfig)

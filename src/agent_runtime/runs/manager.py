@@ -3,7 +3,9 @@ lets callers wait for them, and resumes the runs a dead process left behind.
 
 Several processes may share one database: each claims runs under its own owner id with a lease,
 renews the leases of the runs it executes (the heartbeat), and re-queues the runs of owners whose
-leases lapsed (the reaper), so a process never takes a live process's runs.
+leases lapsed (the reaper), so a process never takes a live process's runs. An executing process
+runs at most `jobs` runs at once (`RunSlots`) and looks for queued work it was not told about
+(`Dispatcher`); an API-only one (`execute=False`) queues runs and never claims them.
 
 It owns the asyncio tasks that execute runs; it never builds HTTP responses."""
 
@@ -22,11 +24,13 @@ from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import AgentRuntimeError, NotFoundError
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.dispatcher import DISPATCH_SECONDS, Dispatcher
 from agent_runtime.runs.ends import FINAL_STATUSES as FINAL_STATUSES  # routes import it here
 from agent_runtime.runs.ends import POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
 from agent_runtime.runs.executor import RunExecutor, state_outcome
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.signals import CancelAction, LocalSignals, SignalHandlers, Signals
+from agent_runtime.runs.slots import DEFAULT_JOBS, RunSlots
 from agent_runtime.runs.webhook import send_webhook
 from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import Storage
@@ -38,7 +42,6 @@ logger = logging.getLogger("agent_runtime.runs")
 
 MAX_ATTEMPTS = 3
 LEASE_SECONDS = 30.0
-IDLE_POLL_SECONDS = 0.05
 
 
 @dataclass(slots=True)
@@ -62,6 +65,9 @@ class RunManager:
         lease_seconds: float = LEASE_SECONDS,
         clock: Clock = SYSTEM_CLOCK,
         signals: Signals | None = None,
+        execute: bool = True,
+        jobs: int = DEFAULT_JOBS,
+        dispatch_seconds: float = DISPATCH_SECONDS,
     ) -> None:
         """One per process.
 
@@ -74,6 +80,10 @@ class RunManager:
                 stamped); a worker sleeps on it until a run's due time.
             signals: how this process hears of runs queued, cancelled and ended by others
                 (and tells them); in-process only by default.
+            execute: False for an API-only process: it queues runs and never claims one.
+            jobs: the most runs this process executes at once; the others wait `pending`.
+            dispatch_seconds: how often to look for queued runs this process was not told
+                about (it also looks whenever a slot frees).
         """
         self._storage = storage
         self._registry = registry
@@ -97,7 +107,10 @@ class RunManager:
         self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
         self._cancel_actions: dict[str, CancelAction] = {}
         self._finished: dict[str, asyncio.Future[tuple[Run | None, RunOutcome | None]]] = {}
-        self._stopping = False
+        self._draining = False
+        self._execute = execute
+        self._slots = RunSlots(jobs)
+        self._dispatcher = Dispatcher(storage, self._slots, self._wake, interval=dispatch_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._assistants: dict[str, Assistant] = {}
         self._signals = signals or LocalSignals()
@@ -112,19 +125,41 @@ class RunManager:
         )
 
     async def start(self) -> None:
-        """Resume what dead processes left pending or running (never a live one's runs), and
-        start the heartbeat and the reaper."""
-        for thread_id in await self._storage.requeue_interrupted_work():
+        """Re-queue what dead processes left running (never a live one's runs) and start the
+        reaper; an executing process also starts the heartbeat and the dispatcher, and resumes
+        the queued runs as its slots allow."""
+        threads = await self._storage.requeue_interrupted_work()
+        self._upkeep = [asyncio.create_task(self._reaper(), name="runs:reaper")]
+        if not self._execute:
+            return
+        for thread_id in threads:
             self._wake(thread_id)
-        self._upkeep = [
+        self._upkeep += [
             asyncio.create_task(self._heartbeat(), name="runs:heartbeat"),
-            asyncio.create_task(self._reaper(), name="runs:reaper"),
+            asyncio.create_task(self._dispatcher.run(), name="runs:dispatcher"),
         ]
+
+    @property
+    def executing(self) -> int:
+        """How many runs this process is claiming, executing or finishing now."""
+        return self._slots.busy
+
+    async def drain(self, grace: float) -> bool:
+        """Stop taking work (no more claims: the runs still queued are left to other processes
+        or the next start) and wait up to `grace` seconds for the runs executing here to end.
+        Return whether they all did; `stop` hands back the rest."""
+        self._draining = True
+        try:
+            async with asyncio.timeout(grace):
+                await self._slots.wait_idle()
+        except TimeoutError:
+            return False
+        return True
 
     async def stop(self) -> None:
         """Stop every worker and hand the runs in flight back (`pending`, no attempt charged)
         for this or another process to resume."""
-        self._stopping = True
+        self._draining = True
         workers = [worker.task for worker in self._workers.values()]
         for task in [*workers, *self._upkeep]:
             task.cancel()
@@ -150,7 +185,6 @@ class RunManager:
             # Handed to the executor so it need not read the assistant again.
             self._assistants[run["run_id"]] = assistant
         await self._events.open(run["run_id"])
-        self._finished[run["run_id"]] = asyncio.get_running_loop().create_future()
         strategy = new.multitask_strategy
         for other in active:
             action: CancelAction = "rollback" if strategy == "rollback" else "interrupt"
@@ -259,7 +293,7 @@ class RunManager:
     # Workers
 
     def _wake(self, thread_id: str) -> None:
-        if self._stopping:
+        if self._draining or not self._execute:
             return
         worker = self._workers.get(thread_id)
         if worker is not None and not worker.task.done():
@@ -275,15 +309,15 @@ class RunManager:
             while True:
                 worker.wake.clear()
                 if claim:
-                    run = await self._storage.claim_next_run(
-                        thread_id, owner=self.owner, lease=self._lease
-                    )
-                    if run is not None:
-                        self._held.add(run["run_id"])
-                        try:
-                            await self._run(run)
-                        finally:
-                            self._held.discard(run["run_id"])
+                    if self._draining or not self._slots.try_take():
+                        # The run stays `pending` for a slot here (the dispatcher looks again
+                        # when one frees) or in another process.
+                        return
+                    try:
+                        ran = await self._claim_and_run(thread_id)
+                    finally:
+                        self._slots.give_back()
+                    if ran:
                         # Usually nothing is queued behind a run: one read tells, where a
                         # claim would take the write lock to find nothing.
                         claim = False
@@ -300,13 +334,24 @@ class RunManager:
                     # On the clock the due time was set by, so a fake clock's advance ends it.
                     await _sleep_or_wake(self._clock, worker.wake, seconds)
                 elif claimed_nothing:
-                    # Due, yet the claim found the thread busy (a run elsewhere): poll, gently,
-                    # in real time: that run ends on its own, not when a clock moves.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(worker.wake.wait(), IDLE_POLL_SECONDS)
+                    # Due, yet the claim found the thread busy: another process runs it, and
+                    # takes what is queued behind when its run ends (else the dispatcher of
+                    # some process finds it).
+                    return
         finally:
             if self._workers.get(thread_id) is worker:
                 del self._workers[thread_id]
+
+    async def _claim_and_run(self, thread_id: str) -> bool:
+        run = await self._storage.claim_next_run(thread_id, owner=self.owner, lease=self._lease)
+        if run is None:
+            return False
+        self._held.add(run["run_id"])
+        try:
+            await self._run(run)
+        finally:
+            self._held.discard(run["run_id"])
+        return True
 
     async def _run(self, run: Run) -> None:
         run_id = run["run_id"]

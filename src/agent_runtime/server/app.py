@@ -64,6 +64,10 @@ ROUTERS = (
 )
 
 
+WORKER_PATHS = frozenset({"/ok"})
+"""What a process with the `worker` role serves over HTTP."""
+
+
 def operations() -> Iterable[Operation]:
     for router in ROUTERS:
         yield from router.operations
@@ -79,7 +83,8 @@ def create_app(
         AuthLoadError: the auth file or the custom app cannot be imported or used.
     """
     auth = load_auth(config)
-    custom_app = load_custom_app(config)
+    # A worker-only process serves none of the project's own routes either.
+    custom_app = load_custom_app(config) if config.role != "worker" else None
     custom = CustomRoutes(custom_app) if custom_app is not None else None
 
     @contextlib.asynccontextmanager
@@ -96,6 +101,9 @@ def create_app(
             await runtime.stop()
 
     ops = enabled(operations(), config.http.routes)
+    if config.role == "worker":
+        # A worker-only process answers health checks, for its orchestrator, and nothing else.
+        ops = [op for op in ops if op.path in WORKER_PATHS]
     api_routes = [op.route() for op in ops]
     settings = AuthSettings(
         auth=auth,
@@ -135,6 +143,7 @@ def create_app(
         else None
     )
     app.state.openapi = with_security(build_openapi(ops), config)
+    app.state.role = config.role
     return app
 
 
@@ -175,7 +184,13 @@ async def _runtime_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
+    if exc.status_code == 404 and request.app.state.role == "worker":
+        detail = (
+            "This process only executes runs (--role worker) and answers only GET /ok; "
+            "send API requests to a process with the api or all role"
+        )
+        code = "worker_only"
+    elif exc.status_code == 404:
         detail = f"No route matches {request.method} {request.url.path}"
         code = "route_not_found"
     elif exc.status_code == 405:

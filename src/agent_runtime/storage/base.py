@@ -206,6 +206,13 @@ class Storage(Protocol):
         (`renew_leases`). Without them the claim has no lease: the next `reap_expired_leases`
         takes it back (tests, and tools claiming by hand)."""
 
+    async def ready_threads(self, limit: int) -> list[str]:
+        """The ids of at most `limit` threads that a `claim_next_run` would claim from now: each
+        has a due pending run (`not_before` absent or past) and no `running` run. Ordered by
+        the `created_at` of each thread's oldest due pending run, then by thread id, so the
+        longest-waiting work goes first. Reads only; claims nothing. For dispatchers that find
+        the work no process of theirs was told about."""
+
     async def renew_leases(self, owner: str, run_ids: Sequence[str], lease: timedelta) -> list[str]:
         """Push the leases `owner` holds on `run_ids` to `lease` from now; return the ids of
         the runs it still holds (a run missing was reaped from it, or has ended)."""

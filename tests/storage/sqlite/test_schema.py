@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -51,6 +52,21 @@ async def test_migrations_run_once(tmp_path: Path) -> None:
         storage = SqliteStorage(path)
         await storage.setup()
         await storage.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()
+
+
+async def test_processes_starting_together_on_a_new_file_both_migrate_it(tmp_path: Path) -> None:
+    # As `serve --workers 4` does: each process opens the file it finds empty.
+    path = tmp_path / "runtime.sqlite"
+    storages = [SqliteStorage(path) for _ in range(4)]
+    try:
+        await asyncio.gather(*(storage.setup() for storage in storages))
+        assert all([await storage.ready_threads(1) == [] for storage in storages])
+    finally:
+        for storage in storages:
+            await storage.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()

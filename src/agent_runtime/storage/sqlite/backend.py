@@ -25,6 +25,7 @@ from agent_runtime.storage.sqlite.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
     Synchronous,
+    setup_lock,
     synchronous_pragma,
 )
 from agent_runtime.storage.sqlite.retention import SqliteRetention
@@ -116,20 +117,10 @@ class SqliteStorage(
         store_conn = _plain_connection(self.path, autocommit=True)
         self._store = _make_store(store_conn, self._store_config)
         try:
-            await self._db.open()
-            # One writer for the whole file: the checkpointer writes on our writer connection,
-            # under one lock, so its writes and ours never wait on SQLite's file lock.
-            self._saver = RuntimeSqliteSaver(self._db.writer, serde=self._serde)
-            self._db.share_lock(self._saver.lock)
-            await self._saver.setup()
-            # A second saver on its own connection for reads: upstream's alist holds the
-            # saver's lock while the caller consumes it, which would stall a live run's writes.
-            reader_conn = await _connect_plain(self.path)
-            self._extra.append(reader_conn)
-            self._reader = RuntimeSqliteSaver(reader_conn, serde=self._serde)
-            await self._reader.setup()
-            self._extra.append(await _start(store_conn, synchronous=self._db.synchronous))
-            await self._store.setup()
+            # LangGraph's checkpointer and store migrate with a read then a write, which two
+            # processes setting up one new file at once (`serve --workers N`) would interleave.
+            async with setup_lock(self.path):
+                await self._open(store_conn)
         except BaseException as exc:
             # Whatever failed, nothing stays open: a connection's thread would keep the
             # process alive with nothing listening.
@@ -137,6 +128,23 @@ class SqliteStorage(
             if isinstance(exc, OSError | sqlite3.Error):
                 raise StorageError(f"Cannot set up the database {self.path}: {exc}") from exc
             raise
+
+    async def _open(self, store_conn: aiosqlite.Connection) -> None:
+        assert self._store is not None
+        await self._db.open()
+        # One writer for the whole file: the checkpointer writes on our writer connection,
+        # under one lock, so its writes and ours never wait on SQLite's file lock.
+        self._saver = RuntimeSqliteSaver(self._db.writer, serde=self._serde)
+        self._db.share_lock(self._saver.lock)
+        await self._saver.setup()
+        # A second saver on its own connection for reads: upstream's alist holds the
+        # saver's lock while the caller consumes it, which would stall a live run's writes.
+        reader_conn = await _connect_plain(self.path)
+        self._extra.append(reader_conn)
+        self._reader = RuntimeSqliteSaver(reader_conn, serde=self._serde)
+        await self._reader.setup()
+        self._extra.append(await _start(store_conn, synchronous=self._db.synchronous))
+        await self._store.setup()
 
     async def close(self) -> None:
         await _stop_batching(self._store)

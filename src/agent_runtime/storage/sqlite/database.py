@@ -4,6 +4,7 @@ store open their own connections to the same file; WAL lets readers run beside t
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite.schema import migrate
 
 BUSY_TIMEOUT_MS = 10_000
+SETUP_LOCK_POLL_SECONDS = 0.05
 Synchronous = Literal["full", "normal"]
 """SQLite's `synchronous` pragma for the connections that write: "full" syncs the WAL on every
 commit, so a power loss or OS crash keeps every committed run and checkpoint; "normal" syncs
@@ -176,3 +178,34 @@ async def connect(
         await conn.close()
         raise
     return conn
+
+
+@asynccontextmanager
+async def setup_lock(path: Path) -> AsyncIterator[None]:
+    """Hold an exclusive lock on the database file (created if missing) while setting it up, so
+    processes starting together set it up one at a time. A lock of its own kind (`flock`),
+    which SQLite's locks ignore; where there is none (Windows), or the path is not a file that
+    can be opened, nothing is held and opening the database reports the problem."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        # Polled, not blocking: another process may hold it for the seconds its set-up takes,
+        # and a thread to wait in would outlive the set-up.
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(SETUP_LOCK_POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

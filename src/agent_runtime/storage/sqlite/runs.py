@@ -219,6 +219,19 @@ class SqliteRuns:
         )
         return _run(rows[0]) if rows else None
 
+    async def ready_threads(self, limit: int) -> list[str]:
+        # Starts from the pending runs (an index on status), so finished runs, however many,
+        # cost nothing; the running check is one probe of (thread_id, status) per candidate.
+        rows = await self._db.fetch_all(
+            "SELECT thread_id, MIN(created_at) AS oldest FROM runs AS queued"
+            " WHERE status = 'pending' AND (not_before IS NULL OR not_before <= ?)"
+            " AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = queued.thread_id"
+            " AND runs.status = 'running')"
+            " GROUP BY thread_id ORDER BY oldest, thread_id LIMIT ?",
+            (_stamp(self._now()), limit),
+        )
+        return [row["thread_id"] for row in rows]
+
     async def renew_leases(self, owner: str, run_ids: Sequence[str], lease: timedelta) -> list[str]:
         if not run_ids:
             return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 
 import aiosqlite
 
@@ -140,9 +141,7 @@ async def migrate(conn: aiosqlite.Connection) -> None:
             misread.
         sqlite3.Error: a migration failed (its transaction is not committed).
     """
-    async with conn.execute("PRAGMA user_version") as cursor:
-        row = await cursor.fetchone()
-    current = int(row[0]) if row else 0
+    current = await _user_version(conn)
     if current > len(MIGRATIONS):
         raise StorageError(
             f"its schema version is {current}, newer than this release of agent-runtime knows "
@@ -151,9 +150,15 @@ async def migrate(conn: aiosqlite.Connection) -> None:
     for version, script in enumerate(MIGRATIONS, start=1):
         if version <= current:
             continue
-        # executescript commits first; the version bump rides in the same script.
         try:
-            await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+            # The write lock first, then the version again: processes started together on a
+            # new file (`serve --workers N`) each apply only the steps no other one has.
+            await conn.execute("BEGIN IMMEDIATE")
+            if await _user_version(conn) < version:
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version = {version}")
+            await conn.commit()
         except sqlite3.Error as exc:
             # Tables of the same names but another shape: the file is not ours, or was edited.
             with contextlib.suppress(sqlite3.Error):
@@ -162,3 +167,20 @@ async def migrate(conn: aiosqlite.Connection) -> None:
                 f"bringing its tables to schema version {version} failed: {exc}; "
                 "is it another program's database? Use another database file"
             ) from exc
+
+
+def _statements(script: str) -> Iterator[str]:
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement.strip()
+            statement = ""
+    if statement.strip():
+        yield statement.strip()
+
+
+async def _user_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0

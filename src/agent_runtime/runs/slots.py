@@ -1,0 +1,67 @@
+"""How many runs one process executes at once (`--n-jobs-per-worker`): a count of slots that a
+worker takes before it claims a run and gives back once the run has ended. It knows nothing of
+storage or runs; the dispatcher waits on it for a slot to free."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+DEFAULT_JOBS = 10
+"""LangGraph's default for `N_JOBS_PER_WORKER`: a graph mostly awaits its model, so ten runs
+share one event loop well, and a bound keeps a burst of runs from starving the API."""
+
+
+class RunSlots:
+    """At most `limit` runs at once; `try_take` never waits, so work that finds no slot stays
+    queued in the database, where any process with a free slot may claim it."""
+
+    def __init__(self, limit: int = DEFAULT_JOBS) -> None:
+        """Raises ValueError when `limit` is below 1: a process that executes nothing has the
+        `api` role instead."""
+        if limit < 1:
+            raise ValueError(f"a process needs at least one job slot, got {limit}")
+        self.limit = limit
+        self._busy = 0
+        self._freed = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def free(self) -> int:
+        """Slots nobody holds."""
+        return self.limit - self._busy
+
+    @property
+    def busy(self) -> int:
+        """Slots held: runs being claimed, executed or finished."""
+        return self._busy
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free; say whether it was."""
+        if self._busy >= self.limit:
+            return False
+        self._busy += 1
+        self._idle.clear()
+        return True
+
+    def give_back(self) -> None:
+        """Free a slot taken by `try_take`."""
+        self._busy -= 1
+        self._freed.set()
+        if self._busy == 0:
+            self._idle.set()
+
+    async def wait_freed(self, seconds: float) -> None:
+        """Return when a slot has been given back since the last call, or after `seconds`
+        (real time: a slot frees when a run ends, not when a clock moves)."""
+        # Not `wait_for`: on Python 3.11 it swallows a cancel that comes as the event is set
+        # (as when the process stops and its workers give their slots back).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._freed.wait()
+        self._freed.clear()
+
+    async def wait_idle(self) -> None:
+        """Return once no slot is held."""
+        await self._idle.wait()
