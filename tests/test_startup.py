@@ -54,6 +54,8 @@ def _start_failure(command: tuple[str, ...], config: Path, database: Path) -> li
         [
             *(sys.executable, "-m", "agent_runtime.cli", *command),
             *("--config", str(config), "--port", "0", "--database", str(database)),
+            # On loopback, so `serve` has no exposure warning to print before the failure.
+            *("--host", "127.0.0.1"),
         ],
         cwd=config.parent,
         env=_environ(),
