@@ -12,6 +12,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.config.database import resolve_database
 from agent_runtime.config.dotenv import parse_dotenv
 from agent_runtime.config.limits import (
     default_thread_ttl,
@@ -24,7 +25,6 @@ from agent_runtime.config.model import (
     DEFAULT_MAX_BODY_BYTES,
     CheckpointCacheConfig,
     CorsConfig,
-    DatabaseConfig,
     GraphSpec,
     HttpConfig,
     LimitsConfig,
@@ -44,11 +44,6 @@ from agent_runtime.config.reader import (
 )
 from agent_runtime.config.store import read_store
 from agent_runtime.errors import ConfigError
-
-DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
-"""Names the database (a SQLite file); the `--database` flag beats it, and it beats
-`agent_runtime.database`."""
-POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
 def parse_graph_spec(spec: str) -> GraphSpec | None:
@@ -176,6 +171,7 @@ _CORS_KEYS: ValueTable = {
 # Our own section, one line per key: pricing and limits will each add theirs here.
 _OWN_KEYS: ValueTable = {
     "database": read_string,
+    "postgres_pool_size": read_positive,
     "max_body_bytes": read_positive,
     "webhooks_allow_private": read_flag,
     "sqlite_synchronous": read_choice("full", "normal"),
@@ -240,8 +236,12 @@ def _build(
         http=HttpConfig(
             cors=cors, max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         ),
-        database=_resolve_database(
-            database, os.environ if environ is None else environ, own.get("database"), base_dir
+        database=resolve_database(
+            database,
+            os.environ if environ is None else environ,
+            own.get("database"),
+            base_dir,
+            own.get("postgres_pool_size"),
         ),
         webhooks_allow_private=own.get("webhooks_allow_private", False),
         sqlite_synchronous=own.get("sqlite_synchronous", "full"),
@@ -313,26 +313,3 @@ def _read_env(reader: ConfigReader, value: Any, file: Path | None) -> dict[str, 
         if not isinstance(item, str):
             raise reader.bad(f"env.{key}", item, "a string")
     return dict(value or {})
-
-
-def _resolve_database(
-    flag: str | Path | None, environ: Mapping[str, str], from_file: str | None, base_dir: Path
-) -> DatabaseConfig:
-    # The flag and the variable are typed in a shell, so they mean what they mean there: relative
-    # to the working directory. The file's value travels with the project: relative to its folder.
-    if flag is not None and str(flag):
-        source, value, start = "--database", str(flag), Path.cwd()
-    elif environ.get(DATABASE_ENV):
-        source, value, start = DATABASE_ENV, environ[DATABASE_ENV], Path.cwd()
-    elif from_file is not None:
-        source, value, start = "agent_runtime.database", from_file, base_dir
-    else:
-        return DatabaseConfig(
-            kind="sqlite", uri=str(base_dir / ".agent-runtime" / "runtime.sqlite")
-        )
-    if value.lower().startswith(POSTGRES_SCHEMES):
-        # The URI is not repeated: it may hold a password.
-        raise ConfigError(
-            f"{source}: Postgres is not supported yet; give the path of a SQLite file instead"
-        )
-    return DatabaseConfig(kind="sqlite", uri=str((start / Path(value).expanduser()).resolve()))

@@ -12,7 +12,10 @@ from agent_runtime.schema import Json
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 SqliteSynchronous = Literal["full", "normal"]
-DatabaseKind = Literal["sqlite"]
+DatabaseKind = Literal["sqlite", "postgres"]
+DEFAULT_POOL_SIZE = 10
+"""Postgres connections per process, by default: the run manager's claims and leases, the
+requests served and the checkpointer of every running run share them."""
 DEFAULT_CACHE_MB = 32
 """Memory for each of the two caches (decoded checkpoints, decoded messages), by default: about
 30 snapshots of 600 short messages, and 15,000 messages with their JSON."""
@@ -24,7 +27,10 @@ class DatabaseConfig:
 
     kind: DatabaseKind = "sqlite"
     uri: str
-    """For SQLite, the file's absolute path; its folder may not exist yet."""
+    """For SQLite, the file's absolute path; its folder may not exist yet. For Postgres, the
+    `postgresql://` URI as given (it may hold a password: show it with `redact_uri`)."""
+    pool_size: int = DEFAULT_POOL_SIZE
+    """Postgres only: the most connections this process opens."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
