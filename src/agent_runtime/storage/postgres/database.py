@@ -177,16 +177,14 @@ def raise_translated(exc: BaseException, database: PostgresDatabase) -> None:
 
 
 def describe(exc: BaseException, uri: str) -> str:
-    """The driver's first line, with the URI (and its password) never repeated."""
+    """The driver's message on one line, with the URI (and its password) never repeated."""
     text = _first_line(exc) or type(exc).__name__
     return text.replace(uri, redact_uri(uri))
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    # libpq repeats "connection to server at ... failed:" per address; the last line says why.
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    # libpq's messages span lines (the reason, then a hint); a log line or an answer takes one.
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 async def _configure(conn: Conn) -> None:
