@@ -82,6 +82,8 @@ class RuntimePostgresStore(AsyncPostgresStore):
             }
         super().__init__(database.pool, index=upstream, ttl=ttl)
         self._database = database
+        # Upstream says yes whatever its config; an item's `ttl` means something only with one.
+        self.supports_ttl = bool(ttl)
         # The fallback's index; None when there is none or pgvector serves it.
         self.fallback = None if upstream is not None else index
 
