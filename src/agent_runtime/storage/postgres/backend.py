@@ -106,7 +106,9 @@ class PostgresStorage(
         await self._db.open()
         try:
             saver = RuntimePostgresSaver(self._db, serde=self._serde)
-            async with self._db.connection() as conn:
+            # The migration lock is held on a connection outside the pool: LangGraph's set-ups
+            # run under it on connections of the pool, which may hold only one.
+            async with await self._db.connect() as conn:
                 vector = index is not None and await has_pgvector(conn)
                 store = RuntimePostgresStore(
                     self._db, index=index, ttl=self._store_config.get("ttl"), vector=vector
@@ -116,7 +118,8 @@ class PostgresStorage(
                     await saver.setup()
                     await store.setup()
 
-                await migrate(conn, now=self._now, then=upstream_setup)
+                with self._db.translated():
+                    await migrate(conn, now=self._now, then=upstream_setup)
         except BaseException as exc:
             await self.close()
             if isinstance(exc, StorageError):

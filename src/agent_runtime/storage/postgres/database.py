@@ -67,12 +67,7 @@ class PostgresDatabase:
         Raises:
             StorageError: the server cannot be reached or refuses us.
         """
-        try:
-            probe = await AsyncConnection.connect(self.uri, **connection_kwargs())
-        except psycopg.Error as exc:
-            raise StorageError(
-                f"Cannot connect to the database {self.shown}: {describe(exc, self.uri)}"
-            ) from None
+        probe = await self.connect()
         await probe.close()
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.uri,
@@ -92,6 +87,19 @@ class PostgresDatabase:
                 f"Cannot open connections to the database {self.shown}: {describe(exc, self.uri)}"
             ) from None
         self._pool = pool
+
+    async def connect(self) -> Conn:
+        """A connection of its own, outside the pool; the caller closes it.
+
+        Raises:
+            StorageError: the server cannot be reached or refuses us.
+        """
+        try:
+            return await AsyncConnection.connect(self.uri, **connection_kwargs())
+        except psycopg.Error as exc:
+            raise StorageError(
+                f"Cannot connect to the database {self.shown}: {describe(exc, self.uri)}"
+            ) from None
 
     @property
     def pool(self) -> AsyncConnectionPool[Conn]:

@@ -5,6 +5,7 @@ under the same lock (their set-up is not safe to run twice at once)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from agent_runtime.storage.postgres.database import Conn
 
 MIGRATION_LOCK = 0x6167656E7472756E
 """The advisory lock key ("agentrun" in ASCII) every process takes while it migrates."""
+LOCK_POLL_SECONDS = 0.1
 
 # Text we sort or compare by is `COLLATE "C"`: byte order, as SQLite compares, whatever the
 # database's locale.
@@ -137,7 +139,7 @@ async def migrate(
         StorageError: the database comes from a newer release, or a migration failed (its
             transaction is rolled back).
     """
-    await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    await _lock(conn)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS agent_runtime_migrations"
@@ -173,12 +175,13 @@ async def migrate(
         await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
-async def schema_version(conn: Conn) -> int:
-    """The last migration applied; 0 for a database we never migrated."""
-    cursor = await conn.execute("SELECT to_regclass('agent_runtime_migrations') AS t")
-    row = await cursor.fetchone()
-    if row is None or row["t"] is None:
-        return 0
-    cursor = await conn.execute("SELECT max(version) AS v FROM agent_runtime_migrations")
-    row = await cursor.fetchone()
-    return int(row["v"]) if row and row["v"] is not None else 0
+async def _lock(conn: Conn) -> None:
+    # Polled, not waited for in one statement: a process waiting inside `pg_advisory_lock` holds
+    # a snapshot, and LangGraph's `CREATE INDEX CONCURRENTLY`, run by the process holding the
+    # lock, waits for every snapshot to go: they would wait for each other forever.
+    while True:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (MIGRATION_LOCK,))
+        row = await cursor.fetchone()
+        if row is not None and row["ok"]:
+            return
+        await asyncio.sleep(LOCK_POLL_SECONDS)
