@@ -1,4 +1,6 @@
-# One verb per target. `make dev` serves the example graphs; `make test` runs the whole suite.
+# One verb per target. `make dev` serves the example graphs; `make test` runs the whole suite on
+# SQLite, then the HTTP, state and run tests again on PostgreSQL (tests/services.py: a fresh
+# database per test on AGENT_RUNTIME_TEST_POSTGRES, else 127.0.0.1:5432; they skip without one).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -20,8 +22,11 @@ dev: install
 serve: install
 	$(BIN)/agent-runtime serve
 
+POSTGRES_TESTS ?= tests/server tests/state tests/runs
+
 test: install
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --backend postgres $(POSTGRES_TESTS)
 
 lint: install
 	$(BIN)/ruff check src tests graphs benchmarks

@@ -27,8 +27,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import PutOp
 
+from agent_runtime.storage import store_vectors
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite import store as sqlite_store
 
 BATCH = 500
 
@@ -52,7 +52,7 @@ async def measure(items: int, dims: int, searches: int, folder: Path) -> dict[st
     storage = SqliteStorage(folder / f"store-{items}-{dims}.sqlite", store_config={"index": index})
     await storage.setup()
     ranking: list[float] = []
-    rank = sqlite_store._rank
+    rank = store_vectors._rank
 
     def timed_rank(
         query: list[float], vectors: list[tuple[str, str, bytes, float]], count: int
@@ -71,7 +71,7 @@ async def measure(items: int, dims: int, searches: int, folder: Path) -> dict[st
                 for n in range(start, min(start + BATCH, items))
             ]
             await store.abatch(ops)
-        sqlite_store._rank = timed_rank
+        store_vectors._rank = timed_rank
         await store.asearch(("docs",), query="warm-up", limit=10)
         ranking.clear()
         times = []
@@ -82,7 +82,7 @@ async def measure(items: int, dims: int, searches: int, folder: Path) -> dict[st
             assert len(found) == 10 and found[0].score is not None
         size = storage.path.stat().st_size + _wal_size(storage.path)
     finally:
-        sqlite_store._rank = rank
+        store_vectors._rank = rank
         await storage.close()
     return {
         "median_ms": statistics.median(times) * 1000,
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[256, 1536])
     parser.add_argument("--searches", type=int, default=15)
     args = parser.parse_args()
-    dot: Callable[..., Any] = sqlite_store._dot
+    dot: Callable[..., Any] = store_vectors._dot
     print(
         f"Python {sys.version.split()[0]}, dot product: {getattr(dot, '__name__', dot)}, "
         f"load average {os.getloadavg()[0]:.2f}"

@@ -1,8 +1,12 @@
-"""Fixtures shared by every test: a real server on a free port over a fresh SQLite file."""
+"""Fixtures shared by every test: a real server on a free port over a fresh database, a SQLite
+file by default or, with `--backend postgres` (or `AGENT_RUNTIME_TEST_BACKEND=postgres`), a fresh
+database on the local PostgreSQL server. Tests about SQLite itself are marked `sqlite_only` and
+keep a file whatever the backend."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -24,6 +28,42 @@ from agent_runtime.storage.checkpoint_cache import CachingSerializer
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_SECONDS = 20.0
 T = TypeVar("T")
+BACKEND_ENV = "AGENT_RUNTIME_TEST_BACKEND"
+BACKENDS = ("sqlite", "postgres")
+Database = Path | str
+"""What the `database` fixture gives: a SQLite file's path, or a Postgres URI."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=BACKENDS,
+        default=os.environ.get(BACKEND_ENV) or "sqlite",
+        help=f"the storage backend of the `database` fixture (default: ${BACKEND_ENV}, else "
+        "sqlite); tests marked sqlite_only keep SQLite",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: about SQLite itself; its `database` stays a SQLite file"
+    )
+    if config.getoption("--backend") not in BACKENDS:
+        raise pytest.UsageError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}")
+
+
+@asynccontextmanager
+async def database_for(request: pytest.FixtureRequest, file: Path) -> AsyncIterator[Database]:
+    """The database a test runs on: `file` on SQLite, else a fresh Postgres database (dropped
+    afterwards)."""
+    backend = request.config.getoption("--backend")
+    if backend == "sqlite" or request.node.get_closest_marker("sqlite_only") is not None:
+        yield file
+        return
+    from tests.services import fresh_postgres_database
+
+    async with fresh_postgres_database() as uri:
+        yield uri
 
 
 def json_of(value: object) -> dict[str, Any]:
@@ -94,8 +134,8 @@ class RunningServer:
             assert self._serde.cache.mismatches == 0, "a cached checkpoint differed from storage"
 
 
-def example_config(database: Path) -> RuntimeConfig:
-    """The repository's own langgraph.json (the example graphs) on a given database file."""
+def example_config(database: Database) -> RuntimeConfig:
+    """The repository's own langgraph.json (the example graphs) on a given database."""
     return load_config(ROOT / "langgraph.json", database=database, environ={})
 
 
@@ -113,8 +153,8 @@ async def until(check: Callable[[], Awaitable[T | None]], *, within: float = 5.0
 
 
 @asynccontextmanager
-async def served(config_path: Path, database: Path) -> AsyncIterator[RunningServer]:
-    """A running server for a langgraph.json on a given database file, stopped afterwards."""
+async def served(config_path: Path, database: Database) -> AsyncIterator[RunningServer]:
+    """A running server for a langgraph.json on a given database, stopped afterwards."""
     config = load_config(config_path, database=database, environ={})
     running = await RunningServer(config).start()
     try:
@@ -124,12 +164,13 @@ async def served(config_path: Path, database: Path) -> AsyncIterator[RunningServ
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "runtime.sqlite"
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    async with database_for(request, tmp_path / "runtime.sqlite") as found:
+        yield found
 
 
 @pytest.fixture
-async def server(database: Path) -> AsyncIterator[RunningServer]:
+async def server(database: Database) -> AsyncIterator[RunningServer]:
     running = await RunningServer(example_config(database)).start()
     try:
         yield running

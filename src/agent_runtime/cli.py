@@ -1,4 +1,5 @@
-"""The `agent-runtime` command: `dev` (what `langgraph dev` does, with reload) and `serve`.
+"""The `agent-runtime` command: `dev` (what `langgraph dev` does, with reload), `serve`, and
+`migrate` (bring the database's tables up to date, then exit).
 
 Maps flags and environment onto the config, checks everything that can fail before serving (config,
 graph imports, the port) with one line each, then hands uvicorn a bound socket. No server logic.
@@ -25,6 +26,7 @@ from agent_runtime import __version__
 from agent_runtime.config import (
     API_KEY_ENV,
     DATABASE_ENV,
+    DATABASE_URI_ENV,
     DEV_CORS,
     REDIS_ENV,
     STUDIO_ORIGIN,
@@ -36,7 +38,7 @@ from agent_runtime.config import (
     parse_graph_spec,
     redact_uri,
 )
-from agent_runtime.errors import ConfigError
+from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
 from agent_runtime.processes import (
     DEFAULT_GRACE_SECONDS,
@@ -98,6 +100,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     (the database, the store index, a graph factory); 0: stopped cleanly.
     """
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return _migrate(args)
     try:
         command = _command(args, os.environ)
         config = _with_process_options(
@@ -133,7 +137,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     print(f"agent-runtime {command.name}: serving {config.path}", flush=True)
     for graph_id, spec in config.graphs.items():
         print(f"  graph {graph_id}: {spec}", flush=True)
-    print(f"  database: {config.database.uri}", flush=True)
+    print(f"  database: {redact_uri(config.database.uri)}", flush=True)
     if config.redis is not None:
         print(f"  redis: {redact_uri(config.redis.uri)}", flush=True)
     if command.name == "serve":
@@ -258,11 +262,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--port", type=_port, help=f"port to listen on (default: ${PORT_ENV}, else {port})"
         )
-        sub.add_argument(
-            "--database",
-            help=f"the SQLite file (default: ${DATABASE_ENV}, else agent_runtime.database in the "
-            "config, else .agent-runtime/runtime.sqlite beside it)",
-        )
+        _database_options(sub)
         sub.add_argument(
             "--redis",
             metavar="URI",
@@ -312,9 +312,58 @@ def _parser() -> argparse.ArgumentParser:
         "(the API still answers), then hand the rest back for another process to resume "
         f"(default: ${GRACE_ENV}, else {DEFAULT_GRACE_SECONDS:g})",
     )
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the database's tables, then exit (serve and dev also do it)",
+    )
+    migrate.add_argument(
+        "--config",
+        help=f"the langgraph.json whose database to migrate (default: ${CONFIG_ENV}, else "
+        "./langgraph.json)",
+    )
+    _database_options(migrate)
     dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
     dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
     return parser
+
+
+def _database_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--database",
+        help="a SQLite file or a postgresql:// URI (default: "
+        f"${DATABASE_ENV}, else ${DATABASE_URI_ENV}, else agent_runtime.database in the config, "
+        "else .agent-runtime/runtime.sqlite beside it)",
+    )
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """`agent-runtime migrate`: 0 once the tables are up to date; 2 for a broken config; 3 when
+    the database cannot be reached or migrated."""
+    import asyncio
+
+    from agent_runtime.storage import open_storage
+
+    try:
+        path = Path(args.config or os.environ.get(CONFIG_ENV) or "langgraph.json")
+        config = load_config(path, database=args.database)
+    except ConfigError as exc:
+        _say(exc.detail)
+        return 2
+
+    async def migrate() -> None:
+        storage = await open_storage(config)
+        await storage.close()
+
+    try:
+        asyncio.run(migrate())
+    except ConfigError as exc:
+        _say(exc.detail)
+        return 2
+    except StorageError as exc:
+        _say(exc.detail)
+        return STARTUP_FAILED
+    print(f"agent-runtime migrate: {redact_uri(config.database.uri)} is up to date", flush=True)
+    return 0
 
 
 def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:

@@ -20,6 +20,7 @@ from agent_runtime.config import (
     config_from_dict,
     load_config,
     parse_graph_spec,
+    redact_uri,
 )
 from agent_runtime.errors import ConfigError
 
@@ -697,36 +698,85 @@ def test_load_config_takes_the_database_flag_first(
     assert absolute.database == _sqlite(Path("/abs/x.db"))
 
 
-@pytest.mark.parametrize(
-    ("where", "source"),
-    [
-        ("flag", "--database"),
-        ("env", "AGENT_RUNTIME_DATABASE"),
-        ("file", "agent_runtime.database"),
-    ],
-)
-def test_a_postgres_database_is_refused_until_it_is_supported(
-    tmp_path: Path, where: str, source: str
+@pytest.mark.parametrize("where", ["flag", "env", "database_uri", "file"])
+def test_a_postgres_uri_names_the_postgres_backend_from_anywhere(
+    tmp_path: Path, where: str
 ) -> None:
     uri = "postgresql://user:secret@db.example/agents"
     own = {"database": uri} if where == "file" else {}
     path = _project(tmp_path, {"graphs": GRAPH, "agent_runtime": own})
-    environ = {"AGENT_RUNTIME_DATABASE": uri} if where == "env" else {}
+    environ = {"env": {"AGENT_RUNTIME_DATABASE": uri}, "database_uri": {"DATABASE_URI": uri}}
 
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, environ=environ, database=uri if where == "flag" else None)
-
-    assert caught.value.detail == (
-        f"{source}: Postgres is not supported yet; give the path of a SQLite file instead"
+    config = load_config(
+        path, environ=environ.get(where, {}), database=uri if where == "flag" else None
     )
-    assert "secret" not in caught.value.detail
+
+    assert config.database == DatabaseConfig(kind="postgres", uri=uri, pool_size=10)
 
 
 def test_a_postgres_uri_is_recognised_by_either_scheme(tmp_path: Path) -> None:
     path = _project(tmp_path, {"graphs": GRAPH})
 
-    with pytest.raises(ConfigError, match="Postgres is not supported yet"):
-        load_config(path, environ={}, database="postgres://localhost/agents")
+    config = load_config(path, environ={}, database="postgres://localhost/agents")
+
+    assert config.database.kind == "postgres"
+
+
+def test_database_precedence_is_flag_then_env_then_database_uri_then_file(
+    tmp_path: Path,
+) -> None:
+    path = _project(tmp_path, {"graphs": GRAPH, "agent_runtime": {"database": "file.sqlite"}})
+    environ = {
+        "AGENT_RUNTIME_DATABASE": "postgresql://h/env",
+        "DATABASE_URI": "postgresql://h/platform",
+    }
+
+    assert load_config(path, environ=environ, database="postgresql://h/flag").database.uri == (
+        "postgresql://h/flag"
+    )
+    assert load_config(path, environ=environ).database.uri == "postgresql://h/env"
+    del environ["AGENT_RUNTIME_DATABASE"]
+    assert load_config(path, environ=environ).database.uri == "postgresql://h/platform"
+    assert load_config(path, environ={}).database == _sqlite(tmp_path / "file.sqlite")
+
+
+def test_database_uri_must_be_a_postgres_uri(tmp_path: Path) -> None:
+    path = _project(tmp_path, {"graphs": GRAPH})
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"DATABASE_URI": "mysql://u:secret@h/db"})
+
+    assert caught.value.detail == (
+        "DATABASE_URI: expected a postgresql:// URI; name a SQLite file with --database or "
+        "AGENT_RUNTIME_DATABASE instead"
+    )
+
+
+def test_the_pool_size_comes_from_the_environment_then_the_file(tmp_path: Path) -> None:
+    own = {"database": "postgresql://h/db", "postgres_pool_size": 3}
+    path = _project(tmp_path, {"graphs": GRAPH, "agent_runtime": own})
+
+    assert load_config(path, environ={}).database.pool_size == 3
+    sized = load_config(path, environ={"AGENT_RUNTIME_POOL_SIZE": "7"})
+    assert sized.database.pool_size == 7
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"AGENT_RUNTIME_POOL_SIZE": "many"})
+    assert caught.value.detail == 'AGENT_RUNTIME_POOL_SIZE: expected a positive integer, got "many"'
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("postgresql://user:secret@db:5432/agents", "postgresql://user:***@db:5432/agents"),
+        ("postgres://user@db/agents", "postgres://user@db/agents"),
+        ("postgresql://db/agents?password=secret&sslmode=require",
+         "postgresql://db/agents?password=***&sslmode=require"),
+        ("postgresql://u:p%40ss@db/x", "postgresql://u:***@db/x"),
+        ("/var/lib/runtime.sqlite", "/var/lib/runtime.sqlite"),
+    ],
+)  # fmt: skip
+def test_redact_uri_hides_passwords(uri: str, shown: str) -> None:
+    assert redact_uri(uri) == shown
 
 
 def test_load_config_defaults_the_database_beside_the_config(tmp_path: Path) -> None:

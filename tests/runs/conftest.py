@@ -1,5 +1,6 @@
 """Fixtures for the run manager and executor tests: the parts of harness.py, on a fresh
-SQLite file per test, stopped and closed afterwards."""
+database per test (SQLite, or Postgres with `--backend postgres`), stopped and closed
+afterwards."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Database, database_for
 from tests.runs.harness import Harness, build_harness
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "runs.sqlite"
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    async with database_for(request, tmp_path / "runs.sqlite") as found:
+        yield found
 
 
 @pytest.fixture
-async def harness(database: Path) -> AsyncIterator[Harness]:
+async def harness(database: Database) -> AsyncIterator[Harness]:
     built = await build_harness(database)
     try:
         yield built

@@ -105,7 +105,7 @@ class Harness:
         ]
 
 
-async def build_harness(database: Path, **manager_options: Any) -> Harness:
+async def build_harness(database: Path | str, **manager_options: Any) -> Harness:
     """The parts in `Runtime.start`'s order: graphs built first, then storage, registry,
     default assistants, event log and the run manager (started)."""
     config = load_config(MANAGER_CONFIG, database=database, environ={})

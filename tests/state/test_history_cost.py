@@ -37,6 +37,8 @@ TREE_SECONDS = 1.0
 RUN_SECONDS = 5.0
 BLOCKED_SECONDS = 1.5
 LONG_TEST_TIMEOUT = 120
+# The long thread is written straight into the SQLite file the server reads.
+pytestmark = pytest.mark.sqlite_only
 
 
 async def _build(database: Path, thread_id: str, graph: Any, updates: int) -> None:

@@ -1,8 +1,14 @@
 """langgraph.json and the environment -> a frozen `RuntimeConfig`."""
 
+from agent_runtime.config.database import (
+    DATABASE_ENV,
+    DATABASE_URI_ENV,
+    POOL_SIZE_ENV,
+    is_postgres_uri,
+    redact_uri,
+)
 from agent_runtime.config.load import (
     API_KEY_ENV,
-    DATABASE_ENV,
     apply_env,
     config_from_dict,
     is_path_dependency,
@@ -29,13 +35,15 @@ from agent_runtime.config.model import (
     SerdeConfig,
     SqliteSynchronous,
 )
-from agent_runtime.config.redis import REDIS_ENV, REDIS_PREFIX_ENV, redact_uri
+from agent_runtime.config.redis import REDIS_ENV, REDIS_PREFIX_ENV
 
 __all__ = [
     "API_KEY_ENV",
     "DATABASE_ENV",
+    "DATABASE_URI_ENV",
     "DEFAULT_MAX_BODY_BYTES",
     "DEV_CORS",
+    "POOL_SIZE_ENV",
     "REDIS_ENV",
     "REDIS_PREFIX_ENV",
     "STUDIO_ORIGIN",
@@ -57,6 +65,7 @@ __all__ = [
     "apply_env",
     "config_from_dict",
     "is_path_dependency",
+    "is_postgres_uri",
     "load_config",
     "parse_graph_spec",
     "redact_uri",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_runtime.config.auth import read_auth, read_routes
+from agent_runtime.config.database import resolve_database
 from agent_runtime.config.dotenv import parse_dotenv
 from agent_runtime.config.limits import (
     default_thread_ttl,
@@ -25,7 +26,6 @@ from agent_runtime.config.model import (
     DEFAULT_MAX_BODY_BYTES,
     CheckpointCacheConfig,
     CorsConfig,
-    DatabaseConfig,
     GraphSpec,
     HttpConfig,
     LimitsConfig,
@@ -47,12 +47,8 @@ from agent_runtime.config.redis import read_redis, resolve_redis
 from agent_runtime.config.store import read_store
 from agent_runtime.errors import ConfigError
 
-DATABASE_ENV = "AGENT_RUNTIME_DATABASE"
-"""Names the database (a SQLite file); the `--database` flag beats it, and it beats
-`agent_runtime.database`."""
 API_KEY_ENV = "AGENT_RUNTIME_API_KEY"
 """A shared key every request must carry in `x-api-key` when there is no auth file."""
-POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
 def parse_graph_spec(spec: str) -> GraphSpec | None:
@@ -188,6 +184,7 @@ _CORS_KEYS: ValueTable = {
 # Our own section, one line per key: pricing and limits will each add theirs here.
 _OWN_KEYS: ValueTable = {
     "database": read_string,
+    "postgres_pool_size": read_positive,
     "max_body_bytes": read_positive,
     "webhooks_allow_private": read_flag,
     "sqlite_synchronous": read_choice("full", "normal"),
@@ -269,7 +266,9 @@ def _build(
         ),
         auth=auth,
         api_key=environ.get(API_KEY_ENV) or env_values.get(API_KEY_ENV) or None,
-        database=_resolve_database(database, environ, own.get("database"), base_dir),
+        database=resolve_database(
+            database, environ, own.get("database"), base_dir, own.get("postgres_pool_size")
+        ),
         redis=resolve_redis(redis, environ, own.get("redis")),
         webhooks_allow_private=own.get("webhooks_allow_private", False),
         sqlite_synchronous=own.get("sqlite_synchronous", "full"),
@@ -341,26 +340,3 @@ def _read_env(reader: ConfigReader, value: Any, file: Path | None) -> dict[str, 
         if not isinstance(item, str):
             raise reader.bad(f"env.{key}", item, "a string")
     return dict(value or {})
-
-
-def _resolve_database(
-    flag: str | Path | None, environ: Mapping[str, str], from_file: str | None, base_dir: Path
-) -> DatabaseConfig:
-    # The flag and the variable are typed in a shell, so they mean what they mean there: relative
-    # to the working directory. The file's value travels with the project: relative to its folder.
-    if flag is not None and str(flag):
-        source, value, start = "--database", str(flag), Path.cwd()
-    elif environ.get(DATABASE_ENV):
-        source, value, start = DATABASE_ENV, environ[DATABASE_ENV], Path.cwd()
-    elif from_file is not None:
-        source, value, start = "agent_runtime.database", from_file, base_dir
-    else:
-        return DatabaseConfig(
-            kind="sqlite", uri=str(base_dir / ".agent-runtime" / "runtime.sqlite")
-        )
-    if value.lower().startswith(POSTGRES_SCHEMES):
-        # The URI is not repeated: it may hold a password.
-        raise ConfigError(
-            f"{source}: Postgres is not supported yet; give the path of a SQLite file instead"
-        )
-    return DatabaseConfig(kind="sqlite", uri=str((start / Path(value).expanduser()).resolve()))

@@ -12,7 +12,10 @@ from agent_runtime.schema import Json
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 SqliteSynchronous = Literal["full", "normal"]
-DatabaseKind = Literal["sqlite"]
+DatabaseKind = Literal["sqlite", "postgres"]
+DEFAULT_POOL_SIZE = 10
+"""Postgres connections per process, by default: the run manager's claims and leases, the
+requests served and the checkpointer of every running run share them."""
 ProcessRole = Literal["all", "api", "worker"]
 """What one server process does: `all` serves the API and executes runs, `api` serves the API
 and queues runs for others to execute, `worker` executes runs and answers only `/ok`."""
@@ -27,7 +30,10 @@ class DatabaseConfig:
 
     kind: DatabaseKind = "sqlite"
     uri: str
-    """For SQLite, the file's absolute path; its folder may not exist yet."""
+    """For SQLite, the file's absolute path; its folder may not exist yet. For Postgres, the
+    `postgresql://` URI as given (it may hold a password: show it with `redact_uri`)."""
+    pool_size: int = DEFAULT_POOL_SIZE
+    """Postgres only: the most connections this process opens."""
 
 
 DEFAULT_REDIS_KEY_PREFIX = "agent-runtime:"

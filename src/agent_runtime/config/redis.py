@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from agent_runtime.config.database import redact_uri
 from agent_runtime.config.model import DEFAULT_REDIS_KEY_PREFIX, RedisConfig
 from agent_runtime.config.reader import ConfigReader, read_string
 from agent_runtime.errors import ConfigError
@@ -18,21 +19,6 @@ REDIS_ENV = "REDIS_URI"
 REDIS_PREFIX_ENV = "REDIS_KEY_PREFIX"
 """The key prefix, for deployments that share one Redis; beats the file's `key_prefix`."""
 REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with its password, if any, replaced by `***`."""
-    try:
-        parts = urlsplit(uri)
-        password = parts.password
-    except ValueError:
-        return "<an unparsable URI>"
-    if password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def read_redis(reader: ConfigReader, key: str, value: Any) -> RedisConfig:

@@ -29,10 +29,23 @@ async def open_storage(
         StorageError: the database cannot be opened or migrated; nothing stays open.
     """
     database = config.database
-    if database.kind != "sqlite":
+    storage: Storage
+    if database.kind == "postgres":
+        storage = _postgres_storage(config, graph_types=graph_types, clock=clock)
+    elif database.kind != "sqlite":
         # `config` refuses the kinds it does not know; this guards a config built in code.
         raise ConfigError(f"The database kind {database.kind!r} is not supported")
-    storage = SqliteStorage(
+    else:
+        storage = _sqlite_storage(config, graph_types=graph_types, clock=clock)
+    await storage.setup()
+    return storage
+
+
+def _sqlite_storage(
+    config: RuntimeConfig, *, graph_types: Iterable[TypeKey], clock: Clock
+) -> Storage:
+    database = config.database
+    return SqliteStorage(
         Path(database.uri),
         store_config=config.store,
         checkpoint_cache=config.checkpoint_cache,
@@ -41,5 +54,26 @@ async def open_storage(
         clock=clock,
         synchronous=config.sqlite_synchronous,
     )
-    await storage.setup()
-    return storage
+
+
+def _postgres_storage(
+    config: RuntimeConfig, *, graph_types: Iterable[TypeKey], clock: Clock
+) -> Storage:
+    # Imported only here: psycopg and LangGraph's Postgres packages are the `postgres` extra,
+    # which a SQLite-only install does not have.
+    try:
+        from agent_runtime.storage.postgres import PostgresStorage
+    except ImportError as exc:
+        raise ConfigError(
+            f"The database is PostgreSQL, which needs packages that are not installed ({exc.name}"
+            ' is missing); install them with pip install "agent-runtime[postgres]"'
+        ) from None
+    return PostgresStorage(
+        config.database.uri,
+        pool_size=config.database.pool_size,
+        store_config=config.store,
+        checkpoint_cache=config.checkpoint_cache,
+        serde=config.serde,
+        graph_types=graph_types,
+        clock=clock,
+    )

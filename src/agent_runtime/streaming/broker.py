@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from agent_runtime.config.redis import redact_uri
+from agent_runtime.config.database import redact_uri
 from agent_runtime.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:

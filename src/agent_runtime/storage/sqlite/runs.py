@@ -89,7 +89,7 @@ class SqliteRuns:
                     'multitask_strategy="reject" refuses a second run',
                     code="thread_busy",
                 )
-            _check_pending(new, active)
+            check_pending(new, active)
             stamp = _stamp(now)
             try:
                 inserted = await _all(
@@ -425,7 +425,7 @@ def _run(row: Any) -> Run:
     }
 
 
-def _check_pending(new: NewRun, active: Sequence[Any]) -> None:
+def check_pending(new: NewRun, active: Sequence[Any]) -> None:
     # Other strategies cancel the active runs, so only `enqueue` can grow the queue.
     if new.max_pending is None or new.multitask_strategy != "enqueue":
         return

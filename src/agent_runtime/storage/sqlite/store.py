@@ -3,20 +3,14 @@
 LangGraph's own vector path loads sqlite-vec, which many Pythons cannot do (no
 `enable_load_extension`). Here each item's embeddings live in a table of ours in the same file,
 rewritten with the item in one transaction, and a query ranks the items under the namespace
-prefix that pass the filter by cosine similarity (an item scores its best field), in Python. One
-path on every Python, so a database moves between them intact. All else is `AsyncSqliteStore`.
+prefix that pass the filter by cosine similarity (`storage.store_vectors`, shared with the
+Postgres store). One path on every Python, so a database moves between them intact. All else
+is `AsyncSqliteStore`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import logging
-import math
-import operator
-import sys
-from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 import aiosqlite
@@ -29,20 +23,19 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
     TTLConfig,
-    get_text_at_path,
 )
 from langgraph.store.sqlite.aio import AsyncSqliteStore
-from langgraph.store.sqlite.base import (
-    _decode_ns_text,
-    _group_ops,
-    _namespace_to_text,
-    _row_to_search_item,
+from langgraph.store.sqlite.base import _decode_ns_text, _group_ops, _row_to_search_item
+
+from agent_runtime.storage.store_index import StoreIndex
+from agent_runtime.storage.store_vectors import (
+    VectorRow,
+    embed_items,
+    embed_queries,
+    last_writes,
+    namespace_text,
+    rank,
 )
-
-from agent_runtime.errors import ConfigError
-from agent_runtime.storage.store_index import StoreIndex, field_paths
-
-logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_embeddings (
@@ -60,15 +53,6 @@ BEGIN
     DELETE FROM store_embeddings WHERE prefix = OLD.prefix AND key = OLD.key;
 END;
 """
-
-_Key = tuple[str, str]
-_Row = tuple[str, str, str, bytes, float]
-"""prefix, key, field name, float32 little-endian embedding, its Euclidean norm."""
-
-_dot: Callable[[Sequence[float], Sequence[float]], float] = getattr(
-    math, "sumprod", lambda a, b: sum(map(operator.mul, a, b))
-)
-"""`math.sumprod` (Python 3.12+) is a C loop, about ten times the pure-Python fallback."""
 
 
 class RuntimeSqliteStore(AsyncSqliteStore):
@@ -97,9 +81,9 @@ class RuntimeSqliteStore(AsyncSqliteStore):
         ranked = [(i, op) for i, op in searches if op.query and self.index]
         plain = [(i, op) for i, op in searches if not (op.query and self.index)]
         # Embedding calls a model, often over the network: before the transaction, not in it.
-        final_puts = _last_writes(puts)
-        rows = await self._embed_items(final_puts)
-        queries = await self._embed_queries({op.query for _, op in ranked if op.query})
+        final_puts = last_writes(puts)
+        rows = await embed_items(self.index, final_puts)
+        queries = await embed_queries(self.index, {op.query for _, op in ranked if op.query})
         async with self._cursor(transaction=True) as cur:
             if GetOp in grouped:
                 await self._batch_get_ops(
@@ -120,53 +104,13 @@ class RuntimeSqliteStore(AsyncSqliteStore):
                 await self._replace_embeddings(final_puts, rows, cur)
         return results
 
-    async def _embed_items(self, puts: Sequence[PutOp]) -> list[_Row]:
-        if self.index is None:
-            return []
-        wanted: list[tuple[str, str, str, str]] = []
-        for op in puts:
-            if op.value is None or op.index is False:
-                continue
-            paths = self.index.fields if op.index is None else field_paths(op.index)
-            prefix = _namespace_to_text(op.namespace)
-            for path, tokens in paths:
-                texts = get_text_at_path(op.value, tokens)
-                for n, text in enumerate(texts):
-                    wanted.append((prefix, op.key, f"{path}.{n}" if len(texts) > 1 else path, text))
-        if not wanted:
-            return []
-        vectors = await self.index.embeddings.aembed_documents([text for *_, text in wanted])
-        rows: list[_Row] = []
-        for (prefix, key, field, _), vector in zip(wanted, vectors, strict=True):
-            self._check_dims(vector, f'item "{key}" in namespace "{prefix}"')
-            rows.append((prefix, key, field, _pack(vector), math.hypot(*vector)))
-        return rows
-
-    async def _embed_queries(self, queries: set[str]) -> dict[str, list[float]]:
-        if self.index is None or not queries:
-            return {}
-        ordered = sorted(queries)
-        embed = self.index.embeddings.aembed_query
-        vectors = await asyncio.gather(*(embed(query) for query in ordered))
-        for query, vector in zip(ordered, vectors, strict=True):
-            self._check_dims(vector, f'the query "{query}"')
-        return dict(zip(ordered, vectors, strict=True))
-
-    def _check_dims(self, vector: Sequence[float], what: str) -> None:
-        assert self.index is not None
-        if len(vector) != self.index.dims:
-            raise ConfigError(
-                f"langgraph.json: store.index.dims is {self.index.dims}, but the embeddings "
-                f"returned {len(vector)} numbers for {what}; set dims to {len(vector)}"
-            )
-
     async def _replace_embeddings(
-        self, puts: Sequence[PutOp], rows: list[_Row], cur: aiosqlite.Cursor
+        self, puts: Sequence[PutOp], rows: list[VectorRow], cur: aiosqlite.Cursor
     ) -> None:
         # Every put drops the item's old embeddings, indexed or not, so none outlive its text.
         await cur.executemany(
             "DELETE FROM store_embeddings WHERE prefix = ? AND key = ?",
-            [(_namespace_to_text(op.namespace), op.key) for op in puts],
+            [(namespace_text(op.namespace), op.key) for op in puts],
         )
         if rows:
             await cur.executemany(
@@ -189,8 +133,7 @@ class RuntimeSqliteStore(AsyncSqliteStore):
             params,
         )
         vectors = cast(list[tuple[str, str, bytes, float]], await cur.fetchall())
-        # Scoring is CPU-bound: off the event loop, so the server keeps answering meanwhile.
-        best = await asyncio.to_thread(_rank, query, vectors, op.offset + op.limit)
+        best = await rank(query, vectors, op.offset + op.limit)
         page = best[op.offset :]
         if not page:
             return []
@@ -222,56 +165,3 @@ class RuntimeSqliteStore(AsyncSqliteStore):
             for key, score in page
             if (row := found.get(key)) is not None
         ]
-
-
-def _last_writes(puts: Sequence[tuple[int, PutOp]]) -> list[PutOp]:
-    # As the parent writes them: the last put of a (namespace, key) in a batch wins.
-    final: dict[tuple[tuple[str, ...], str], PutOp] = {}
-    for _, op in puts:
-        final[(op.namespace, op.key)] = op
-    return list(final.values())
-
-
-def _rank(
-    query: list[float], vectors: list[tuple[str, str, bytes, float]], count: int
-) -> list[tuple[_Key, float]]:
-    query_norm = math.hypot(*query)
-    best: dict[_Key, float] = {}
-    stale = 0
-    for prefix, key, blob, norm in vectors:
-        vector = _unpack(blob)
-        if len(vector) != len(query):
-            stale += 1
-            continue
-        score = _dot(query, vector) / (query_norm * norm) if query_norm and norm else 0.0
-        item = (prefix, key)
-        if item not in best or score > best[item]:
-            best[item] = score
-    if stale:
-        logger.warning(
-            "Store search skipped %d embeddings of another size than store.index.dims (%d); "
-            "put those items again to index them with the current embeddings",
-            stale,
-            len(query),
-        )
-    # Ties go by namespace and key, so that equal scores page the same way every time.
-    return heapq.nsmallest(count, best.items(), key=lambda item: (-item[1], item[0]))
-
-
-_SWAP = sys.byteorder != "little"
-
-
-def _pack(vector: Sequence[float]) -> bytes:
-    floats = array("f", vector)
-    if _SWAP:
-        floats.byteswap()
-    return floats.tobytes()
-
-
-def _unpack(blob: bytes) -> Sequence[float]:
-    if not _SWAP:
-        return memoryview(blob).cast("f")
-    floats = array("f")
-    floats.frombytes(blob)
-    floats.byteswap()
-    return floats

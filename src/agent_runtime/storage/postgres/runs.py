@@ -1,0 +1,415 @@
+"""Runs in Postgres: the durable queue behind each thread (at most one run `running` per thread,
+across every process on the database) and the thread status it implies.
+
+Every transaction that changes a thread's runs locks the thread's row first (`lock_thread`),
+so two processes creating, claiming or finishing runs of one thread take turns, and locks are
+always taken thread first, run second: no two transactions can wait on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow
+
+from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
+from agent_runtime.lifecycle import require_open
+from agent_runtime.schema import Run, RunStatus
+from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
+from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
+from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
+from agent_runtime.storage.records import NewRun, RunOutcome
+from agent_runtime.storage.sqlite.runs import check_pending
+from agent_runtime.usage import add_usage
+
+# How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
+# written on its thread: a count above the mark taken at its claim is progress. A first attempt
+# writes one of them before any node runs (the input applied), so its mark counts it ahead.
+_PROGRESS = (
+    "(SELECT count(*) FROM checkpoints WHERE checkpoints.thread_id = runs.thread_id"
+    " AND checkpoints.checkpoint_ns = '' AND checkpoints.metadata ->> 'run_id' = runs.run_id"
+    " AND checkpoints.metadata ->> 'source' = 'loop')"
+)
+
+# Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
+# `ttl` holds in minutes; the one parameter is the moment of the activity.
+_EXPIRES_AT = (
+    "CASE WHEN ttl ->> 'ttl' IS NULL THEN NULL"
+    " ELSE %s::timestamptz + (ttl ->> 'ttl')::float8 * interval '1 minute' END"
+)
+
+
+class PostgresRuns:
+    _db: PostgresDatabase
+    _now: Callable[[], datetime]
+
+    async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
+        now = self._now()
+        async with self._db.transaction() as conn:
+            thread = await lock_thread(conn, new.thread_id)
+            if thread is None and new.if_not_exists == "create":
+                await conn.execute(
+                    "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
+                    " metadata, visible, ttl) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (thread_id) DO NOTHING",
+                    (
+                        new.thread_id,
+                        now,
+                        now,
+                        now,
+                        jsonb(dict(new.thread_metadata or {})),
+                        new.thread_visible,
+                        None if new.thread_ttl is None else jsonb(new.thread_ttl),
+                    ),
+                )
+                # Another process may have created it meanwhile; either way it is there now.
+                thread = await lock_thread(conn, new.thread_id)
+            if thread is None:
+                raise thread_not_found(new.thread_id)
+            require_open(new.thread_id, thread["lifecycle"], "take new runs")
+            # The running run first, so a refusal names the run that actually holds the thread.
+            cursor = await conn.execute(
+                "SELECT * FROM runs WHERE thread_id = %s AND status IN ('pending', 'running')"
+                " ORDER BY status = 'running' DESC, created_at, run_id",
+                (new.thread_id,),
+            )
+            active = await cursor.fetchall()
+            if active and new.multitask_strategy == "reject":
+                raise ConflictError(
+                    f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
+                    'multitask_strategy="reject" refuses a second run',
+                    code="thread_busy",
+                )
+            check_pending(new, active)
+            tags = list(dict.fromkeys([*thread["tags"], *new.tags]))
+            if len(tags) > new.max_tags:
+                raise InvalidRequestError(
+                    f"tags: the thread would carry {len(tags)} tags, over the limit of "
+                    f"{new.max_tags}",
+                    code="too_many_tags",
+                )
+            try:
+                async with conn.transaction():
+                    cursor = await conn.execute(
+                        "INSERT INTO runs (run_id, thread_id, assistant_id, created_at,"
+                        " updated_at, status, metadata, kwargs, multitask_strategy, attempt,"
+                        " not_before) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, 0, %s)"
+                        " RETURNING *",
+                        (
+                            new.run_id,
+                            new.thread_id,
+                            new.assistant_id,
+                            now,
+                            now,
+                            jsonb(new.metadata),
+                            jsonb(new.options.to_json()),
+                            new.multitask_strategy,
+                            new.not_before,
+                        ),
+                    )
+            except psycopg.errors.UniqueViolation:
+                raise ConflictError(
+                    f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
+                ) from None
+            inserted = await cursor.fetchone()
+            assert inserted is not None
+            stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
+            await conn.execute(
+                # A run is activity: a TTL counts from it (`ttl` holds minutes).
+                "UPDATE threads SET status = 'busy', metadata = metadata || %s, tags = %s,"
+                " updated_at = %s, run_count = run_count + 1,"
+                " first_run_at = coalesce(first_run_at, %s), last_run_at = %s,"
+                f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s",
+                (jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
+            )
+        to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
+        return _run(inserted), [_run(r) for r in to_cancel]
+
+    async def get_run(self, thread_id: str, run_id: str) -> Run:
+        row = await self._db.fetch_one(
+            "SELECT * FROM runs WHERE run_id = %s AND thread_id = %s", (run_id, thread_id)
+        )
+        if row is None:
+            raise _not_found_on(thread_id, run_id)
+        return _run(row)
+
+    async def find_run(self, run_id: str) -> Run:
+        row = await self._db.fetch_one("SELECT * FROM runs WHERE run_id = %s", (run_id,))
+        if row is None:
+            raise _not_found(run_id)
+        return _run(row)
+
+    async def list_runs(
+        self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
+    ) -> list[Run]:
+        if (
+            await self._db.fetch_one("SELECT 1 FROM threads WHERE thread_id = %s", (thread_id,))
+            is None
+        ):
+            raise thread_not_found(thread_id)
+        clauses, params = ["thread_id = %s"], [thread_id]
+        if status is not None:
+            clauses.append("status = %s")
+            params.append(status)
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM runs WHERE {' AND '.join(clauses)}"
+            " ORDER BY created_at DESC, run_id DESC LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        return [_run(row) for row in rows]
+
+    async def search_runs(
+        self, *, thread_id: str | None, statuses: Sequence[RunStatus]
+    ) -> list[Run]:
+        if not statuses:
+            return []
+        clauses = ["status = ANY(%s)"]
+        params: list[Any] = [list(statuses)]
+        if thread_id is not None:
+            clauses.append("thread_id = %s")
+            params.append(thread_id)
+        rows = await self._db.fetch_all(
+            f"SELECT * FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, run_id",
+            params,
+        )
+        return [_run(row) for row in rows]
+
+    async def delete_run(self, thread_id: str, run_id: str, *, checkpoints: bool) -> None:
+        async with self._db.transaction() as conn:
+            await lock_thread(conn, thread_id)
+            cursor = await conn.execute(
+                "DELETE FROM runs WHERE run_id = %s AND thread_id = %s", (run_id, thread_id)
+            )
+            if cursor.rowcount == 0:
+                raise _not_found_on(thread_id, run_id)
+            if checkpoints:
+                await delete_run_checkpoints(conn, thread_id, run_id)
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        async with self._db.transaction() as conn:
+            await lock_thread(conn, thread_id)
+            await delete_run_checkpoints(conn, thread_id, run_id)
+
+    async def claim_next_run(
+        self, thread_id: str, *, owner: str | None = None, lease: timedelta | None = None
+    ) -> Run | None:
+        now = self._now()
+        expires = None if lease is None else now + lease
+        async with self._db.transaction() as conn:
+            # Claims of one thread take turns on its row, so "nothing is running" stays true
+            # until this claim commits, whichever process makes it.
+            cursor = await conn.execute(
+                "SELECT 1 FROM threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
+            )
+            if await cursor.fetchone() is None:
+                return None
+            cursor = await conn.execute(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = %s,"
+                " owner = %s, lease_expires_at = %s,"
+                f" progress_mark = {_PROGRESS} + (attempt = 0)::int"
+                " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = %s"
+                " AND status = 'pending' AND (not_before IS NULL OR not_before <= %s)"
+                " ORDER BY created_at, run_id LIMIT 1)"
+                " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = %s AND status = 'running')"
+                " RETURNING *",
+                (now, owner, expires, thread_id, now, thread_id),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else _run(row)
+
+    async def ready_threads(self, limit: int) -> list[str]:
+        # From the pending runs (a partial index), so finished runs cost nothing; the running
+        # check is one probe of (thread_id, status) per candidate. A read: no lock is taken,
+        # and a claim re-checks under the thread's row lock.
+        rows = await self._db.fetch_all(
+            "SELECT thread_id, MIN(created_at) AS oldest FROM runs AS queued"
+            " WHERE status = 'pending' AND (not_before IS NULL OR not_before <= %s)"
+            " AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = queued.thread_id"
+            " AND runs.status = 'running')"
+            " GROUP BY thread_id ORDER BY oldest, thread_id LIMIT %s",
+            (self._now(), limit),
+        )
+        return [row["thread_id"] for row in rows]
+
+    async def renew_leases(self, owner: str, run_ids: Sequence[str], lease: timedelta) -> list[str]:
+        if not run_ids:
+            return []
+        rows = await self._db.write_returning(
+            "UPDATE runs SET lease_expires_at = %s WHERE owner = %s AND status = 'running'"
+            " AND run_id = ANY(%s) RETURNING run_id",
+            (self._now() + lease, owner, list(run_ids)),
+        )
+        return sorted(row["run_id"] for row in rows)
+
+    async def reap_expired_leases(self) -> list[str]:
+        now = self._now()
+        threads: dict[str, datetime] = {}
+        async with self._db.transaction() as conn:
+            # One lapsed lease means its owner stopped renewing (the heartbeat renews all of
+            # them at once): the owner is presumed dead and every run it held goes back.
+            cursor = await conn.execute(
+                "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
+                " AND (lease_expires_at IS NULL OR lease_expires_at <= %s)",
+                (now,),
+            )
+            for owner in [row["owner"] for row in await cursor.fetchall()]:
+                # Locked, and the lapse checked again under the lock: a second reaper at the
+                # same moment finds them pending already, and never charges them twice.
+                cursor = await conn.execute(
+                    "SELECT run_id, thread_id, created_at, progress_mark, lease_expires_at,"
+                    f" {_PROGRESS} AS progress FROM runs WHERE status = 'running'"
+                    " AND owner IS NOT DISTINCT FROM %s ORDER BY run_id FOR UPDATE",
+                    (owner,),
+                )
+                held = await cursor.fetchall()
+                if not any(
+                    row["lease_expires_at"] is None or row["lease_expires_at"] <= now
+                    for row in held
+                ):
+                    continue
+                for row in held:
+                    # A run alone in the dead process is the only suspect; beside others, one
+                    # that wrote a step checkpoint since its claim was working, not crashing.
+                    blamed = len(held) == 1 or row["progress"] <= row["progress_mark"]
+                    await conn.execute(
+                        "UPDATE runs SET status = 'pending', owner = NULL,"
+                        " lease_expires_at = NULL, charged = charged + %s, updated_at = %s"
+                        " WHERE run_id = %s",
+                        (int(blamed), now, row["run_id"]),
+                    )
+                    oldest = threads.get(row["thread_id"])
+                    if oldest is None or row["created_at"] < oldest:
+                        threads[row["thread_id"]] = row["created_at"]
+        return sorted(threads, key=lambda thread_id: (threads[thread_id], thread_id))
+
+    async def release(self, owner: str) -> list[str]:
+        rows = await self._db.write_returning(
+            "UPDATE runs SET status = 'pending', owner = NULL, lease_expires_at = NULL,"
+            " updated_at = %s WHERE owner = %s AND status = 'running' RETURNING thread_id",
+            (self._now(), owner),
+        )
+        return sorted({row["thread_id"] for row in rows})
+
+    async def charged_attempts(self, run_id: str) -> int:
+        row = await self._db.fetch_one("SELECT charged FROM runs WHERE run_id = %s", (run_id,))
+        if row is None:
+            raise _not_found(run_id)
+        return int(row["charged"])
+
+    async def next_due_time(self, thread_id: str) -> datetime | None:
+        row = await self._db.fetch_one(
+            "SELECT min(coalesce(not_before, created_at)) AS due FROM runs"
+            " WHERE thread_id = %s AND status = 'pending'",
+            (thread_id,),
+        )
+        return None if row is None else row["due"]
+
+    async def finish_run(
+        self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
+    ) -> Run | None:
+        now = self._now()
+        guard = " AND status = 'pending'" if only_if_pending else ""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute("SELECT thread_id FROM runs WHERE run_id = %s", (run_id,))
+            found = await cursor.fetchone()
+            if found is None:
+                raise _not_found(run_id)
+            # The thread first, as every transaction on runs takes its locks.
+            await lock_thread(conn, found["thread_id"])
+            cursor = await conn.execute(
+                "UPDATE runs SET status = %s, error = %s, usage = %s, updated_at = %s"
+                f" WHERE run_id = %s{guard} RETURNING *",
+                (
+                    outcome.status,
+                    outcome.error,
+                    None if outcome.usage is None else jsonb(outcome.usage),
+                    now,
+                    run_id,
+                ),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                if only_if_pending:
+                    cursor = await conn.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,))
+                    if await cursor.fetchone() is not None:
+                        return None
+                raise _not_found(run_id)
+            await _settle(conn, row["thread_id"], outcome, now)
+        return _run(row)
+
+    async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
+        async with self._db.transaction() as conn:
+            if await lock_thread(conn, thread_id) is not None:
+                await _settle(conn, thread_id, outcome, self._now())
+
+    async def requeue_interrupted_work(self) -> list[str]:
+        await self.reap_expired_leases()
+        rows = await self._db.fetch_all(
+            "SELECT thread_id, min(created_at) AS oldest FROM runs WHERE status = 'pending'"
+            " GROUP BY thread_id ORDER BY oldest, thread_id",
+        )
+        return [row["thread_id"] for row in rows]
+
+
+async def _settle(conn: Conn, thread_id: str, outcome: RunOutcome, now: datetime) -> None:
+    # Called with the thread locked, after the finishing run left the active set, so any
+    # active run is a queued one.
+    sets = [
+        "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %s"
+        " AND status IN ('pending', 'running')) THEN 'busy' ELSE %s END",
+        "interrupts = %s",
+        "updated_at = %s",
+        f"expires_at = {_EXPIRES_AT}",
+    ]
+    params: list[Any] = [thread_id, outcome.thread_status, jsonb(outcome.interrupts), now, now]
+    encoded = outcome.encoded_values()
+    if encoded is not None:
+        await conn.execute(
+            'INSERT INTO thread_values (thread_id, "values") VALUES (%s, %s::jsonb)'
+            ' ON CONFLICT (thread_id) DO UPDATE SET "values" = excluded."values"',
+            (thread_id, encoded.decode()),
+        )
+        sets.append("state_updated_at = %s")
+        params.append(now)
+        count = outcome.count_messages()
+        if count is not None:
+            sets.append("message_count = %s")
+            params.append(count)
+    if outcome.usage is not None:
+        cursor = await conn.execute("SELECT usage FROM threads WHERE thread_id = %s", (thread_id,))
+        found = await cursor.fetchone()
+        total = add_usage(None if found is None else found["usage"], outcome.usage)
+        assert total is not None
+        sets += ["usage = %s", "total_tokens = %s", "cost_usd = %s"]
+        params += [jsonb(total), total["total_tokens"], total["cost_usd"]]
+    await conn.execute(
+        f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s", [*params, thread_id]
+    )
+
+
+def _not_found(run_id: str) -> NotFoundError:
+    return NotFoundError(f'Run "{run_id}" not found', code="run_not_found")
+
+
+def _not_found_on(thread_id: str, run_id: str) -> NotFoundError:
+    return NotFoundError(f'Run "{run_id}" not found on thread "{thread_id}"', code="run_not_found")
+
+
+def _run(row: DictRow) -> Run:
+    return {
+        "run_id": row["run_id"],
+        "thread_id": row["thread_id"],
+        "assistant_id": row["assistant_id"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "status": row["status"],
+        "metadata": row["metadata"],
+        "multitask_strategy": row["multitask_strategy"],
+        "kwargs": row["kwargs"],
+        "attempt": row["attempt"],
+        "error": row["error"],
+        "usage": row["usage"],
+    }

@@ -1,0 +1,84 @@
+"""Several processes on one database, each with a pool of its own (here: several storages in one
+event loop, which is what processes look like to Postgres): one run runs per thread, and the
+multitask strategies hold across them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from agent_runtime.errors import ConflictError
+from agent_runtime.storage.records import NewRun, NewThread, RunOutcome
+from tests.storage.postgres.conftest import opened
+
+PROCESSES = 4
+LEASE = timedelta(seconds=30)
+
+
+def _run(run_id: str, thread_id: str, **fields: object) -> NewRun:
+    return NewRun(run_id=run_id, thread_id=thread_id, assistant_id="a", graph_id="g", **fields)  # type: ignore[arg-type]
+
+
+async def test_one_claim_wins_across_processes(pg_uri: str) -> None:
+    async with (
+        opened(pg_uri) as a,
+        opened(pg_uri) as b,
+        opened(pg_uri) as c,
+        opened(pg_uri) as d,
+    ):
+        storages = [a, b, c, d]
+        for n in range(10):
+            await a.create_thread(NewThread(thread_id=f"t{n}"), if_exists="raise")
+            await a.create_run(_run(f"r{n}a", f"t{n}"))
+            await a.create_run(_run(f"r{n}b", f"t{n}"))
+        for n in range(10):
+            claims = await asyncio.gather(
+                *(
+                    s.claim_next_run(f"t{n}", owner=f"p{i}", lease=LEASE)
+                    for i, s in enumerate(storages)
+                )
+            )
+            won = [claim for claim in claims if claim is not None]
+            assert [run["run_id"] for run in won] == [f"r{n}a"]
+        running = await b.search_runs(thread_id=None, statuses=["running"])
+        assert len(running) == 10
+
+
+async def test_reject_holds_across_processes(pg_uri: str) -> None:
+    async with opened(pg_uri) as a, opened(pg_uri) as b:
+        await a.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        results = await asyncio.gather(
+            *(
+                storage.create_run(_run(f"r{i}", "t", multitask_strategy="reject"))
+                for i, storage in enumerate([a, b, a, b])
+            ),
+            return_exceptions=True,
+        )
+        created = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, ConflictError)]
+        assert len(created) == 1 and len(refused) == 3
+        assert {e.code for e in refused} == {"thread_busy"}
+
+
+async def test_concurrent_creates_of_a_new_thread_create_it_once(pg_uri: str) -> None:
+    async with opened(pg_uri) as a, opened(pg_uri) as b:
+        await asyncio.gather(
+            *(
+                storage.create_run(_run(f"r{i}", "fresh", if_not_exists="create"))
+                for i, storage in enumerate([a, b, a, b])
+            )
+        )
+        thread = await a.get_thread("fresh")
+        assert thread["run_count"] == 4 and thread["status"] == "busy"
+
+
+async def test_a_reap_by_two_processes_charges_once(pg_uri: str) -> None:
+    async with opened(pg_uri) as a, opened(pg_uri) as b:
+        await a.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        await a.create_run(_run("r", "t"))
+        # Claimed with no lease: the next reap takes it back, as a dead owner's.
+        assert await a.claim_next_run("t", owner="dead") is not None
+        reaped = await asyncio.gather(a.reap_expired_leases(), b.reap_expired_leases())
+        assert sorted(map(len, reaped)) == [0, 1]
+        assert await b.charged_attempts("r") == 1
+        await a.finish_run("r", RunOutcome(status="success"))
