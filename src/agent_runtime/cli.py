@@ -49,6 +49,8 @@ HOST_ENV = "AGENT_RUNTIME_HOST"
 """Fallback for `--host` (both commands)."""
 PORT_ENV = "AGENT_RUNTIME_PORT"
 """Fallback for `--port` (both commands)."""
+NO_UI_ENV = "AGENT_RUNTIME_NO_UI"
+"""How `dev` tells its reload children that `--no-ui` was given."""
 GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
@@ -66,6 +68,7 @@ class _Command:
     """Of our loggers, and of uvicorn's unless `server_log_level` says otherwise."""
     server_log_level: str
     access_log: bool
+    ui: bool
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +83,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         config = load_config(command.config_path, database=command.database, redis=command.redis)
         if command.name == "dev":
             config = dev_defaults(config)
+        if not command.ui:
+            config = without_ui(config)
         for warning in config.warnings:
             _say(f"warning: {warning}")
         environ_before = dict(os.environ)
@@ -111,6 +116,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if config.redis is not None:
         print(f"  redis: {redact_uri(config.redis.uri)}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
+    if not config.http.disable_ui:
+        print(f"  UI: {url}/ui", flush=True)
     if command.name == "dev":
         print(f"  {_studio_line(config, url)}", flush=True)
     if command.name == "dev" and config.checkpoint_cache.verify and config.checkpoint_cache.max_mb:
@@ -155,6 +162,8 @@ def _reload_app() -> ASGIApp:
         _say(exc.detail)
         raise SystemExit(3) from None
     apply_env(config, os.environ)
+    if os.environ.get(NO_UI_ENV):
+        config = without_ui(config)
     # Only `agent-runtime dev` reloads.
     try:
         app = create_app(dev_defaults(config))
@@ -179,6 +188,11 @@ def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
         # user on a local server, unless `auth.disable_studio_auth` says otherwise.
         config = replace(config, auth=replace(config.auth, trust_studio=True))
     return config
+
+
+def without_ui(config: RuntimeConfig) -> RuntimeConfig:
+    """The config with the inspector page at `/ui` turned off (`--no-ui`)."""
+    return replace(config, http=replace(config.http, disable_ui=True))
 
 
 def _studio_line(config: RuntimeConfig, url: str) -> str:
@@ -235,6 +249,9 @@ def _parser() -> argparse.ArgumentParser:
             help="level of the HTTP server's (uvicorn's) logs only (default: the --log-level)",
         )
         sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
+        sub.add_argument(
+            "--no-ui", action="store_true", help="do not serve the inspector page at /ui"
+        )
         sub.set_defaults(default_host=host, default_port=port)
     dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
     dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
@@ -270,6 +287,7 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         log_level=log_level,
         server_log_level=args.server_log_level or log_level,
         access_log=not args.no_access_log,
+        ui=not args.no_ui,
     )
 
 
@@ -372,6 +390,8 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
         os.environ[DATABASE_ENV] = config.database.uri
     if command.redis is not None and config.redis is not None:
         os.environ[REDIS_ENV] = config.redis.uri
+    if not command.ui:
+        os.environ[NO_UI_ENV] = "1"
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):
