@@ -77,6 +77,7 @@ export function drawGraph(graph) {
   });
   const height = 40 + rows.length * (BOX_H + GAP_Y) - GAP_Y;
   const drawn = s("g");
+  const right = Math.max(...[...box.values()].map((b) => b.x + b.w));
   for (const edge of edges) {
     const a = box.get(edge.source);
     const b = box.get(edge.target);
@@ -84,7 +85,8 @@ export function drawGraph(graph) {
     const loop = back.has(`${edge.source}->${edge.target}`) || a.y >= b.y;
     let d;
     if (loop) {
-      const side = Math.max(a.x + a.w, b.x + b.w) + 30;
+      // Loops go around the right of every box, so they never cross one.
+      const side = right + 30;
       d = `M${a.x + a.w},${a.y + BOX_H / 2} C${side},${a.y + BOX_H / 2} ${side},${b.y + BOX_H / 2} ${b.x + b.w},${b.y + BOX_H / 2}`;
     } else {
       const [x1, y1, x2, y2] = [a.x + a.w / 2, a.y + BOX_H, b.x + b.w / 2, b.y];
@@ -93,7 +95,7 @@ export function drawGraph(graph) {
     drawn.append(s("path", { d, class: edge.conditional ? "gedge conditional" : "gedge",
       "marker-end": "url(#arrow)" }));
     if (edge.data && typeof edge.data === "string" && edge.data !== edge.target) {
-      const [lx, ly] = loop ? [Math.max(a.x + a.w, b.x + b.w) + 34, (a.y + b.y) / 2 + BOX_H / 2]
+      const [lx, ly] = loop ? [right + 34, (a.y + b.y) / 2 + BOX_H / 2]
         : [(a.x + a.w / 2 + b.x + b.w / 2) / 2 + 4, (a.y + BOX_H + b.y) / 2];
       drawn.append(s("text", { x: lx, y: ly, class: "glabel" }, edge.data));
     }
