@@ -26,6 +26,8 @@ function route() {
   }
   main.dataset.state = "loading";
   main.dataset.view = "";
+  // Which route the state belongs to: tests and benchmarks wait for this route's "ready".
+  main.dataset.route = location.hash;
   let shown;
   if (parts[0] === "threads" && parts[1] && parts[2] === "tree") {
     shown = showTimeTravel(context, parts[1]);
