@@ -103,7 +103,7 @@ async def test_live_run_streams_tokens_and_is_cancelled(
         assert "word399" not in await live.inner_text()
         await eventually(lambda: _text_has(tab.page.locator(".run-list"), "interrupted"))
         # The page follows runs it did not start (streamed, so the model types slowly).
-        body = {"assistant_id": "typing", "stream_mode": ["messages-tuple"]}
+        body: dict[str, object] = {"assistant_id": "typing", "stream_mode": ["messages-tuple"]}
         body["input"] = {"messages": [{"role": "user", "content": "x"}]}
         await api(ui_server, "POST", f"/threads/{thread['thread_id']}/runs", body)
         await eventually(lambda: _text_has(live, "is running"))

@@ -1,5 +1,5 @@
-// DOM building with text only: every value from the API lands in textContent or an attribute,
-// never in innerHTML, so thread data (hostile input) can never become markup or script.
+// DOM building with text only: every value from the API lands in a text node or an attribute,
+// never in parsed markup, so thread data (hostile input) can never become HTML or script.
 
 /** An element: `h("a", {href: "#/x", class: "row"}, "text", child)`. */
 export function h(tag, attrs = {}, ...children) {
