@@ -76,7 +76,9 @@ async def time_view(browser: Browser, url: str, route: str, loads: int) -> list[
     for _ in range(loads):
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
-        page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+        page.on(
+            "console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None
+        )
         start = time.perf_counter()
         await page.goto(f"{url}/ui{route}")
         await page.wait_for_function(READY, arg=route, timeout=60_000)
@@ -101,7 +103,9 @@ async def main() -> int:
                 await seed_threads(client, args.threads - 1)
                 thread_id = await seed_long_thread(client, args.checkpoints)
                 total = (await client.post("/threads/count", json={})).json()
-                print(f"seeded {total} threads in {time.perf_counter() - started:.0f} s", flush=True)
+                print(
+                    f"seeded {total} threads in {time.perf_counter() - started:.0f} s", flush=True
+                )
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(
                     executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]

@@ -190,7 +190,8 @@ async def test_phone_width_has_no_horizontal_scroll(
         await tab.go(routes.get(route, route))
         assert await tab.state() == "ready"
         width = await tab.page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 375
+        wide = await tab.page.evaluate(_WIDER_THAN_VIEWPORT)
+        assert width <= 375, wide
 
 
 async def test_pasted_api_key_is_sent_with_every_call(
@@ -217,6 +218,11 @@ async def test_pasted_api_key_is_sent_with_every_call(
             assert "sesame" in stored
     finally:
         await server.stop()
+
+
+_WIDER_THAN_VIEWPORT = """[...document.querySelectorAll("body *")]
+  .filter((el) => el.getBoundingClientRect().right > innerWidth)
+  .map((el) => `${el.tagName}.${el.className}`).slice(0, 5)"""
 
 
 async def _count(locator, expected: int) -> bool:

@@ -57,6 +57,11 @@ export function shortId(id) {
   return id ? String(id).slice(0, 8) : "";
 }
 
+/** Checkpoint ids start with their time (UUIDv6), so their end tells them apart. */
+export function checkpointTag(id) {
+  return id ? String(id).slice(-8) : "";
+}
+
 export function when(iso) {
   if (!iso) return "";
   const date = new Date(iso);

@@ -2,7 +2,7 @@
 // parent or any other checkpoint; fork by editing state, re-run, resume an interrupt from it.
 
 import { enc, get, post } from "./api.js";
-import { fill, h, json, shortId, textOf, when } from "./dom.js";
+import { checkpointTag, fill, h, json, shortId, textOf, when } from "./dom.js";
 import { checkpointOptions, drawTree } from "./tree.js";
 import { startRun } from "./thread.js";
 
@@ -62,7 +62,7 @@ function drawPanel(view, node, state, diff) {
   picker.addEventListener("change", () => select(view, node, picker.value || null));
   const interrupts = (state.tasks || []).flatMap((task) => task.interrupts || []);
   fill(view.panel,
-    h("h2", {}, `Checkpoint ${shortId(node.checkpoint_id)}`),
+    h("h2", {}, `Checkpoint ${checkpointTag(node.checkpoint_id)}`),
     h("p", { class: "muted ids" }, [`step ${node.step}`, node.source, when(node.created_at),
       node.run_id ? `run ${shortId(node.run_id)}` : "",
       state.next && state.next.length ? `next: ${state.next.join(", ")}` : "next: nothing (final)"]

@@ -2,7 +2,7 @@
 // branch; a checkpoint whose parent already has a child starts a new lane (a fork, an edit or
 // a re-run from that point).
 
-import { arrowKeys, h, s, shortId } from "./dom.js";
+import { arrowKeys, checkpointTag, h, s } from "./dom.js";
 
 const ROW = 24;
 const LANE = 18;
@@ -55,7 +55,7 @@ export function drawTree(nodes, onSelect) {
     const choose = (event) => onSelect(node, { compare: event.shiftKey });
     const point = s("g", {
       class: "node", tabindex: 0, role: "button",
-      "data-id": id, "aria-label": `Checkpoint ${shortId(id)}, ${label(node)}`,
+      "data-id": id, "aria-label": `Checkpoint ${checkpointTag(id)}, ${label(node)}`,
       onclick: choose,
       onkeydown: (event) => {
         if (event.key === "Enter" || event.key === " ") {
@@ -67,7 +67,7 @@ export function drawTree(nodes, onSelect) {
     s("rect", { class: "hit", x: 0, y: y(id) - ROW / 2, width: textX + 360, height: ROW }),
     s("circle", { cx: x(id), cy: y(id), r: 5, class: `dot source-${safeSource(node.source)}` }),
     s("text", { x: textX, y: y(id) + 4 }, label(node)),
-    s("text", { x: textX + 250, y: y(id) + 4, class: "muted" }, shortId(id)));
+    s("text", { x: textX + 250, y: y(id) + 4, class: "muted" }, checkpointTag(id)));
     points.append(point);
   }
   const svg = s("svg", {
@@ -85,5 +85,5 @@ function safeSource(source) {
 /** A plain list of the same checkpoints, for the compare picker. */
 export function checkpointOptions(nodes, selected) {
   return nodes.map((node) => h("option", { value: node.checkpoint_id,
-    selected: node.checkpoint_id === selected }, `${label(node)} · ${shortId(node.checkpoint_id)}`));
+    selected: node.checkpoint_id === selected }, `${label(node)} · ${checkpointTag(node.checkpoint_id)}`));
 }
