@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 from bench_runs import start_server, stop_server
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 TARGET_SECONDS = 1.0
@@ -70,15 +71,18 @@ def _message(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
+def _keep_error(errors: list[str], message: ConsoleMessage) -> None:
+    if message.type == "error":
+        errors.append(message.text)
+
+
 async def time_view(browser: Browser, url: str, route: str, loads: int) -> list[float]:
     """Seconds from navigation to the view being ready, for `loads` fresh tabs."""
     times = []
     for _ in range(loads):
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
-        page.on(
-            "console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None
-        )
+        page.on("console", functools.partial(_keep_error, errors))
         start = time.perf_counter()
         await page.goto(f"{url}/ui{route}")
         await page.wait_for_function(READY, arg=route, timeout=60_000)
@@ -111,10 +115,12 @@ async def main() -> int:
                     executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
                 )
                 views = {
-                    "thread list (10,000 threads, by last activity)": "#/threads",
+                    f"thread list ({total:,} threads, by last activity)": "#/threads",
                     "thread list sorted by cost": "#/threads?sort=cost_usd",
-                    "thread view (1,000 checkpoints)": f"#/threads/{thread_id}",
-                    "checkpoint tree (1,000 checkpoints)": f"#/threads/{thread_id}/tree",
+                    f"thread view ({args.checkpoints:,} checkpoints)": f"#/threads/{thread_id}",
+                    f"checkpoint tree ({args.checkpoints:,} checkpoints)": (
+                        f"#/threads/{thread_id}/tree"
+                    ),
                 }
                 slow = False
                 for name, route in views.items():
