@@ -231,3 +231,24 @@ async def _count(locator, expected: int) -> bool:
 
 async def _text_has(locator, text: str) -> bool:
     return text in await locator.inner_text()
+
+
+async def test_assistant_graph_and_a_new_thread_from_it(
+    chromium: BrowserContext, ui_server: RunningServer
+) -> None:
+    async with watched(chromium, ui_server) as tab:
+        await tab.go("/assistants")
+        await tab.page.locator("a.row", has_text="agent").first.click()
+        await tab.page.wait_for_url(re.compile("#/assistants/[0-9a-f-]{36}$"))
+        await tab.ready()
+        graph = tab.page.locator("svg.graph")
+        labels = await graph.locator(".gnode text").all_text_contents()
+        assert sorted(labels) == ["end", "model", "start", "tools"]
+        assert await graph.locator("path.conditional").count() == 2
+        await tab.page.get_by_text("Input", exact=True).click()
+        assert "messages" in await tab.page.locator("details[open] pre").first.inner_text()
+        await tab.page.get_by_label("First message").fill("what is 6 * 7")
+        await tab.page.get_by_role("button", name="Start the thread").click()
+        await tab.page.wait_for_url(re.compile("#/threads/[0-9a-f-]{36}$"))
+        last = tab.page.locator(".conversation .message").last
+        await eventually(lambda: _text_has(last, "The result is 42."))
