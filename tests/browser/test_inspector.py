@@ -31,8 +31,15 @@ async def test_thread_conversation_with_tool_call_and_its_result(
     chromium: BrowserContext, ui_server: RunningServer
 ) -> None:
     thread_id = await new_thread(ui_server, "agent", "what is 2 + 3", name="Arithmetic")
+    await new_thread(ui_server, "agent", "what is 9 + 9")
     async with watched(chromium, ui_server) as tab:
         await tab.go("/threads")
+        assert await tab.page.locator("a.row").count() == 2
+        await tab.page.get_by_label("Search").fill("IS 2 +")  # the first message, any case
+        await tab.page.get_by_role("button", name="Search").click()
+        await tab.page.wait_for_url(re.compile(r"q=IS\+2\+%2B"))
+        await tab.ready()
+        assert await tab.page.locator("a.row").count() == 1
         row = tab.page.locator("a.row", has_text="Arithmetic")
         assert "1 runs" in await row.inner_text()
         await row.click()

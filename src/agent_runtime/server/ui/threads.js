@@ -19,7 +19,7 @@ const SELECT = ["thread_id", "name", "status", "lifecycle", "tags", "usage", "ru
 function filtersFrom(params) {
   const body = {};
   const text = params.get("q");
-  if (text) body.name = text;
+  if (text) body.text = text;
   for (const key of ["status", "lifecycle"]) if (params.get(key)) body[key] = params.get(key);
   const tags = (params.get("tags") || "").split(",").map((t) => t.trim()).filter(Boolean);
   if (tags.length) body.tags = tags;
@@ -105,8 +105,8 @@ function searchForm(params, sort, order) {
   const select = (name, options, value) => h("select", { name },
     options.map(([key, text]) => h("option", { value: key, selected: key === value }, text)));
   const form = h("form", { class: "filters", role: "search" },
-    field("Name", h("input", { name: "q", type: "search", value: params.get("q") || "",
-      placeholder: "part of the name" })),
+    field("Search", h("input", { name: "q", type: "search", value: params.get("q") || "",
+      placeholder: "name or first message", maxlength: 200 })),
     field("Status", select("status", [["", "any"], ["idle", "idle"], ["busy", "busy"],
       ["interrupted", "interrupted"], ["error", "error"]], params.get("status") || "")),
     field("Lifecycle", select("lifecycle", [["", "any"], ["open", "open"], ["locked", "locked"],
