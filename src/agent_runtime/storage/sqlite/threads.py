@@ -210,8 +210,8 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.text:
         # Only when asked: it reads each thread's latest values, where the name alone does not.
         clauses.append(
-            "(instr(lower(coalesce(name, '')), lower(?)) > 0 OR instr(lower(coalesce("
-            """json_extract(thread_values."values", '$.messages[0].content'), '')), lower(?)) > 0)"""
+            "(instr(lower(coalesce(name, '')), lower(?)) > 0 OR instr(lower(coalesce(json_extract("
+            """thread_values."values", '$.messages[0].content'), '')), lower(?)) > 0)"""
         )
         params.extend([query.text, query.text])
     if query.tags:
