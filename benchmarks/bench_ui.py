@@ -117,6 +117,7 @@ async def main() -> int:
                 views = {
                     f"thread list ({total:,} threads, by last activity)": "#/threads",
                     "thread list sorted by cost": "#/threads?sort=cost_usd",
+                    "thread list searched by text": "#/threads?q=what%20is%201",
                     f"thread view ({args.checkpoints:,} checkpoints)": f"#/threads/{thread_id}",
                     f"checkpoint tree ({args.checkpoints:,} checkpoints)": (
                         f"#/threads/{thread_id}/tree"
