@@ -206,11 +206,12 @@ def test_cli_dev_serves_the_config_until_stopped(tmp_path: Path) -> None:
     process.stdout.close()
 
     assert returncode == 0
-    assert stdout.splitlines()[:6] == [
+    assert stdout.splitlines()[:7] == [
         f"agent-runtime dev: serving {ECHO / 'langgraph.json'}",
         "  graph echo: ./graph.py:graph",
         f"  database: {database}",
         f"  API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs",
+        f"  UI: http://127.0.0.1:{port}/ui",
         f"  Studio: https://smith.langchain.com/studio/?baseUrl=http://127.0.0.1:{port}",
         "  checkpoint cache: every reuse checked against storage (a development default;"
         ' "checkpoint_cache": {"verify": false} turns it off)',

@@ -58,6 +58,8 @@ HOST_ENV = "AGENT_RUNTIME_HOST"
 """Fallback for `--host` (both commands)."""
 PORT_ENV = "AGENT_RUNTIME_PORT"
 """Fallback for `--port` (both commands)."""
+NO_UI_ENV = "AGENT_RUNTIME_NO_UI"
+"""How `dev` tells its reload children that `--no-ui` was given."""
 GRACEFUL_SHUTDOWN_SECONDS = 5
 WORKERS_ENV = "WEB_CONCURRENCY"
 """Fallback for `--workers` (uvicorn's and gunicorn's variable)."""
@@ -91,6 +93,7 @@ class _Command:
     jobs: int | None = None
     """`--n-jobs-per-worker` or its variable; None leaves the config's."""
     shutdown_grace: float = DEFAULT_GRACE_SECONDS
+    ui: bool = True
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +113,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         if command.name == "dev":
             config = dev_defaults(config)
+        if not command.ui:
+            config = without_ui(config)
         for warning in config.warnings:
             _say(f"warning: {warning}")
         environ_before = dict(os.environ)
@@ -143,6 +148,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if command.name == "serve":
         print(f"  {_processes_line(config, command)}", flush=True)
     print(f"  API: {url}  docs: {url}/docs", flush=True)
+    if not config.http.disable_ui:
+        print(f"  UI: {url}/ui", flush=True)
     if command.name == "dev":
         print(f"  {_studio_line(config, url)}", flush=True)
     if command.name == "dev" and config.checkpoint_cache.verify and config.checkpoint_cache.max_mb:
@@ -206,6 +213,8 @@ def _reload_app() -> ASGIApp:
     jobs = _from_env(None, os.environ, JOBS_ENV, _count)
     if jobs is not None:
         config = replace(config, limits=replace(config.limits, n_jobs_per_worker=jobs))
+    if os.environ.get(NO_UI_ENV):
+        config = without_ui(config)
     # Only `agent-runtime dev` reloads.
     try:
         app = create_app(dev_defaults(config))
@@ -230,6 +239,11 @@ def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
         # user on a local server, unless `auth.disable_studio_auth` says otherwise.
         config = replace(config, auth=replace(config.auth, trust_studio=True))
     return config
+
+
+def without_ui(config: RuntimeConfig) -> RuntimeConfig:
+    """The config with the inspector page at `/ui` turned off (`--no-ui`)."""
+    return replace(config, http=replace(config.http, disable_ui=True))
 
 
 def _studio_line(config: RuntimeConfig, url: str) -> str:
@@ -282,6 +296,9 @@ def _parser() -> argparse.ArgumentParser:
             help="level of the HTTP server's (uvicorn's) logs only (default: the --log-level)",
         )
         sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
+        sub.add_argument(
+            "--no-ui", action="store_true", help="do not serve the inspector page at /ui"
+        )
         sub.set_defaults(default_host=host, default_port=port)
         sub.add_argument(
             "--n-jobs-per-worker",
@@ -403,6 +420,7 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         role=role or "all",
         jobs=_from_env(args.n_jobs_per_worker, environ, JOBS_ENV, _count),
         shutdown_grace=DEFAULT_GRACE_SECONDS if grace is None else grace,
+        ui=not args.no_ui,
     )
 
 
@@ -571,6 +589,8 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
         os.environ[REDIS_ENV] = config.redis.uri
     if command.jobs is not None:
         os.environ[JOBS_ENV] = str(command.jobs)
+    if not command.ui:
+        os.environ[NO_UI_ENV] = "1"
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

@@ -532,3 +532,28 @@ async def test_a_run_restarts_the_thread_ttl(client: LangGraphClient, server: An
     assert await server.services().storage.sweep_expired_threads() == 0
     await asyncio.sleep(0.8)
     assert await server.services().storage.sweep_expired_threads() == 1
+
+
+async def test_search_text_matches_name_or_first_message(http: httpx.AsyncClient) -> None:
+    async def thread(name: str | None, first: str | None) -> str:
+        made = (await http.post("/threads", json={"name": name} if name else {})).json()
+        if first is not None:
+            body = {"messages": [{"role": "user", "content": first}], "assistant_id": "chat"}
+            added = await http.post(f"/threads/{made['thread_id']}/messages", json=body)
+            assert added.status_code == 200, added.text
+            later = {"messages": [{"role": "user", "content": "Refund later"}]}
+            await http.post(f"/threads/{made['thread_id']}/messages", json=later)
+        return str(made["thread_id"])
+
+    by_name = await thread("REFUND for Ada", None)
+    by_message = await thread(None, "I want a refund, please")
+    await thread("other", "hello")  # its second message says refund: only the first counts
+    await thread(None, None)
+
+    found = await http.post("/threads/search", json={"text": "Refund", "select": ["thread_id"]})
+    counted = await http.post("/threads/count", json={"text": "refund"})
+    assert {t["thread_id"] for t in found.json()} == {by_name, by_message}
+    assert counted.json() == 2
+    empty = await http.post("/threads/search", json={"text": ""})
+    assert empty.status_code == 422
+    assert "text" in empty.json()["detail"]

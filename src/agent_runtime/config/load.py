@@ -169,7 +169,7 @@ _HTTP_ROUTES = (
     *(f"disable_{name}" for name in (*_RESOURCES, "meta")),
 )
 # agent-runtime serves none of these, which is what setting them asks for: nothing to warn about.
-_HTTP_MOOT = ("disable_a2a", "disable_mcp", "disable_ui", "disable_webhooks")
+_HTTP_MOOT = ("disable_a2a", "disable_mcp", "disable_webhooks")
 
 
 _CORS_KEYS: ValueTable = {
@@ -223,7 +223,9 @@ def _build(
     if checkpointer.get("path"):
         reader.warn("checkpointer.path is not supported by agent-runtime; its own one is used")
     http = reader.section(data, "http")
-    reader.check_keys(http, "http.", ("cors", *_HTTP_IGNORED, *_HTTP_ROUTES, *_HTTP_MOOT))
+    reader.check_keys(
+        http, "http.", ("cors", "disable_ui", *_HTTP_IGNORED, *_HTTP_ROUTES, *_HTTP_MOOT)
+    )
     for key, consequence in _HTTP_IGNORED.items():
         if http.get(key) not in (None, False):
             reader.warn(f"http.{key} is not supported by agent-runtime; {consequence}")
@@ -263,6 +265,7 @@ def _build(
             cors=cors,
             max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
             routes=routes,
+            disable_ui=read_flag(reader, "http.disable_ui", http.get("disable_ui", False)),
         ),
         auth=auth,
         api_key=environ.get(API_KEY_ENV) or env_values.get(API_KEY_ENV) or None,

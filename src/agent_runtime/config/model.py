@@ -166,6 +166,8 @@ class HttpConfig:
     cors: CorsConfig | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     routes: RouteConfig = field(default_factory=RouteConfig)
+    disable_ui: bool = False
+    """`http.disable_ui` or `--no-ui`: no inspector page at `/ui`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,6 +42,7 @@ from agent_runtime.server.auth import (
     load_custom_app,
 )
 from agent_runtime.server.custom import CustomRoutes, custom_middleware, enabled
+from agent_runtime.server.inspector import ui_routes
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, error_body, json_response
@@ -126,8 +127,9 @@ def create_app(
     # No `http.cors`: only the server's own origin (`agent-runtime dev` sets a default first).
     # Origins come first: a preflight is answered before anything asks for credentials.
     middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig()), *inner]
+    page_routes = [] if config.http.disable_ui else ui_routes()
     app = Starlette(
-        routes=[*([custom] if custom is not None else []), *api_routes],
+        routes=[*([custom] if custom is not None else []), *api_routes, *page_routes],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={

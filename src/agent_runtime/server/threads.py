@@ -43,6 +43,7 @@ ThreadField = Literal[
     "run_count", "message_count", "first_run_at", "last_run_at",
 ]  # fmt: skip
 Name = Annotated[str, Field(max_length=200)]
+SearchText = Annotated[str, Field(min_length=1, max_length=200)]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=20)]
 _EXTRACT_PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*|\[-?\d+\])*$")
 
@@ -101,6 +102,8 @@ class ThreadSearch(TypedDict, total=False):
     """Threads carrying every one of these tags."""
     name: str
     """Case-insensitive substring of the thread's name."""
+    text: SearchText
+    """Case-insensitive substring of the thread's name or of its first message's content."""
     lifecycle: Lifecycle
     visible: bool
     """Hidden threads are left out unless this is false, which lists hidden threads only."""
@@ -116,6 +119,8 @@ class ThreadCount(TypedDict, total=False):
     status: ThreadStatus
     tags: list[str]
     name: str
+    text: SearchText
+    """Case-insensitive substring of the thread's name or of its first message's content."""
     lifecycle: Lifecycle
     visible: bool
 
@@ -173,6 +178,7 @@ async def search_threads(request: Request, body: ThreadSearch) -> Any:
         status=body.get("status"),
         tags=body.get("tags"),
         name=body.get("name"),
+        text=body.get("text"),
         lifecycle=body.get("lifecycle"),
         visible=body.get("visible", True),
         limit=body.get("limit", 10),
@@ -237,6 +243,7 @@ async def count_threads(request: Request, body: ThreadCount) -> int:
         status=body.get("status"),
         tags=body.get("tags"),
         name=body.get("name"),
+        text=body.get("text"),
         lifecycle=body.get("lifecycle"),
         visible=body.get("visible", True),
     )

@@ -56,6 +56,9 @@ class ThreadQuery:
     """Threads carrying every one of these tags."""
     name: str | None = None
     """Case-insensitive substring of the thread's name."""
+    text: str | None = None
+    """Case-insensitive substring of the thread's name or of its first message's content
+    (`values.messages[0].content` of its latest state)."""
     lifecycle: Lifecycle | None = None
     visible: bool = True
     """True: visible threads only; False: hidden threads only."""

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.server.auth.authorize import AuthError, from_handler_exception
+from agent_runtime.server.inspector import is_ui_path
 from agent_runtime.server.routing import error_body, json_response
 from agent_runtime.user import AuthUser, UserShapeError, make_user, studio_user
 
@@ -93,7 +94,12 @@ class AuthMiddleware:
         if not settings.active or scope["method"] == "OPTIONS":
             # Preflights carry no credentials by design; OriginMiddleware answers them.
             return False
-        if scope["path"] in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD"):
+        if scope["method"] in ("GET", "HEAD") and (
+            scope["path"] in PUBLIC_PATHS
+            # The inspector's files are a static shell, public like /docs: every API call the
+            # page makes carries the user's credentials and is authenticated as any other.
+            or (is_ui_path(scope["path"]) and not settings.is_custom(scope))
+        ):
             return False
         return settings.custom_route_auth or not settings.is_custom(scope)
 

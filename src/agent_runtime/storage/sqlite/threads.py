@@ -136,7 +136,7 @@ class SqliteThreads:
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _where(query)
-        joined = "LEFT JOIN thread_values USING (thread_id)" if query.values else ""
+        joined = "LEFT JOIN thread_values USING (thread_id)" if query.values or query.text else ""
         row = await self._db.fetch_one(f"SELECT COUNT(*) FROM threads {joined} {where}", params)
         return int(row[0])
 
@@ -207,6 +207,13 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.name:
         clauses.append("instr(lower(coalesce(name, '')), lower(?)) > 0")
         params.append(query.name)
+    if query.text:
+        # Only when asked: it reads each thread's latest values, where the name alone does not.
+        clauses.append(
+            "(instr(lower(coalesce(name, '')), lower(?)) > 0 OR instr(lower(coalesce(json_extract("
+            """thread_values."values", '$.messages[0].content'), '')), lower(?)) > 0)"""
+        )
+        params.extend([query.text, query.text])
     if query.tags:
         sql, extra = containment_sql("tags", list(query.tags))
         clauses.append(sql)
