@@ -98,6 +98,7 @@ class Guard:
 
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer
+        self.warned_store_filters: set[str] = set()
 
     async def check(self, request: Request, operation: str, argument: Any) -> None:
         """Authorize `operation` for the request's user; may rewrite `argument` in place.
