@@ -8,6 +8,7 @@ import pytest
 
 from agent_runtime.config import (
     DEFAULT_MAX_BODY_BYTES,
+    AuthCacheConfig,
     AuthConfig,
     CheckpointCacheConfig,
     CorsConfig,
@@ -349,6 +350,20 @@ def test_load_config_reads_the_auth_section(tmp_path: Path) -> None:
     )
 
 
+def test_load_config_reads_auth_cache_as_langgraph_defines_it(tmp_path: Path) -> None:
+    (tmp_path / "auth.py").write_text("auth = None\n")
+    cache = {"cache_keys": ["Authorization", "X-Tenant"], "ttl_seconds": 30, "max_size": 5}
+
+    config = _config(tmp_path, auth={"path": "./auth.py:auth", "cache": cache})
+    defaults = _config(tmp_path, auth={"path": "./auth.py:auth", "cache": {}})
+
+    assert config.auth is not None and defaults.auth is not None
+    assert config.auth.cache == AuthCacheConfig(
+        cache_keys=("authorization", "x-tenant"), ttl_seconds=30.0, max_size=5
+    )
+    assert defaults.auth.cache == AuthCacheConfig()
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -363,6 +378,14 @@ def test_load_config_reads_the_auth_section(tmp_path: Path) -> None:
             'agent_runtime.auth.default: expected "allow" or "deny", got "no"',
         ),
         ({"http": {"middleware_order": "first"}}, "http.middleware_order: expected"),
+        (
+            {"auth": {"path": "m:auth", "cache": {"ttl_seconds": 0}}},
+            "auth.cache.ttl_seconds: expected a positive number, got 0",
+        ),
+        (
+            {"auth": {"path": "m:auth", "cache": {"cache_keys": []}}},
+            "auth.cache.cache_keys: name at least one header",
+        ),
         (
             {"http": {"disable_store": "yes"}},
             'http.disable_store: expected true or false, got "yes"',

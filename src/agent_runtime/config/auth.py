@@ -8,8 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent_runtime.config.model import AuthConfig, RouteConfig
-from agent_runtime.config.reader import ConfigReader, read_choice, read_flag
+from agent_runtime.config.model import AuthCacheConfig, AuthConfig, RouteConfig
+from agent_runtime.config.reader import (
+    ConfigReader,
+    read_choice,
+    read_flag,
+    read_positive,
+    read_positive_number,
+    read_strings,
+)
 
 _AUTH_KEYS = ("path", "disable_studio_auth", "openapi", "cache")
 _DISABLE_KEYS = ("assistants", "threads", "runs", "store", "meta")
@@ -28,8 +35,7 @@ def read_auth(
         reader, "agent_runtime.auth.default", own.get("default", "allow")
     )
     reader.check_keys(own, "agent_runtime.auth.", ("default",))
-    if section.get("cache") is not None:
-        reader.warn("auth.cache is not supported by agent-runtime; every request is authenticated")
+    cache = _read_cache(reader, section.get("cache"))
     openapi = section.get("openapi")
     if openapi is not None and not isinstance(openapi, Mapping):
         raise reader.bad("auth.openapi", openapi, "an object (securitySchemes and security)")
@@ -54,7 +60,32 @@ def read_auth(
         disable_studio_auth=disable_studio_auth,
         openapi=dict(openapi or {}),
         default=default,  # type: ignore[arg-type]
+        cache=cache,
     )
+
+
+def _read_cache(reader: ConfigReader, value: Any) -> AuthCacheConfig | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise reader.bad("auth.cache", value, "an object (cache_keys, ttl_seconds, max_size)")
+    reader.check_keys(value, "auth.cache.", ("cache_keys", "ttl_seconds", "max_size"))
+    default = AuthCacheConfig()
+    keys = default.cache_keys
+    if "cache_keys" in value:
+        names = read_strings(reader, "auth.cache.cache_keys", value["cache_keys"])
+        keys = tuple(name.lower() for name in names)
+        if not keys:
+            raise reader.error(
+                "auth.cache.cache_keys", 'name at least one header, e.g. ["authorization"]'
+            )
+    ttl = default.ttl_seconds
+    if "ttl_seconds" in value:
+        ttl = read_positive_number(reader, "auth.cache.ttl_seconds", value["ttl_seconds"])
+    size = default.max_size
+    if "max_size" in value:
+        size = read_positive(reader, "auth.cache.max_size", value["max_size"])
+    return AuthCacheConfig(cache_keys=keys, ttl_seconds=ttl, max_size=size)
 
 
 def read_routes(reader: ConfigReader, http: Mapping[str, Any], base_dir: Path) -> RouteConfig:

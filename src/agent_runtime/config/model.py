@@ -171,6 +171,18 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AuthCacheConfig:
+    """`auth.cache`: remember what the authenticate handler answered for the same credentials
+    (the values of `cache_keys` headers) for `ttl_seconds`, at most `max_size` of them."""
+
+    cache_keys: tuple[str, ...] = ("authorization", "x-api-key")
+    """Header names (case-insensitive) whose values make the key; a request carrying none of
+    them is authenticated afresh."""
+    ttl_seconds: float = 60.0
+    max_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AuthConfig:
     """The `auth` section of langgraph.json, with `agent_runtime.auth`."""
 
@@ -181,6 +193,8 @@ class AuthConfig:
     """`securitySchemes` and `security`, copied into `/openapi.json`."""
     default: Literal["allow", "deny"] = "allow"
     """What an action with no handler gets: allowed (LangGraph's rule) or a 403."""
+    cache: AuthCacheConfig | None = None
+    """`auth.cache`; None authenticates every request."""
     trust_studio: bool = False
     """Take `x-auth-scheme: langsmith` requests as LangGraph Studio's user without calling
     the authenticate handler; only `agent-runtime dev` sets it (a local server, as

@@ -116,6 +116,7 @@ def create_app(
         routes=api_routes,
         is_custom=custom.owns if custom is not None else lambda scope: False,
         custom_route_auth=config.http.routes.custom_route_auth,
+        cache=config.auth.cache if config.auth is not None else None,
     )
     authentication = [Middleware(AuthMiddleware, settings=settings)]
     theirs = custom_middleware(custom_app) if custom_app is not None else []

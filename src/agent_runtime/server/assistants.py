@@ -13,6 +13,7 @@ from typing_extensions import TypedDict
 from agent_runtime.errors import NotFoundError
 from agent_runtime.limits import check_metadata_size
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict, SortOrder
+from agent_runtime.server.auth.authorize import request_filter
 from agent_runtime.server.graphs import describe_graph, graph_schemas, list_subgraphs
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import Services, services
@@ -158,6 +159,7 @@ async def search_assistants(request: Request, body: AssistantSearch) -> Any:
         graph_id=body.get("graph_id"),
         name=body.get("name"),
         metadata=body.get("metadata"),
+        auth=request_filter(request),
         limit=body.get("limit", 10),
         offset=body.get("offset", 0),
         sort_by=body.get("sort_by", "created_at"),
@@ -176,7 +178,10 @@ async def search_assistants(request: Request, body: AssistantSearch) -> Any:
 async def count_assistants(request: Request, body: AssistantCount) -> int:
     """Count assistants matching every filter given."""
     query = AssistantQuery(
-        graph_id=body.get("graph_id"), name=body.get("name"), metadata=body.get("metadata")
+        graph_id=body.get("graph_id"),
+        name=body.get("name"),
+        metadata=body.get("metadata"),
+        auth=request_filter(request),
     )
     return await services(request).storage.count_assistants(query)
 
@@ -215,7 +220,9 @@ async def delete_assistant(request: Request, query: DeleteQuery) -> None:
     svc = services(request)
     current = await _assistant(request)
     await svc.storage.delete_assistant(
-        current["assistant_id"], delete_threads=query.get("delete_threads", False)
+        current["assistant_id"],
+        delete_threads=query.get("delete_threads", False),
+        thread_auth=request_filter(request),
     )
 
 

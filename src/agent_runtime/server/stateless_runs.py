@@ -13,6 +13,7 @@ from typing_extensions import TypedDict
 
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.schema import Run, RunStatus
+from agent_runtime.server.auth.authorize import request_filter
 from agent_runtime.server.routing import SSE, Router, json_response
 from agent_runtime.server.run_requests import RunCreate
 from agent_runtime.server.runs import (
@@ -90,7 +91,9 @@ async def cancel_runs(request: Request, body: BulkCancel) -> None:
         runs = [await svc.storage.find_run(run_id) for run_id in run_ids]
         runs = [r for r in runs if thread_id is None or r["thread_id"] == thread_id]
     else:
-        runs = await svc.storage.search_runs(thread_id=thread_id, statuses=statuses)
+        runs = await svc.storage.search_runs(
+            thread_id=thread_id, statuses=statuses, auth=request_filter(request)
+        )
     manager = manager_of(request)
     # Queued runs first: cancelling a running run first would let its worker claim the next.
     runs.sort(key=lambda run: run["status"] != "pending")

@@ -15,6 +15,7 @@ from typing_extensions import TypedDict
 from agent_runtime.errors import InvalidRequestError
 from agent_runtime.limits import check_metadata_size
 from agent_runtime.schema import Json, Lifecycle, OnConflict, SortOrder, Thread, ThreadStatus
+from agent_runtime.server.auth.authorize import request_filter
 from agent_runtime.server.routing import Router, json_response
 from agent_runtime.server.services import services
 from agent_runtime.server.validation import (
@@ -181,6 +182,7 @@ async def search_threads(request: Request, body: ThreadSearch) -> Any:
         text=body.get("text"),
         lifecycle=body.get("lifecycle"),
         visible=body.get("visible", True),
+        auth=request_filter(request),
         limit=body.get("limit", 10),
         offset=body.get("offset", 0),
         sort_by=body.get("sort_by", "created_at"),
@@ -246,6 +248,7 @@ async def count_threads(request: Request, body: ThreadCount) -> int:
         text=body.get("text"),
         lifecycle=body.get("lifecycle"),
         visible=body.get("visible", True),
+        auth=request_filter(request),
     )
     return await services(request).storage.count_threads(query)
 
@@ -290,7 +293,16 @@ async def delete_thread(request: Request, _: None) -> None:
 @router.post("/threads/{thread_id}/copy", response=Thread)
 async def copy_thread(request: Request, _: None) -> Thread:
     """Copy a thread, with its whole checkpoint history, under a new id."""
-    return await services(request).storage.copy_thread(thread_id_of(request), str(uuid.uuid4()))
+    storage = services(request).storage
+    copy = await storage.copy_thread(thread_id_of(request), str(uuid.uuid4()))
+    stamps = getattr(request.state, "auth_copy_metadata", None)
+    if stamps and any(copy["metadata"].get(k, _ABSENT) != v for k, v in stamps.items()):
+        # What the create handler stamps on a new thread goes on the copy, which is one.
+        copy = await storage.update_thread(copy["thread_id"], ThreadPatch(metadata=stamps))
+    return copy
+
+
+_ABSENT = object()
 
 
 def _ttl(ttl: ThreadTTL | None) -> Json | None:

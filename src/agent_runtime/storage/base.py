@@ -20,6 +20,7 @@ from agent_runtime.schema import (
     Thread,
     ToolCall,
 )
+from agent_runtime.storage.filters import AuthFilter
 from agent_runtime.storage.records import (
     AssistantPatch,
     AssistantQuery,
@@ -68,9 +69,16 @@ class Storage(Protocol):
 
     async def update_assistant(self, assistant_id: str, patch: AssistantPatch) -> Assistant: ...
 
-    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool = False) -> None:
+    async def delete_assistant(
+        self,
+        assistant_id: str,
+        *,
+        delete_threads: bool = False,
+        thread_auth: AuthFilter | None = None,
+    ) -> None:
         """Delete the assistant and its versions; with `delete_threads`, also every thread
-        whose metadata names it as `assistant_id`."""
+        whose metadata names it as `assistant_id` (and passes `thread_auth`: the threads the
+        user may delete)."""
 
     async def search_assistants(self, query: AssistantQuery) -> list[Assistant]: ...
 
@@ -185,9 +193,14 @@ class Storage(Protocol):
         """
 
     async def search_runs(
-        self, *, thread_id: str | None, statuses: Sequence[RunStatus]
+        self,
+        *,
+        thread_id: str | None,
+        statuses: Sequence[RunStatus],
+        auth: AuthFilter | None = None,
     ) -> list[Run]:
-        """Runs in any of `statuses`, on one thread or on all, oldest first."""
+        """Runs in any of `statuses`, on one thread or on all, oldest first; with `auth`, only
+        runs on threads whose metadata passes it."""
 
     async def delete_run(self, thread_id: str, run_id: str, *, checkpoints: bool) -> None:
         """Delete a run; with `checkpoints`, also every checkpoint it wrote (for rollback).

@@ -1,11 +1,15 @@
-"""The bounds every backend may assume of a metadata or values filter, checked by the routes
-before a filter reaches storage. They are SQLite's, the tightest backend's: a filter within them
-becomes one SQL statement that SQLite can parse.
+"""The filters storage applies: the bounds every backend may assume of a metadata or values
+filter (SQLite's, the tightest backend's: a filter within them becomes one SQL statement that
+SQLite can parse), and the typed filter an authorization handler returns. No IO, no SQL.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent_runtime.schema import Json
 
 MAX_FILTER_DEPTH = 6
 """Levels of objects and arrays in a filter. Each level nests a subquery, and SQLite's parser
@@ -37,3 +41,83 @@ def filter_problem(expected: Any) -> str | None:
     if items > MAX_FILTER_ITEMS:
         return f"a filter may hold at most {MAX_FILTER_ITEMS} keys and items in all"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataCondition:
+    """One key of a handler's filter: the metadata value under `key` equals `value` (`$eq`,
+    or a plain value), or is a list holding `value` (`$contains`; every item of `value` when
+    it is a list itself)."""
+
+    key: str
+    operator: Literal["$eq", "$contains"]
+    value: Any
+
+    def containment(self) -> Json:
+        """The same condition as a JSON containment object (`metadata @> this`)."""
+        if self.operator == "$contains":
+            needles = self.value if isinstance(self.value, list) else [self.value]
+            return {self.key: needles}
+        return {self.key: self.value}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFilter:
+    """The filter an authorization handler returned (`{"owner": "a"}`, `{"owner": {"$eq":
+    "a"}}`, `{"members": {"$contains": "a"}}`), typed, for storage to apply to the metadata of
+    whatever it searches, counts, updates or deletes. Every condition must hold.
+
+    Equality is JSON containment, as in search filters: a scalar equals the same scalar (1
+    equals 1.0; true never equals 1); an object or list matches one that holds it."""
+
+    conditions: tuple[MetadataCondition, ...]
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> AuthFilter:
+        """The typed filter of a handler's answer, already checked by the authorizer."""
+        conditions: list[MetadataCondition] = []
+        for key, wanted in raw.items():
+            if isinstance(wanted, Mapping) and set(wanted) <= {"$eq", "$contains"} and wanted:
+                for operator in ("$eq", "$contains"):
+                    if operator in wanted:
+                        conditions.append(MetadataCondition(str(key), operator, wanted[operator]))
+            else:
+                conditions.append(MetadataCondition(str(key), "$eq", wanted))
+        return cls(tuple(conditions))
+
+    def containments(self) -> list[Json]:
+        """One JSON containment object per condition; a row passes when its metadata contains
+        every one."""
+        return [condition.containment() for condition in self.conditions]
+
+    def matches(self, metadata: Mapping[str, Any] | None) -> bool:
+        """Whether metadata passes, exactly as the backends' SQL decides."""
+        actual = dict(metadata or {})
+        return all(json_contains(actual, expected) for expected in self.containments())
+
+
+def auth_containments(auth: AuthFilter | None) -> list[Json]:
+    """The containment objects of an optional filter (none without one)."""
+    return auth.containments() if auth is not None else []
+
+
+def json_contains(actual: Any, expected: Any) -> bool:
+    """JSON containment (`actual @> expected`) in Python, with SQLite's and Postgres's rules
+    for what the filters here can hold."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and json_contains(actual[key], sub) for key, sub in expected.items()
+        )
+    if isinstance(expected, list):
+        return isinstance(actual, list) and all(
+            any(json_contains(item, sub) for item in actual) for sub in expected
+        )
+    if expected is None or isinstance(expected, bool):
+        return actual is expected
+    if isinstance(expected, int | float):
+        return (
+            isinstance(actual, int | float)
+            and not isinstance(actual, bool)
+            and (actual == expected)
+        )
+    return isinstance(actual, str) and actual == str(expected)

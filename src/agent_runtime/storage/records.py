@@ -20,6 +20,7 @@ from agent_runtime.schema import (
     ThreadStatus,
     Usage,
 )
+from agent_runtime.storage.filters import AuthFilter
 
 AssistantSortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]
 ThreadSortBy = Literal[
@@ -37,6 +38,9 @@ class AssistantQuery:
     """Case-insensitive substring of the assistant's name."""
     metadata: Json | None = None
     """JSON containment: the assistant's metadata holds every key with an equal value."""
+    auth: AuthFilter | None = None
+    """What the user's authorization handler allows: rows whose metadata fails it are not
+    there (not returned, not counted)."""
     limit: int = 10
     offset: int = 0
     sort_by: AssistantSortBy = "created_at"
@@ -62,6 +66,9 @@ class ThreadQuery:
     lifecycle: Lifecycle | None = None
     visible: bool = True
     """True: visible threads only; False: hidden threads only."""
+    auth: AuthFilter | None = None
+    """What the user's authorization handler allows: rows whose metadata fails it are not
+    there (not returned, not counted)."""
     limit: int = 10
     offset: int = 0
     sort_by: ThreadSortBy = "created_at"

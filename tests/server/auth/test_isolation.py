@@ -1,7 +1,6 @@
 """Two users and an anonymous caller against every operation of `/openapi.json` that takes a
 thread or assistant id: the other user gets a 404, never A's data, and A's resources stay as
-they were. Search and count are not covered by the filter a handler returns yet (storage applies it,
-next step); here they are narrowed only by what the handler stamps on the search value."""
+they were. test_matrix.py covers every other operation, searches and counts included."""
 
 from __future__ import annotations
 
@@ -152,8 +151,8 @@ async def test_search_narrowed_by_a_handler_stamping_the_search_value(
     auth_server: RunningServer,
 ) -> None:
     # The fixture's handler stamps `metadata.owner` on every value, the search body included,
-    # so the search's own metadata filter narrows it (as on LangGraph). A handler that only
-    # *returns* a filter on search is not applied yet: that is the storage step's.
+    # so the search's own metadata filter narrows it (as on LangGraph), besides the filter it
+    # returns, which storage applies.
     async with as_user(auth_server, "a") as alice, as_user(auth_server, "b") as bob:
         await _alice_world(alice)
         found = await bob.post("/threads/search", json={})

@@ -6,7 +6,9 @@ from agent_runtime.server.auth.authorize import (
     AuthError,
     Authorizer,
     Filter,
+    keep_filter,
     matches_filter,
+    request_filter,
 )
 from agent_runtime.server.auth.guard import OPERATION_ACTIONS, PUBLIC, Guard
 from agent_runtime.server.auth.loader import AuthLoadError, load_auth, load_custom_app
@@ -24,7 +26,9 @@ __all__ = [
     "Authorizer",
     "Filter",
     "Guard",
+    "keep_filter",
     "load_auth",
     "load_custom_app",
     "matches_filter",
+    "request_filter",
 ]

@@ -11,8 +11,10 @@ from typing import Any, Literal
 from langgraph_sdk import Auth
 from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
 from langgraph_sdk.auth.types import AuthContext
+from starlette.requests import Request
 
 from agent_runtime.errors import AgentRuntimeError
+from agent_runtime.storage.filters import AuthFilter
 from agent_runtime.user import AuthUser
 
 logger = logging.getLogger("agent_runtime")
@@ -150,29 +152,23 @@ def filter_problem(result: Any) -> str | None:
 
 
 def matches_filter(metadata: Mapping[str, Any] | None, condition: Filter | None) -> bool:
-    """Whether a resource's metadata passes a handler's filter, as LangGraph reads one: a
-    plain value or `$eq` is equality; `$contains` needs a list holding the value (every value,
-    when it is a list itself); every key must pass."""
+    """Whether a resource's metadata passes a handler's filter, exactly as storage decides
+    on search and count (`AuthFilter`)."""
     if not condition:
         return True
-    metadata = metadata or {}
-    for key, wanted in condition.items():
-        if key not in metadata:
-            return False
-        actual = metadata[key]
-        if isinstance(wanted, Mapping):
-            if "$eq" in wanted and actual != wanted["$eq"]:
-                return False
-            if "$contains" in wanted:
-                needle = wanted["$contains"]
-                if not isinstance(actual, list):
-                    return False
-                needles = needle if isinstance(needle, list) else [needle]
-                if not all(item in actual for item in needles):
-                    return False
-        elif actual != wanted:
-            return False
-    return True
+    return AuthFilter.parse(condition).matches(metadata)
+
+
+def request_filter(request: Request) -> AuthFilter | None:
+    """The filter the guard kept for the route to hand to storage (search, count, bulk
+    operations); None when the user is unfiltered or there is no auth."""
+    found = getattr(request.state, "auth_filter", None)
+    return found if isinstance(found, AuthFilter) else None
+
+
+def keep_filter(request: Request, condition: Filter | None) -> None:
+    """Keep a handler's filter for the route (see `request_filter`)."""
+    request.state.auth_filter = AuthFilter.parse(condition) if condition else None
 
 
 def equalities(condition: Filter | None) -> dict[str, Any]:

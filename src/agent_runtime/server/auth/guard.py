@@ -19,6 +19,7 @@ from agent_runtime.server.auth.authorize import (
     Authorizer,
     Filter,
     equalities,
+    keep_filter,
     matches_filter,
 )
 from agent_runtime.server.auth.namespace import authorize_store
@@ -97,6 +98,7 @@ class Guard:
 
     def __init__(self, authorizer: Authorizer) -> None:
         self.authorizer = authorizer
+        self.warned_store_filters: set[str] = set()
 
     async def check(self, request: Request, operation: str, argument: Any) -> None:
         """Authorize `operation` for the request's user; may rewrite `argument` in place.
@@ -178,8 +180,12 @@ async def _copy_thread(
     guard: Guard, request: Request, user: AuthUser, resource: str, action: str, argument: Any
 ) -> None:
     await _thread_route(guard, request, user, "threads", "read", argument)
-    # The copy is a new thread: its creation is the user's to be allowed too.
-    await guard.authorize(user, "threads", "create", {"metadata": {}})
+    # The copy is a new thread: its creation is the user's to be allowed too, and it carries
+    # what the create handler stamps (and what puts it inside that handler's filter).
+    value: dict[str, Any] = {"thread_id": None, "metadata": {}, "if_exists": "raise"}
+    condition = await guard.authorize(user, "threads", "create", value)
+    stamped = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    request.state.auth_copy_metadata = {**(stamped or {}), **equalities(condition)}
 
 
 async def _create_thread(
@@ -199,7 +205,7 @@ async def _search(
     guard: Guard, request: Request, user: AuthUser, resource: str, action: str, body: Any
 ) -> None:
     value = body if isinstance(body, dict) else {}
-    request.state.auth_filter = await guard.authorize(user, resource, action, value)
+    keep_filter(request, await guard.authorize(user, resource, action, value))
 
 
 async def _prune_threads(
@@ -273,6 +279,8 @@ async def _cancel_runs(
         "action": request.query_params.get("action", "interrupt"),
     }
     condition = await guard.authorize(user, "threads", "update", value)
+    # By status across threads, only runs on threads inside the filter are cancelled.
+    keep_filter(request, condition)
     if not condition:
         return
     storage = services(request).storage
@@ -282,13 +290,6 @@ async def _cancel_runs(
     for run_id in body.get("run_ids") or []:
         with contextlib.suppress(NotFoundError):  # the route answers 404 for it
             threads.add((await storage.find_run(str(run_id).lower()))["thread_id"])
-    if not threads:
-        raise AuthError(
-            "Cancelling runs by status across threads is not available to a user whose "
-            "authorization handler returns a filter; name the thread_id or run_ids",
-            status=403,
-            code="forbidden",
-        )
     for thread_id in threads:
         await require_thread(request, thread_id, condition)
 
@@ -306,6 +307,11 @@ async def _assistant_route(
     if action == "update" and isinstance(argument, dict):
         value.update(argument)
     condition = await guard.authorize(user, resource, action, value)
+    if action == "delete" and isinstance(argument, dict) and argument.get("delete_threads"):
+        # The threads that go with the assistant are deletions of threads: only those the
+        # user may delete go.
+        thread_value = {"thread_id": None, "assistant_id": assistant_id}
+        keep_filter(request, await guard.authorize(user, "threads", "delete", thread_value))
     if action == "update" and isinstance(argument, dict):
         for key in ("metadata", "config", "context", "name", "graph_id", "description"):
             if key in value and key in argument:

@@ -20,8 +20,10 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_runtime.config import AuthCacheConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.server.auth.authorize import AuthError, from_handler_exception
+from agent_runtime.server.auth.cache import AuthCache
 from agent_runtime.server.inspector import is_ui_path
 from agent_runtime.server.routing import error_body, json_response
 from agent_runtime.user import AuthUser, UserShapeError, make_user, studio_user
@@ -49,6 +51,8 @@ class AuthSettings:
     is_custom: Callable[[Scope], bool] = lambda scope: False
     """Whether a request goes to the custom app's routes (`http.app`)."""
     custom_route_auth: bool = False
+    cache: AuthCacheConfig | None = None
+    """`auth.cache`: remember the handler's answers per credentials."""
 
     @property
     def active(self) -> bool:
@@ -67,6 +71,7 @@ class AuthMiddleware:
         self._wants = (
             frozenset(inspect.signature(handler).parameters) if handler is not None else frozenset()
         )
+        self.cache = AuthCache(settings.cache) if settings.cache is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._needs_auth(scope):
@@ -121,6 +126,21 @@ class AuthMiddleware:
             return studio_user(), receive
         if self._handler is None:
             return ANONYMOUS, receive
+        key = self.cache.key(headers) if self.cache is not None else None
+        if key is not None and self.cache is not None:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached, receive
+        user, receive = await self._call_handler(scope, receive, headers)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, user)
+        return user, receive
+
+    async def _call_handler(
+        self, scope: Scope, receive: Receive, headers: Headers
+    ) -> tuple[AuthUser, Receive]:
+        assert self._handler is not None
+        settings = self.settings
         body = b""
         handler_receive = receive
         if "body" in self._wants or "request" in self._wants:

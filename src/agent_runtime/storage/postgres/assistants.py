@@ -10,6 +10,7 @@ from psycopg.rows import DictRow
 
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict
+from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import delete_thread_rows
 from agent_runtime.storage.records import AssistantPatch, AssistantQuery, NewAssistant
@@ -94,7 +95,13 @@ class PostgresAssistants:
             row = await _select(conn, assistant_id)
         return _assistant(row)
 
-    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool = False) -> None:
+    async def delete_assistant(
+        self,
+        assistant_id: str,
+        *,
+        delete_threads: bool = False,
+        thread_auth: AuthFilter | None = None,
+    ) -> None:
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "DELETE FROM assistants WHERE assistant_id = %s", (assistant_id,)
@@ -102,10 +109,11 @@ class PostgresAssistants:
             if cursor.rowcount == 0:
                 raise _not_found(assistant_id)
             if delete_threads:
+                wanted = [{"assistant_id": assistant_id}, *auth_containments(thread_auth)]
+                where = " AND ".join("metadata @> %s" for _ in wanted)
                 cursor = await conn.execute(
-                    "SELECT thread_id FROM threads WHERE metadata @> %s ORDER BY thread_id"
-                    " FOR UPDATE",
-                    (jsonb({"assistant_id": assistant_id}),),
+                    f"SELECT thread_id FROM threads WHERE {where} ORDER BY thread_id FOR UPDATE",
+                    [jsonb(each) for each in wanted],
                 )
                 thread_ids = [row["thread_id"] for row in await cursor.fetchall()]
                 await delete_thread_rows(conn, thread_ids)
@@ -202,6 +210,9 @@ def _where(query: AssistantQuery) -> tuple[str, list[Any]]:
     if query.metadata:
         clauses.append("metadata @> %s")
         params.append(jsonb(query.metadata))
+    for expected in auth_containments(query.auth):
+        clauses.append("metadata @> %s")
+        params.append(jsonb(expected))
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

@@ -18,6 +18,7 @@ from psycopg.rows import DictRow
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
+from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
@@ -162,7 +163,11 @@ class PostgresRuns:
         return [_run(row) for row in rows]
 
     async def search_runs(
-        self, *, thread_id: str | None, statuses: Sequence[RunStatus]
+        self,
+        *,
+        thread_id: str | None,
+        statuses: Sequence[RunStatus],
+        auth: AuthFilter | None = None,
     ) -> list[Run]:
         if not statuses:
             return []
@@ -171,6 +176,9 @@ class PostgresRuns:
         if thread_id is not None:
             clauses.append("thread_id = %s")
             params.append(thread_id)
+        for expected in auth_containments(auth):
+            clauses.append("thread_id IN (SELECT thread_id FROM threads WHERE metadata @> %s)")
+            params.append(jsonb(expected))
         rows = await self._db.fetch_all(
             f"SELECT * FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, run_id",
             params,

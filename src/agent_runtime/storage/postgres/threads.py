@@ -12,6 +12,7 @@ from psycopg.rows import DictRow
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
+from agent_runtime.storage.filters import auth_containments
 from agent_runtime.storage.postgres.checkpoint_tables import (
     copy_thread_checkpoints,
     delete_thread_checkpoints,
@@ -234,6 +235,9 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.values:
         clauses.append('thread_values."values" @> %s')
         params.append(jsonb(query.values))
+    for expected in auth_containments(query.auth):
+        clauses.append("threads.metadata @> %s")
+        params.append(jsonb(expected))
     return "WHERE " + " AND ".join(clauses), params
 
 

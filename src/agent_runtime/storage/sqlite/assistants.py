@@ -11,6 +11,7 @@ import aiosqlite
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Assistant, AssistantVersion, Json, OnConflict
+from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.records import AssistantPatch, AssistantQuery, NewAssistant
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
@@ -100,7 +101,13 @@ class SqliteAssistants:
             row = await _select(conn, assistant_id)
         return _assistant(row)
 
-    async def delete_assistant(self, assistant_id: str, *, delete_threads: bool = False) -> None:
+    async def delete_assistant(
+        self,
+        assistant_id: str,
+        *,
+        delete_threads: bool = False,
+        thread_auth: AuthFilter | None = None,
+    ) -> None:
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "DELETE FROM assistants WHERE assistant_id = ?", (assistant_id,)
@@ -108,8 +115,14 @@ class SqliteAssistants:
             if cursor.rowcount == 0:
                 raise _not_found(assistant_id)
             if delete_threads:
-                sql, params = containment_sql("metadata", {"assistant_id": assistant_id})
-                async with conn.execute(f"SELECT thread_id FROM threads WHERE {sql}", params) as c:
+                clauses: list[str] = []
+                params: list[Any] = []
+                for expected in ({"assistant_id": assistant_id}, *auth_containments(thread_auth)):
+                    sql, extra = containment_sql("metadata", expected)
+                    clauses.append(sql)
+                    params.extend(extra)
+                select = "SELECT thread_id FROM threads WHERE " + " AND ".join(clauses)
+                async with conn.execute(select, params) as c:
                     thread_ids = [row[0] for row in await c.fetchall()]
                 await delete_thread_rows(conn, thread_ids)
 
@@ -181,10 +194,11 @@ def _where(query: AssistantQuery) -> tuple[str, list[Any]]:
     if query.name:
         clauses.append("instr(lower(name), lower(?)) > 0")
         params.append(query.name)
-    if query.metadata:
-        sql, extra = containment_sql("metadata", query.metadata)
-        clauses.append(sql)
-        params.extend(extra)
+    for expected in (query.metadata, *auth_containments(query.auth)):
+        if expected:
+            sql, extra = containment_sql("metadata", expected)
+            clauses.append(sql)
+            params.extend(extra)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

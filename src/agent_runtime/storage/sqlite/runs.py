@@ -19,8 +19,10 @@ from agent_runtime.errors import (
 )
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import Run, RunStatus
+from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
+from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
 from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage
@@ -173,7 +175,11 @@ class SqliteRuns:
         return [_run(row) for row in rows]
 
     async def search_runs(
-        self, *, thread_id: str | None, statuses: Sequence[RunStatus]
+        self,
+        *,
+        thread_id: str | None,
+        statuses: Sequence[RunStatus],
+        auth: AuthFilter | None = None,
     ) -> list[Run]:
         if not statuses:
             return []
@@ -182,6 +188,10 @@ class SqliteRuns:
         if thread_id is not None:
             clauses.append("thread_id = ?")
             params.append(thread_id)
+        for expected in auth_containments(auth):
+            sql, extra = containment_sql("metadata", expected)
+            clauses.append(f"thread_id IN (SELECT thread_id FROM threads WHERE {sql})")
+            params.extend(extra)
         rows = await self._db.fetch_all(
             f"SELECT * FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, run_id",
             params,

@@ -13,6 +13,7 @@ from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
+from agent_runtime.storage.filters import auth_containments
 from agent_runtime.storage.records import NewThread, ThreadPatch, ThreadQuery
 from agent_runtime.storage.sqlite.checkpoint_tables import (
     copy_thread_checkpoints,
@@ -221,6 +222,7 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     for column, expected in (
         ("threads.metadata", query.metadata),
         ('thread_values."values"', query.values),
+        *(("threads.metadata", each) for each in auth_containments(query.auth)),
     ):
         if expected:
             sql, extra = containment_sql(column, expected)
