@@ -134,7 +134,7 @@ class PostgresThreads:
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _where(query)
-        joined = "LEFT JOIN thread_values USING (thread_id)" if query.values else ""
+        joined = "LEFT JOIN thread_values USING (thread_id)" if query.values or query.text else ""
         row = await self._db.fetch_one(
             f"SELECT count(*) AS n FROM threads {joined} {where}", params
         )
@@ -235,6 +235,13 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.values:
         clauses.append('thread_values."values" @> %s')
         params.append(jsonb(query.values))
+    if query.text:
+        # The name, or the first message of the latest state: what a thread list shows.
+        clauses.append(
+            "(strpos(lower(coalesce(name, '')), lower(%s)) > 0 OR strpos(lower(coalesce("
+            "thread_values.\"values\" -> 'messages' -> 0 ->> 'content', '')), lower(%s)) > 0)"
+        )
+        params += [query.text, query.text]
     for expected in auth_containments(query.auth):
         clauses.append("threads.metadata @> %s")
         params.append(jsonb(expected))
