@@ -1,6 +1,6 @@
 # One verb per target. `make dev` serves the example graphs; `make test` runs the whole suite on
-# SQLite, then the HTTP, state and run tests again on PostgreSQL (tests/services.py: a fresh
-# database per test on AGENT_RUNTIME_TEST_POSTGRES, else 127.0.0.1:5432; they skip without one).
+# SQLite and, at the same time, the HTTP, state and run tests on PostgreSQL (tests/services.py: a
+# fresh database per test on AGENT_RUNTIME_TEST_POSTGRES, else 127.0.0.1:5432; skipped without one).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,10 +23,19 @@ serve: install
 	$(BIN)/agent-runtime serve
 
 POSTGRES_TESTS ?= tests/server tests/state tests/runs
+POSTGRES_LOG ?= .pytest-postgres.log
 
+# The two passes run at once: most of the suite waits on sockets, subprocesses and sleeps, not
+# on the CPU, so together they take little longer than the longer one. The Postgres pass writes
+# to $(POSTGRES_LOG), printed after the SQLite pass; either failing fails the target.
 test: install
-	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest --backend postgres $(POSTGRES_TESTS)
+	@$(BIN)/python -m pytest -p no:cacheprovider --backend postgres -m "not sqlite_only" \
+		$(POSTGRES_TESTS) > $(POSTGRES_LOG) 2>&1 & postgres=$$!; \
+	$(BIN)/python -m pytest; sqlite=$$?; \
+	wait $$postgres; pg=$$?; \
+	echo; echo "== the same HTTP, state and run tests on PostgreSQL ($(POSTGRES_LOG)):"; \
+	if [ $$pg -eq 0 ]; then tail -n 3 $(POSTGRES_LOG); else cat $(POSTGRES_LOG); fi; \
+	[ $$sqlite -eq 0 ] && [ $$pg -eq 0 ]
 
 lint: install
 	$(BIN)/ruff check src tests graphs benchmarks
