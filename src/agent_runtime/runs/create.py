@@ -13,6 +13,7 @@ from agent_runtime.clock import Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.limits import check_metadata_size
+from agent_runtime.observability.langsmith import langsmith_tracing_enabled
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.webhook import check_webhook_url
@@ -22,7 +23,6 @@ from agent_runtime.storage.records import NewRun
 
 _UNSUPPORTED = {
     "feedback_keys": "LangSmith feedback is not supported by agent-runtime",
-    "langsmith_tracer": "LangSmith tracing is not supported by agent-runtime",
 }
 
 
@@ -50,6 +50,12 @@ async def new_run(
     for name, reason in _UNSUPPORTED.items():
         if name in body:
             raise InvalidRequestError(f"{name}: {reason}", code="unsupported_field")
+    if "langsmith_tracer" in body and not langsmith_tracing_enabled():
+        raise InvalidRequestError(
+            "langsmith_tracer: this server does not trace to LangSmith; set LANGSMITH_TRACING="
+            "true and LANGSMITH_API_KEY in its environment, or drop langsmith_tracing",
+            code="unsupported_field",
+        )
     limit = config.limits.max_metadata_bytes
     check_metadata_size(body.get("metadata") or {}, limit=limit, owner="run")
     command = body.get("command") or {}
