@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+import logging
 from typing import Any
+
+logger = logging.getLogger("agent_runtime.runs")
 
 
 def langsmith_tracing_enabled() -> bool:
@@ -27,7 +30,17 @@ def langsmith_run_context(settings: Any) -> Iterator[None]:
         return
     from langchain_core.tracers.context import tracing_v2_enabled
 
-    with tracing_v2_enabled(
+    traced = tracing_v2_enabled(
         project_name=settings.get("project_name"), example_id=settings.get("example_id")
-    ):
+    )
+    try:
+        traced.__enter__()
+    except Exception:
+        # Checked when the run was created; a run stored by another release still runs.
+        logger.warning("The run's langsmith_tracer %r cannot be applied", settings, exc_info=True)
         yield
+        return
+    try:
+        yield
+    finally:
+        traced.__exit__(None, None, None)

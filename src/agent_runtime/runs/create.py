@@ -50,12 +50,8 @@ async def new_run(
     for name, reason in _UNSUPPORTED.items():
         if name in body:
             raise InvalidRequestError(f"{name}: {reason}", code="unsupported_field")
-    if "langsmith_tracer" in body and not langsmith_tracing_enabled():
-        raise InvalidRequestError(
-            "langsmith_tracer: this server does not trace to LangSmith; set LANGSMITH_TRACING="
-            "true and LANGSMITH_API_KEY in its environment, or drop langsmith_tracing",
-            code="unsupported_field",
-        )
+    if "langsmith_tracer" in body:
+        _check_langsmith_tracer(body["langsmith_tracer"])
     limit = config.limits.max_metadata_bytes
     check_metadata_size(body.get("metadata") or {}, limit=limit, owner="run")
     command = body.get("command") or {}
@@ -91,6 +87,24 @@ async def new_run(
         max_pending=config.limits.max_pending_runs_per_thread,
     )
     return new, assistant
+
+
+def _check_langsmith_tracer(settings: Mapping[str, Any]) -> None:
+    if not langsmith_tracing_enabled():
+        raise InvalidRequestError(
+            "langsmith_tracer: this server does not trace to LangSmith; set LANGSMITH_TRACING="
+            "true and LANGSMITH_API_KEY in its environment, or drop langsmith_tracing",
+            code="unsupported_field",
+        )
+    example = settings.get("example_id")
+    if example is not None:
+        try:
+            uuid.UUID(str(example))
+        except ValueError:
+            raise InvalidRequestError(
+                f'langsmith_tracer.example_id: "{example}" is not a UUID; send the id of a '
+                "LangSmith dataset example"
+            ) from None
 
 
 async def _check_strict_resume(
