@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
-from langsmith.utils import get_env_var
+from langsmith import utils as langsmith_utils
 
 from tests.conftest import Database, RunningServer, json_of, sdk_client
 from tests.observability.test_metrics import observability_config
+
+
+def _forget_environment() -> None:
+    # langsmith caches what it read of the environment.
+    cached: Any = langsmith_utils.get_env_var
+    cached.cache_clear()
 
 
 @pytest.fixture
@@ -23,10 +30,11 @@ def langsmith_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2-test-not-a-key")
     monkeypatch.setenv("LANGSMITH_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("LANGSMITH_PROJECT", "from-the-environment")
-    # langsmith caches what it read of the environment.
-    get_env_var.cache_clear()
+    # Sampled out: the tracer is attached and configured, and sends nothing.
+    monkeypatch.setenv("LANGSMITH_TRACING_SAMPLING_RATE", "0")
+    _forget_environment()
     yield
-    get_env_var.cache_clear()
+    _forget_environment()
 
 
 @pytest.fixture
@@ -65,7 +73,7 @@ async def test_langsmith_tracer_is_refused_when_tracing_is_off(
 ) -> None:
     for name in ("LANGSMITH_TRACING", "LANGCHAIN_TRACING_V2", "LANGSMITH_TRACING_V2"):
         monkeypatch.delenv(name, raising=False)
-    get_env_var.cache_clear()
+    _forget_environment()
     async with httpx.AsyncClient(base_url=served.url) as http:
         thread = (await http.post("/threads", json={})).json()
         response = await http.post(

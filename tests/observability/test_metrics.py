@@ -15,10 +15,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent_runtime.config import RuntimeConfig, load_config
-from tests.conftest import ROOT, Database, RunningServer, example_config, sdk_client, until
+from tests.conftest import ROOT, Database, RunningServer, example_config, json_of, sdk_client, until
 
 CONFIG = ROOT / "tests" / "fixtures" / "observability" / "langgraph.json"
-QUESTION = {"messages": [{"role": "user", "content": "what is 2 + 3"}]}
+QUESTION: dict[str, Any] = {"messages": [{"role": "user", "content": "what is 2 + 3"}]}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -63,14 +63,14 @@ async def test_metrics_count_runs_tokens_streams_and_requests(metered: RunningSe
             thread = await sdk.threads.create()
             await sdk.runs.wait(thread["thread_id"], "agent", input=QUESTION)
             [run] = await sdk.runs.list(thread["thread_id"])
-            usages.append(dict(run)["usage"])
+            usages.append(json_of(run)["usage"])
         thread = await sdk.threads.create()
         events = [
             part.event
             async for part in sdk.runs.stream(thread["thread_id"], "agent", input=QUESTION)
         ]
         [run] = await sdk.runs.list(thread["thread_id"])
-        usages.append(dict(run)["usage"])
+        usages.append(json_of(run)["usage"])
         failing = await sdk.threads.create()
         await sdk.runs.wait(failing["thread_id"], "failing", input={"steps": []}, raise_error=False)
 

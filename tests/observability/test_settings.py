@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -22,13 +23,13 @@ from agent_runtime.observability.metrics import MULTIPROCESS_ENV, multiprocess_m
 GRAPHS = {"graphs": {"g": "json:loads"}}
 
 
-def _config(tmp_path: Path, own: dict[str, object] | None = None, **environ: str):
+def _config(tmp_path: Path, own: Mapping[str, object] | None = None, **environ: str):
     data = {**GRAPHS, "agent_runtime": own or {}}
     return config_from_dict(data, base_dir=tmp_path, environ=environ)
 
 
 def test_metrics_are_on_for_serve_and_off_for_dev_unless_asked(tmp_path: Path) -> None:
-    def metrics(name: str, *flags: str, own: dict[str, object] | None = None, **env: str):
+    def metrics(name: str, *flags: str, own: Mapping[str, object] | None = None, **env: str):
         command = _command(_parser().parse_args([name, *flags]), env)
         config = _with_process_options(_config(tmp_path, own, **env), command)
         return (dev_defaults(config) if name == "dev" else config).metrics
@@ -39,13 +40,13 @@ def test_metrics_are_on_for_serve_and_off_for_dev_unless_asked(tmp_path: Path) -
     assert metrics("serve", "--no-metrics") is False
     assert metrics("serve", own={"metrics": False}) is False
     assert metrics("dev", own={"metrics": True}) is True
-    assert metrics("dev", **{METRICS_ENV: "true"}) is True
-    assert metrics("serve", "--metrics", **{METRICS_ENV: "false"}) is True
+    assert metrics("dev", AGENT_RUNTIME_METRICS="true") is True
+    assert metrics("serve", "--metrics", AGENT_RUNTIME_METRICS="false") is True
 
 
 def test_metrics_settings_name_the_bad_value(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as variable:
-        _config(tmp_path, **{METRICS_ENV: "maybe"})
+        _config(tmp_path, AGENT_RUNTIME_METRICS="maybe")
     assert variable.value.detail == f'{METRICS_ENV}: expected true or false, got "maybe"'
     with pytest.raises(ConfigError) as key:
         _config(tmp_path, {"metrics": "yes"})

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -109,14 +110,11 @@ async def test_a_run_with_a_tool_call_is_a_tree_of_spans(
     usage = json_of(run)["usage"]
     assert attributes["gen_ai.usage.input_tokens"] == usage["input_tokens"]
     models = named(spans, "chat echo")
-    assert (
-        sum(dict(m.attributes or {})["gen_ai.usage.input_tokens"] for m in models)
-        == (usage["input_tokens"])
-    )
-    assert (
-        sum(dict(m.attributes or {})["gen_ai.usage.output_tokens"] for m in models)
-        == (usage["output_tokens"])
-    )
+    tokens: dict[str, Any] = {"input": 0, "output": 0}
+    for model in models:
+        for direction in tokens:
+            tokens[direction] += dict(model.attributes or {})[f"gen_ai.usage.{direction}_tokens"]
+    assert tokens == {"input": usage["input_tokens"], "output": usage["output_tokens"]}
     assert dict(models[0].attributes or {})["gen_ai.request.model"] == "echo"
     [tool] = named(spans, "execute_tool calculator")
     assert dict(tool.attributes or {})["gen_ai.tool.name"] == "calculator"

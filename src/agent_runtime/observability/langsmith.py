@@ -6,8 +6,8 @@ no tracer of its own and never turns LangChain's off."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 logger = logging.getLogger("agent_runtime.runs")
