@@ -86,7 +86,9 @@ class RunningServer:
     """A uvicorn serving one app in this event loop; `url` is where it listens. Pass a
     `FakeClock` as `clock` to drive the server's time (stamps, due runs, expiry) by hand."""
 
-    def __init__(self, config: RuntimeConfig, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, config: RuntimeConfig, *, clock: Clock = SYSTEM_CLOCK, tracing: Any = None
+    ) -> None:
         # Every cache hit is checked against what is stored; stop() fails a test that saw a
         # difference (a graph changing its state in place, or a cache that lies).
         config = replace(config, checkpoint_cache=replace(config.checkpoint_cache, verify=True))
@@ -95,7 +97,8 @@ class RunningServer:
         self._serde: Any = None
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self.app = create_app(config, clock=clock)
+        # `tracing`: an `observability.otel.Tracing` (the tests' in-memory span exporter).
+        self.app = create_app(config, clock=clock, tracing=tracing)
 
     def services(self) -> Services:
         """The running app's config, storage and graphs, for checks below the HTTP layer."""

@@ -28,8 +28,10 @@ from agent_runtime.config import (
     DATABASE_ENV,
     DATABASE_URI_ENV,
     DEV_CORS,
+    METRICS_ENV,
     REDIS_ENV,
     STUDIO_ORIGIN,
+    LogFormat,
     ProcessRole,
     RuntimeConfig,
     apply_env,
@@ -40,6 +42,7 @@ from agent_runtime.config import (
 )
 from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
+from agent_runtime.observability.log_format import LOG_FORMAT_ENV, LOG_FORMATS
 from agent_runtime.processes import (
     DEFAULT_GRACE_SECONDS,
     DrainingServer,
@@ -94,6 +97,10 @@ class _Command:
     """`--n-jobs-per-worker` or its variable; None leaves the config's."""
     shutdown_grace: float = DEFAULT_GRACE_SECONDS
     ui: bool = True
+    metrics: bool | None = None
+    """`--metrics` / `--no-metrics`; None leaves the config's (else on for `serve` only)."""
+    log_format: LogFormat | None = None
+    """`--log-format` or `LOG_FORMAT`; None leaves the config's (else text)."""
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -115,6 +122,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             config = dev_defaults(config)
         if not command.ui:
             config = without_ui(config)
+        command = replace(command, log_format=command.log_format or config.log_format or "text")
         for warning in config.warnings:
             _say(f"warning: {warning}")
         environ_before = dict(os.environ)
@@ -150,6 +158,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     print(f"  API: {url}  docs: {url}/docs", flush=True)
     if not config.http.disable_ui:
         print(f"  UI: {url}/ui", flush=True)
+    if config.metrics:
+        print(f"  metrics: {url}/metrics", flush=True)
     if command.name == "dev":
         print(f"  {_studio_line(config, url)}", flush=True)
     if command.name == "dev" and config.checkpoint_cache.verify and config.checkpoint_cache.max_mb:
@@ -186,7 +196,11 @@ def main() -> None:
 def _with_process_options(config: RuntimeConfig, command: _Command) -> RuntimeConfig:
     if command.jobs is not None:
         config = replace(config, limits=replace(config.limits, n_jobs_per_worker=command.jobs))
-    return replace(config, role=command.role)
+    metrics = command.metrics if command.metrics is not None else config.metrics
+    if metrics is None:
+        # On in production, where it is scraped; it answers behind the same auth as the API.
+        metrics = command.name == "serve"
+    return replace(config, role=command.role, metrics=metrics)
 
 
 def _processes_line(config: RuntimeConfig, command: _Command) -> str:
@@ -298,6 +312,20 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
         sub.add_argument(
             "--no-ui", action="store_true", help="do not serve the inspector page at /ui"
+        )
+        sub.add_argument(
+            "--log-format",
+            type=_log_format,
+            help="text (uvicorn's lines) or json (one object per line, with the run's ids on "
+            f"each line a run writes) (default: ${LOG_FORMAT_ENV}, else agent_runtime.log_format "
+            "in the config, else text)",
+        )
+        sub.add_argument(
+            "--metrics",
+            action=argparse.BooleanOptionalAction,
+            help="serve Prometheus metrics at /metrics, behind the API's authentication "
+            f"(default: ${METRICS_ENV}, else agent_runtime.metrics in the config, else on for "
+            "serve and off for dev)",
         )
         sub.set_defaults(default_host=host, default_port=port)
         sub.add_argument(
@@ -421,6 +449,8 @@ def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
         jobs=_from_env(args.n_jobs_per_worker, environ, JOBS_ENV, _count),
         shutdown_grace=DEFAULT_GRACE_SECONDS if grace is None else grace,
         ui=not args.no_ui,
+        metrics=args.metrics,
+        log_format=_from_env(args.log_format, environ, LOG_FORMAT_ENV, _log_format),
     )
 
 
@@ -462,6 +492,13 @@ def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
     return int(text)
+
+
+def _log_format(text: str) -> LogFormat:
+    for found in LOG_FORMATS:
+        if text.lower() == found:
+            return found
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
 
 
 def _log_level(text: str) -> str:
@@ -534,7 +571,7 @@ def _uvicorn_config(
         port=command.port,
         lifespan="on",
         log_level=command.server_log_level,
-        log_config=log_config(command.log_level),
+        log_config=log_config(command.log_level, command.log_format or "text"),
         access_log=command.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         factory=reload_dirs is not None,
@@ -545,15 +582,19 @@ def _uvicorn_config(
 
 def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
     if command.workers > 1:
-        supervisor = Supervisor(
-            functools.partial(_serve_process, command),
-            sock,
-            count=command.workers,
-            # Each process drains, then closes its connections, then stops its runtime.
-            stop_timeout=command.shutdown_grace + GRACEFUL_SHUTDOWN_SECONDS + 10,
-            say=_say,
-        )
-        return supervisor.run()
+        from agent_runtime.observability.metrics import multiprocess_metrics
+
+        with multiprocess_metrics(bool(config.metrics)) as process_died:
+            supervisor = Supervisor(
+                functools.partial(_serve_process, command),
+                sock,
+                count=command.workers,
+                # Each process drains, then closes its connections, then stops its runtime.
+                stop_timeout=command.shutdown_grace + GRACEFUL_SHUTDOWN_SECONDS + 10,
+                say=_say,
+                on_exit=process_died,
+            )
+            return supervisor.run()
     return _serve_app(config, command, sock)
 
 
@@ -591,6 +632,8 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
         os.environ[JOBS_ENV] = str(command.jobs)
     if not command.ui:
         os.environ[NO_UI_ENV] = "1"
+    if command.metrics is not None:
+        os.environ[METRICS_ENV] = str(command.metrics).lower()
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

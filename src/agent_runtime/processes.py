@@ -85,8 +85,13 @@ class Supervisor:
         count: int,
         stop_timeout: float,
         say: Callable[[str], None],
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
+        """Args:
+        on_exit: told the pid of each process that ended (its live metrics are dropped).
+        """
         self._target = target
+        self._on_exit = on_exit
         self._sock = sock
         self._count = count
         self._stop_timeout = stop_timeout
@@ -131,6 +136,8 @@ class Supervisor:
             if process.is_alive():
                 continue
             process.join()
+            if self._on_exit is not None and process.pid is not None:
+                self._on_exit(process.pid)
             code = process.exitcode
             if code == STARTUP_FAILED:
                 self._say(f"server process {process.pid} failed to start; stopping")

@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
+from agent_runtime.runs.observer import NO_OBSERVER
 from agent_runtime.runs.signals import LocalSignals, RedisSignals, Signals
 from agent_runtime.storage import Storage, open_storage
 from agent_runtime.storage.records import NewAssistant, RetentionPolicy
@@ -23,6 +25,9 @@ from agent_runtime.storage.serde import graph_types
 from agent_runtime.streaming import EventLog, MemoryEventLog, StreamSlots
 from agent_runtime.streaming.broker import RedisBroker
 from agent_runtime.streaming.redis import RedisEventLog
+
+if TYPE_CHECKING:
+    from agent_runtime.observability.observer import Observer
 
 logger = logging.getLogger("agent_runtime")
 
@@ -58,7 +63,12 @@ class Runtime:
 
     @classmethod
     async def start(
-        cls, config: RuntimeConfig, *, storage: Storage | None = None, clock: Clock = SYSTEM_CLOCK
+        cls,
+        config: RuntimeConfig,
+        *,
+        storage: Storage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        observer: Observer | None = None,
     ) -> Runtime:
         """Import and build every graph, open the storage (the config's backend unless one is
         given), create the default assistants, and resume the runs a previous process left.
@@ -66,6 +76,8 @@ class Runtime:
         `clock` is the one clock of every part: what storage stamps and expires by, when
         delayed runs fall due, tool-call times, event-log retention and the sweeper's pace
         (a storage passed in brings its own, which should be the same one).
+
+        `observer` hears of every run and stream (metrics, traces, run log lines).
 
         Every graph is built before the database is opened, so a graph that fails stops
         start-up with the database untouched; whatever fails later, nothing stays open.
@@ -120,9 +132,13 @@ class Runtime:
                 signals=signals,
                 execute=config.role != "api",
                 jobs=limits.n_jobs_per_worker,
+                observer=observer or NO_OBSERVER,
             )
             streams = StreamSlots(
-                limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
+                limits.max_open_streams,
+                send_timeout=limits.stream_send_timeout_seconds,
+                on_count=None if observer is None else observer.stream_count,
+                on_event=None if observer is None else observer.stream_event,
             )
             runtime = cls(
                 config=config,

@@ -140,7 +140,9 @@ async def test_refused_fields_are_not_advertised(http: httpx.AsyncClient) -> Non
     spec = await spec_of(http)
     run = body_schema(spec, "/threads/{thread_id}/runs", "post")["properties"]
     assert "feedback_keys" not in run
-    assert "langsmith_tracer" not in run
+    # Accepted when the server traces to LangSmith (a 422 otherwise), so documented.
+    tracer = resolve(spec, run["langsmith_tracer"])
+    assert set(tracer["properties"]) == {"project_name", "example_id"}
     assert "supersteps" not in body_schema(spec, "/threads", "post")["properties"]
     response = await http.post("/runs", json={"assistant_id": "chat", "feedback_keys": ["x"]})
     assert response.status_code == 422

@@ -9,6 +9,7 @@ from agent_runtime.config.database import (
 )
 from agent_runtime.config.load import (
     API_KEY_ENV,
+    METRICS_ENV,
     apply_env,
     config_from_dict,
     is_path_dependency,
@@ -27,6 +28,7 @@ from agent_runtime.config.model import (
     GraphSpec,
     HttpConfig,
     LimitsConfig,
+    LogFormat,
     MiddlewareOrder,
     ModelPrice,
     ProcessRole,
@@ -44,6 +46,7 @@ __all__ = [
     "DATABASE_URI_ENV",
     "DEFAULT_MAX_BODY_BYTES",
     "DEV_CORS",
+    "METRICS_ENV",
     "POOL_SIZE_ENV",
     "REDIS_ENV",
     "REDIS_PREFIX_ENV",
@@ -56,6 +59,7 @@ __all__ = [
     "GraphSpec",
     "HttpConfig",
     "LimitsConfig",
+    "LogFormat",
     "MiddlewareOrder",
     "ModelPrice",
     "ProcessRole",

@@ -49,6 +49,9 @@ from agent_runtime.errors import ConfigError
 
 API_KEY_ENV = "AGENT_RUNTIME_API_KEY"
 """A shared key every request must carry in `x-api-key` when there is no auth file."""
+METRICS_ENV = "AGENT_RUNTIME_METRICS"
+"""`true` or `false`: serve `/metrics` or not; beats `agent_runtime.metrics` in langgraph.json
+(and `--metrics` / `--no-metrics` beat it)."""
 
 
 def parse_graph_spec(spec: str) -> GraphSpec | None:
@@ -192,6 +195,8 @@ _OWN_KEYS: ValueTable = {
     "pricing": read_pricing,
     "checkpoint_cache": read_checkpoint_cache,
     "redis": read_redis,
+    "metrics": read_flag,
+    "log_format": read_choice("text", "json"),
     "auth": lambda reader, key, value: value,  # read with the auth section
 }
 
@@ -278,10 +283,23 @@ def _build(
         limits=own.get("limits", LimitsConfig()),
         pricing=own.get("pricing", {}),
         checkpoint_cache=own.get("checkpoint_cache", CheckpointCacheConfig()),
+        metrics=_metrics_switch(environ, own.get("metrics")),
+        log_format=own.get("log_format"),
         default_thread_ttl=default_thread_ttl(reader, checkpointer),
         serde=read_serde(reader, checkpointer),
         warnings=tuple(reader.warnings),
     )
+
+
+def _metrics_switch(environ: Mapping[str, str], configured: bool | None) -> bool | None:
+    given = environ.get(METRICS_ENV, "").strip().lower()
+    if not given:
+        return configured
+    if given in ("true", "1", "yes", "on"):
+        return True
+    if given in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f'{METRICS_ENV}: expected true or false, got "{environ[METRICS_ENV]}"')
 
 
 def _read_graphs(

@@ -19,6 +19,8 @@ requests served and the checkpointer of every running run share them."""
 ProcessRole = Literal["all", "api", "worker"]
 """What one server process does: `all` serves the API and executes runs, `api` serves the API
 and queues runs for others to execute, `worker` executes runs and answers only `/ok`."""
+LogFormat = Literal["text", "json"]
+"""How log lines are printed: uvicorn's text, or one JSON object per line."""
 DEFAULT_CACHE_MB = 32
 """Memory for each of the two caches (decoded checkpoints, decoded messages), by default: about
 30 snapshots of 600 short messages, and 15,000 messages with their JSON."""
@@ -251,6 +253,12 @@ class RuntimeConfig:
     serde: SerdeConfig = field(default_factory=SerdeConfig)
     """From LangGraph's `checkpointer.serde`: the types checkpoints may decode to beyond the
     safe ones and those the graphs declare."""
+    metrics: bool | None = None
+    """Serve Prometheus metrics at `/metrics` (`agent_runtime.metrics`, or
+    `AGENT_RUNTIME_METRICS`, or `--metrics`); None (not set) is on under `agent-runtime serve`
+    and off otherwise."""
+    log_format: LogFormat | None = None
+    """`agent_runtime.log_format`: what `--log-format` and `LOG_FORMAT` default to (text)."""
     warnings: tuple[str, ...] = ()
     """Sentences about keys that are ignored; the CLI prints them."""
 

@@ -13,6 +13,7 @@ from agent_runtime.clock import Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.limits import check_metadata_size
+from agent_runtime.observability.langsmith import langsmith_tracing_enabled
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.webhook import check_webhook_url
@@ -22,7 +23,6 @@ from agent_runtime.storage.records import NewRun
 
 _UNSUPPORTED = {
     "feedback_keys": "LangSmith feedback is not supported by agent-runtime",
-    "langsmith_tracer": "LangSmith tracing is not supported by agent-runtime",
 }
 
 
@@ -50,6 +50,8 @@ async def new_run(
     for name, reason in _UNSUPPORTED.items():
         if name in body:
             raise InvalidRequestError(f"{name}: {reason}", code="unsupported_field")
+    if "langsmith_tracer" in body:
+        _check_langsmith_tracer(body["langsmith_tracer"])
     limit = config.limits.max_metadata_bytes
     check_metadata_size(body.get("metadata") or {}, limit=limit, owner="run")
     command = body.get("command") or {}
@@ -85,6 +87,24 @@ async def new_run(
         max_pending=config.limits.max_pending_runs_per_thread,
     )
     return new, assistant
+
+
+def _check_langsmith_tracer(settings: Mapping[str, Any]) -> None:
+    if not langsmith_tracing_enabled():
+        raise InvalidRequestError(
+            "langsmith_tracer: this server does not trace to LangSmith; set LANGSMITH_TRACING="
+            "true and LANGSMITH_API_KEY in its environment, or drop langsmith_tracing",
+            code="unsupported_field",
+        )
+    example = settings.get("example_id")
+    if example is not None:
+        try:
+            uuid.UUID(str(example))
+        except ValueError:
+            raise InvalidRequestError(
+                f'langsmith_tracer.example_id: "{example}" is not a UUID; send the id of a '
+                "LangSmith dataset example"
+            ) from None
 
 
 async def _check_strict_resume(

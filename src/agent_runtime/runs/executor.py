@@ -19,6 +19,7 @@ from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.errors import MessageLimitError
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.observer import NO_OBSERVER, RunObserver
 from agent_runtime.runs.options import NodeNames, RunOptions
 from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
@@ -45,8 +46,10 @@ class RunExecutor:
         pricing: Mapping[str, ModelPrice],
         max_messages: int,
         clock: Clock = SYSTEM_CLOCK,
+        observer: RunObserver = NO_OBSERVER,
     ) -> None:
         self._storage = storage
+        self._observer = observer
         self._clock = clock
         self._registry = registry
         self._events = events
@@ -89,7 +92,8 @@ class RunExecutor:
             clock=self._clock,
         )
         self._recorders[run_id] = recorder
-        config["callbacks"] = [recorder]
+        self._observer.run_started(run, assistant["graph_id"])
+        config["callbacks"] = [recorder, *self._observer.callbacks(run_id)]
         modes = options.stream_mode
         shaper = EventShaper(modes, subgraphs=options.stream_subgraphs)
         # Always a dict, if an empty one: LangGraph builds a `context_schema` dataclass or model

@@ -28,6 +28,7 @@ from agent_runtime.runs.dispatcher import DISPATCH_SECONDS, Dispatcher
 from agent_runtime.runs.ends import FINAL_STATUSES as FINAL_STATUSES  # routes import it here
 from agent_runtime.runs.ends import POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
 from agent_runtime.runs.executor import RunExecutor, state_outcome
+from agent_runtime.runs.observer import NO_OBSERVER, RunObserver
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.signals import CancelAction, LocalSignals, SignalHandlers, Signals
 from agent_runtime.runs.slots import DEFAULT_JOBS, RunSlots
@@ -68,6 +69,7 @@ class RunManager:
         execute: bool = True,
         jobs: int = DEFAULT_JOBS,
         dispatch_seconds: float = DISPATCH_SECONDS,
+        observer: RunObserver = NO_OBSERVER,
     ) -> None:
         """One per process.
 
@@ -84,7 +86,9 @@ class RunManager:
             jobs: the most runs this process executes at once; the others wait `pending`.
             dispatch_seconds: how often to look for queued runs this process was not told
                 about (it also looks whenever a slot frees).
+            observer: told of each run's creation, start and end (metrics, traces, logs).
         """
+        self._observer = observer
         self._storage = storage
         self._registry = registry
         self._events = events
@@ -96,6 +100,7 @@ class RunManager:
             pricing=pricing or {},
             max_messages=max_messages,
             clock=clock,
+            observer=observer,
         )
         self._max_attempts = max_attempts
         self._lease = timedelta(seconds=lease_seconds)
@@ -109,7 +114,7 @@ class RunManager:
         self._finished: dict[str, asyncio.Future[tuple[Run | None, RunOutcome | None]]] = {}
         self._draining = False
         self._execute = execute
-        self._slots = RunSlots(jobs)
+        self._slots = RunSlots(jobs, on_change=observer.slots_changed)
         self._dispatcher = Dispatcher(storage, self._slots, self._wake, interval=dispatch_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._assistants: dict[str, Assistant] = {}
@@ -180,7 +185,8 @@ class RunManager:
             ConflictError: the thread is busy and the strategy is `reject`.
             NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
         """
-        run, active = await self._storage.create_run(new)
+        run, active = await self._storage.create_run(self._observer.run_creating(new))
+        self._observer.run_created(run, new.graph_id)
         if assistant is not None:
             # Handed to the executor so it need not read the assistant again.
             self._assistants[run["run_id"]] = assistant
@@ -286,6 +292,8 @@ class RunManager:
             except Exception:
                 logger.exception("Reaping expired leases failed")
                 continue
+            if threads:
+                self._observer.leases_reaped(len(threads))
             for thread_id in threads:
                 logger.warning("Thread %s: its run's process died; resuming it here", thread_id)
                 self._wake(thread_id)
@@ -348,7 +356,8 @@ class RunManager:
             return False
         self._held.add(run["run_id"])
         try:
-            await self._run(run)
+            with self._observer.run_claimed(run):
+                await self._run(run)
         finally:
             self._held.discard(run["run_id"])
         return True
@@ -425,6 +434,7 @@ class RunManager:
         if action == "rollback":
             await self._storage.delete_run(run["thread_id"], run_id, checkpoints=True)
             await self._settle(run["thread_id"])
+            self._observer.run_finished(run, RunOutcome(status="interrupted", usage=usage))
             await self._end_stream(run_id)
             return
         state = await self._thread_state(run["thread_id"])
@@ -435,6 +445,7 @@ class RunManager:
     async def _finish(self, run: Run, options: RunOptions, outcome: RunOutcome) -> None:
         self._cancel_actions.pop(run["run_id"], None)
         finished = await self._storage.finish_run(run["run_id"], outcome)
+        self._observer.run_finished(run, outcome)
         await self._end_stream(run["run_id"], outcome, finished)
         if options.stateless and options.on_completion == "delete":
             with contextlib.suppress(NotFoundError):

@@ -51,6 +51,12 @@ class RunOptions:
     strict_resume: bool = False
     stateless: bool = False
     """The run has a thread of its own, made for it (`/runs...`)."""
+    langsmith_tracer: Json | None = None
+    """`project_name` and `example_id` for the run's LangSmith trace."""
+    trace_context: Json | None = None
+    """The W3C trace context (`traceparent`, `tracestate`) of the request that created the
+    run, set by the server when it exports OpenTelemetry traces: the process that executes
+    the run continues that trace."""
     named: frozenset[str] = field(default=frozenset(), compare=False)
     """The fields the request named: `to_json` writes these even when they hold the default,
     so `Run.kwargs` shows what the client sent."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 DEFAULT_JOBS = 10
 """LangGraph's default for `N_JOBS_PER_WORKER`: a graph mostly awaits its model, so ten runs
@@ -16,12 +17,19 @@ class RunSlots:
     """At most `limit` runs at once; `try_take` never waits, so work that finds no slot stays
     queued in the database, where any process with a free slot may claim it."""
 
-    def __init__(self, limit: int = DEFAULT_JOBS) -> None:
+    def __init__(
+        self, limit: int = DEFAULT_JOBS, *, on_change: Callable[[int, int], None] | None = None
+    ) -> None:
         """Raises ValueError when `limit` is below 1: a process that executes nothing has the
-        `api` role instead."""
+        `api` role instead.
+
+        Args:
+            on_change: told `(busy, limit)` whenever a slot is taken or given back (metrics).
+        """
         if limit < 1:
             raise ValueError(f"a process needs at least one job slot, got {limit}")
         self.limit = limit
+        self._on_change = on_change
         self._busy = 0
         self._freed = asyncio.Event()
         self._idle = asyncio.Event()
@@ -43,12 +51,16 @@ class RunSlots:
             return False
         self._busy += 1
         self._idle.clear()
+        if self._on_change is not None:
+            self._on_change(self._busy, self.limit)
         return True
 
     def give_back(self) -> None:
         """Free a slot taken by `try_take`."""
         self._busy -= 1
         self._freed.set()
+        if self._on_change is not None:
+            self._on_change(self._busy, self.limit)
         if self._busy == 0:
             self._idle.set()
 

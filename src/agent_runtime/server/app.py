@@ -3,10 +3,12 @@ turns errors into `{"detail", "code"}` bodies. No route logic lives here."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,6 +19,11 @@ from starlette.responses import Response
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
+from agent_runtime.observability.http import RequestObserver
+from agent_runtime.observability.metrics import Metrics
+from agent_runtime.observability.observer import Observer
+from agent_runtime.observability.sampler import sample_forever
+from agent_runtime.observability.tracing import load_tracing
 from agent_runtime.runtime import Runtime
 from agent_runtime.schema import Json
 from agent_runtime.server import (
@@ -43,10 +50,14 @@ from agent_runtime.server.auth import (
 )
 from agent_runtime.server.custom import CustomRoutes, custom_middleware, enabled
 from agent_runtime.server.inspector import ui_routes
+from agent_runtime.server.metrics import metrics_route
 from agent_runtime.server.openapi import build_openapi
 from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, error_body, json_response
 from agent_runtime.storage.base import Storage
+
+if TYPE_CHECKING:
+    from agent_runtime.observability.otel import Tracing
 
 logger = logging.getLogger("agent_runtime")
 
@@ -75,10 +86,18 @@ def operations() -> Iterable[Operation]:
 
 
 def create_app(
-    config: RuntimeConfig, *, storage: Storage | None = None, clock: Clock = SYSTEM_CLOCK
+    config: RuntimeConfig,
+    *,
+    storage: Storage | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    tracing: Tracing | None = None,
 ) -> Starlette:
     """The application for one config; storage defaults to the backend the config names, and
     `clock` (the runtime's one clock, `Runtime.start`) to the system's.
+
+    `/metrics` is served when `config.metrics` is true. Traces are exported when `tracing`
+    is given (the tests' in-memory exporter), else as the `OTEL_*` variables say
+    (`observability.tracing`).
 
     Raises:
         AuthLoadError: the auth file or the custom app cannot be imported or used.
@@ -87,11 +106,18 @@ def create_app(
     # A worker-only process serves none of the project's own routes either.
     custom_app = load_custom_app(config) if config.role != "worker" else None
     custom = CustomRoutes(custom_app) if custom_app is not None else None
+    metrics = Metrics() if config.metrics else None
+    own_tracing = tracing is None
+    tracing = load_tracing(os.environ) if tracing is None else tracing
+    observer = Observer(metrics=metrics, tracing=tracing, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await Runtime.start(config, storage=storage, clock=clock)
+        runtime = await Runtime.start(config, storage=storage, clock=clock, observer=observer)
         app.state.services = runtime
+        sampler = None
+        if metrics is not None:
+            sampler = asyncio.create_task(sample_forever(metrics, runtime), name="metrics")
         try:
             if custom_app is None:
                 yield
@@ -99,13 +125,24 @@ def create_app(
                 async with custom_app.router.lifespan_context(custom_app):
                     yield
         finally:
-            await runtime.stop()
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+            try:
+                await runtime.stop()
+            finally:
+                if tracing is not None and own_tracing:
+                    tracing.shutdown()
 
     ops = enabled(operations(), config.http.routes)
     if config.role == "worker":
         # A worker-only process answers health checks, for its orchestrator, and nothing else.
         ops = [op for op in ops if op.path in WORKER_PATHS]
     api_routes = [op.route() for op in ops]
+    if metrics is not None:
+        # Every role serves it: a worker-only process is scraped too.
+        api_routes.append(metrics_route(metrics))
     settings = AuthSettings(
         auth=auth,
         api_key=config.api_key,
@@ -129,6 +166,12 @@ def create_app(
     # Origins come first: a preflight is answered before anything asks for credentials.
     middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig()), *inner]
     page_routes = [] if config.http.disable_ui else ui_routes()
+    if metrics is not None or tracing is not None:
+        # Outermost, so refusals by origin and auth are counted and traced too.
+        middleware.insert(
+            0,
+            Middleware(RequestObserver, metrics=metrics, tracing=tracing, routes=api_routes),
+        )
     app = Starlette(
         routes=[*([custom] if custom is not None else []), *api_routes, *page_routes],
         middleware=middleware,

@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 
 from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.schema import Json, MultitaskStrategy
-from agent_runtime.server.validation import AfterSeconds, Metadata, closed
+from agent_runtime.server.validation import AfterSeconds, Metadata, UuidStr, closed
 
 
 @closed
@@ -28,6 +28,17 @@ class CheckpointBody(TypedDict, total=False):
     checkpoint_ns: str
     checkpoint_id: str
     checkpoint_map: Json | None
+
+
+@closed
+class LangSmithTracing(TypedDict, total=False):
+    """Where LangSmith files the run's trace; honoured when the server traces to LangSmith
+    (`LANGSMITH_TRACING=true`), else a 422."""
+
+    project_name: Annotated[str, Field(min_length=1, max_length=256)]
+    """The LangSmith project to trace to, instead of the server's `LANGSMITH_PROJECT`."""
+    example_id: UuidStr
+    """The dataset example the run's trace belongs to."""
 
 
 @closed
@@ -60,8 +71,9 @@ class RunCreate(TypedDict, total=False):
     # Refused (a 422 saying why), so left out of /openapi.json.
     feedback_keys: SkipJsonSchema[list[str]]
     """Not supported (LangSmith feedback); sending it is a 422."""
-    langsmith_tracer: SkipJsonSchema[Json]
-    """Not supported (LangSmith tracing); sending it is a 422."""
+    langsmith_tracer: LangSmithTracing
+    """LangSmith project and dataset example of the run's trace (the SDK's
+    `langsmith_tracing`); a 422 unless the server traces to LangSmith."""
     strict_resume: bool
     """With `command.resume`: refuse (409) unless the thread is interrupted."""
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]]

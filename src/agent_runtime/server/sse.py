@@ -223,6 +223,7 @@ async def _encoded(
                 continue
             frame: Frame = item  # type: ignore[assignment]
             yield encode_event(*frame)
+            slot.sent(frame[0])
     finally:
         pumping.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -3,7 +3,7 @@ LangGraph's checkpointer and store. Routes and the run manager only ever see thi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -270,3 +270,15 @@ class Storage(Protocol):
     async def requeue_interrupted_work(self) -> list[str]:
         """At start-up: reap expired leases (`reap_expired_leases`; runs a live process holds
         stay its own), then return the ids of every thread with pending runs, oldest first."""
+
+    # Operations (metrics)
+
+    async def count_pending_runs(self) -> int:
+        """How many runs are queued and not started (delayed ones included)."""
+        ...
+
+    def pool_stats(self) -> Mapping[str, int] | None:
+        """This process's connection pool: `open` (in use or idle), `idle`, `max` and
+        `waiting` (requests waiting for a connection); None where there is no pool (SQLite
+        keeps one writer and one reader connection per process)."""
+        ...

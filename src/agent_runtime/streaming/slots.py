@@ -5,7 +5,7 @@ refusing and holding tasks here; no IO."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agent_runtime.errors import TooManyRequestsError
@@ -28,6 +28,12 @@ class StreamSlot:
         if self._slots is not None:
             self._slots.open -= 1
             self._slots = None
+            self._owner.counted()
+
+    def sent(self, event: str) -> None:
+        """One event was written to this stream's reader (for metrics)."""
+        if self._owner.on_event is not None:
+            self._owner.on_event(event)
 
     def follow_up(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` once the stream has ended (its own task is being torn down), held by the
@@ -39,10 +45,23 @@ class StreamSlots:
     """Counts the server-sent event streams this process serves, up to `limit`, and says how
     long each may wait on a reader that takes no data (`send_timeout`, seconds)."""
 
-    def __init__(self, limit: int, *, send_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        send_timeout: float = 30.0,
+        on_count: Callable[[int], None] | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        """Args:
+        on_count: told the number of open streams whenever it changes (metrics).
+        on_event: told the name of every event written to a reader (metrics).
+        """
         self.limit = limit
         self.send_timeout = send_timeout
         self.open = 0
+        self.on_count = on_count
+        self.on_event = on_event
         self._follow_ups: set[asyncio.Task[None]] = set()
 
     def acquire(self) -> StreamSlot:
@@ -60,7 +79,12 @@ class StreamSlots:
                 retry_after=STREAMS_RETRY_AFTER_SECONDS,
             )
         self.open += 1
+        self.counted()
         return StreamSlot(self)
+
+    def counted(self) -> None:
+        if self.on_count is not None:
+            self.on_count(self.open)
 
     def follow_up(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` on a task of its own, holding it until it finishes (the event loop keeps

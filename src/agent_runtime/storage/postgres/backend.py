@@ -21,6 +21,7 @@ from agent_runtime.storage.postgres.retention import PostgresRetention
 from agent_runtime.storage.postgres.runs import PostgresRuns
 from agent_runtime.storage.postgres.saver import RuntimePostgresSaver
 from agent_runtime.storage.postgres.schema import migrate
+from agent_runtime.storage.postgres.stats import PostgresStats
 from agent_runtime.storage.postgres.store import RuntimePostgresStore, has_pgvector
 from agent_runtime.storage.postgres.threads import PostgresThreads
 from agent_runtime.storage.postgres.tool_calls import PostgresToolCalls
@@ -34,6 +35,7 @@ class PostgresStorage(
     PostgresRuns,
     PostgresToolCalls,
     PostgresRetention,
+    PostgresStats,
 ):
     """Storage on a Postgres database; see `storage.base.Storage` for the contract."""
 

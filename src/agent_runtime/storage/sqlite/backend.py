@@ -31,6 +31,7 @@ from agent_runtime.storage.sqlite.database import (
 from agent_runtime.storage.sqlite.retention import SqliteRetention
 from agent_runtime.storage.sqlite.runs import SqliteRuns
 from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
+from agent_runtime.storage.sqlite.stats import SqliteStats
 from agent_runtime.storage.sqlite.store import RuntimeSqliteStore
 from agent_runtime.storage.sqlite.threads import SqliteThreads
 from agent_runtime.storage.sqlite.tool_calls import SqliteToolCalls
@@ -44,6 +45,7 @@ class SqliteStorage(
     SqliteRuns,
     SqliteToolCalls,
     SqliteRetention,
+    SqliteStats,
 ):
     """Storage on one SQLite file; see `storage.base.Storage` for the contract."""
 
