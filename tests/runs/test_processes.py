@@ -22,7 +22,7 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from agent_runtime.cli import _command, _parser
+from agent_runtime.cli_options import build_parser, read_command
 from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
 from tests.conftest import ROOT, json_of
@@ -316,7 +316,7 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
         "AGENT_RUNTIME_ROLE": "worker",
         "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "7.5",
     }
-    command = _command(_parser().parse_args(["serve"]), environ)
+    command = read_command(build_parser().parse_args(["serve"]), environ)
     assert (command.jobs, command.workers, command.role, command.shutdown_grace) == (
         3,
         2,
@@ -324,5 +324,5 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
         7.5,
     )
     flags = ["serve", "--n-jobs-per-worker", "4", "--workers", "1", "--role", "api"]
-    command = _command(_parser().parse_args(flags), environ)
+    command = read_command(build_parser().parse_args(flags), environ)
     assert (command.jobs, command.workers, command.role) == (4, 1, "api")
