@@ -1,4 +1,5 @@
-"""Several real `agent-runtime serve` processes on one SQLite file: with `--redis`, any process
+"""Several real `agent-runtime serve` processes on one database (SQLite, or Postgres with
+`--backend postgres`): with `--redis`, any process
 streams, resumes, joins and cancels a run that another executes, also across a kill -9 of the
 executing process and a restart of Redis; without Redis, join still sees the end.
 
@@ -23,7 +24,7 @@ import httpx
 import pytest
 
 from agent_runtime.streaming.eventlog import ATTEMPT_ID_SPAN
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Database
 from tests.runs.test_crash_recovery import ServerProcess, _ended, _until
 from tests.services import redis_prefix, require_redis
 
@@ -82,12 +83,18 @@ async def _read(
 
 
 async def _start(
-    folder: Path, count: int, *, redis: str | None, prefix: str | None = None
+    folder: Path,
+    database: Database,
+    count: int,
+    *,
+    redis: str | None,
+    prefix: str | None = None,
 ) -> list[ServerProcess]:
     args = ["--redis", redis] if redis else []
     env = {"REDIS_KEY_PREFIX": prefix} if prefix else {}
     servers = [
-        ServerProcess(folder, config=CLUSTER_CONFIG, args=args, env=env) for _ in range(count)
+        ServerProcess(folder, database, config=CLUSTER_CONFIG, args=args, env=env)
+        for _ in range(count)
     ]
     try:
         # One after another: the first creates the database's tables.
@@ -137,8 +144,9 @@ def _strictly_increasing(ids: list[int | None]) -> bool:
 @pytest.mark.timeout(120)
 async def test_a_run_streamed_through_one_process_resumes_through_another(
     tmp_path: Path,
+    database: Database,
 ) -> None:
-    servers = await _start(tmp_path, 3, redis=require_redis(), prefix=redis_prefix())
+    servers = await _start(tmp_path, database, 3, redis=require_redis(), prefix=redis_prefix())
     try:
         thread_id, run_id = await _new_run(servers[0], ticks=5, tick_seconds=0.1)
         executing = await _executor(servers, thread_id, run_id)
@@ -175,8 +183,9 @@ async def test_a_run_streamed_through_one_process_resumes_through_another(
 @pytest.mark.timeout(120)
 async def test_a_cancel_sent_to_another_process_stops_the_run_within_a_second(
     tmp_path: Path,
+    database: Database,
 ) -> None:
-    servers = await _start(tmp_path, 2, redis=require_redis(), prefix=redis_prefix())
+    servers = await _start(tmp_path, database, 2, redis=require_redis(), prefix=redis_prefix())
     try:
         thread_id, run_id = await _new_run(servers[0], ticks=100, tick_seconds=0.1)
         executing = await _executor(servers, thread_id, run_id)
@@ -212,8 +221,10 @@ async def test_a_cancel_sent_to_another_process_stops_the_run_within_a_second(
 
 
 @pytest.mark.timeout(120)
-async def test_a_client_reconnecting_after_a_kill_gets_every_later_event(tmp_path: Path) -> None:
-    servers = await _start(tmp_path, 2, redis=require_redis(), prefix=redis_prefix())
+async def test_a_client_reconnecting_after_a_kill_gets_every_later_event(
+    tmp_path: Path, database: Database
+) -> None:
+    servers = await _start(tmp_path, database, 2, redis=require_redis(), prefix=redis_prefix())
     try:
         thread_id, run_id = await _new_run(servers[0], ticks=4, tick_seconds=0.2)
         executing = await _executor(servers, thread_id, run_id)
@@ -243,8 +254,10 @@ async def test_a_client_reconnecting_after_a_kill_gets_every_later_event(tmp_pat
 
 
 @pytest.mark.timeout(120)
-async def test_without_redis_join_through_another_process_sees_the_end(tmp_path: Path) -> None:
-    servers = await _start(tmp_path, 2, redis=None)
+async def test_without_redis_join_through_another_process_sees_the_end(
+    tmp_path: Path, database: Database
+) -> None:
+    servers = await _start(tmp_path, database, 2, redis=None)
     try:
         thread_id, run_id = await _new_run(servers[0], ticks=3, tick_seconds=0.1)
         async with httpx.AsyncClient(base_url=servers[1].url, timeout=60) as http:
@@ -283,6 +296,7 @@ async def _redis_answers(port: int) -> bool:
 @pytest.mark.timeout(120)
 async def test_a_run_finishes_and_its_stream_rejoins_across_a_redis_restart(
     tmp_path: Path,
+    database: Database,
 ) -> None:
     require_redis()
     port = _free_port()
@@ -290,7 +304,7 @@ async def test_a_run_finishes_and_its_stream_rejoins_across_a_redis_restart(
     servers: list[ServerProcess] = []
     try:
         await _until(lambda: _redis_answers(port), "the test's Redis to listen")
-        servers = await _start(tmp_path, 2, redis=f"redis://127.0.0.1:{port}/0")
+        servers = await _start(tmp_path, database, 2, redis=f"redis://127.0.0.1:{port}/0")
         thread_id, run_id = await _new_run(servers[0], ticks=5, tick_seconds=0.15)
         executing = await _executor(servers, thread_id, run_id)
         other = servers[1 - executing]
