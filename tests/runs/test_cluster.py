@@ -180,6 +180,98 @@ async def test_a_run_streamed_through_one_process_resumes_through_another(
         await _stop(servers)
 
 
+async def _thread_events(
+    url: str, thread_id: str, opened: asyncio.Event, *, runs: int
+) -> list[tuple[str, str, Any]]:
+    """A thread's stream read raw, (id, event, data) each, until `runs` runs have ended on it;
+    `opened` is set once the response has begun."""
+    seen: list[tuple[str, str, Any]] = []
+    ended = 0
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+        http.stream("GET", f"/threads/{thread_id}/stream") as response,
+    ):
+        assert response.status_code == 200
+        opened.set()
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            if "event" in fields:
+                data = json.loads(fields["data"])
+                seen.append((fields.get("id", ""), fields["event"], data))
+                if fields["event"] == "metadata" and "status" in data:
+                    ended += 1
+                    if ended == runs:
+                        return seen
+            fields = {}
+    return seen
+
+
+@pytest.mark.timeout(120)
+async def test_a_thread_stream_through_another_process_sees_the_runs_executed_elsewhere(
+    tmp_path: Path, database: Database
+) -> None:
+    redis, env = require_redis(), {"REDIS_KEY_PREFIX": redis_prefix()}
+    # An API-only process cannot execute, so every run executes on the other one.
+    executor = ServerProcess(
+        tmp_path, database, config=CLUSTER_CONFIG, args=["--redis", redis], env=env
+    )
+    api = ServerProcess(
+        tmp_path,
+        database,
+        config=CLUSTER_CONFIG,
+        args=["--redis", redis, "--role", "api"],
+        env=env,
+    )
+    try:
+        for server in (executor, api):
+            await server.start()
+        async with httpx.AsyncClient(base_url=executor.url, timeout=30) as http:
+            thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+        opened = asyncio.Event()
+        watching = asyncio.create_task(_thread_events(api.url, thread_id, opened, runs=2))
+        await asyncio.wait_for(opened.wait(), 10)
+        run_ids = []
+        # The first run is created through the executing process, the second through the
+        # API-only one (queued behind the first, executed by the other).
+        for server in (executor, api):
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+                body = {
+                    "assistant_id": "ticker",
+                    "input": {"steps": []},
+                    "context": {"ticks": 2, "tick_seconds": 0.05},
+                    "stream_mode": ["custom", "updates"],
+                    "multitask_strategy": "enqueue",
+                }
+                run = (await http.post(f"/threads/{thread_id}/runs", json=body)).json()
+            run_ids.append(run["run_id"])
+        seen = await asyncio.wait_for(watching, 60)
+
+        for run_id in run_ids:
+            own = [(i, e, d) for i, e, d in seen if i.startswith(f"{run_id}:")]
+            assert own[0][1:] == ("metadata", {"run_id": run_id, "attempt": 1})
+            ticks = [d for _, e, d in own if e == "custom"]
+            assert len(ticks) == 6 * 2
+            assert {tick["pid"] for tick in ticks} == {executor.pid}
+            assert [e for _, e, _ in own].count("updates") == 6
+            assert own[-1][1:] == (
+                "metadata",
+                {"run_id": run_id, "thread_id": thread_id, "status": "success"},
+            )
+            numbers = [int(i.rsplit(":", 1)[1]) for i, _, _ in own]
+            assert numbers[:-1] == sorted(set(numbers[:-1]))
+        # One run after the other, in the order they were queued.
+        firsts = [next(n for n, (i, _, _) in enumerate(seen) if i.startswith(r)) for r in run_ids]
+        assert firsts == sorted(firsts)
+    finally:
+        await _stop([api, executor])
+
+
 @pytest.mark.timeout(120)
 async def test_a_cancel_sent_to_another_process_stops_the_run_within_a_second(
     tmp_path: Path,
