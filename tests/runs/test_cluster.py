@@ -360,6 +360,120 @@ async def test_without_redis_join_through_another_process_sees_the_end(
         await _stop(servers)
 
 
+async def _executor_and_api(
+    folder: Path, database: Database, *, redis: str | None = None
+) -> tuple[ServerProcess, ServerProcess]:
+    """Two processes on one database, the second API-only: every run executes on the first."""
+    args = ["--redis", redis] if redis else []
+    env = {"REDIS_KEY_PREFIX": redis_prefix()} if redis else {}
+    executor = ServerProcess(folder, database, config=CLUSTER_CONFIG, args=args, env=env)
+    api = ServerProcess(
+        folder, database, config=CLUSTER_CONFIG, args=[*args, "--role", "api"], env=env
+    )
+    try:
+        for server in (executor, api):
+            await server.start()
+    except BaseException:
+        await _stop([api, executor])
+        raise
+    return executor, api
+
+
+@pytest.mark.timeout(120)
+async def test_without_redis_a_cancel_sent_to_another_process_stops_the_run(
+    tmp_path: Path, database: Database
+) -> None:
+    executor, api = await _executor_and_api(tmp_path, database)
+    try:
+        thread_id, run_id = await _new_run(api, ticks=100, tick_seconds=0.1)
+        path = _path(thread_id, run_id)
+        ended: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+        def stopped(event: Event) -> bool:
+            if event.event == "error" and not ended.done():
+                ended.set_result(time.monotonic())
+            return event.event == "end"
+
+        async def running() -> bool:
+            async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+                run = (await http.get(f"/threads/{thread_id}/runs/{run_id}")).json()
+            return bool(run["status"] == "running")
+
+        await _until(running, "the run to start")
+        # The executing process holds the events; the API process records the cancel.
+        watching = asyncio.create_task(_read(executor.url, path, last_event_id="-1", until=stopped))
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+            sent = time.monotonic()
+            response = await http.post(
+                f"/threads/{thread_id}/runs/{run_id}/cancel", params={"wait": "true"}
+            )
+            answered = time.monotonic()
+        seen = await asyncio.wait_for(watching, 10)
+        took = await ended - sent
+        print(f"cancel through another process without Redis: stopped after {took * 1000:.0f} ms")
+        # Found at the executing process's next look (1 s), then the run ends as usual.
+        assert took < 2.0
+        assert answered - sent < 3.0
+        assert response.status_code == 200
+        assert (response.json()["status"], response.json()["run_id"]) == ("interrupted", run_id)
+        assert [e.event for e in seen[-2:]] == ["error", "end"]
+        assert seen[-2].data == {
+            "error": "CancelledError",
+            "message": "The run was cancelled (interrupt)",
+        }
+        assert {e.data["pid"] for e in seen if e.event == "custom"} == {executor.pid}
+    finally:
+        await _stop([api, executor])
+
+
+@pytest.mark.timeout(120)
+async def test_without_redis_a_stream_through_another_process_ends_with_the_final_values(
+    tmp_path: Path, database: Database
+) -> None:
+    executor, api = await _executor_and_api(tmp_path, database)
+    final = {"steps": [f"{i}@1" for i in range(6)]}
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+            thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+            body = {
+                "assistant_id": "ticker",
+                "input": {"steps": []},
+                "context": {"ticks": 2, "tick_seconds": 0.05},
+                "stream_mode": ["values", "custom"],
+            }
+            began = time.monotonic()
+            async with http.stream(
+                "POST", f"/threads/{thread_id}/runs/stream", json=body
+            ) as response:
+                assert response.status_code == 200
+                text = "".join([chunk async for chunk in response.aiter_text()])
+            took = time.monotonic() - began
+        frames = [_frame(block) for block in text.split("\n\n") if "event: " in block]
+        run_id = frames[0][1]["run_id"]
+        # What this process can tell without the events: the run, its final values, the end.
+        assert frames == [
+            ("metadata", {"run_id": run_id, "attempt": 1}),
+            ("values", final),
+            ("end", None),
+        ]
+        assert took < 15.0
+        # The same through a join stream, once the run has ended.
+        joined = await _read(api.url, _path(thread_id, run_id), last_event_id="-1")
+        assert [(e.event, e.id) for e in joined] == [("error", None), ("end", None)]
+        assert joined[0].data["error"] == "EventsExpired"
+        # The executing process has every event.
+        everything = await _read(executor.url, _path(thread_id, run_id), last_event_id="-1")
+        assert len([e for e in everything if e.event == "custom"]) == 6 * 2
+    finally:
+        await _stop([api, executor])
+
+
+def _frame(block: str) -> tuple[str, Any]:
+    fields = dict(line.partition(": ")[::2] for line in block.splitlines() if ": " in line)
+    return fields["event"], json.loads(fields["data"])
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

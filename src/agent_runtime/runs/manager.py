@@ -24,7 +24,12 @@ from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import NotFoundError
 from agent_runtime.registry import GraphRegistry
-from agent_runtime.runs.cancels import Cancels
+from agent_runtime.runs.cancels import (
+    REQUEST_POLL_SECONDS,
+    SIGNALLED_REQUEST_POLL_SECONDS,
+    CancelRequests,
+    Cancels,
+)
 from agent_runtime.runs.dispatcher import DISPATCH_SECONDS, Dispatcher
 from agent_runtime.runs.ends import FINAL_STATUSES as FINAL_STATUSES  # routes import it here
 from agent_runtime.runs.ends import POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
@@ -97,6 +102,7 @@ class RunManager:
         self.owner = uuid.uuid4().hex
         """This process's id on the runs it claims."""
         self._held: set[str] = set()
+        self._claiming: set[str] = set()
         self._leases = Leases(
             storage,
             owner=self.owner,
@@ -107,7 +113,6 @@ class RunManager:
         )
         self._upkeep: list[asyncio.Task[None]] = []
         self._cancels = Cancels()
-        self._finished: dict[str, asyncio.Future[tuple[Run | None, RunOutcome | None]]] = {}
         self._draining = False
         self._execute = execute
         self._slots = RunSlots(jobs)
@@ -125,6 +130,13 @@ class RunManager:
         across = self._signals.reaches_other_processes
         self._ends = RunEnds(
             storage, poll_seconds=SIGNALLED_POLL_SECONDS if across else POLL_SECONDS
+        )
+        self._requests = CancelRequests(
+            storage,
+            owner=self.owner,
+            held=self._held,
+            deliver=self._cancel_signalled,
+            interval=SIGNALLED_REQUEST_POLL_SECONDS if across else REQUEST_POLL_SECONDS,
         )
         self._signals.bind(
             SignalHandlers(
@@ -145,6 +157,7 @@ class RunManager:
         self._upkeep += [
             asyncio.create_task(self._leases.heartbeat(), name="runs:heartbeat"),
             asyncio.create_task(self._dispatcher.run(), name="runs:dispatcher"),
+            asyncio.create_task(self._requests.watch(), name="runs:cancel-requests"),
         ]
 
     @property
@@ -192,7 +205,10 @@ class RunManager:
         if assistant is not None:
             # Handed to the executor so it need not read the assistant again.
             self._assistants[run["run_id"]] = assistant
-        await self._events.open(run["run_id"])
+        if self._execute or self._events.reaches_other_processes:
+            # Open now, so a stream subscribing before the claim waits for the events. A
+            # process's own log that will never carry them would stay open for nothing.
+            await self._events.open(run["run_id"])
         strategy = new.multitask_strategy
         for other in active:
             action: CancelAction = "rollback" if strategy == "rollback" else "interrupt"
@@ -210,8 +226,10 @@ class RunManager:
             return
         if run["status"] == "running":
             # Claimed but maybe not registered yet: the registration honours this. Or claimed
-            # by another process: the signal reaches it.
+            # by another process: the signal reaches it at once, else (no Redis, or the signal
+            # lost) the request in the database at its next look (`CancelRequests`).
             self._cancels.remember(run_id, action)
+            await self._storage.request_cancel(run_id, action)
             await self._signals.cancel(run_id, action)
             return
         if run["status"] != "pending":
@@ -235,25 +253,12 @@ class RunManager:
     async def wait(self, run: Run) -> tuple[Run | None, RunOutcome | None]:
         """Wait until the run has ended; return its final row (None when it is gone: rolled
         back, or a stateless run's thread deleted) and, when this process ran it, its outcome."""
-        run_id = run["run_id"]
-        if run["status"] in FINAL_STATUSES:
-            return run, None
-        finished = self._finished.get(run_id)
-        if finished is None:
-            finished = asyncio.get_running_loop().create_future()
-            self._finished[run_id] = finished
-            # The row may be stale: re-read now that a later end will resolve the future.
-            try:
-                current = await self._storage.get_run(run["thread_id"], run_id)
-            except NotFoundError:
-                return None, None
-            if current["status"] in FINAL_STATUSES:
-                self._finished.pop(run_id, None)
-                return current, None
-        ended = await self._ends.wait(run, finished, running_here=self._running_here)
-        if self._finished.get(run_id) is finished:
-            del self._finished[run_id]  # ended by another process
-        return ended
+        return await self._ends.wait(run, running_here=self._running_here)
+
+    def may_execute(self, run: Run) -> bool:
+        """Whether this process executes the run, or may be claiming it this moment; when
+        not, and the run is `running` or has ended, another process executed it."""
+        return run["run_id"] in self._held or run["thread_id"] in self._claiming
 
     def _running_here(self, run_id: str) -> bool:
         return run_id in self._held
@@ -271,9 +276,13 @@ class RunManager:
         self._workers.wake(thread_id)
 
     async def _claim_and_run(self, thread_id: str) -> bool:
-        run = await self._storage.claim_next_run(
-            thread_id, owner=self.owner, lease=self._leases.lease
-        )
+        self._claiming.add(thread_id)
+        try:
+            run = await self._storage.claim_next_run(
+                thread_id, owner=self.owner, lease=self._leases.lease
+            )
+        finally:
+            self._claiming.discard(thread_id)
         if run is None:
             return False
         self._held.add(run["run_id"])
@@ -287,8 +296,7 @@ class RunManager:
         run_id = run["run_id"]
         # Read once, here where the run is claimed; everything after works on the typed options.
         options = RunOptions.from_json(run["kwargs"])
-        if run_id not in self._finished:
-            self._finished[run_id] = asyncio.get_running_loop().create_future()
+        self._ends.expect(run_id)
         # Only a run claimed more often than allowed can have been blamed that often.
         if (
             run["attempt"] > self._max_attempts
@@ -378,9 +386,7 @@ class RunManager:
         self._assistants.pop(run_id, None)
         await self._events.publish(run_id, "end", b"null")
         await self._events.close(run_id)
-        finished = self._finished.pop(run_id, None)
-        if finished is not None and not finished.done():
-            finished.set_result((final, outcome))
+        self._ends.resolve(run_id, final, outcome)
         await self._signals.run_ended(run_id)
 
     async def _settle(self, thread_id: str) -> None:

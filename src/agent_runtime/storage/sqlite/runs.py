@@ -18,7 +18,7 @@ from agent_runtime.errors import (
     TooManyRequestsError,
 )
 from agent_runtime.lifecycle import require_open
-from agent_runtime.schema import Run, RunStatus
+from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
@@ -285,6 +285,22 @@ class SqliteRuns:
         )
         return sorted({row["thread_id"] for row in rows})
 
+    async def request_cancel(self, run_id: str, action: CancelAction) -> bool:
+        rows = await self._db.write_returning(
+            "UPDATE runs SET cancel_action = ? WHERE run_id = ? AND status = 'running'"
+            " RETURNING run_id",
+            (action, run_id),
+        )
+        return bool(rows)
+
+    async def cancel_requests(self, owner: str) -> dict[str, CancelAction]:
+        rows = await self._db.fetch_all(
+            "SELECT run_id, cancel_action FROM runs WHERE status = 'running' AND owner = ?"
+            " AND cancel_action IS NOT NULL",
+            (owner,),
+        )
+        return {row["run_id"]: _cancel_action(row["cancel_action"]) for row in rows}
+
     async def charged_attempts(self, run_id: str) -> int:
         row = await self._db.fetch_one("SELECT charged FROM runs WHERE run_id = ?", (run_id,))
         if row is None:
@@ -398,6 +414,10 @@ async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) ->
 
 async def _select(conn: aiosqlite.Connection, run_id: str) -> Any:
     return await _one(conn, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
+
+
+def _cancel_action(stored: str) -> CancelAction:
+    return "rollback" if stored == "rollback" else "interrupt"
 
 
 def _not_found(run_id: str) -> NotFoundError:
