@@ -18,11 +18,11 @@ from psycopg.rows import DictRow
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
+from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import NewRun, RunOutcome
-from agent_runtime.storage.sqlite.runs import check_pending
 from agent_runtime.usage import add_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has

@@ -15,10 +15,10 @@ from agent_runtime.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
-    TooManyRequestsError,
 )
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
+from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
@@ -443,17 +443,3 @@ def _run(row: Any) -> Run:
         "error": row["error"],
         "usage": None if row["usage"] is None else loads(row["usage"]),
     }
-
-
-def check_pending(new: NewRun, active: Sequence[Any]) -> None:
-    # Other strategies cancel the active runs, so only `enqueue` can grow the queue.
-    if new.max_pending is None or new.multitask_strategy != "enqueue":
-        return
-    pending = sum(1 for run in active if run["status"] == "pending")
-    if pending >= new.max_pending:
-        raise TooManyRequestsError(
-            f'Thread "{new.thread_id}" already has {pending} pending runs, the most it may '
-            f"queue (agent_runtime.limits.max_pending_runs_per_thread in langgraph.json); "
-            "retry when some have run, or cancel them",
-            code="too_many_pending_runs",
-        )
