@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 import agent_runtime
-from agent_runtime.cli import _command, _parser, _studio_line, dev_defaults
+from agent_runtime.cli import _studio_line, dev_defaults
+from agent_runtime.cli_options import build_parser, read_command
 from agent_runtime.config import CheckpointCacheConfig, CorsConfig, HttpConfig, load_config
 from agent_runtime.errors import ConfigError
 
@@ -363,7 +364,7 @@ graph = StateGraph(State).add_node(explode).add_edge(START, "explode").compile()
 
 def test_cli_log_flags_and_environment_map_onto_the_command() -> None:
     def command(*args: str, **environ: str) -> tuple[str, str, bool]:
-        parsed = _command(_parser().parse_args(["serve", *args]), environ)
+        parsed = read_command(build_parser().parse_args(["serve", *args]), environ)
         return parsed.log_level, parsed.server_log_level, parsed.access_log
 
     assert command() == ("info", "info", True)

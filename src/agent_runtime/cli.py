@@ -1,8 +1,9 @@
 """The `agent-runtime` command: `dev` (what `langgraph dev` does, with reload), `serve`, and
 `migrate` (bring the database's tables up to date, then exit).
 
-Maps flags and environment onto the config, checks everything that can fail before serving (config,
-graph imports, the port) with one line each, then hands uvicorn a bound socket. No server logic.
+Maps the command (`cli_options`: flags and environment) onto the config, checks everything that can
+fail before serving (config, graph imports, the port) with one line each, then hands uvicorn a bound
+socket. No server logic.
 """
 
 from __future__ import annotations
@@ -15,24 +16,30 @@ import os
 import socket
 import sys
 import webbrowser
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from agent_runtime import __version__
+from agent_runtime.cli_options import (
+    CONFIG_ENV,
+    JOBS_ENV,
+    NO_UI_ENV,
+    Command,
+    build_parser,
+    from_env,
+    parse_count,
+    read_command,
+)
 from agent_runtime.config import (
     API_KEY_ENV,
     DATABASE_ENV,
-    DATABASE_URI_ENV,
     DEV_CORS,
     METRICS_ENV,
     REDIS_ENV,
     STUDIO_ORIGIN,
-    LogFormat,
-    ProcessRole,
     RuntimeConfig,
     apply_env,
     is_path_dependency,
@@ -41,66 +48,15 @@ from agent_runtime.config import (
     redact_uri,
 )
 from agent_runtime.errors import ConfigError, StorageError
-from agent_runtime.log_config import DEFAULT_LOG_LEVEL, LOG_LEVEL_ENV, LOG_LEVELS, log_config
-from agent_runtime.observability.log_format import LOG_FORMAT_ENV, LOG_FORMATS
-from agent_runtime.processes import (
-    DEFAULT_GRACE_SECONDS,
-    DrainingServer,
-    Supervisor,
-    stop_with_parent,
-)
+from agent_runtime.log_config import log_config
+from agent_runtime.processes import DrainingServer, Supervisor, stop_with_parent
 from agent_runtime.reload import ProjectReload
 from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-CONFIG_ENV = "AGENT_RUNTIME_CONFIG"
-"""Fallback for `--config`; also how `dev` tells its reload children which file to serve."""
-HOST_ENV = "AGENT_RUNTIME_HOST"
-"""Fallback for `--host` (both commands)."""
-PORT_ENV = "AGENT_RUNTIME_PORT"
-"""Fallback for `--port` (both commands)."""
-NO_UI_ENV = "AGENT_RUNTIME_NO_UI"
-"""How `dev` tells its reload children that `--no-ui` was given."""
 GRACEFUL_SHUTDOWN_SECONDS = 5
-WORKERS_ENV = "WEB_CONCURRENCY"
-"""Fallback for `--workers` (uvicorn's and gunicorn's variable)."""
-JOBS_ENV = "N_JOBS_PER_WORKER"
-"""Fallback for `--n-jobs-per-worker` (LangGraph's variable); beats the config's
-`agent_runtime.limits.n_jobs_per_worker`."""
-ROLE_ENV = "AGENT_RUNTIME_ROLE"
-"""Fallback for `--role`."""
-GRACE_ENV = "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS"
-"""Fallback for `--shutdown-grace-seconds` (LangGraph's variable)."""
-ROLES: tuple[ProcessRole, ...] = ("all", "api", "worker")
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Command:
-    name: str
-    config_path: Path
-    database: str | None
-    redis: str | None
-    host: str
-    port: int
-    reload: bool
-    browser: bool
-    log_level: str
-    """Of our loggers, and of uvicorn's unless `server_log_level` says otherwise."""
-    server_log_level: str
-    access_log: bool
-    workers: int = 1
-    role: ProcessRole = "all"
-    jobs: int | None = None
-    """`--n-jobs-per-worker` or its variable; None leaves the config's."""
-    shutdown_grace: float = DEFAULT_GRACE_SECONDS
-    ui: bool = True
-    metrics: bool | None = None
-    """`--metrics` / `--no-metrics`; None leaves the config's (else on for `serve` only)."""
-    log_format: LogFormat | None = None
-    """`--log-format` or `LOG_FORMAT`; None leaves the config's (else text)."""
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -109,11 +65,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     2: the config or a graph is broken; 1: the port cannot be listened on; 3: start-up failed
     (the database, the store index, a graph factory); 0: stopped cleanly.
     """
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "migrate":
         return _migrate(args)
     try:
-        command = _command(args, os.environ)
+        command = read_command(args, os.environ)
         config = _with_process_options(
             load_config(command.config_path, database=command.database, redis=command.redis),
             command,
@@ -193,7 +149,7 @@ def main() -> None:
     sys.exit(status)
 
 
-def _with_process_options(config: RuntimeConfig, command: _Command) -> RuntimeConfig:
+def _with_process_options(config: RuntimeConfig, command: Command) -> RuntimeConfig:
     if command.jobs is not None:
         config = replace(config, limits=replace(config.limits, n_jobs_per_worker=command.jobs))
     metrics = command.metrics if command.metrics is not None else config.metrics
@@ -203,7 +159,7 @@ def _with_process_options(config: RuntimeConfig, command: _Command) -> RuntimeCo
     return replace(config, role=command.role, metrics=metrics)
 
 
-def _processes_line(config: RuntimeConfig, command: _Command) -> str:
+def _processes_line(config: RuntimeConfig, command: Command) -> str:
     count = f"{command.workers} processes" if command.workers > 1 else "1 process"
     if config.role == "api":
         return f"{count}, API only: runs are queued for worker processes"
@@ -224,7 +180,7 @@ def _reload_app() -> ASGIApp:
         _say(exc.detail)
         raise SystemExit(3) from None
     apply_env(config, os.environ)
-    jobs = _from_env(None, os.environ, JOBS_ENV, _count)
+    jobs = from_env(None, os.environ, JOBS_ENV, parse_count)
     if jobs is not None:
         config = replace(config, limits=replace(config.limits, n_jobs_per_worker=jobs))
     if os.environ.get(NO_UI_ENV):
@@ -236,6 +192,11 @@ def _reload_app() -> ASGIApp:
         _say(exc.detail)
         raise SystemExit(3) from None
     return StartupReport(app, _say)
+
+
+def without_ui(config: RuntimeConfig) -> RuntimeConfig:
+    """The config with the inspector page at `/ui` turned off (`--no-ui`)."""
+    return replace(config, http=replace(config.http, disable_ui=True))
 
 
 def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
@@ -255,130 +216,12 @@ def dev_defaults(config: RuntimeConfig) -> RuntimeConfig:
     return config
 
 
-def without_ui(config: RuntimeConfig) -> RuntimeConfig:
-    """The config with the inspector page at `/ui` turned off (`--no-ui`)."""
-    return replace(config, http=replace(config.http, disable_ui=True))
-
-
 def _studio_line(config: RuntimeConfig, url: str) -> str:
     from agent_runtime.server.origins import OriginPolicy
 
     if OriginPolicy(config.http.cors or DEV_CORS).allows(STUDIO_ORIGIN):
         return f"Studio: {STUDIO_ORIGIN}/studio/?baseUrl={url}"
     return f"Studio: add {STUDIO_ORIGIN} to http.cors.allow_origins in langgraph.json to use it"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="agent-runtime",
-        description="Serve the LangGraph graphs of a langgraph.json over the LangGraph Server API.",
-    )
-    parser.add_argument("--version", action="version", version=f"agent-runtime {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dev = commands.add_parser(
-        "dev", help="serve for development: reload on changes, open the docs (like langgraph dev)"
-    )
-    serve = commands.add_parser("serve", help="serve in production: all interfaces, no reload")
-    for sub, host, port in ((dev, "127.0.0.1", 2024), (serve, "0.0.0.0", 8000)):
-        sub.add_argument(
-            "--config",
-            help=f"the langgraph.json to serve (default: ${CONFIG_ENV}, else ./langgraph.json)",
-        )
-        sub.add_argument(
-            "--host", help=f"interface to listen on (default: ${HOST_ENV}, else {host})"
-        )
-        sub.add_argument(
-            "--port", type=_port, help=f"port to listen on (default: ${PORT_ENV}, else {port})"
-        )
-        _database_options(sub)
-        sub.add_argument(
-            "--redis",
-            metavar="URI",
-            help=f"a Redis (redis://host:6379/0) for several processes serving one deployment: "
-            f"run events, wake-ups and cancels (default: ${REDIS_ENV}, else "
-            "agent_runtime.redis in the config, else none)",
-        )
-        sub.add_argument(
-            "--log-level",
-            type=_log_level,
-            help=f"level of agent-runtime's and the server's logs: {', '.join(LOG_LEVELS)} "
-            f"(default: ${LOG_LEVEL_ENV}, else {DEFAULT_LOG_LEVEL})",
-        )
-        sub.add_argument(
-            "--server-log-level",
-            type=_log_level,
-            help="level of the HTTP server's (uvicorn's) logs only (default: the --log-level)",
-        )
-        sub.add_argument("--no-access-log", action="store_true", help="do not log every request")
-        sub.add_argument(
-            "--no-ui", action="store_true", help="do not serve the inspector page at /ui"
-        )
-        sub.add_argument(
-            "--log-format",
-            type=_log_format,
-            help="text (uvicorn's lines) or json (one object per line, with the run's ids on "
-            f"each line a run writes) (default: ${LOG_FORMAT_ENV}, else agent_runtime.log_format "
-            "in the config, else text)",
-        )
-        sub.add_argument(
-            "--metrics",
-            action=argparse.BooleanOptionalAction,
-            help="serve Prometheus metrics at /metrics, behind the API's authentication "
-            f"(default: ${METRICS_ENV}, else agent_runtime.metrics in the config, else on for "
-            "serve and off for dev)",
-        )
-        sub.set_defaults(default_host=host, default_port=port)
-        sub.add_argument(
-            "--n-jobs-per-worker",
-            type=_count,
-            metavar="K",
-            help=f"the most runs one process executes at once; more wait queued (default: "
-            f"${JOBS_ENV}, else agent_runtime.limits.n_jobs_per_worker, else 10)",
-        )
-    serve.add_argument(
-        "--workers",
-        type=_count,
-        metavar="N",
-        help="server processes sharing the port, each in the --role and with its own "
-        f"--n-jobs-per-worker; one that dies is replaced (default: ${WORKERS_ENV}, else 1)",
-    )
-    serve.add_argument(
-        "--role",
-        type=_role,
-        help="all: serve the API and execute runs; api: serve the API and queue runs for "
-        "worker processes (LangGraph's API server); worker: execute runs queued in the database "
-        f"and answer only GET /ok (LangGraph's queue worker) (default: ${ROLE_ENV}, else all)",
-    )
-    serve.add_argument(
-        "--shutdown-grace-seconds",
-        type=_seconds,
-        metavar="S",
-        help="on SIGTERM or SIGINT, take no new runs and give those running this long to end "
-        "(the API still answers), then hand the rest back for another process to resume "
-        f"(default: ${GRACE_ENV}, else {DEFAULT_GRACE_SECONDS:g})",
-    )
-    migrate = commands.add_parser(
-        "migrate",
-        help="create or upgrade the database's tables, then exit (serve and dev also do it)",
-    )
-    migrate.add_argument(
-        "--config",
-        help=f"the langgraph.json whose database to migrate (default: ${CONFIG_ENV}, else "
-        "./langgraph.json)",
-    )
-    _database_options(migrate)
-    dev.add_argument("--no-browser", action="store_true", help="do not open the docs in a browser")
-    dev.add_argument("--no-reload", action="store_true", help="do not restart on file changes")
-    return parser
-
-
-def _database_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument(
-        "--database",
-        help="a SQLite file or a postgresql:// URI (default: "
-        f"${DATABASE_ENV}, else ${DATABASE_URI_ENV}, else agent_runtime.database in the config, "
-        "else .agent-runtime/runtime.sqlite beside it)",
-    )
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -409,102 +252,6 @@ def _migrate(args: argparse.Namespace) -> int:
         return STARTUP_FAILED
     print(f"agent-runtime migrate: {redact_uri(config.database.uri)} is up to date", flush=True)
     return 0
-
-
-def _command(args: argparse.Namespace, environ: Mapping[str, str]) -> _Command:
-    port = args.port
-    if port is None and environ.get(PORT_ENV):
-        try:
-            port = _port(environ[PORT_ENV])
-        except argparse.ArgumentTypeError:
-            raise ConfigError(
-                f'{PORT_ENV}: expected a port number (0-65535), got "{environ[PORT_ENV]}"'
-            ) from None
-    log_level = args.log_level
-    if log_level is None and environ.get(LOG_LEVEL_ENV):
-        try:
-            log_level = _log_level(environ[LOG_LEVEL_ENV])
-        except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"{LOG_LEVEL_ENV}: {exc}") from None
-    log_level = log_level or DEFAULT_LOG_LEVEL
-    is_dev = args.command == "dev"
-    # `dev` serves one process that does everything, as `langgraph dev` does.
-    workers = None if is_dev else _from_env(args.workers, environ, WORKERS_ENV, _count)
-    role = None if is_dev else _from_env(args.role, environ, ROLE_ENV, _role)
-    grace = None if is_dev else _from_env(args.shutdown_grace_seconds, environ, GRACE_ENV, _seconds)
-    return _Command(
-        name=args.command,
-        config_path=Path(args.config or environ.get(CONFIG_ENV) or "langgraph.json"),
-        database=args.database,
-        redis=args.redis,
-        host=args.host or environ.get(HOST_ENV) or args.default_host,
-        port=args.default_port if port is None else port,
-        reload=is_dev and not args.no_reload,
-        browser=is_dev and not args.no_browser,
-        log_level=log_level,
-        server_log_level=args.server_log_level or log_level,
-        access_log=not args.no_access_log,
-        workers=workers or 1,
-        role=role or "all",
-        jobs=_from_env(args.n_jobs_per_worker, environ, JOBS_ENV, _count),
-        shutdown_grace=DEFAULT_GRACE_SECONDS if grace is None else grace,
-        ui=not args.no_ui,
-        metrics=args.metrics,
-        log_format=_from_env(args.log_format, environ, LOG_FORMAT_ENV, _log_format),
-    )
-
-
-def _from_env(
-    flag: _T | None, environ: Mapping[str, str], name: str, parse: Callable[[str], _T]
-) -> _T | None:
-    if flag is not None or not environ.get(name):
-        return flag
-    try:
-        return parse(environ[name])
-    except argparse.ArgumentTypeError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
-
-
-def _role(text: str) -> ProcessRole:
-    for role in ROLES:
-        if text == role:
-            return role
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join(ROLES)}, got {text!r}")
-
-
-def _count(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds (0 or more), got {text!r}")
-    return seconds
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
-    return int(text)
-
-
-def _log_format(text: str) -> LogFormat:
-    for found in LOG_FORMATS:
-        if text.lower() == found:
-            return found
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
-
-
-def _log_level(text: str) -> str:
-    if text.lower() not in LOG_LEVELS:
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
-    return text.lower()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -562,7 +309,7 @@ def _url(host: str, port: int) -> str:
 
 
 def _uvicorn_config(
-    app: ASGIApp | str, command: _Command, reload_dirs: list[Path] | None = None
+    app: ASGIApp | str, command: Command, reload_dirs: list[Path] | None = None
 ) -> uvicorn.Config:
     # host and port only label uvicorn's logs: it serves on the socket it is handed.
     return uvicorn.Config(
@@ -580,7 +327,7 @@ def _uvicorn_config(
     )
 
 
-def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
+def _serve(config: RuntimeConfig, command: Command, sock: socket.socket) -> int:
     if command.workers > 1:
         from agent_runtime.observability.metrics import multiprocess_metrics
 
@@ -598,7 +345,7 @@ def _serve(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int
     return _serve_app(config, command, sock)
 
 
-def _serve_app(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
+def _serve_app(config: RuntimeConfig, command: Command, sock: socket.socket) -> int:
     from agent_runtime.server.app import create_app
 
     app = create_app(config)
@@ -608,7 +355,7 @@ def _serve_app(config: RuntimeConfig, command: _Command, sock: socket.socket) ->
     return 0 if server.started else STARTUP_FAILED
 
 
-def _serve_process(command: _Command, sock: socket.socket) -> None:
+def _serve_process(command: Command, sock: socket.socket) -> None:
     """One of the `--workers` processes; it inherits the environment with `.env` applied."""
     stop_with_parent(os.getppid())
     try:
@@ -622,7 +369,7 @@ def _serve_process(command: _Command, sock: socket.socket) -> None:
     exit_now(_serve_app(config, command, sock))
 
 
-def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.socket) -> int:
+def _serve_reloading(config: RuntimeConfig, command: Command, sock: socket.socket) -> int:
     os.environ[CONFIG_ENV] = str(config.path)
     if command.database is not None:
         os.environ[DATABASE_ENV] = config.database.uri
@@ -630,10 +377,10 @@ def _serve_reloading(config: RuntimeConfig, command: _Command, sock: socket.sock
         os.environ[REDIS_ENV] = config.redis.uri
     if command.jobs is not None:
         os.environ[JOBS_ENV] = str(command.jobs)
-    if not command.ui:
-        os.environ[NO_UI_ENV] = "1"
     if command.metrics is not None:
         os.environ[METRICS_ENV] = str(command.metrics).lower()
+    if not command.ui:
+        os.environ[NO_UI_ENV] = "1"
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Database
 from tests.observability.test_metrics import QUESTION, Samples, parse, value
 from tests.runs.test_crash_recovery import ServerProcess, _until
 
@@ -26,8 +26,10 @@ async def _scrape_fresh(url: str) -> Samples:
         return parse(response.text)
 
 
-async def test_serve_workers_add_up_the_metrics_of_every_process(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, config=CONFIG, args=("--workers", "2"))
+async def test_serve_workers_add_up_the_metrics_of_every_process(
+    tmp_path: Path, database: Database
+) -> None:
+    server = ServerProcess(tmp_path, database, config=CONFIG, args=("--workers", "2"))
     client = await server.start()
     try:
         for _ in range(RUNS):
@@ -60,8 +62,10 @@ def _json_lines(output: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-async def test_json_logs_carry_a_failed_runs_ids_and_error(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path, config=CONFIG, args=("--log-format", "json"))
+async def test_json_logs_carry_a_failed_runs_ids_and_error(
+    tmp_path: Path, database: Database
+) -> None:
+    server = ServerProcess(tmp_path, database, config=CONFIG, args=("--log-format", "json"))
     client = await server.start()
     try:
         thread = await client.threads.create()

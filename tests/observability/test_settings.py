@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.cli import _command, _parser, _with_process_options, dev_defaults
+from agent_runtime.cli import _with_process_options, dev_defaults
+from agent_runtime.cli_options import build_parser, read_command
 from agent_runtime.config import METRICS_ENV, config_from_dict
 from agent_runtime.errors import ConfigError
 from agent_runtime.log_config import log_config
@@ -30,7 +31,7 @@ def _config(tmp_path: Path, own: Mapping[str, object] | None = None, **environ: 
 
 def test_metrics_are_on_for_serve_and_off_for_dev_unless_asked(tmp_path: Path) -> None:
     def metrics(name: str, *flags: str, own: Mapping[str, object] | None = None, **env: str):
-        command = _command(_parser().parse_args([name, *flags]), env)
+        command = read_command(build_parser().parse_args([name, *flags]), env)
         config = _with_process_options(_config(tmp_path, own, **env), command)
         return (dev_defaults(config) if name == "dev" else config).metrics
 
@@ -55,7 +56,7 @@ def test_metrics_settings_name_the_bad_value(tmp_path: Path) -> None:
 
 def test_log_format_comes_from_the_flag_then_the_variable(tmp_path: Path) -> None:
     def log_format(*flags: str, **env: str) -> str | None:
-        return _command(_parser().parse_args(["serve", *flags]), env).log_format
+        return read_command(build_parser().parse_args(["serve", *flags]), env).log_format
 
     assert log_format() is None
     assert log_format(LOG_FORMAT="JSON") == "json"

@@ -1,5 +1,6 @@
 """Crash recovery: a real `agent-runtime serve` process is killed with SIGKILL mid-run and started
-again on the same database; runs resume from their last checkpoint, a bounded number of times."""
+again on the same database (SQLite, or Postgres with `--backend postgres`); runs resume from
+their last checkpoint, a bounded number of times."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.conftest import ROOT, json_of
+from tests.conftest import ROOT, Database, json_of
 
 CRASH_CONFIG = ROOT / "tests" / "fixtures" / "crash" / "langgraph.json"
 STEPS = ("one", "two", "three", "four")
@@ -30,17 +31,21 @@ _API_LINE = re.compile(r"API: (http://\S+)")
 
 
 class ServerProcess:
-    """`agent-runtime serve` as a child process, restarted on the same database file."""
+    """`agent-runtime serve` as a child process, restarted on the same database."""
 
     def __init__(
         self,
         folder: Path,
+        database: Database,
         *,
         config: Path = CRASH_CONFIG,
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> None:
         """Args:
+        folder: the working directory (where relative paths in the config resolve).
+        database: a SQLite file or a Postgres URI (the `database` fixture's), shared by every
+            server of a test.
         args: more flags for `serve` (`--redis ...`).
         env: variables set for the server beside this process's.
         """
@@ -49,7 +54,7 @@ class ServerProcess:
         self.args = tuple(args)
         self.env = dict(env or {})
         self.url = ""
-        self.database = folder / "runtime.sqlite"
+        self.database = database
         self.output: list[str] = []
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -136,8 +141,8 @@ class ServerProcess:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(tmp_path)
+async def server(tmp_path: Path, database: Database) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(tmp_path, database)
     try:
         yield process
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
-from tests.conftest import json_of
+from tests.conftest import Database, json_of
 from tests.runs.test_crash_recovery import (
     CRASH_CONFIG,
     STEPS,
@@ -31,8 +31,10 @@ EXHAUSTED = (
 
 
 @pytest.mark.timeout(90)
-async def test_a_second_server_leaves_the_first_ones_running_run_alone(tmp_path: Path) -> None:
-    first, second = ServerProcess(tmp_path), ServerProcess(tmp_path)
+async def test_a_second_server_leaves_the_first_ones_running_run_alone(
+    tmp_path: Path, database: Database
+) -> None:
+    first, second = ServerProcess(tmp_path, database), ServerProcess(tmp_path, database)
     try:
         client = await first.start()
         thread_id = (await client.threads.create())["thread_id"]
@@ -69,8 +71,10 @@ async def test_a_second_server_leaves_the_first_ones_running_run_alone(tmp_path:
 
 
 @pytest.mark.timeout(120)
-async def test_a_poison_run_ends_error_and_the_runs_beside_it_succeed(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path)
+async def test_a_poison_run_ends_error_and_the_runs_beside_it_succeed(
+    tmp_path: Path, database: Database
+) -> None:
+    server = ServerProcess(tmp_path, database)
     try:
         client = await server.start()
         healthy = []

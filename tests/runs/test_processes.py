@@ -1,7 +1,8 @@
-"""Several server processes on one SQLite file, through the real CLI: `serve --workers N` and
-separate `serve` processes execute every run exactly once, `--n-jobs-per-worker` bounds the runs
-one process executes at once, API-only and worker-only processes split the work, and SIGTERM
-lets runs finish within the grace period and hands the rest to another process.
+"""Several server processes on one database (SQLite, or Postgres with `--backend postgres`),
+through the real CLI: `serve --workers N` and separate `serve` processes execute every run exactly
+once, `--n-jobs-per-worker` bounds the runs one process executes at once, API-only and
+worker-only processes split the work, and SIGTERM lets runs finish within the grace period and
+hands the rest to another process.
 
 The fixture graph appends a line per execution start and end (run id, attempt, pid, time) to a
 log file, which is how these tests count executions and see which process ran what."""
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 
-from agent_runtime.cli import _command, _parser
-from agent_runtime.config import config_from_dict
+from agent_runtime.cli_options import build_parser, read_command
+from agent_runtime.config import config_from_dict, load_config
 from agent_runtime.errors import ConfigError
-from tests.conftest import ROOT, json_of
+from agent_runtime.storage import open_storage
+from tests.conftest import ROOT, Database, json_of
 from tests.runs.test_crash_recovery import ServerProcess, _until
 
 CONFIG = ROOT / "tests" / "fixtures" / "processes" / "langgraph.json"
@@ -62,8 +63,8 @@ def _most_at_once(lines: Sequence[Line]) -> int:
     return most
 
 
-def _server(folder: Path, *args: str) -> ServerProcess:
-    return ServerProcess(folder, config=CONFIG, args=args)
+def _server(folder: Path, database: Database, *args: str) -> ServerProcess:
+    return ServerProcess(folder, database, config=CONFIG, args=args)
 
 
 async def _create_runs(
@@ -135,6 +136,22 @@ def _executed_once_each(runs: Sequence[tuple[str, str]], log: Path) -> Counter[i
     return Counter(line.pid for line in lines if line.event == "start")
 
 
+async def _status_and_charges(
+    database: Database, runs: Iterable[tuple[str, str]]
+) -> list[tuple[str, int]]:
+    storage = await open_storage(load_config(CONFIG, database=database, environ={}))
+    try:
+        return [
+            (
+                (await storage.get_run(thread_id, run_id))["status"],
+                await storage.charged_attempts(run_id),
+            )
+            for thread_id, run_id in runs
+        ]
+    finally:
+        await storage.close()
+
+
 async def _stop_all(servers: Sequence[ServerProcess]) -> None:
     for server in servers:
         if server._process is not None and server._process.returncode is None:
@@ -146,8 +163,10 @@ async def _stop_all(servers: Sequence[ServerProcess]) -> None:
 
 
 @pytest.mark.timeout(120)
-async def test_four_worker_processes_execute_each_run_exactly_once(tmp_path: Path) -> None:
-    server = _server(tmp_path, "--workers", "4")
+async def test_four_worker_processes_execute_each_run_exactly_once(
+    tmp_path: Path, database: Database
+) -> None:
+    server = _server(tmp_path, database, "--workers", "4")
     log = tmp_path / "executions.log"
     try:
         client = await server.start()
@@ -164,8 +183,10 @@ async def test_four_worker_processes_execute_each_run_exactly_once(tmp_path: Pat
 
 
 @pytest.mark.timeout(120)
-async def test_separate_serve_processes_share_the_queue_of_one_database(tmp_path: Path) -> None:
-    servers = [_server(tmp_path) for _ in range(4)]
+async def test_separate_serve_processes_share_the_queue_of_one_database(
+    tmp_path: Path, database: Database
+) -> None:
+    servers = [_server(tmp_path, database) for _ in range(4)]
     log = tmp_path / "executions.log"
     try:
         # One at a time: all four set up the one file, each in turn.
@@ -182,8 +203,10 @@ async def test_separate_serve_processes_share_the_queue_of_one_database(tmp_path
 
 
 @pytest.mark.timeout(90)
-async def test_n_jobs_per_worker_bounds_the_runs_executing_at_once(tmp_path: Path) -> None:
-    server = _server(tmp_path, "--n-jobs-per-worker", "2")
+async def test_n_jobs_per_worker_bounds_the_runs_executing_at_once(
+    tmp_path: Path, database: Database
+) -> None:
+    server = _server(tmp_path, database, "--n-jobs-per-worker", "2")
     log = tmp_path / "executions.log"
     try:
         client = await server.start()
@@ -208,8 +231,13 @@ async def test_n_jobs_per_worker_bounds_the_runs_executing_at_once(tmp_path: Pat
 
 
 @pytest.mark.timeout(90)
-async def test_an_api_process_queues_and_a_worker_process_executes(tmp_path: Path) -> None:
-    api, worker = _server(tmp_path, "--role", "api"), _server(tmp_path, "--role", "worker")
+async def test_an_api_process_queues_and_a_worker_process_executes(
+    tmp_path: Path, database: Database
+) -> None:
+    api, worker = (
+        _server(tmp_path, database, "--role", "api"),
+        _server(tmp_path, database, "--role", "worker"),
+    )
     log = tmp_path / "executions.log"
     try:
         client = await api.start()
@@ -243,9 +271,10 @@ async def test_an_api_process_queues_and_a_worker_process_executes(tmp_path: Pat
 @pytest.mark.timeout(120)
 async def test_sigterm_lets_short_runs_finish_and_hands_long_ones_to_another_process(
     tmp_path: Path,
+    database: Database,
 ) -> None:
-    first = _server(tmp_path, "--shutdown-grace-seconds", "3")
-    second = _server(tmp_path)
+    first = _server(tmp_path, database, "--shutdown-grace-seconds", "3")
+    second = _server(tmp_path, database)
     log = tmp_path / "executions.log"
     try:
         client = await first.start()
@@ -271,9 +300,11 @@ async def test_sigterm_lets_short_runs_finish_and_hands_long_ones_to_another_pro
         # It waited out the grace period for the long run, not its whole length.
         assert 1.0 < time.monotonic() - began < 8.0
 
-        with sqlite3.connect(first.database) as db:
-            rows = dict(db.execute("SELECT run_id, status || ' ' || charged FROM runs"))
-        assert rows == {runs["short"][1]: "success 0", runs["long"][1]: "pending 0"}
+        # Read from the database itself: no server is up to ask.
+        assert await _status_and_charges(database, runs.values()) == [
+            ("success", 0),
+            ("pending", 0),
+        ]
 
         client = await second.start()
         long_thread, long_run = runs["long"]
@@ -316,7 +347,7 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
         "AGENT_RUNTIME_ROLE": "worker",
         "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS": "7.5",
     }
-    command = _command(_parser().parse_args(["serve"]), environ)
+    command = read_command(build_parser().parse_args(["serve"]), environ)
     assert (command.jobs, command.workers, command.role, command.shutdown_grace) == (
         3,
         2,
@@ -324,5 +355,5 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
         7.5,
     )
     flags = ["serve", "--n-jobs-per-worker", "4", "--workers", "1", "--role", "api"]
-    command = _command(_parser().parse_args(flags), environ)
+    command = read_command(build_parser().parse_args(flags), environ)
     assert (command.jobs, command.workers, command.role) == (4, 1, "api")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from agent_runtime import cli
+from agent_runtime.cli_options import CONFIG_ENV, NO_UI_ENV, build_parser, read_command
 from agent_runtime.config import load_config
 from agent_runtime.errors import ConfigError
 from agent_runtime.server.inspector import CONTENT_SECURITY_POLICY, load_assets
@@ -142,23 +143,23 @@ def test_disable_ui_must_be_a_flag(tmp_path: Path) -> None:
 
 def test_no_ui_flag_turns_the_page_off(monkeypatch: pytest.MonkeyPatch) -> None:
     for command in ("dev", "serve"):
-        args = cli._parser().parse_args([command, "--no-ui"])
-        assert cli._command(args, {}).ui is False
-        args = cli._parser().parse_args([command])
-        assert cli._command(args, {}).ui is True
+        args = build_parser().parse_args([command, "--no-ui"])
+        assert read_command(args, {}).ui is False
+        args = build_parser().parse_args([command])
+        assert read_command(args, {}).ui is True
     config = example_config(Path("unused.sqlite"))
     assert cli.without_ui(config).http.disable_ui is True
     assert replace(config).http.disable_ui is False
 
 
 def test_reload_children_keep_no_ui(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(cli.CONFIG_ENV, str(ROOT / "langgraph.json"))
+    monkeypatch.setenv(CONFIG_ENV, str(ROOT / "langgraph.json"))
     monkeypatch.setenv("AGENT_RUNTIME_DATABASE", str(tmp_path / "db.sqlite"))
-    monkeypatch.setenv(cli.NO_UI_ENV, "1")
+    monkeypatch.setenv(NO_UI_ENV, "1")
     app = cli._reload_app()
     paths = {getattr(route, "path", "") for route in app.app.routes}  # type: ignore[attr-defined]
     assert "/ui" not in paths and "/docs" in paths
-    monkeypatch.delenv(cli.NO_UI_ENV)
+    monkeypatch.delenv(NO_UI_ENV)
     app = cli._reload_app()
     paths = {getattr(route, "path", "") for route in app.app.routes}  # type: ignore[attr-defined]
     assert "/ui" in paths

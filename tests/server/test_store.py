@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
-from tests.conftest import ROOT, RunningServer, json_of, raw_client, sdk_client, served
+from tests.conftest import (
+    ROOT,
+    Database,
+    RunningServer,
+    json_of,
+    raw_client,
+    sdk_client,
+    served,
+)
 from tests.fixtures.store.embeddings import embed_text
 
 
@@ -80,6 +91,38 @@ async def test_store_errors(http: httpx.AsyncClient) -> None:
         "langgraph.json",
         "code": "ttl_not_configured",
     }
+
+
+# LangGraph's store gives sqlite3 a datetime for a TTL; Python 3.12 deprecates its default adapter.
+@pytest.mark.filterwarnings("ignore:The default datetime adapter is deprecated:DeprecationWarning")
+async def test_an_item_ttl_works_when_the_store_has_ttl_configured(
+    tmp_path: Path, database: Database
+) -> None:
+    config = tmp_path / "langgraph.json"
+    config.write_text(
+        json.dumps(
+            {
+                "graphs": {"chat": str(ROOT / "graphs" / "chat.py") + ":graph"},
+                "store": {"ttl": {"default_ttl": 60, "refresh_on_read": False}},
+            }
+        )
+    )
+    async with served(config, database) as server, raw_client(server) as http:
+        for key, ttl in (("short", 0.001), ("long", 60), ("default", None)):
+            body = {"namespace": ["a"], "key": key, "value": {"k": key}, "ttl": ttl}
+            response = await http.put("/store/items", json=body)
+            assert response.status_code == 204, response.text
+        # 60 ms, and SQLite compares expiry times to the second.
+        await asyncio.sleep(1.2)
+        store: Any = server.services().storage.store
+        assert store.supports_ttl
+        # No sweeper of ours runs it: LangGraph's own, on either backend's store.
+        assert await store.sweep_ttl() == 1
+        response = await http.get("/store/items", params={"namespace": "a", "key": "short"})
+        assert response.status_code == 404
+        for key in ("long", "default"):
+            response = await http.get("/store/items", params={"namespace": "a", "key": key})
+            assert response.json()["value"] == {"k": key}
 
 
 async def test_graphs_share_the_store(server: RunningServer, client: LangGraphClient) -> None:

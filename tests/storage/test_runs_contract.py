@@ -604,3 +604,33 @@ async def test_release_hands_an_owners_runs_back_uncharged(storage: Storage) -> 
     assert (await storage.get_run("c", "c1"))["status"] == "running"
     resumed = await storage.claim_next_run("a", owner="B", lease=LEASE)
     assert resumed is not None and resumed["attempt"] == 2
+
+
+async def test_a_cancel_request_reaches_whichever_owner_holds_the_run(
+    storage: Storage, clock: FakeClock
+) -> None:
+    for thread_id in ("a", "b"):
+        await _thread(storage, thread_id)
+        await storage.create_run(_new(f"{thread_id}1", thread_id=thread_id))
+    # Only a running run takes a request: a pending one is cancelled where it is.
+    assert await storage.request_cancel("a1", "rollback") is False
+    assert await storage.request_cancel("missing", "interrupt") is False
+    await storage.claim_next_run("a", owner="A", lease=LEASE)
+    await storage.claim_next_run("b", owner="A", lease=LEASE)
+    assert await storage.cancel_requests("A") == {}
+    assert await storage.request_cancel("a1", "rollback") is True
+    assert await storage.cancel_requests("A") == {"a1": "rollback"}
+    assert await storage.cancel_requests("B") == {}
+    # Asked again, the latest action holds.
+    assert await storage.request_cancel("a1", "interrupt") is True
+    assert await storage.cancel_requests("A") == {"a1": "interrupt"}
+    # A dies before acting on it: the request follows the run to its next owner.
+    clock.advance(timedelta(seconds=31))
+    assert await storage.reap_expired_leases() == ["a", "b"]
+    assert await storage.cancel_requests("A") == {}
+    await storage.claim_next_run("a", owner="B", lease=LEASE)
+    assert await storage.cancel_requests("B") == {"a1": "interrupt"}
+    # An ended run asks nothing more, and takes no new request.
+    await storage.finish_run("a1", RunOutcome(status="interrupted"))
+    assert await storage.cancel_requests("B") == {}
+    assert await storage.request_cancel("a1", "interrupt") is False

@@ -76,13 +76,13 @@ class LimitsConfig:
     stream_send_timeout_seconds: float = 30.0
     """A stream whose reader takes no data for this long is closed and its memory freed."""
     max_event_bytes_per_run: int = 16 * 1024 * 1024
+    """The payloads a run keeps for replay (`Last-Event-ID`); past it the oldest are dropped."""
     n_jobs_per_worker: int = 10
     """Runs one server process executes at once (LangGraph's `N_JOBS_PER_WORKER`); the
     others wait `pending` for a free slot in this or another process."""
     run_lease_seconds: float = 30.0
     """How long a process's claim on a run holds unless renewed; past it, with the process
     silent, another process (or the next start) resumes the run."""
-    """The payloads a run keeps for replay (`Last-Event-ID`); past it the oldest are dropped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,7 +1,7 @@
 """Seeing a run end wherever it ran: a waiter in one process learns that another process ended
 a run from the run's row, read again whenever an `ended` signal names the run and at least
 every `poll_seconds` (signals may be lost; the database is the truth). Runs this process
-executes end through the run manager's own futures, without reads."""
+executes end through futures the run manager resolves (`expect`, `resolve`), without reads."""
 
 from __future__ import annotations
 
@@ -30,19 +30,53 @@ class RunEnds:
         self._storage = storage
         self._poll = poll_seconds
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._finished: dict[str, asyncio.Future[Ended]] = {}
+
+    def expect(self, run_id: str) -> None:
+        """This process is about to end the run: its waiters wait for `resolve`."""
+        if run_id not in self._finished:
+            self._finished[run_id] = asyncio.get_running_loop().create_future()
+
+    def resolve(self, run_id: str, final: Run | None, outcome: RunOutcome | None) -> None:
+        """This process ended the run: its final row (None when gone) and outcome."""
+        finished = self._finished.pop(run_id, None)
+        if finished is not None and not finished.done():
+            finished.set_result((final, outcome))
 
     def notify(self, run_id: str) -> None:
         """The run ended somewhere (a signal): its waiters read its row now."""
         for event in self._waiters.get(run_id, ()):
             event.set()
 
-    async def wait(
-        self, run: Run, finished: asyncio.Future[Ended], *, running_here: Callable[[str], bool]
+    async def wait(self, run: Run, *, running_here: Callable[[str], bool]) -> Ended:
+        """Wait until the run has ended; return its final row (None when it is gone) and, when
+        this process ended it, its outcome. Whichever comes first: `resolve` (this process
+        ended the run) or the run's row turning final or disappearing (another process ended
+        it; the outcome is then None). While `running_here` says this process executes the
+        run, only `resolve` counts, so its outcome is never lost to a read."""
+        run_id = run["run_id"]
+        if run["status"] in FINAL_STATUSES:
+            return run, None
+        finished = self._finished.get(run_id)
+        if finished is None:
+            finished = asyncio.get_running_loop().create_future()
+            self._finished[run_id] = finished
+            # The row may be stale: re-read now that a later end will resolve the future.
+            try:
+                current = await self._storage.get_run(run["thread_id"], run_id)
+            except NotFoundError:
+                return None, None
+            if current["status"] in FINAL_STATUSES:
+                self._finished.pop(run_id, None)
+                return current, None
+        ended = await self._until_ended(run, finished, running_here)
+        if self._finished.get(run_id) is finished:
+            del self._finished[run_id]  # ended by another process
+        return ended
+
+    async def _until_ended(
+        self, run: Run, finished: asyncio.Future[Ended], running_here: Callable[[str], bool]
     ) -> Ended:
-        """Whichever comes first: `finished` (this process ended the run, with its outcome)
-        or the run's row turning final or disappearing (another process ended it; the
-        outcome is then None). While `running_here` says this process executes the run,
-        only `finished` counts, so its outcome is never lost to a read."""
         if finished.done():
             return finished.result()
         watcher = asyncio.ensure_future(self._watch(run, running_here))

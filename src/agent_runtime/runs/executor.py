@@ -17,7 +17,7 @@ from langgraph.types import Command, Send
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps, to_jsonable
-from agent_runtime.errors import MessageLimitError
+from agent_runtime.errors import AgentRuntimeError, MessageLimitError, NotFoundError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.observer import NO_OBSERVER, RunObserver
 from agent_runtime.runs.options import NodeNames, RunOptions
@@ -338,3 +338,21 @@ async def state_outcome(graph: AnyGraph, thread_id: str) -> RunOutcome:
         message_count=_message_count(state) if isinstance(state, Mapping) else None,
         interrupts=interrupts,
     )
+
+
+async def latest_outcome(storage: Storage, registry: GraphRegistry, thread_id: str) -> RunOutcome:
+    """What the thread's latest checkpoint says, for runs that ended without a clean finish."""
+    try:
+        thread = await storage.get_thread(thread_id, values=False)
+    except NotFoundError:
+        return RunOutcome(status="success")
+    graph_id = thread["metadata"].get("graph_id")
+    if not isinstance(graph_id, str) or graph_id not in registry:
+        return RunOutcome(status="success")
+    try:
+        graph = await registry.get_graph(graph_id)
+        return await state_outcome(graph, thread_id)
+    except AgentRuntimeError as exc:
+        # A state that cannot be read (an undecodable checkpoint) leaves the thread as is.
+        logger.warning("Thread %s: its state cannot be read: %s", thread_id, exc.detail)
+        return RunOutcome(status="error", thread_status="error")

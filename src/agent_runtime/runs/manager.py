@@ -3,9 +3,10 @@ lets callers wait for them, and resumes the runs a dead process left behind.
 
 Several processes may share one database: each claims runs under its own owner id with a lease,
 renews the leases of the runs it executes (the heartbeat), and re-queues the runs of owners whose
-leases lapsed (the reaper), so a process never takes a live process's runs. An executing process
-runs at most `jobs` runs at once (`RunSlots`) and looks for queued work it was not told about
-(`Dispatcher`); an API-only one (`execute=False`) queues runs and never claims them.
+leases lapsed (the reaper), so a process never takes a live process's runs (`Leases`). An
+executing process runs each thread's runs in order on one worker (`ThreadWorkers`), at most `jobs`
+runs at once (`RunSlots`), and looks for queued work it was not told about (`Dispatcher`); an
+API-only one (`execute=False`) queues runs and never claims them.
 
 It owns the asyncio tasks that execute runs; it never builds HTTP responses."""
 
@@ -16,23 +17,30 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import replace
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
-from agent_runtime.errors import AgentRuntimeError, NotFoundError
+from agent_runtime.errors import NotFoundError
 from agent_runtime.registry import GraphRegistry
+from agent_runtime.runs.cancels import (
+    REQUEST_POLL_SECONDS,
+    SIGNALLED_REQUEST_POLL_SECONDS,
+    CancelRequests,
+    Cancels,
+)
 from agent_runtime.runs.dispatcher import DISPATCH_SECONDS, Dispatcher
 from agent_runtime.runs.ends import FINAL_STATUSES as FINAL_STATUSES  # routes import it here
 from agent_runtime.runs.ends import POLL_SECONDS, SIGNALLED_POLL_SECONDS, RunEnds
-from agent_runtime.runs.executor import RunExecutor, state_outcome
+from agent_runtime.runs.executor import RunExecutor, latest_outcome
+from agent_runtime.runs.leases import LEASE_SECONDS, Leases
 from agent_runtime.runs.observer import NO_OBSERVER, RunObserver
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.signals import CancelAction, LocalSignals, SignalHandlers, Signals
 from agent_runtime.runs.slots import DEFAULT_JOBS, RunSlots
 from agent_runtime.runs.webhook import send_webhook
+from agent_runtime.runs.workers import ThreadWorkers
 from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.records import NewRun, RunOutcome
@@ -42,13 +50,6 @@ from agent_runtime.streaming.eventlog import first_event_id
 logger = logging.getLogger("agent_runtime.runs")
 
 MAX_ATTEMPTS = 3
-LEASE_SECONDS = 30.0
-
-
-@dataclass(slots=True)
-class _Worker:
-    task: asyncio.Task[None]
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class RunManager:
@@ -103,18 +104,31 @@ class RunManager:
             observer=observer,
         )
         self._max_attempts = max_attempts
-        self._lease = timedelta(seconds=lease_seconds)
         self.owner = uuid.uuid4().hex
         """This process's id on the runs it claims."""
         self._held: set[str] = set()
+        self._claiming: set[str] = set()
+        self._leases = Leases(
+            storage,
+            owner=self.owner,
+            held=self._held,
+            seconds=lease_seconds,
+            clock=clock,
+            resume=self._wake,
+            reaped=observer.leases_reaped,
+        )
         self._upkeep: list[asyncio.Task[None]] = []
-        self._workers: dict[str, _Worker] = {}
-        self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
-        self._cancel_actions: dict[str, CancelAction] = {}
-        self._finished: dict[str, asyncio.Future[tuple[Run | None, RunOutcome | None]]] = {}
+        self._cancels = Cancels()
         self._draining = False
         self._execute = execute
         self._slots = RunSlots(jobs, on_change=observer.slots_changed)
+        self._workers = ThreadWorkers(
+            storage,
+            self._slots,
+            clock,
+            claim_and_run=self._claim_and_run,
+            accepting=lambda: not self._draining,
+        )
         self._dispatcher = Dispatcher(storage, self._slots, self._wake, interval=dispatch_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._assistants: dict[str, Assistant] = {}
@@ -122,6 +136,13 @@ class RunManager:
         across = self._signals.reaches_other_processes
         self._ends = RunEnds(
             storage, poll_seconds=SIGNALLED_POLL_SECONDS if across else POLL_SECONDS
+        )
+        self._requests = CancelRequests(
+            storage,
+            owner=self.owner,
+            held=self._held,
+            deliver=self._cancel_signalled,
+            interval=SIGNALLED_REQUEST_POLL_SECONDS if across else REQUEST_POLL_SECONDS,
         )
         self._signals.bind(
             SignalHandlers(
@@ -134,14 +155,15 @@ class RunManager:
         reaper; an executing process also starts the heartbeat and the dispatcher, and resumes
         the queued runs as its slots allow."""
         threads = await self._storage.requeue_interrupted_work()
-        self._upkeep = [asyncio.create_task(self._reaper(), name="runs:reaper")]
+        self._upkeep = [asyncio.create_task(self._leases.reap(), name="runs:reaper")]
         if not self._execute:
             return
         for thread_id in threads:
             self._wake(thread_id)
         self._upkeep += [
-            asyncio.create_task(self._heartbeat(), name="runs:heartbeat"),
+            asyncio.create_task(self._leases.heartbeat(), name="runs:heartbeat"),
             asyncio.create_task(self._dispatcher.run(), name="runs:dispatcher"),
+            asyncio.create_task(self._requests.watch(), name="runs:cancel-requests"),
         ]
 
     @property
@@ -165,7 +187,7 @@ class RunManager:
         """Stop every worker and hand the runs in flight back (`pending`, no attempt charged)
         for this or another process to resume."""
         self._draining = True
-        workers = [worker.task for worker in self._workers.values()]
+        workers = self._workers.tasks()
         for task in [*workers, *self._upkeep]:
             task.cancel()
         for task in [*workers, *self._upkeep]:
@@ -190,7 +212,10 @@ class RunManager:
         if assistant is not None:
             # Handed to the executor so it need not read the assistant again.
             self._assistants[run["run_id"]] = assistant
-        await self._events.open(run["run_id"])
+        if self._execute or self._events.reaches_other_processes:
+            # Open now, so a stream subscribing before the claim waits for the events. A
+            # process's own log that will never carry them would stay open for nothing.
+            await self._events.open(run["run_id"])
         strategy = new.multitask_strategy
         for other in active:
             action: CancelAction = "rollback" if strategy == "rollback" else "interrupt"
@@ -204,15 +229,14 @@ class RunManager:
         `interrupt` keeps what the run finished; `rollback` deletes the run and its checkpoints.
         """
         run_id = run["run_id"]
-        execution = self._executions.get(run_id)
-        if execution is not None:
-            self._cancel_actions[run_id] = action
-            execution.cancel()
+        if self._cancels.cancel_here(run_id, action):
             return
         if run["status"] == "running":
             # Claimed but maybe not registered yet: the registration honours this. Or claimed
-            # by another process: the signal reaches it.
-            self._cancel_actions[run_id] = action
+            # by another process: the signal reaches it at once, else (no Redis, or the signal
+            # lost) the request in the database at its next look (`CancelRequests`).
+            self._cancels.remember(run_id, action)
+            await self._storage.request_cancel(run_id, action)
             await self._signals.cancel(run_id, action)
             return
         if run["status"] != "pending":
@@ -236,122 +260,36 @@ class RunManager:
     async def wait(self, run: Run) -> tuple[Run | None, RunOutcome | None]:
         """Wait until the run has ended; return its final row (None when it is gone: rolled
         back, or a stateless run's thread deleted) and, when this process ran it, its outcome."""
-        run_id = run["run_id"]
-        if run["status"] in FINAL_STATUSES:
-            return run, None
-        finished = self._finished.get(run_id)
-        if finished is None:
-            finished = asyncio.get_running_loop().create_future()
-            self._finished[run_id] = finished
-            # The row may be stale: re-read now that a later end will resolve the future.
-            try:
-                current = await self._storage.get_run(run["thread_id"], run_id)
-            except NotFoundError:
-                return None, None
-            if current["status"] in FINAL_STATUSES:
-                self._finished.pop(run_id, None)
-                return current, None
-        ended = await self._ends.wait(run, finished, running_here=self._running_here)
-        if self._finished.get(run_id) is finished:
-            del self._finished[run_id]  # ended by another process
-        return ended
+        return await self._ends.wait(run, running_here=self._running_here)
+
+    def may_execute(self, run: Run) -> bool:
+        """Whether this process executes the run, or may be claiming it this moment; when
+        not, and the run is `running` or has ended, another process executed it."""
+        return run["run_id"] in self._held or run["thread_id"] in self._claiming
 
     def _running_here(self, run_id: str) -> bool:
         return run_id in self._held
 
     def _cancel_signalled(self, run_id: str, action: CancelAction) -> None:
         # Another process was asked to cancel a run; only the one executing it acts.
-        execution = self._executions.get(run_id)
-        if execution is not None:
-            self._cancel_actions[run_id] = action
-            execution.cancel()
-        elif run_id in self._held:
-            self._cancel_actions[run_id] = action
-
-    # Leases
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await self._clock.sleep(self._lease.total_seconds() / 3)
-            held = sorted(self._held)
-            try:
-                kept = await self._storage.renew_leases(self.owner, held, self._lease)
-            except Exception:
-                logger.exception("Renewing the leases of %s failed", self.owner)
-                continue
-            lost = set(held) - set(kept) & self._held
-            if lost:
-                # Ended meanwhile, or reaped after this process went silent past its lease.
-                logger.debug("Leases not renewed (ended or lost): %s", ", ".join(sorted(lost)))
-
-    async def _reaper(self) -> None:
-        while True:
-            await self._clock.sleep(self._lease.total_seconds() / 3)
-            try:
-                threads = await self._storage.reap_expired_leases()
-            except Exception:
-                logger.exception("Reaping expired leases failed")
-                continue
-            if threads:
-                self._observer.leases_reaped(len(threads))
-            for thread_id in threads:
-                logger.warning("Thread %s: its run's process died; resuming it here", thread_id)
-                self._wake(thread_id)
+        if not self._cancels.cancel_here(run_id, action) and run_id in self._held:
+            self._cancels.remember(run_id, action)
 
     # Workers
 
     def _wake(self, thread_id: str) -> None:
         if self._draining or not self._execute:
             return
-        worker = self._workers.get(thread_id)
-        if worker is not None and not worker.task.done():
-            worker.wake.set()
-            return
-        task = asyncio.create_task(self._work(thread_id), name=f"runs:{thread_id}")
-        self._workers[thread_id] = _Worker(task=task)
-
-    async def _work(self, thread_id: str) -> None:
-        worker = self._workers[thread_id]
-        try:
-            claim = True
-            while True:
-                worker.wake.clear()
-                if claim:
-                    if self._draining or not self._slots.try_take():
-                        # The run stays `pending` for a slot here (the dispatcher looks again
-                        # when one frees) or in another process.
-                        return
-                    try:
-                        ran = await self._claim_and_run(thread_id)
-                    finally:
-                        self._slots.give_back()
-                    if ran:
-                        # Usually nothing is queued behind a run: one read tells, where a
-                        # claim would take the write lock to find nothing.
-                        claim = False
-                        continue
-                claimed_nothing = claim
-                due = await self._storage.next_due_time(thread_id)
-                if due is None and not worker.wake.is_set():
-                    return
-                claim = True
-                if due is None or worker.wake.is_set():
-                    continue
-                seconds = max(0.0, (due - self._clock.now()).total_seconds())
-                if seconds > 0.0:
-                    # On the clock the due time was set by, so a fake clock's advance ends it.
-                    await _sleep_or_wake(self._clock, worker.wake, seconds)
-                elif claimed_nothing:
-                    # Due, yet the claim found the thread busy: another process runs it, and
-                    # takes what is queued behind when its run ends (else the dispatcher of
-                    # some process finds it).
-                    return
-        finally:
-            if self._workers.get(thread_id) is worker:
-                del self._workers[thread_id]
+        self._workers.wake(thread_id)
 
     async def _claim_and_run(self, thread_id: str) -> bool:
-        run = await self._storage.claim_next_run(thread_id, owner=self.owner, lease=self._lease)
+        self._claiming.add(thread_id)
+        try:
+            run = await self._storage.claim_next_run(
+                thread_id, owner=self.owner, lease=self._leases.lease
+            )
+        finally:
+            self._claiming.discard(thread_id)
         if run is None:
             return False
         self._held.add(run["run_id"])
@@ -366,8 +304,7 @@ class RunManager:
         run_id = run["run_id"]
         # Read once, here where the run is claimed; everything after works on the typed options.
         options = RunOptions.from_json(run["kwargs"])
-        if run_id not in self._finished:
-            self._finished[run_id] = asyncio.get_running_loop().create_future()
+        self._ends.expect(run_id)
         # Only a run claimed more often than allowed can have been blamed that often.
         if (
             run["attempt"] > self._max_attempts
@@ -387,9 +324,7 @@ class RunManager:
             return
         # Registered before any await, so a cancel right after the claim finds the execution.
         execution = asyncio.create_task(self._open_and_execute(run, options), name=f"run:{run_id}")
-        self._executions[run_id] = execution
-        if run_id in self._cancel_actions:
-            execution.cancel()
+        self._cancels.register(run_id, execution)
         try:
             outcome = await asyncio.shield(execution)
         except Exception as exc:
@@ -410,11 +345,11 @@ class RunManager:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await execution
                 raise
-            action = self._cancel_actions.pop(run_id, "interrupt")
+            action = self._cancels.action(run_id)
             await self._after_cancel(run, options, action, self._executor.release(run_id))
             return
         finally:
-            self._executions.pop(run_id, None)
+            self._cancels.unregister(run_id)
             usage = self._executor.release(run_id)
         await self._finish(run, options, replace(outcome, usage=outcome.usage or usage))
 
@@ -443,7 +378,7 @@ class RunManager:
         )
 
     async def _finish(self, run: Run, options: RunOptions, outcome: RunOutcome) -> None:
-        self._cancel_actions.pop(run["run_id"], None)
+        self._cancels.forget(run["run_id"])
         finished = await self._storage.finish_run(run["run_id"], outcome)
         self._observer.run_finished(run, outcome)
         await self._end_stream(run["run_id"], outcome, finished)
@@ -461,37 +396,11 @@ class RunManager:
         self._assistants.pop(run_id, None)
         await self._events.publish(run_id, "end", b"null")
         await self._events.close(run_id)
-        finished = self._finished.pop(run_id, None)
-        if finished is not None and not finished.done():
-            finished.set_result((final, outcome))
+        self._ends.resolve(run_id, final, outcome)
         await self._signals.run_ended(run_id)
 
     async def _settle(self, thread_id: str) -> None:
         await self._storage.settle_thread(thread_id, await self._thread_state(thread_id))
 
     async def _thread_state(self, thread_id: str) -> RunOutcome:
-        """What the thread's latest checkpoint says, for runs that ended without a clean finish."""
-        try:
-            thread = await self._storage.get_thread(thread_id, values=False)
-        except NotFoundError:
-            return RunOutcome(status="success")
-        graph_id = thread["metadata"].get("graph_id")
-        if not isinstance(graph_id, str) or graph_id not in self._registry:
-            return RunOutcome(status="success")
-        try:
-            graph = await self._registry.get_graph(graph_id)
-            return await state_outcome(graph, thread_id)
-        except AgentRuntimeError as exc:
-            # A state that cannot be read (an undecodable checkpoint) leaves the thread as is.
-            logger.warning("Thread %s: its state cannot be read: %s", thread_id, exc.detail)
-            return RunOutcome(status="error", thread_status="error")
-
-
-async def _sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    woken = asyncio.ensure_future(wake.wait())
-    try:
-        await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeper.cancel()
-        woken.cancel()
+        return await latest_outcome(self._storage, self._registry, thread_id)

@@ -10,13 +10,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
+from agent_runtime.schema import CancelAction as CancelAction  # re-exported for runs/
 from agent_runtime.streaming.broker import RedisBroker
 
 logger = logging.getLogger("agent_runtime.runs")
 
-CancelAction = Literal["interrupt", "rollback"]
 CANCEL_ACTIONS: tuple[CancelAction, ...] = ("interrupt", "rollback")
 
 

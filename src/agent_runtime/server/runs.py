@@ -19,10 +19,11 @@ from agent_runtime.runs.create import new_run
 from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Run, RunStatus
+from agent_runtime.server.elsewhere import run_stream_response
 from agent_runtime.server.routing import SSE, Router, json_response
 from agent_runtime.server.run_requests import RunCreate
 from agent_runtime.server.services import services
-from agent_runtime.server.sse import event_names, gone_response, requested_modes, sse_response
+from agent_runtime.server.sse import event_names, gone_response, requested_modes
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import Offset, closed, parse_uuid
 from agent_runtime.server.waiting import waited_response
@@ -177,9 +178,12 @@ def stream_run_response(
             current = await services(request).storage.get_run(run["thread_id"], run["run_id"])
             await manager.cancel(current, action="interrupt")
 
-    return sse_response(
-        services(request).events,
-        run["run_id"],
+    svc = services(request)
+    return run_stream_response(
+        svc.events,
+        svc.storage,
+        manager,
+        run,
         after=-1,
         headers=run_headers(run, tail="/stream"),
         slot=slot,
@@ -274,9 +278,11 @@ async def join_run_stream(request: Request, query: JoinStreamQuery) -> Response:
     if run["status"] in FINAL_STATUSES and not await svc.events.exists(run["run_id"]):
         message = events_gone(run, svc.events.retention_seconds)
         return gone_response(run["run_id"], message, headers=headers, slot=svc.streams.acquire())
-    return sse_response(
+    return run_stream_response(
         svc.events,
-        run["run_id"],
+        svc.storage,
+        manager_of(request),
+        run,
         after=after,
         headers=headers,
         slot=svc.streams.acquire(),

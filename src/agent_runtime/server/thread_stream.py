@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Collection
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -17,11 +17,13 @@ from agent_runtime.encoding import dumps
 from agent_runtime.errors import InvalidRequestError, NotFoundError
 from agent_runtime.runs.manager import FINAL_STATUSES
 from agent_runtime.schema import Run, Thread
+from agent_runtime.server.elsewhere import LocalEvents
 from agent_runtime.server.routing import SSE, Router
 from agent_runtime.server.services import Services, services
 from agent_runtime.server.sse import Frame, requested_modes, stream_response
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import closed
+from agent_runtime.streaming import RunEvent
 
 router = Router("runs")
 
@@ -193,7 +195,12 @@ class _ThreadFollower:
         resumed, moved = last > 0, False
         while True:
             ended = False
-            async for event in events.subscribe(run_id, after=after):
+            subscription = events.subscribe(run_id, after=after)
+            followed: AsyncIterable[RunEvent] = subscription
+            if not events.reaches_other_processes:
+                # This process's own log: a run another process executes never publishes here.
+                followed = LocalEvents(subscription, events, self._svc.storage, self._svc.runs, run)
+            async for event in followed:
                 moved = True
                 last = event.id
                 after = event.id

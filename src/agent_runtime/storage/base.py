@@ -13,6 +13,7 @@ from langgraph.store.base import BaseStore
 from agent_runtime.schema import (
     Assistant,
     AssistantVersion,
+    CancelAction,
     Json,
     OnConflict,
     Run,
@@ -240,6 +241,14 @@ class Storage(Protocol):
     async def release(self, owner: str) -> list[str]:
         """On a graceful stop: hand back (`pending`, not charged) the runs `owner` holds.
         Returns the ids of their threads."""
+
+    async def request_cancel(self, run_id: str, action: CancelAction) -> bool:
+        """Record that the running run is to be cancelled with `action`, for the process that
+        holds it to find (`cancel_requests`), or whichever process claims it next if that one
+        dies first. Returns False, recording nothing, when the run is not `running`."""
+
+    async def cancel_requests(self, owner: str) -> dict[str, CancelAction]:
+        """The runs `owner` holds (`running`) that a `request_cancel` asked to stop, with how."""
 
     async def charged_attempts(self, run_id: str) -> int:
         """How many attempts of the run ended with its process dying and were blamed on it.

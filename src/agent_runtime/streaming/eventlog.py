@@ -47,6 +47,9 @@ class EventLog(Protocol):
 
     retention_seconds: float
     """How long a run's events stay replayable after its log is closed."""
+    reaches_other_processes: bool
+    """Whether a run's events reach subscribers in every process (Redis), or only in the
+    process that executes it (memory)."""
 
     async def open(self, run_id: str, *, first_id: int = 1) -> None:
         """Start the run's log; on a closed one, reopen it and continue its ids. Ids from here
@@ -210,6 +213,7 @@ class MemoryEventLog:
         if max_bytes_per_run is not None and max_bytes_per_run < 1:
             raise ValueError(f"max_bytes_per_run must be >= 1 or None, got {max_bytes_per_run}")
         self.retention_seconds = retention_seconds
+        self.reaches_other_processes = False
         self._cap = max_events_per_run
         self._max_bytes = max_bytes_per_run
         self._clock = clock

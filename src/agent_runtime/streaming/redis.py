@@ -82,6 +82,7 @@ class RedisEventLog:
         if max_bytes_per_run is not None and max_bytes_per_run < 1:
             raise ValueError(f"max_bytes_per_run must be >= 1 or None, got {max_bytes_per_run}")
         self.retention_seconds = retention_seconds
+        self.reaches_other_processes = True
         self._broker = broker
         self._redis = broker.client
         self._max_bytes = max_bytes_per_run

@@ -17,13 +17,13 @@ from psycopg.rows import DictRow
 
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.lifecycle import require_open
-from agent_runtime.schema import Run, RunStatus
+from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
+from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import NewRun, RunOutcome
-from agent_runtime.storage.sqlite.runs import check_pending
 from agent_runtime.usage import add_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
@@ -300,6 +300,25 @@ class PostgresRuns:
             (self._now(), owner),
         )
         return sorted({row["thread_id"] for row in rows})
+
+    async def request_cancel(self, run_id: str, action: CancelAction) -> bool:
+        rows = await self._db.write_returning(
+            "UPDATE runs SET cancel_action = %s WHERE run_id = %s AND status = 'running'"
+            " RETURNING run_id",
+            (action, run_id),
+        )
+        return bool(rows)
+
+    async def cancel_requests(self, owner: str) -> dict[str, CancelAction]:
+        rows = await self._db.fetch_all(
+            "SELECT run_id, cancel_action FROM runs WHERE status = 'running' AND owner = %s"
+            " AND cancel_action IS NOT NULL",
+            (owner,),
+        )
+        return {
+            row["run_id"]: "rollback" if row["cancel_action"] == "rollback" else "interrupt"
+            for row in rows
+        }
 
     async def charged_attempts(self, run_id: str) -> int:
         row = await self._db.fetch_one("SELECT charged FROM runs WHERE run_id = %s", (run_id,))

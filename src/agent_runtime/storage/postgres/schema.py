@@ -123,7 +123,13 @@ CREATE TABLE tool_calls (
 CREATE INDEX tool_calls_thread_started ON tool_calls (thread_id, started_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Version 2: a cancel asked of a running run by a process that does not execute it, for the one
+# that does to find without Redis (`cancel_action`: interrupt or rollback).
+_V2 = """
+ALTER TABLE runs ADD COLUMN cancel_action TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 async def migrate(

@@ -15,11 +15,11 @@ from agent_runtime.errors import (
     ConflictError,
     InvalidRequestError,
     NotFoundError,
-    TooManyRequestsError,
 )
 from agent_runtime.lifecycle import require_open
-from agent_runtime.schema import Run, RunStatus
+from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
+from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
@@ -295,6 +295,22 @@ class SqliteRuns:
         )
         return sorted({row["thread_id"] for row in rows})
 
+    async def request_cancel(self, run_id: str, action: CancelAction) -> bool:
+        rows = await self._db.write_returning(
+            "UPDATE runs SET cancel_action = ? WHERE run_id = ? AND status = 'running'"
+            " RETURNING run_id",
+            (action, run_id),
+        )
+        return bool(rows)
+
+    async def cancel_requests(self, owner: str) -> dict[str, CancelAction]:
+        rows = await self._db.fetch_all(
+            "SELECT run_id, cancel_action FROM runs WHERE status = 'running' AND owner = ?"
+            " AND cancel_action IS NOT NULL",
+            (owner,),
+        )
+        return {row["run_id"]: _cancel_action(row["cancel_action"]) for row in rows}
+
     async def charged_attempts(self, run_id: str) -> int:
         row = await self._db.fetch_one("SELECT charged FROM runs WHERE run_id = ?", (run_id,))
         if row is None:
@@ -410,6 +426,10 @@ async def _select(conn: aiosqlite.Connection, run_id: str) -> Any:
     return await _one(conn, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
 
 
+def _cancel_action(stored: str) -> CancelAction:
+    return "rollback" if stored == "rollback" else "interrupt"
+
+
 def _not_found(run_id: str) -> NotFoundError:
     return NotFoundError(f'Run "{run_id}" not found', code="run_not_found")
 
@@ -433,17 +453,3 @@ def _run(row: Any) -> Run:
         "error": row["error"],
         "usage": None if row["usage"] is None else loads(row["usage"]),
     }
-
-
-def check_pending(new: NewRun, active: Sequence[Any]) -> None:
-    # Other strategies cancel the active runs, so only `enqueue` can grow the queue.
-    if new.max_pending is None or new.multitask_strategy != "enqueue":
-        return
-    pending = sum(1 for run in active if run["status"] == "pending")
-    if pending >= new.max_pending:
-        raise TooManyRequestsError(
-            f'Thread "{new.thread_id}" already has {pending} pending runs, the most it may '
-            f"queue (agent_runtime.limits.max_pending_runs_per_thread in langgraph.json); "
-            "retry when some have run, or cancel them",
-            code="too_many_pending_runs",
-        )

@@ -130,7 +130,13 @@ ALTER TABLE runs ADD COLUMN progress_mark INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS runs_status_lease ON runs (status, lease_expires_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: a cancel asked of a running run by a process that does not execute it, for the one
+# that does to find without Redis (`cancel_action`: interrupt or rollback).
+_V5 = """
+ALTER TABLE runs ADD COLUMN cancel_action TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:

@@ -63,6 +63,9 @@ class RuntimeSqliteStore(AsyncSqliteStore):
     ) -> None:
         # No index for the parent: its vector path would load sqlite-vec at setup.
         super().__init__(conn, ttl=ttl)
+        # `BaseStore` precedes upstream's SQLite base in the MRO, so its `False` wins there
+        # whatever the config; an item's `ttl` means something only with one.
+        self.supports_ttl = bool(ttl)
         self.index = index
         self._embeddings_ready = False
 

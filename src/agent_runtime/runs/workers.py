@@ -1,0 +1,108 @@
+"""The per-thread workers of an executing process: one asyncio task per thread with queued
+work, which takes a slot, claims the thread's next run and runs it, then sleeps until the next
+delayed run falls due or it is woken. It knows nothing of how a run executes: the run manager
+hands it `claim_and_run`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from agent_runtime.clock import Clock
+from agent_runtime.runs.slots import RunSlots
+from agent_runtime.storage.base import Storage
+
+
+@dataclass(slots=True)
+class _Worker:
+    task: asyncio.Task[None]
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ThreadWorkers:
+    """At most one worker per thread, so a thread's runs execute one at a time, in order."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        slots: RunSlots,
+        clock: Clock,
+        *,
+        claim_and_run: Callable[[str], Awaitable[bool]],
+        accepting: Callable[[], bool],
+    ) -> None:
+        """Args:
+        claim_and_run: claims the thread's next due run and runs it; False when none was
+            claimed (nothing due, or another process holds the thread).
+        accepting: False once the process drains: a worker then claims nothing more.
+        """
+        self._storage = storage
+        self._slots = slots
+        self._clock = clock
+        self._claim_and_run = claim_and_run
+        self._accepting = accepting
+        self._workers: dict[str, _Worker] = {}
+
+    def wake(self, thread_id: str) -> None:
+        """Start the thread's worker, or nudge the one already running."""
+        worker = self._workers.get(thread_id)
+        if worker is not None and not worker.task.done():
+            worker.wake.set()
+            return
+        task = asyncio.create_task(self._work(thread_id), name=f"runs:{thread_id}")
+        self._workers[thread_id] = _Worker(task=task)
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The workers' tasks now, for a stop that cancels them."""
+        return [worker.task for worker in self._workers.values()]
+
+    async def _work(self, thread_id: str) -> None:
+        worker = self._workers[thread_id]
+        try:
+            claim = True
+            while True:
+                worker.wake.clear()
+                if claim:
+                    if not self._accepting() or not self._slots.try_take():
+                        # The run stays `pending` for a slot here (the dispatcher looks again
+                        # when one frees) or in another process.
+                        return
+                    try:
+                        ran = await self._claim_and_run(thread_id)
+                    finally:
+                        self._slots.give_back()
+                    if ran:
+                        # Usually nothing is queued behind a run: one read tells, where a
+                        # claim would take the write lock to find nothing.
+                        claim = False
+                        continue
+                claimed_nothing = claim
+                due = await self._storage.next_due_time(thread_id)
+                if due is None and not worker.wake.is_set():
+                    return
+                claim = True
+                if due is None or worker.wake.is_set():
+                    continue
+                seconds = max(0.0, (due - self._clock.now()).total_seconds())
+                if seconds > 0.0:
+                    # On the clock the due time was set by, so a fake clock's advance ends it.
+                    await _sleep_or_wake(self._clock, worker.wake, seconds)
+                elif claimed_nothing:
+                    # Due, yet the claim found the thread busy: another process runs it, and
+                    # takes what is queued behind when its run ends (else the dispatcher of
+                    # some process finds it).
+                    return
+        finally:
+            if self._workers.get(thread_id) is worker:
+                del self._workers[thread_id]
+
+
+async def _sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float) -> None:
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    woken = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        woken.cancel()

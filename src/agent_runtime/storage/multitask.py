@@ -1,0 +1,32 @@
+"""What every backend decides the same way when a run is queued behind others: the cap on a
+thread's pending runs. Pure checks on rows already read; no IO, no SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from agent_runtime.errors import TooManyRequestsError
+from agent_runtime.storage.records import NewRun
+
+
+def check_pending(new: NewRun, active: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse `new` when its thread already queues `new.max_pending` runs.
+
+    Args:
+        active: the thread's pending and running runs (rows with a `status`).
+
+    Raises:
+        TooManyRequestsError: the thread's queue is full (429 `too_many_pending_runs`).
+    """
+    # Other strategies cancel the active runs, so only `enqueue` can grow the queue.
+    if new.max_pending is None or new.multitask_strategy != "enqueue":
+        return
+    pending = sum(1 for run in active if run["status"] == "pending")
+    if pending >= new.max_pending:
+        raise TooManyRequestsError(
+            f'Thread "{new.thread_id}" already has {pending} pending runs, the most it may '
+            f"queue (agent_runtime.limits.max_pending_runs_per_thread in langgraph.json); "
+            "retry when some have run, or cancel them",
+            code="too_many_pending_runs",
+        )
