@@ -101,17 +101,31 @@ class RunEnds:
             while True:
                 wakeup.clear()
                 if not running_here(run_id):
+                    # Shielded: the waiter cancels this watch the moment the run ends here, and
+                    # a Postgres query cancelled mid-flight costs psycopg's cancel round trip
+                    # (up to 5 s) before the waiter can answer. The read finishes on its own.
+                    read = asyncio.ensure_future(self._storage.get_run(run["thread_id"], run_id))
+                    read.add_done_callback(_retrieve)
                     try:
-                        current = await self._storage.get_run(run["thread_id"], run_id)
+                        current = await asyncio.shield(read)
                     except NotFoundError:
                         return None, None  # rolled back, or its thread deleted
                     if current["status"] in FINAL_STATUSES and not running_here(run_id):
                         return current, None
+                # Not `wait_for`: on Python 3.11 it swallows a cancel that lands as the event
+                # is set, and this watch then outlives its waiter by a whole poll.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):
+                        await wakeup.wait()
         finally:
             waiters = self._waiters.get(run_id)
             if waiters is not None:
                 waiters.discard(wakeup)
                 if not waiters:
                     del self._waiters[run_id]
+
+
+def _retrieve(read: asyncio.Future[Run]) -> None:
+    # A read left to finish after its watch was cancelled: its error has no one to go to.
+    if not read.cancelled():
+        read.exception()

@@ -209,7 +209,10 @@ async def _encoded(
     try:
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), heartbeat_seconds)
+                # Not `wait_for`: on Python 3.11 it can swallow the cancel of a client that
+                # went away, if it lands as an item arrives.
+                async with asyncio.timeout(heartbeat_seconds):
+                    item = await queue.get()
             except TimeoutError:
                 yield HEARTBEAT
                 continue

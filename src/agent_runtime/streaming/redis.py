@@ -387,5 +387,7 @@ def _retrieve(task: asyncio.Task[EntryId | None]) -> None:
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
+    # Not `wait_for`: on Python 3.11 it swallows a cancel that lands as the event is set.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
