@@ -42,7 +42,7 @@ def zone_of(timezone: str | None) -> ZoneInfo:
         return ZoneInfo(timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise InvalidRequestError(
-            f'timezone: {preview(timezone)} is not an IANA time zone; use a name such as '
+            f"timezone: {preview(timezone)} is not an IANA time zone; use a name such as "
             f'"America/New_York" or "UTC" ({exc})',
             code="invalid_timezone",
         ) from None
