@@ -1,5 +1,5 @@
 """The composition root: one config (and one clock) in, the running parts out (storage, graphs,
-event log, run manager, stream cap, sweeper), started in order and stopped in reverse. The only
+event log, run manager, cron scheduler, stream cap, sweeper), started in order and stopped in reverse. The only
 place that builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on
 `app.state`.
 """
@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig
+from agent_runtime.crons.scheduler import CronScheduler
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
@@ -43,6 +44,7 @@ class Runtime:
         streams: StreamSlots,
         clock: Clock,
         broker: RedisBroker | None = None,
+        crons: CronScheduler | None = None,
     ) -> None:
         """Use `start`, which builds and starts the parts in order."""
         self.config = config
@@ -54,6 +56,8 @@ class Runtime:
         self.streams = streams
         self.broker = broker
         """The connection to Redis, when the config names one."""
+        self.crons = crons
+        """The cron scheduler; None in a process that executes no runs (`--role api`)."""
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -121,6 +125,9 @@ class Runtime:
                 execute=config.role != "api",
                 jobs=limits.n_jobs_per_worker,
             )
+            crons = None
+            if config.role != "api":
+                crons = CronScheduler(storage, registry, runs, config=config, clock=clock)
             streams = StreamSlots(
                 limits.max_open_streams, send_timeout=limits.stream_send_timeout_seconds
             )
@@ -133,12 +140,15 @@ class Runtime:
                 streams=streams,
                 clock=clock,
                 broker=broker,
+                crons=crons,
             )
             try:
                 await runs.start()
             except BaseException:
                 await runs.stop()
                 raise
+            if crons is not None:
+                crons.start()
         except BaseException:
             await storage.close()
             if broker is not None:
@@ -152,14 +162,18 @@ class Runtime:
     async def drain(self, grace: float) -> bool:
         """Stop taking runs and give those executing here up to `grace` seconds to end (the
         API keeps answering meanwhile); say whether they all did. `stop` hands back the
-        rest."""
+        rest. No cron fires from here on."""
+        if self.crons is not None:
+            await self.crons.stop()
         return await self.runs.drain(grace)
 
     async def stop(self) -> None:
-        """Stop the sweeper, let the streams' follow-ups (a disconnected client's cancel) finish,
-        stop the run workers, then close the storage. Runs still in flight go back to `pending`
+        """Stop the sweeper and the cron scheduler, let the streams' follow-ups (a disconnected
+        client's cancel) finish, stop the run workers, then close the storage. Runs still in flight go back to `pending`
         (not charged) for another process or the next start."""
         try:
+            if self.crons is not None:
+                await self.crons.stop()
             await self.streams.drain()
             if self._sweeper is not None:
                 self._sweeper.cancel()
