@@ -22,6 +22,7 @@ from agent_runtime.schema import Json
 from agent_runtime.server import (
     assistants,
     checkpoints,
+    crons,
     messages,
     runs,
     state,
@@ -60,6 +61,7 @@ ROUTERS = (
     runs.router,
     thread_stream.router,
     stateless_runs.router,
+    crons.router,
     store.router,
 )
 
