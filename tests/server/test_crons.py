@@ -70,6 +70,22 @@ async def stepped(server: RunningServer) -> CronScheduler:
     return scheduler
 
 
+async def step(server: RunningServer, clock: FakeClock, by: timedelta | float) -> int:
+    """Advance the clock, fire what is due, and wait for the runs to end: a clock that jumps
+    past the run lease while a run executes would have the reaper take the run back."""
+    scheduler = server.services().crons
+    assert scheduler is not None
+    clock.advance(by)
+    fired = await scheduler.fire_due()
+    storage = server.services().storage
+
+    async def idle() -> bool:
+        return not await storage.search_runs(thread_id=None, statuses=("pending", "running"))
+
+    await until(idle, within=10)
+    return fired
+
+
 async def runs_of(sdk: LangGraphClient, thread_id: str) -> list[dict[str, Any]]:
     return [json_of(run) for run in await sdk.runs.list(thread_id, limit=100)]
 
@@ -243,15 +259,16 @@ async def test_disabled_and_ended_crons_never_fire(env: Any, clock: FakeClock) -
     server, sdk, _ = env
     scheduler = await stepped(server)
     thread_id = (await sdk.threads.create())["thread_id"]
-    off = await sdk.crons.create_for_thread(thread_id, "chat", schedule="* * * * *", enabled=False)
+    off = await sdk.crons.create_for_thread(
+        thread_id, "chat", schedule="* * * * *", input=HELLO, enabled=False
+    )
     ended = await sdk.crons.create_for_thread(
-        thread_id, "chat", schedule="* * * * *", end_time=START + timedelta(minutes=2)
+        thread_id, "chat", schedule="* * * * *", input=HELLO, end_time=START + timedelta(minutes=2)
     )
     assert json_of(off)["next_run_date"] == "2026-01-01T00:01:00+00:00"
     fired = 0
     for _ in range(5):
-        clock.advance(60)
-        fired += await scheduler.fire_due()
+        fired += await step(server, clock, 60)
     assert fired == 2  # the ended cron at 00:01 and 00:02; the disabled one never
     runs = await settled(sdk, thread_id)
     assert sorted(r["run_id"] for r in runs) == sorted(
@@ -263,15 +280,15 @@ async def test_disabled_and_ended_crons_never_fire(env: Any, clock: FakeClock) -
     # Enabled again, the disabled cron fires from now on, with no make-up for the past.
     enabled = json_of(await sdk.crons.update(off["cron_id"], enabled=True))
     assert enabled["next_run_date"] == "2026-01-01T00:06:00+00:00"
-    clock.advance(60)
-    assert await scheduler.fire_due() == 1
+    assert await step(server, clock, 60) == 1
+    assert scheduler is server.services().crons
 
 
 async def test_catch_up_after_downtime_fires_once(env: Any, clock: FakeClock) -> None:
     server, sdk, _ = env
     scheduler = await stepped(server)
     thread_id = (await sdk.threads.create())["thread_id"]
-    cron = await sdk.crons.create_for_thread(thread_id, "chat", schedule="0 * * * *")
+    cron = await sdk.crons.create_for_thread(thread_id, "chat", schedule="0 * * * *", input=HELLO)
     clock.advance(timedelta(days=3, minutes=30))  # 72 fires missed
     assert await scheduler.fire_due() == 1
     assert await scheduler.fire_due() == 0
@@ -284,15 +301,14 @@ async def test_catch_up_after_downtime_fires_once(env: Any, clock: FakeClock) ->
 async def test_a_zone_fires_on_its_wall_clock_across_the_fall_back(database: Database) -> None:
     clock = FakeClock(datetime(2026, 10, 31, 12, tzinfo=UTC))
     async with serving(database, clock) as (server, sdk, _):
-        scheduler = await stepped(server)
+        await stepped(server)
         thread_id = (await sdk.threads.create())["thread_id"]
         await sdk.crons.create_for_thread(
-            thread_id, "chat", schedule="30 1 * * *", timezone="America/New_York"
+            thread_id, "chat", schedule="30 1 * * *", timezone="America/New_York", input=HELLO
         )
         fired_at = []
         for _ in range(4 * 48):  # two days, a quarter of an hour at a time
-            clock.advance(timedelta(minutes=15))
-            if await scheduler.fire_due():
+            if await step(server, clock, timedelta(minutes=15)):
                 fired_at.append(clock.now())
         # 01:30 EDT on Nov 1 (05:30 UTC), not again at 01:30 EST; then 01:30 EST on Nov 2.
         assert fired_at == [
@@ -312,8 +328,8 @@ async def test_stateless_crons_delete_or_keep_their_threads(env: Any, clock: Fak
     )
     deleted = json_of(await sdk.crons.create("chat", schedule="* * * * *", input=HELLO))
     assert deleted["on_run_completed"] == "delete"
-    clock.advance(60)
-    assert await scheduler.fire_due() == 2
+    assert await step(server, clock, 60) == 2
+    assert scheduler is server.services().crons
     due = START + timedelta(minutes=1)
     kept_run, kept_thread = fire_ids(kept, due)
     gone_run, gone_thread = fire_ids(deleted, due)
@@ -344,14 +360,16 @@ async def test_a_busy_thread_gets_the_crons_multitask_strategy(env: Any, clock: 
     server, sdk, _ = env
     scheduler = await stepped(server)
     thread_id = (await sdk.threads.create())["thread_id"]
-    busy = await sdk.runs.create(thread_id, "slow", input={"steps": []}, context={"delay": 1.0})
     await sdk.crons.create_for_thread(
         thread_id, "slow", schedule="* * * * *", input={"steps": []}, multitask_strategy="reject"
     )
     queued = await sdk.crons.create_for_thread(
         thread_id, "slow", schedule="* * * * *", input={"steps": []}, multitask_strategy="enqueue"
     )
-    clock.advance(60)
+    clock.advance(59)  # short of due; then a second, well within the busy run's lease
+    busy = await sdk.runs.create(thread_id, "slow", input={"steps": []}, context={"delay": 1.0})
+    await until(lambda: _running(sdk, thread_id, busy["run_id"]))
+    clock.advance(1)
     assert await scheduler.fire_due() == 2  # both claimed; the rejected one makes no run
     runs = await settled(sdk, thread_id)
     queued_run = fire_ids(json_of(queued), START + timedelta(minutes=1))[0]
@@ -361,13 +379,17 @@ async def test_a_busy_thread_gets_the_crons_multitask_strategy(env: Any, clock: 
     assert {c["next_run_date"] for c in await sdk.crons.search()} == {"2026-01-01T00:02:00+00:00"}
 
 
+async def _running(sdk: LangGraphClient, thread_id: str, run_id: str) -> bool:
+    return (await sdk.runs.get(thread_id, run_id))["status"] == "running"
+
+
 async def test_a_failing_fire_is_visible_on_its_run(env: Any, clock: FakeClock) -> None:
     server, sdk, _ = env
     scheduler = await stepped(server)
     thread_id = (await sdk.threads.create())["thread_id"]
     await sdk.crons.create_for_thread(thread_id, "failing", schedule="* * * * *", input={})
-    clock.advance(60)
-    assert await scheduler.fire_due() == 1
+    assert await step(server, clock, 60) == 1
     (run,) = await settled(sdk, thread_id)
+    assert scheduler is server.services().crons
     assert run["status"] == "error"
     assert run["error"] == "ValueError: the fixture graph failed on purpose"
