@@ -20,7 +20,7 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError as SdkNotFound
 from langgraph_sdk.errors import UnprocessableEntityError
 
-from agent_runtime.clock import FakeClock
+from agent_runtime.clock import Clock, FakeClock
 from agent_runtime.config import config_from_dict
 from agent_runtime.crons.fire import fire_ids
 from agent_runtime.crons.scheduler import CronScheduler
@@ -34,7 +34,7 @@ HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 
 @asynccontextmanager
 async def serving(
-    database: Database, clock: FakeClock
+    database: Database, clock: Clock
 ) -> AsyncIterator[tuple[RunningServer, LangGraphClient, httpx.AsyncClient]]:
     config = config_from_dict(
         json.loads(FIXTURES.read_text()), base_dir=FIXTURES.parent, database=database, environ={}
