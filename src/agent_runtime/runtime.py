@@ -1,7 +1,7 @@
 """The composition root: one config (and one clock) in, the running parts out (storage, graphs,
-event log, run manager, cron scheduler, stream cap, sweeper), started in order and stopped in reverse. The only
-place that builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on
-`app.state`.
+event log, run manager, cron scheduler, stream cap, sweeper), started in order and stopped in
+reverse. The only place that builds them; the ASGI lifespan starts and stops a `Runtime` and
+routes reach it on `app.state`.
 """
 
 from __future__ import annotations
@@ -169,8 +169,8 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop the sweeper and the cron scheduler, let the streams' follow-ups (a disconnected
-        client's cancel) finish, stop the run workers, then close the storage. Runs still in flight go back to `pending`
-        (not charged) for another process or the next start."""
+        client's cancel) finish, stop the run workers, then close the storage. Runs still in
+        flight go back to `pending` (not charged) for another process or the next start."""
         try:
             if self.crons is not None:
                 await self.crons.stop()

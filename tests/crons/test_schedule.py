@@ -13,8 +13,10 @@ from agent_runtime.errors import InvalidRequestError
 NEW_YORK = "America/New_York"
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_next_fire_is_strictly_after() -> None:
@@ -50,7 +52,7 @@ def test_the_repeated_fall_hour_keeps_hourly_schedules_hourly() -> None:
         found = next_fire("0 * * * *", NEW_YORK, fires[-1])
         assert found is not None
         fires.append(found)
-    assert fires[1:] == [utc(2026, 11, 1, 5), utc(2026, 11, 1, 6), utc(2026, 11, 1, 7), utc(2026, 11, 1, 8)]  # fmt: skip
+    assert fires[1:] == [utc(2026, 11, 1, hour) for hour in (5, 6, 7, 8)]
 
 
 def test_end_time_stops_the_schedule() -> None:

@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,12 +23,11 @@ from agent_runtime.clock import Clock, FakeClock
 from agent_runtime.config import config_from_dict
 from agent_runtime.crons.fire import fire_ids
 from agent_runtime.crons.scheduler import CronScheduler
-from agent_runtime.server.services import Services
 from tests.conftest import ROOT, Database, RunningServer, json_of, until
 
 FIXTURES = ROOT / "tests" / "fixtures" / "runs" / "langgraph.json"
 START = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
-HELLO = {"messages": [{"role": "user", "content": "hello"}]}
+HELLO: dict[str, Any] = {"messages": [{"role": "user", "content": "hello"}]}
 
 
 @asynccontextmanager

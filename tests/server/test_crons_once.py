@@ -64,7 +64,7 @@ async def test_two_processes_fire_each_cron_once(backend: str, tmp_path: Path) -
 
             async def fired(due: datetime = due) -> bool:
                 runs = await sdk_a.runs.list(thread_id, limit=100)
-                return len([r for r in runs if r["created_at"] >= due.isoformat()]) == 4
+                return len([r for r in runs if str(r["created_at"]) >= due.isoformat()]) == 4
 
             await until(fired, within=10)
             await until(lambda: _idle(first, second), within=10)

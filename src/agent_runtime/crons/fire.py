@@ -7,6 +7,7 @@ died mid-way makes the same run again, which storage refuses (`run_exists`) if i
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -22,12 +23,12 @@ _FIRES = uuid.UUID("6f1f8f43-5a0c-4f8e-9a57-3c2b8a0c1e5d")
 """The namespace of the ids a fire derives (uuid5)."""
 
 
-def fire_ids(cron: Cron, fired: datetime) -> tuple[str, str]:
-    """The run id and, for a stateless cron, the new thread's id of the fire at `fired`."""
+def fire_ids(cron: Mapping[str, object], fired: datetime) -> tuple[str, str]:
+    """The run id and the thread id (a stateless cron's new thread) of the fire at `fired`."""
     key = f"{cron['cron_id']}@{fired.isoformat()}"
     run_id = str(uuid.uuid5(_FIRES, key))
     thread_id = cron["thread_id"] or str(uuid.uuid5(_FIRES, key + "/thread"))
-    return run_id, thread_id
+    return run_id, str(thread_id)
 
 
 async def fire_cron(

@@ -18,9 +18,9 @@ from agent_runtime.storage.postgres.threads import thread_not_found
 
 # Due: enabled, its time come, not past its end, and not held by a live claim.
 _DUE = (
-    "enabled AND next_run_date IS NOT NULL AND next_run_date <= %(now)s"
+    "enabled AND next_run_date IS NOT NULL AND next_run_date <= %s"
     " AND (end_time IS NULL OR next_run_date <= end_time)"
-    " AND (claimed_until IS NULL OR claimed_until <= %(now)s)"
+    " AND (claimed_until IS NULL OR claimed_until <= %s)"
 )
 
 
@@ -114,11 +114,11 @@ class PostgresCrons:
         # The outer WHERE repeats the test: a row another claim updated while this one waited
         # is read again, and no longer due.
         rows = await self._db.write_returning(
-            "UPDATE crons SET claimed_by = %(owner)s, claimed_until = %(until)s"
+            "UPDATE crons SET claimed_by = %s, claimed_until = %s"
             f" WHERE {_DUE} AND cron_id IN (SELECT cron_id FROM crons WHERE {_DUE}"
-            " ORDER BY next_run_date, cron_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " ORDER BY next_run_date, cron_id LIMIT %s FOR UPDATE SKIP LOCKED)"
             " RETURNING *",
-            {"owner": owner, "until": now + lease, "now": now, "limit": limit},
+            (owner, now + lease, now, now, now, now, limit),
         )
         return sorted((_cron(row) for row in rows), key=_due_order)
 

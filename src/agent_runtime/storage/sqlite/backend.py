@@ -20,8 +20,8 @@ from agent_runtime.errors import StorageError
 from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
 from agent_runtime.storage.serde import StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite.assistants import SqliteAssistants
-from agent_runtime.storage.sqlite.crons import SqliteCrons
 from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
+from agent_runtime.storage.sqlite.crons import SqliteCrons
 from agent_runtime.storage.sqlite.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
