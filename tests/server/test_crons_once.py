@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from agent_runtime.clock import SYSTEM_CLOCK, FakeClock
 from agent_runtime.crons.fire import fire_ids
-from tests.conftest import Database, RunningServer, json_of, until
+from tests.conftest import Database, RunningServer, json_of, sdk_client, until
 from tests.server.test_crons import HELLO, START, serving
 from tests.services import fresh_postgres_database
 
@@ -101,3 +102,32 @@ async def test_a_cron_fires_within_two_seconds_of_its_time(database: Database) -
         created = datetime.fromisoformat(run["created_at"])
         assert timedelta(0) <= created - target < timedelta(seconds=2)
         assert run["run_id"] == fire_ids(cron, target)[0]
+
+
+async def test_an_api_process_schedules_and_an_executing_one_fires(tmp_path: Path) -> None:
+    # `serve --role api` runs no scheduler: the crons it stores fire in the other processes,
+    # which look at least every `POLL_SECONDS` of their clock.
+    clock = FakeClock(START)
+    database = tmp_path / "shared.sqlite"
+    async with serving(database, clock) as (worker, _, _):
+        config = replace(worker.config, role="api")
+        api = await RunningServer(config, clock=clock).start()
+        try:
+            assert api.services().crons is None
+            async with sdk_client(api) as sdk:
+                thread_id = (await sdk.threads.create())["thread_id"]
+                cron = json_of(
+                    await sdk.crons.create_for_thread(
+                        thread_id, "chat", schedule="* * * * *", input=HELLO
+                    )
+                )
+                clock.advance(60)
+                run = await until(lambda: _first_run(sdk, thread_id))
+                assert run["run_id"] == fire_ids(cron, START + timedelta(minutes=1))[0]
+        finally:
+            await api.stop()
+
+
+async def _first_run(sdk: Any, thread_id: str) -> Any:
+    runs = await sdk.runs.list(thread_id)
+    return runs[0] if runs else None
