@@ -1,7 +1,7 @@
 """The composition root: one config (and one clock) in, the running parts out (storage, graphs,
-event log, run manager, stream cap, sweeper), started in order and stopped in reverse. The only
-place that builds them; the ASGI lifespan starts and stops a `Runtime` and routes reach it on
-`app.state`.
+event log, run manager, cron scheduler, stream cap, sweeper), started in order and stopped in
+reverse. The only place that builds them; the ASGI lifespan starts and stops a `Runtime` and
+routes reach it on `app.state`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig
+from agent_runtime.crons.scheduler import CronScheduler
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
 from agent_runtime.runs.manager import RunManager
@@ -48,6 +49,7 @@ class Runtime:
         streams: StreamSlots,
         clock: Clock,
         broker: RedisBroker | None = None,
+        crons: CronScheduler | None = None,
     ) -> None:
         """Use `start`, which builds and starts the parts in order."""
         self.config = config
@@ -59,6 +61,8 @@ class Runtime:
         self.streams = streams
         self.broker = broker
         """The connection to Redis, when the config names one."""
+        self.crons = crons
+        """The cron scheduler; None in a process that executes no runs (`--role api`)."""
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -134,6 +138,9 @@ class Runtime:
                 jobs=limits.n_jobs_per_worker,
                 observer=observer or NO_OBSERVER,
             )
+            crons = None
+            if config.role != "api":
+                crons = CronScheduler(storage, registry, runs, config=config, clock=clock)
             streams = StreamSlots(
                 limits.max_open_streams,
                 send_timeout=limits.stream_send_timeout_seconds,
@@ -149,12 +156,15 @@ class Runtime:
                 streams=streams,
                 clock=clock,
                 broker=broker,
+                crons=crons,
             )
             try:
                 await runs.start()
             except BaseException:
                 await runs.stop()
                 raise
+            if crons is not None:
+                crons.start()
         except BaseException:
             await storage.close()
             if broker is not None:
@@ -168,14 +178,18 @@ class Runtime:
     async def drain(self, grace: float) -> bool:
         """Stop taking runs and give those executing here up to `grace` seconds to end (the
         API keeps answering meanwhile); say whether they all did. `stop` hands back the
-        rest."""
+        rest. No cron fires from here on."""
+        if self.crons is not None:
+            await self.crons.stop()
         return await self.runs.drain(grace)
 
     async def stop(self) -> None:
-        """Stop the sweeper, let the streams' follow-ups (a disconnected client's cancel) finish,
-        stop the run workers, then close the storage. Runs still in flight go back to `pending`
-        (not charged) for another process or the next start."""
+        """Stop the sweeper and the cron scheduler, let the streams' follow-ups (a disconnected
+        client's cancel) finish, stop the run workers, then close the storage. Runs still in
+        flight go back to `pending` (not charged) for another process or the next start."""
         try:
+            if self.crons is not None:
+                await self.crons.stop()
             await self.streams.drain()
             if self._sweeper is not None:
                 self._sweeper.cancel()

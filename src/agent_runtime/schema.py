@@ -139,6 +139,38 @@ class Run(TypedDict):
     """Tokens and cost of the run's chat model calls; None until it ends."""
 
 
+OnRunCompleted = Literal["delete", "keep"]
+
+
+class Cron(TypedDict):
+    """A schedule on which an assistant runs, on one thread or on a new thread each time."""
+
+    cron_id: str
+    assistant_id: str
+    thread_id: str | None
+    """The thread every run goes to; None for a stateless cron (a new thread per run)."""
+    on_run_completed: OnRunCompleted | None
+    """A stateless cron's threads after their run: `delete` (the default) or `keep`; None
+    for a cron on a thread."""
+    end_time: datetime | None
+    """No run is scheduled after this moment; None runs for ever."""
+    schedule: str
+    """A cron expression: 5 fields (minute hour day month weekday), or 6 with seconds last."""
+    timezone: str | None
+    """The IANA zone the schedule is read in; None is UTC."""
+    created_at: datetime
+    updated_at: datetime
+    payload: Json
+    """The run each firing creates, as a run-creating request body."""
+    user_id: str | None
+    """The authenticated user who created the cron; its runs run as that user."""
+    next_run_date: datetime | None
+    """When the cron fires next; None once it has ended or has no time left to fire."""
+    metadata: Json
+    enabled: bool
+    """A disabled cron keeps its schedule and never fires."""
+
+
 class ToolCall(TypedDict):
     """One tool call of a run, recorded as the tool ran."""
 

@@ -29,6 +29,7 @@ from agent_runtime.schema import Json
 from agent_runtime.server import (
     assistants,
     checkpoints,
+    crons,
     messages,
     runs,
     state,
@@ -72,6 +73,7 @@ ROUTERS = (
     runs.router,
     thread_stream.router,
     stateless_runs.router,
+    crons.router,
     store.router,
 )
 

@@ -28,7 +28,7 @@ async def info(request: Request, _: None) -> Json:
         "version": __version__,
         "server": "agent-runtime",
         "langgraph_py_version": _version_of("langgraph"),
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {"assistants": True, "crons": True, "langsmith": False},
         "graphs": list(request.app.state.services.registry.graph_ids),
     }
 

@@ -14,6 +14,7 @@ from agent_runtime.schema import (
     Assistant,
     AssistantVersion,
     CancelAction,
+    Cron,
     Json,
     OnConflict,
     Run,
@@ -21,6 +22,7 @@ from agent_runtime.schema import (
     Thread,
     ToolCall,
 )
+from agent_runtime.storage.cron_records import CronPatch, CronQuery, NewCron
 from agent_runtime.storage.filters import AuthFilter
 from agent_runtime.storage.records import (
     AssistantPatch,
@@ -291,3 +293,41 @@ class Storage(Protocol):
         `waiting` (requests waiting for a connection); None where there is no pool (SQLite
         keeps one writer and one reader connection per process)."""
         ...
+
+    # Crons
+
+    async def create_cron(self, new: NewCron) -> Cron:
+        """Store a cron.
+
+        Raises:
+            NotFoundError: `thread_id` names no thread.
+            ConflictError: the cron id is taken.
+        """
+
+    async def get_cron(self, cron_id: str) -> Cron: ...
+
+    async def update_cron(self, cron_id: str, patch: CronPatch) -> Cron: ...
+
+    async def delete_cron(self, cron_id: str) -> None:
+        """Delete the cron; the runs it fired stay. (Deleting a thread deletes its crons.)"""
+
+    async def search_crons(self, query: CronQuery) -> list[Cron]: ...
+
+    async def count_crons(self, query: CronQuery) -> int: ...
+
+    async def claim_due_crons(self, owner: str, *, lease: timedelta, limit: int) -> list[Cron]:
+        """Hold for `owner`, until `lease` from now, at most `limit` crons that are due: enabled,
+        `next_run_date` come and not after `end_time`, and not held by a claim still in force.
+        Earliest first. Atomic across processes: a due cron goes to one claim only; a claim
+        that lapsed (its process died while firing) lets another process take it again."""
+
+    async def release_cron(
+        self, cron_id: str, owner: str, *, fired: datetime, next_run_date: datetime | None
+    ) -> None:
+        """End `owner`'s claim and move the cron on to `next_run_date`, unless an update
+        rescheduled it meanwhile (its `next_run_date` is no longer `fired`). A claim `owner`
+        no longer holds is left alone."""
+
+    async def next_cron_time(self) -> datetime | None:
+        """The earliest moment an enabled cron may be claimed (its next fire, or the end of a
+        claim holding it); None when no cron is left to fire."""

@@ -29,6 +29,7 @@ BODIES: dict[str, Any] = {
     "create_run": {"assistant_id": "whoami", "input": {"notes": ["bob"]}},
     "stream_run": {"assistant_id": "whoami", "input": {"notes": ["bob"]}},
     "wait_run": {"assistant_id": "whoami", "input": {"notes": ["bob"]}},
+    "create_thread_cron": {"schedule": "* * * * *", "assistant_id": "whoami"},
 }
 
 

@@ -81,6 +81,12 @@ OPERATION_ACTIONS: Mapping[str, tuple[str, str] | str] = {
     "wait_stateless_run": ("threads", "create_run"),
     "create_stateless_run_batch": ("threads", "create_run"),
     "cancel_runs": ("threads", "update"),
+    "create_cron": ("crons", "create"),
+    "create_thread_cron": ("crons", "create"),
+    "search_crons": ("crons", "search"),
+    "count_crons": ("crons", "search"),
+    "update_cron": ("crons", "update"),
+    "delete_cron": ("crons", "delete"),
     "put_item": ("store", "put"),
     "get_item": ("store", "get"),
     "delete_item": ("store", "delete"),
@@ -347,6 +353,49 @@ async def _create_assistant(
             )
 
 
+async def _create_cron(
+    guard: Guard, request: Request, user: AuthUser, resource: str, action: str, body: Any
+) -> None:
+    thread_id = _path_uuid(request, "thread_id")
+    if thread_id is not None:
+        # Its fires are runs on the thread: the user must be allowed to start those.
+        run = _run_value(dict(body, metadata=dict(body.get("metadata") or {})), thread_id)
+        await require_thread(
+            request, thread_id, await guard.authorize(user, "threads", "create_run", run)
+        )
+    value: dict[str, Any] = {
+        "payload": body,
+        "schedule": body.get("schedule"),
+        "cron_id": None,
+        "thread_id": thread_id,
+        "user_id": user.identity,
+        "end_time": body.get("end_time"),
+    }
+    condition = await guard.authorize(user, "crons", "create", value)
+    # A cron made under a filter carries what puts it inside, so its creator can reach it.
+    stamps = equalities(condition)
+    if stamps:
+        body["metadata"] = {**(body.get("metadata") or {}), **stamps}
+
+
+async def _cron_route(
+    guard: Guard, request: Request, user: AuthUser, resource: str, action: str, argument: Any
+) -> None:
+    cron_id = _path_uuid(request, "cron_id") or ""
+    value: dict[str, Any] = {"cron_id": cron_id}
+    if action == "update" and isinstance(argument, dict):
+        value.update(payload=argument, schedule=argument.get("schedule"))
+    condition = await guard.authorize(user, resource, action, value)
+    if not condition:
+        return
+    try:
+        cron = await services(request).storage.get_cron(cron_id)
+    except NotFoundError:
+        return  # the route answers 404
+    if not matches_filter(cron["metadata"], condition):
+        raise NotFoundError(f'Cron "{cron_id}" not found', code="cron_not_found")
+
+
 _CHECKS: Mapping[str, Check] = {
     "create_thread": _create_thread,
     "search_threads": _search,
@@ -364,9 +413,14 @@ _CHECKS: Mapping[str, Check] = {
     "create_assistant": _create_assistant,
     "search_assistants": _search,
     "count_assistants": _search,
+    "create_cron": _create_cron,
+    "create_thread_cron": _create_cron,
+    "search_crons": _search,
+    "count_crons": _search,
 }
 _CHECKS_BY_RESOURCE: Mapping[str, Check] = {
     "threads": _thread_route,
     "assistants": _assistant_route,
     "store": authorize_store,
+    "crons": _cron_route,
 }

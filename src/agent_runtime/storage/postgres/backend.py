@@ -16,6 +16,7 @@ from agent_runtime.config.model import DEFAULT_POOL_SIZE, CheckpointCacheConfig,
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
 from agent_runtime.storage.postgres.assistants import PostgresAssistants
+from agent_runtime.storage.postgres.crons import PostgresCrons
 from agent_runtime.storage.postgres.database import POOL_TIMEOUT_SECONDS, PostgresDatabase
 from agent_runtime.storage.postgres.retention import PostgresRetention
 from agent_runtime.storage.postgres.runs import PostgresRuns
@@ -31,6 +32,7 @@ from agent_runtime.storage.store_index import load_store_index
 
 class PostgresStorage(
     PostgresAssistants,
+    PostgresCrons,
     PostgresThreads,
     PostgresRuns,
     PostgresToolCalls,

@@ -129,7 +129,35 @@ _V2 = """
 ALTER TABLE runs ADD COLUMN cancel_action TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: crons. `next_run_date` is when the cron fires next (NULL once it has ended); a
+# process firing it holds it (`claimed_by`) until `claimed_until`, so that each fire happens
+# once across processes.
+_V3 = """
+CREATE TABLE crons (
+    cron_id TEXT COLLATE "C" PRIMARY KEY,
+    assistant_id TEXT COLLATE "C" NOT NULL,
+    thread_id TEXT COLLATE "C" REFERENCES threads (thread_id) ON DELETE CASCADE,
+    user_id TEXT,
+    schedule TEXT NOT NULL,
+    timezone TEXT,
+    end_time TIMESTAMPTZ,
+    payload JSONB NOT NULL,
+    metadata JSONB NOT NULL DEFAULT '{}',
+    on_run_completed TEXT,
+    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    next_run_date TIMESTAMPTZ,
+    claimed_by TEXT,
+    claimed_until TIMESTAMPTZ,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX crons_due ON crons (next_run_date) WHERE enabled;
+CREATE INDEX crons_thread ON crons (thread_id);
+CREATE INDEX crons_assistant ON crons (assistant_id);
+CREATE INDEX crons_metadata ON crons USING GIN (metadata jsonb_path_ops);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 async def migrate(

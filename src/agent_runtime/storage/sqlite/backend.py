@@ -21,6 +21,7 @@ from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlo
 from agent_runtime.storage.serde import StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite.assistants import SqliteAssistants
 from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
+from agent_runtime.storage.sqlite.crons import SqliteCrons
 from agent_runtime.storage.sqlite.database import (
     BUSY_TIMEOUT_MS,
     SqliteDatabase,
@@ -40,6 +41,7 @@ from agent_runtime.storage.store_index import load_store_index
 
 class SqliteStorage(
     SqliteAssistants,
+    SqliteCrons,
     SqliteThreads,
     SqliteCheckpoints,
     SqliteRuns,

@@ -136,7 +136,34 @@ _V5 = """
 ALTER TABLE runs ADD COLUMN cancel_action TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: crons. `next_run_date` is when the cron fires next (NULL once it has ended); a
+# process firing it holds it (`claimed_by`) until `claimed_until`, so that each fire happens
+# once across processes. Timestamps are UTC ISO 8601 with microseconds, compared as text.
+_V6 = """
+CREATE TABLE IF NOT EXISTS crons (
+    cron_id TEXT PRIMARY KEY,
+    assistant_id TEXT NOT NULL,
+    thread_id TEXT REFERENCES threads (thread_id) ON DELETE CASCADE,
+    user_id TEXT,
+    schedule TEXT NOT NULL,
+    timezone TEXT,
+    end_time TEXT,
+    payload TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    on_run_completed TEXT,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    next_run_date TEXT,
+    claimed_by TEXT,
+    claimed_until TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS crons_due ON crons (next_run_date) WHERE enabled = 1;
+CREATE INDEX IF NOT EXISTS crons_thread ON crons (thread_id);
+CREATE INDEX IF NOT EXISTS crons_assistant ON crons (assistant_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:
