@@ -391,3 +391,14 @@ async def test_a_failing_fire_is_visible_on_its_run(env: Any, clock: FakeClock) 
     assert scheduler is server.services().crons
     assert run["status"] == "error"
     assert run["error"] == "ValueError: the fixture graph failed on purpose"
+
+
+async def test_a_bad_thread_id_is_refused_even_beside_an_unknown_assistant(
+    http: httpx.AsyncClient,
+) -> None:
+    # Found by the fuzz test: an unknown assistant answered `[]` before the thread id was read.
+    body = {"assistant_id": "no-such-assistant", "thread_id": "not-a-uuid"}
+    for path in ("/runs/crons/search", "/runs/crons/count"):
+        answer = await http.post(path, json=body)
+        assert answer.status_code == 422, answer.text
+        assert "thread_id" in answer.json()["detail"]

@@ -14,6 +14,7 @@ from agent_runtime.clock import FakeClock
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.cron_records import CronPatch, CronQuery, NewCron
+from agent_runtime.storage.filters import AuthFilter
 from agent_runtime.storage.records import NewThread
 from agent_runtime.storage.sqlite import SqliteStorage
 from tests.services import fresh_postgres_database
@@ -113,16 +114,21 @@ async def test_search_and_count_crons(storage: Storage, clock: FakeClock) -> Non
     assert await ids(thread_id="t1") == ["c3"]
     assert await ids(enabled=False) == ["c3"]
     assert await ids(metadata={"team": "x"}) == ["c1"]
-    assert await ids(metadata={"team": "x"}, auth={"team": "y"}) == []
-    assert await ids(auth={"team": "y"}) == ["c2"]
+    assert await ids(metadata={"team": "x"}, auth=AuthFilter.parse({"team": "y"})) == []
+    assert await ids(auth=AuthFilter.parse({"team": {"$eq": "y"}})) == ["c2"]
     assert await ids(limit=1, offset=1) == ["c2"]
     # NULLs last either way, on both backends.
     assert await ids(sort_by="thread_id", sort_order="asc") == ["c3", "c1", "c2"]
     assert await ids(sort_by="thread_id", sort_order="desc") == ["c3", "c2", "c1"]
     assert await storage.count_crons(CronQuery()) == 3
     assert await storage.count_crons(CronQuery(assistant_id="a", enabled=True)) == 1
-    assert await storage.count_crons(CronQuery(metadata={"team": "y"}, auth={"team": "y"})) == 1
-    assert await storage.count_crons(CronQuery(auth={"team": "z"})) == 0
+    assert (
+        await storage.count_crons(
+            CronQuery(metadata={"team": "y"}, auth=AuthFilter.parse({"team": "y"}))
+        )
+        == 1
+    )
+    assert await storage.count_crons(CronQuery(auth=AuthFilter.parse({"team": "z"}))) == 0
 
 
 async def test_claim_takes_due_crons_once(storage: Storage, clock: FakeClock) -> None:

@@ -14,7 +14,7 @@ from agent_runtime.crons.define import cron_patch, new_cron, run_payload
 from agent_runtime.errors import NotFoundError
 from agent_runtime.runs.shaping import ApiStreamMode
 from agent_runtime.schema import Cron, Json, MultitaskStrategy, SortOrder
-from agent_runtime.server.auth.authorize import as_containment
+from agent_runtime.server.auth.authorize import request_filter
 from agent_runtime.server.routing import Router
 from agent_runtime.server.runs import with_run_user
 from agent_runtime.server.services import services
@@ -192,19 +192,25 @@ async def count_crons(request: Request, body: CronCount) -> int:
 
 
 def _query(request: Request, body: CronSearch | CronCount) -> CronQuery | None:
-    """The filters of a search or count; None when they name an assistant that is not there."""
+    """The filters of a search or count; None when they name an assistant that is not there.
+
+    Raises:
+        InvalidRequestError: `thread_id` is not a UUID (checked first, whatever else matches).
+    """
+    thread_id = body.get("thread_id")
+    if thread_id is not None:
+        thread_id = parse_uuid(thread_id, field="thread_id")
     assistant_id = body.get("assistant_id")
     if assistant_id is not None:
         try:
             assistant_id = services(request).registry.resolve_assistant_id(assistant_id)
         except NotFoundError:
             return None
-    thread_id = body.get("thread_id")
     return CronQuery(
         assistant_id=assistant_id,
-        thread_id=None if thread_id is None else parse_uuid(thread_id, field="thread_id"),
+        thread_id=thread_id,
         metadata=body.get("metadata"),
-        auth=as_containment(getattr(request.state, "auth_filter", None)),
+        auth=request_filter(request),
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from agent_runtime.schema import Json, OnRunCompleted, SortOrder
+from agent_runtime.storage.filters import AuthFilter
 
 CronSortBy = Literal[
     "cron_id", "assistant_id", "thread_id", "created_at", "updated_at", "next_run_date",
@@ -61,8 +62,8 @@ class CronQuery:
     enabled: bool | None = None
     metadata: Json | None = None
     """JSON containment: the cron's metadata holds every key with an equal value."""
-    auth: Json | None = None
-    """A second containment filter on metadata, from the authorization handler."""
+    auth: AuthFilter | None = None
+    """The authorization handler's filter on metadata, as on threads and assistants."""
     limit: int = 10
     offset: int = 0
     sort_by: CronSortBy = "created_at"

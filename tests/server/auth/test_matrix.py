@@ -26,6 +26,9 @@ FLAVORS: dict[str, tuple[str, str, str]] = {
 }
 PUBLIC = {"ok", "info", "get_openapi", "docs"}
 RUN = {"assistant_id": "whoami", "input": {"notes": ["from bob"]}}
+NEVER = "0 0 1 1 *"
+"""A cron schedule that does not come due while a test runs (New Year's midnight)."""
+CRON = {"assistant_id": "whoami", "schedule": NEVER, "input": {"notes": ["from bob"]}}
 # What B sends to each operation that names none of A's resources, and the statuses it may get.
 CALLS: dict[str, tuple[Any, dict[str, str], set[int]]] = {
     "create_assistant": ({"graph_id": "whoami"}, {}, {200}),
@@ -45,6 +48,9 @@ CALLS: dict[str, tuple[Any, dict[str, str], set[int]]] = {
     "search_items": ({"limit": 1000}, {}, {200}),
     "list_namespaces": ({}, {}, {200}),
     "delete_item": ({"namespace": ["notes"], "key": "k"}, {}, {204}),
+    "create_cron": (CRON, {}, {200}),
+    "search_crons": ({"limit": 1000}, {}, {200}),
+    "count_crons": ({}, {}, {200}),
 }
 # Bodies for operations on A's ids that pass validation, so the request reaches authorization.
 ID_BODIES: dict[str, Any] = {
@@ -58,6 +64,8 @@ ID_BODIES: dict[str, Any] = {
     "create_run": RUN,
     "stream_run": RUN,
     "wait_run": RUN,
+    "create_thread_cron": CRON,
+    "update_cron": {"enabled": False},
 }
 
 
@@ -105,7 +113,18 @@ async def _alice_world(alice: httpx.AsyncClient) -> dict[str, str]:
         "/store/items", json={"namespace": ["notes"], "key": "k", "value": {"text": CANARY}}
     )
     assert put.status_code == 204, put.text
+    cron = await alice.post(
+        "/runs/crons",
+        json={
+            "assistant_id": "whoami",
+            "schedule": NEVER,
+            "input": {"notes": [CANARY]},
+            "metadata": {"secret": CANARY},
+        },
+    )
+    assert cron.status_code == 200, cron.text
     return {
+        "cron_id": cron.json()["cron_id"],
         "thread_id": thread_id,
         "pending_thread_id": pending["thread_id"],
         "run_id": runs[0]["run_id"],
@@ -128,6 +147,8 @@ async def _snapshot(alice: httpx.AsyncClient, ids: dict[str, str]) -> Any:
     items = (await alice.post("/store/items/search", json={})).json()["items"]
     found.append([(i["namespace"], i["key"], i["value"]) for i in items])
     found.append((await alice.post("/threads/count", json={})).json())
+    crons = (await alice.post("/runs/crons/search", json={})).json()
+    found.append(sorted((c["cron_id"], c["enabled"], c["schedule"]) for c in crons))
     return found
 
 
@@ -176,7 +197,11 @@ async def test_every_operation_keeps_a_users_resources_from_another(
             assert CANARY not in answer.text, (operation, answer.text)
             assert answer.status_code in expected, (operation, answer.status_code, answer.text)
             if "{" in path:
-                assert answer.json()["code"] in ("thread_not_found", "assistant_not_found")
+                assert answer.json()["code"] in (
+                    "thread_not_found",
+                    "assistant_not_found",
+                    "cron_not_found",
+                )
             else:
                 _check_listing(operation, answer, ids)
             anonymous_answer = await anonymous.request(method, url, json=body, params=query)
@@ -194,7 +219,9 @@ def _check_listing(operation: str, answer: httpx.Response, ids: dict[str, str]) 
         assert not found & {ids["thread_id"], ids["pending_thread_id"]}
     elif operation == "search_assistants":
         assert ids["assistant_id"] not in {a["assistant_id"] for a in answer.json()}
-    elif operation in ("count_threads", "count_assistants"):
+    elif operation == "search_crons":
+        assert ids["cron_id"] not in {c["cron_id"] for c in answer.json()}
+    elif operation in ("count_threads", "count_assistants", "count_crons"):
         assert isinstance(answer.json(), int)
     elif operation == "search_items":
         assert all(item["value"].get("text") != CANARY for item in answer.json()["items"])

@@ -182,20 +182,3 @@ def equalities(condition: Filter | None) -> dict[str, Any]:
         else:
             out[key] = wanted
     return out
-
-
-def as_containment(condition: Filter | None) -> dict[str, Any] | None:
-    """The filter as a JSON containment filter on metadata, which storage applies: a plain
-    value or `$eq` is the value itself, `$contains` a list holding what it names."""
-    if not condition:
-        return None
-    out: dict[str, Any] = {}
-    for key, wanted in condition.items():
-        if not isinstance(wanted, Mapping):
-            out[key] = wanted
-        elif "$eq" in wanted:
-            out[key] = wanted["$eq"]
-        elif "$contains" in wanted:
-            needle = wanted["$contains"]
-            out[key] = needle if isinstance(needle, list) else [needle]
-    return out

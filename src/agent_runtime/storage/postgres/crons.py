@@ -13,6 +13,7 @@ from psycopg.rows import DictRow
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Cron
 from agent_runtime.storage.cron_records import CronPatch, CronQuery, NewCron
+from agent_runtime.storage.filters import auth_containments
 from agent_runtime.storage.postgres.database import PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import thread_not_found
 
@@ -180,7 +181,7 @@ def _where(query: CronQuery) -> tuple[str, list[Any]]:
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(value)
-    for condition in (query.metadata, query.auth):
+    for condition in (query.metadata, *auth_containments(query.auth)):
         if condition:
             clauses.append("metadata @> %s")
             params.append(jsonb(condition))

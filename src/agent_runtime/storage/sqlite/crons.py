@@ -12,6 +12,7 @@ from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.schema import Cron
 from agent_runtime.storage.cron_records import CronPatch, CronQuery, NewCron
+from agent_runtime.storage.filters import auth_containments
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase
 from agent_runtime.storage.sqlite.threads import thread_not_found
@@ -177,7 +178,7 @@ def _where(query: CronQuery) -> tuple[str, list[Any]]:
     if query.enabled is not None:
         clauses.append("enabled = ?")
         params.append(int(query.enabled))
-    for condition in (query.metadata, query.auth):
+    for condition in (query.metadata, *auth_containments(query.auth)):
         if condition:
             sql, extra = containment_sql("metadata", condition)
             clauses.append(sql)
