@@ -260,8 +260,8 @@ async def test_an_api_process_queues_and_a_worker_process_executes(
             refused = await http.get(f"/threads/{thread_id}")
         assert refused.status_code == 404
         assert refused.json() == {
-            "detail": "This process only executes runs (--role worker) and answers only GET "
-            "/ok; send API requests to a process with the api or all role",
+            "detail": "This process only executes runs (--role worker) and answers only GET /ok "
+            "(and /metrics when on); send API requests to a process with the api or all role",
             "code": "worker_only",
         }
     finally:

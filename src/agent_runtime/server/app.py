@@ -234,8 +234,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404 and request.app.state.role == "worker":
         detail = (
-            "This process only executes runs (--role worker) and answers only GET /ok; "
-            "send API requests to a process with the api or all role"
+            "This process only executes runs (--role worker) and answers only GET /ok "
+            "(and /metrics when on); send API requests to a process with the api or all role"
         )
         code = "worker_only"
     elif exc.status_code == 404:
