@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("agent_runtime")
 
 DEFAULT_SWEEP_SECONDS = 60.0
+DEFAULT_STORE_SWEEP_MINUTES = 5.0
 
 
 class Runtime:
@@ -64,6 +65,7 @@ class Runtime:
         self.crons = crons
         """The cron scheduler; None in a process that executes no runs (`--role api`)."""
         self._sweeper: asyncio.Task[None] | None = None
+        self._store_sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -173,6 +175,10 @@ class Runtime:
         runtime._sweeper = asyncio.create_task(
             _sweep_forever(storage, config, clock), name="sweeper"
         )
+        if (config.store.get("ttl") or {}) and storage.store.supports_ttl:
+            runtime._store_sweeper = asyncio.create_task(
+                _sweep_store_forever(storage, config, clock), name="store-sweeper"
+            )
         return runtime
 
     async def drain(self, grace: float) -> bool:
@@ -191,11 +197,12 @@ class Runtime:
             if self.crons is not None:
                 await self.crons.stop()
             await self.streams.drain()
-            if self._sweeper is not None:
-                self._sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._sweeper
-                self._sweeper = None
+            for sweeper in (self._sweeper, self._store_sweeper):
+                if sweeper is not None:
+                    sweeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeper
+            self._sweeper = self._store_sweeper = None
         finally:
             try:
                 await self.runs.stop()
@@ -251,3 +258,22 @@ async def _sweep_forever(storage: Storage, config: RuntimeConfig, clock: Clock) 
         except AgentRuntimeError as exc:
             logger.warning("Thread sweep failed: %s", exc.detail)
         await clock.sleep(sweep_interval(config))
+
+
+def store_sweep_interval(config: RuntimeConfig) -> float:
+    """`store.ttl.sweep_interval_minutes`, in seconds (LangGraph's default: 5 minutes)."""
+    minutes = (config.store.get("ttl") or {}).get("sweep_interval_minutes")
+    return float(minutes or DEFAULT_STORE_SWEEP_MINUTES) * 60
+
+
+async def _sweep_store_forever(storage: Storage, config: RuntimeConfig, clock: Clock) -> None:
+    # Expired store items stay readable until swept (the store compares expiry when it
+    # deletes, not when it reads), so every process sweeps them, as LangGraph's server does.
+    while True:
+        await clock.sleep(store_sweep_interval(config))
+        try:
+            swept = await storage.store.sweep_ttl()  # type: ignore[attr-defined]
+            if swept:
+                logger.info("Swept %d expired store items", swept)
+        except Exception:
+            logger.exception("Store TTL sweep failed")

@@ -14,6 +14,8 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
+from agent_runtime.clock import FakeClock
+from agent_runtime.config import load_config
 from tests.conftest import (
     ROOT,
     Database,
@@ -22,6 +24,7 @@ from tests.conftest import (
     raw_client,
     sdk_client,
     served,
+    until,
 )
 from tests.fixtures.store.embeddings import embed_text
 
@@ -116,7 +119,7 @@ async def test_an_item_ttl_works_when_the_store_has_ttl_configured(
         await asyncio.sleep(1.2)
         store: Any = server.services().storage.store
         assert store.supports_ttl
-        # No sweeper of ours runs it: LangGraph's own, on either backend's store.
+        # The runtime sweeps every 5 minutes here (the default); sweep now, by hand.
         assert await store.sweep_ttl() == 1
         response = await http.get("/store/items", params={"namespace": "a", "key": "short"})
         assert response.status_code == 404
@@ -286,3 +289,44 @@ async def test_a_graph_searches_the_store_by_meaning(
     assert result["found"][0]["score"] == pytest.approx(
         _cosine(query, embed_text(MEMORIES["teacup"]["text"])), abs=1e-6
     )
+
+
+@pytest.mark.filterwarnings("ignore:The default datetime adapter is deprecated:DeprecationWarning")
+async def test_the_runtime_sweeps_expired_store_items_every_sweep_interval(
+    tmp_path: Path, database: Database
+) -> None:
+    config_path = tmp_path / "langgraph.json"
+    config_path.write_text(
+        json.dumps(
+            {
+                "graphs": {"chat": str(ROOT / "graphs" / "chat.py") + ":graph"},
+                "store": {"ttl": {"sweep_interval_minutes": 2}},
+            }
+        )
+    )
+    clock = FakeClock()
+    config = load_config(config_path, database=database, environ={})
+    server = await RunningServer(config, clock=clock).start()
+    try:
+        async with raw_client(server) as http:
+            for key, ttl in (("short", 0.001), ("long", 60)):
+                body = {"namespace": ["a"], "key": key, "value": {"k": key}, "ttl": ttl}
+                assert (await http.put("/store/items", json=body)).status_code == 204
+            # The item expires in the database's time (to the second on SQLite); the sweep
+            # comes on the server's clock, every `sweep_interval_minutes`.
+            await asyncio.sleep(1.2)
+            clock.advance(119)
+            await asyncio.sleep(0.2)
+            short = {"namespace": "a", "key": "short"}
+            assert (await http.get("/store/items", params=short)).status_code == 200
+            clock.advance(1)
+
+            async def swept() -> bool:
+                answer = await http.get("/store/items", params=short)
+                return answer.status_code == 404
+
+            await until(swept)
+            long = {"namespace": "a", "key": "long"}
+            assert (await http.get("/store/items", params=long)).json()["value"] == {"k": "long"}
+    finally:
+        await server.stop()
