@@ -19,7 +19,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
-from agent_runtime.clock import Clock
+from agent_runtime.clock import Clock, sleep_or_wake
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.crons.fire import fire_cron
 from agent_runtime.crons.schedule import next_fire
@@ -103,7 +103,7 @@ class CronScheduler:
                 logger.exception("Firing due crons failed")
                 delay = self._poll
             if delay > 0:
-                await _sleep_or_wake(self._clock, self._wake, delay)
+                await sleep_or_wake(self._clock, self._wake, delay)
 
     async def _delay(self) -> float:
         due = await self._storage.next_cron_time()
@@ -154,13 +154,3 @@ class CronScheduler:
         except AgentRuntimeError as exc:
             logger.warning('Cron "%s" cannot be scheduled again: %s', cron["cron_id"], exc.detail)
             return None
-
-
-async def _sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    woken = asyncio.ensure_future(wake.wait())
-    try:
-        await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeper.cancel()
-        woken.cancel()

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from agent_runtime.clock import Clock
+from agent_runtime.clock import Clock, sleep_or_wake
 from agent_runtime.runs.slots import RunSlots
 from agent_runtime.storage.base import Storage
 
@@ -87,7 +87,7 @@ class ThreadWorkers:
                 seconds = max(0.0, (due - self._clock.now()).total_seconds())
                 if seconds > 0.0:
                     # On the clock the due time was set by, so a fake clock's advance ends it.
-                    await _sleep_or_wake(self._clock, worker.wake, seconds)
+                    await sleep_or_wake(self._clock, worker.wake, seconds)
                 elif claimed_nothing:
                     # Due, yet the claim found the thread busy: another process runs it, and
                     # takes what is queued behind when its run ends (else the dispatcher of
@@ -96,13 +96,3 @@ class ThreadWorkers:
         finally:
             if self._workers.get(thread_id) is worker:
                 del self._workers[thread_id]
-
-
-async def _sleep_or_wake(clock: Clock, wake: asyncio.Event, seconds: float) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    woken = asyncio.ensure_future(wake.wait())
-    try:
-        await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeper.cancel()
-        woken.cancel()
