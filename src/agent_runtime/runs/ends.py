@@ -58,28 +58,28 @@ class RunEnds:
         if run["status"] in FINAL_STATUSES:
             return run, None
         finished = self._finished.get(run_id)
+        stale = finished is None
         if finished is None:
+            # The row may be stale: the watch re-reads it now that a later end will resolve
+            # the future (one read, where a read here and the watch's first would be two).
             finished = asyncio.get_running_loop().create_future()
             self._finished[run_id] = finished
-            # The row may be stale: re-read now that a later end will resolve the future.
-            try:
-                current = await self._storage.get_run(run["thread_id"], run_id)
-            except NotFoundError:
-                return None, None
-            if current["status"] in FINAL_STATUSES:
-                self._finished.pop(run_id, None)
-                return current, None
-        ended = await self._until_ended(run, finished, running_here)
+        ended = await self._until_ended(run, finished, running_here, stale=stale)
         if self._finished.get(run_id) is finished:
             del self._finished[run_id]  # ended by another process
         return ended
 
     async def _until_ended(
-        self, run: Run, finished: asyncio.Future[Ended], running_here: Callable[[str], bool]
+        self,
+        run: Run,
+        finished: asyncio.Future[Ended],
+        running_here: Callable[[str], bool],
+        *,
+        stale: bool,
     ) -> Ended:
         if finished.done():
             return finished.result()
-        watcher = asyncio.ensure_future(self._watch(run, running_here))
+        watcher = asyncio.ensure_future(self._watch(run, running_here, stale=stale))
         try:
             await asyncio.wait({finished, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -93,14 +93,16 @@ class RunEnds:
         finished.set_result(ended)
         return ended
 
-    async def _watch(self, run: Run, running_here: Callable[[str], bool]) -> Ended:
+    async def _watch(self, run: Run, running_here: Callable[[str], bool], *, stale: bool) -> Ended:
+        # `stale`: the waiter's future is new, so an end here before it was made resolved no
+        # one; the first read then believes a final row even while the run is still held here.
         run_id = run["run_id"]
         wakeup = asyncio.Event()
         self._waiters.setdefault(run_id, set()).add(wakeup)
         try:
             while True:
                 wakeup.clear()
-                if not running_here(run_id):
+                if stale or not running_here(run_id):
                     # Shielded: the waiter cancels this watch the moment the run ends here, and
                     # a Postgres query cancelled mid-flight costs psycopg's cancel round trip
                     # (up to 5 s) before the waiter can answer. The read finishes on its own.
@@ -110,8 +112,9 @@ class RunEnds:
                         current = await asyncio.shield(read)
                     except NotFoundError:
                         return None, None  # rolled back, or its thread deleted
-                    if current["status"] in FINAL_STATUSES and not running_here(run_id):
+                    if current["status"] in FINAL_STATUSES and (stale or not running_here(run_id)):
                         return current, None
+                    stale = False
                 # Not `wait_for`: on Python 3.11 it swallows a cancel that lands as the event
                 # is set, and this watch then outlives its waiter by a whole poll.
                 with contextlib.suppress(TimeoutError):

@@ -157,7 +157,8 @@ def create_app(
         custom_route_auth=config.http.routes.custom_route_auth,
         cache=config.auth.cache if config.auth is not None else None,
     )
-    authentication = [Middleware(AuthMiddleware, settings=settings)]
+    # Without an auth file or an API key it would pass every request through untouched.
+    authentication = [Middleware(AuthMiddleware, settings=settings)] if settings.active else []
     theirs = custom_middleware(custom_app) if custom_app is not None else []
     inner = (
         [*authentication, *theirs]
