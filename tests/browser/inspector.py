@@ -103,8 +103,9 @@ async def new_thread(server: RunningServer, graph: str, text: str, **fields: Any
     return thread_id
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 10.0) -> Any:
-    """Poll a page check until it is truthy."""
+async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 20.0) -> Any:
+    """Poll a page check until it is truthy; generous, since `make test` runs the Postgres pass
+    beside the browser tests on the same two cores."""
     import asyncio
 
     loop = asyncio.get_running_loop()

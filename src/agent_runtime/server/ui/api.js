@@ -87,7 +87,7 @@ export const patch = async (path, body) => (await call("PATCH", path, body)).dat
 
 /** Server-sent events from `path`: yields `{event, data, id}` until the stream ends or
  * `signal` aborts it. */
-export async function* events(path, { signal } = {}) {
+export async function* events(path, { signal, onOpen } = {}) {
   let response;
   try {
     response = await fetch(path, {
@@ -100,6 +100,7 @@ export async function* events(path, { signal } = {}) {
     throw new ApiError(0, "The server cannot be reached; is agent-runtime still running?", "offline");
   }
   if (!response.ok) throw await failure(response);
+  if (onOpen) onOpen();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
   try {

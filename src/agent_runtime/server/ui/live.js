@@ -21,7 +21,10 @@ export class LivePanel {
     const path = `/threads/${encodeURIComponent(this.threadId)}/stream`
       + "?stream_mode=run_modes&stream_mode=state_update";
     try {
-      for await (const event of events(path, { signal })) this.handle(event);
+      // Read the thread again once the stream is open: the server takes its starting point
+      // then, and a run that ended between the view's first read and now sends no event.
+      const onOpen = () => this.onChange();
+      for await (const event of events(path, { signal, onOpen })) this.handle(event);
     } catch (error) {
       if (signal.aborted || error.name === "AbortError") return;
       this.show();
