@@ -28,6 +28,7 @@ from langgraph.checkpoint.serde.jsonplus import (
 from langgraph.checkpoint.serde.jsonplus import _option as _MSGPACK_OPTIONS
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
+from agent_runtime.config.model import CheckpointCacheConfig, SerdeConfig
 from agent_runtime.encoding import STABLE_JSON
 from agent_runtime.storage.serde import StrictSerializer, TypeKey
 
@@ -306,3 +307,21 @@ def _allowlist_key(allowlist: Iterable[tuple[str, ...]] | bool | None) -> Any:
     if allowlist is None or isinstance(allowlist, bool):
         return allowlist
     return frozenset(allowlist)
+
+
+def make_serializer(
+    cache: CheckpointCacheConfig, serde: SerdeConfig, graph_types: Iterable[TypeKey]
+) -> StrictSerializer:
+    """The checkpoint serializer a backend's savers share: strict whatever the config (stored
+    bytes never choose what code runs), caching decoded snapshots when `cache.max_mb` allows,
+    so a snapshot a run decoded serves history reads, and back."""
+    allowed = {*graph_types, *serde.msgpack_types()}
+    json_allowed = serde.allowed_json_modules
+    if not cache.max_mb:
+        return StrictSerializer(allowed=allowed, json_allowed=json_allowed)
+    return CachingSerializer(
+        DecodedBlobCache(cache.max_mb * 1024 * 1024),
+        verify=bool(cache.verify),
+        allowed=allowed,
+        json_allowed=json_allowed,
+    )

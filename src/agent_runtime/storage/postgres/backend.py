@@ -14,7 +14,7 @@ from langgraph.store.base import BaseStore
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import DEFAULT_POOL_SIZE, CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
+from agent_runtime.storage.checkpoint_cache import make_serializer
 from agent_runtime.storage.postgres.assistants import PostgresAssistants
 from agent_runtime.storage.postgres.crons import PostgresCrons
 from agent_runtime.storage.postgres.database import POOL_TIMEOUT_SECONDS, PostgresDatabase
@@ -60,19 +60,8 @@ class PostgresStorage(
             pool_size: the most connections this process opens.
             pool_timeout: how long a statement waits for a free connection (then 503).
         """
-        cache = checkpoint_cache or CheckpointCacheConfig()
-        serde = serde or SerdeConfig()
-        allowed = {*graph_types, *serde.msgpack_types()}
-        json_allowed = serde.allowed_json_modules
-        self._serde: StrictSerializer = (
-            CachingSerializer(
-                DecodedBlobCache(cache.max_mb * 1024 * 1024),
-                verify=bool(cache.verify),
-                allowed=allowed,
-                json_allowed=json_allowed,
-            )
-            if cache.max_mb
-            else StrictSerializer(allowed=allowed, json_allowed=json_allowed)
+        self._serde: StrictSerializer = make_serializer(
+            checkpoint_cache or CheckpointCacheConfig(), serde or SerdeConfig(), graph_types
         )
         self._db = PostgresDatabase(uri, pool_size=pool_size, pool_timeout=pool_timeout)
         self._now = clock.now

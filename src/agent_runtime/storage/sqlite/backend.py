@@ -17,7 +17,7 @@ from langgraph.store.base import BaseStore
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.checkpoint_cache import CachingSerializer, DecodedBlobCache
+from agent_runtime.storage.checkpoint_cache import make_serializer
 from agent_runtime.storage.serde import StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite.assistants import SqliteAssistants
 from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
@@ -70,21 +70,8 @@ class SqliteStorage(
             graph_types: the types the served graphs declare (`storage.serde.graph_types`).
         """
         self.path = path
-        cache = checkpoint_cache or CheckpointCacheConfig()
-        serde = serde or SerdeConfig()
-        allowed = {*graph_types, *serde.msgpack_types()}
-        json_allowed = serde.allowed_json_modules
-        # One serializer for both savers: a snapshot a run decoded serves history reads, and
-        # back. Strict either way: stored bytes never choose what code runs.
-        self._serde: StrictSerializer = (
-            CachingSerializer(
-                DecodedBlobCache(cache.max_mb * 1024 * 1024),
-                verify=bool(cache.verify),
-                allowed=allowed,
-                json_allowed=json_allowed,
-            )
-            if cache.max_mb
-            else StrictSerializer(allowed=allowed, json_allowed=json_allowed)
+        self._serde: StrictSerializer = make_serializer(
+            checkpoint_cache or CheckpointCacheConfig(), serde or SerdeConfig(), graph_types
         )
         self._db = SqliteDatabase(path, synchronous=synchronous)
         self._now = clock.now
