@@ -7,11 +7,11 @@ routes reach it on `app.state`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.crons.scheduler import CronScheduler
@@ -197,11 +197,7 @@ class Runtime:
             if self.crons is not None:
                 await self.crons.stop()
             await self.streams.drain()
-            for sweeper in (self._sweeper, self._store_sweeper):
-                if sweeper is not None:
-                    sweeper.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sweeper
+            await stop_tasks(self._sweeper, self._store_sweeper)
             self._sweeper = self._store_sweeper = None
         finally:
             try:

@@ -14,11 +14,11 @@ processes), and wakes early when this process creates or changes a cron (`wake`)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import datetime, timedelta
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.clock import Clock, sleep_or_wake
 from agent_runtime.config import RuntimeConfig
 from agent_runtime.crons.fire import fire_cron
@@ -73,9 +73,7 @@ class CronScheduler:
     async def stop(self) -> None:
         """Stop; a fire under way is cancelled and its lease left to lapse."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
 
     def wake(self) -> None:

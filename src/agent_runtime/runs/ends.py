@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.errors import NotFoundError
 from agent_runtime.schema import Run
 from agent_runtime.storage.base import Storage
@@ -83,9 +84,7 @@ class RunEnds:
         try:
             await asyncio.wait({finished, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_tasks(watcher)
         if finished.done():
             return finished.result()
         ended = watcher.result()

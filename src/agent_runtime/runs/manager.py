@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
 from agent_runtime.encoding import dumps
@@ -188,11 +189,7 @@ class RunManager:
         for this or another process to resume."""
         self._draining = True
         workers = self._workers.tasks()
-        for task in [*workers, *self._upkeep]:
-            task.cancel()
-        for task in [*workers, *self._upkeep]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(*workers, *self._upkeep)
         self._upkeep = []
         try:
             await self._storage.release(self.owner)

@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import CorsConfig, RuntimeConfig
 from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
@@ -127,10 +128,7 @@ def create_app(
                 async with custom_app.router.lifespan_context(custom_app):
                     yield
         finally:
-            if sampler is not None:
-                sampler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampler
+            await stop_tasks(sampler)
             try:
                 await runtime.stop()
             finally:

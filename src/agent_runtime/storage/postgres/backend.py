@@ -4,13 +4,13 @@ over one psycopg connection pool per process. Any number of processes may share 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import DEFAULT_POOL_SIZE, CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
@@ -135,6 +135,4 @@ async def _stop_batching(store: BaseStore | None) -> None:
     # store is garbage collected; an event loop closing first reports it destroyed while pending.
     task = getattr(store, "_task", None)
     if isinstance(task, asyncio.Task) and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)

@@ -4,7 +4,6 @@ store. Zero setup; a single machine."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,6 +13,7 @@ import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.store.base import BaseStore
 
+from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import CheckpointCacheConfig, SerdeConfig
 from agent_runtime.errors import StorageError
@@ -180,9 +180,7 @@ async def _stop_batching(store: BaseStore | None) -> None:
     # store is garbage collected; an event loop closing first reports it destroyed while pending.
     task = getattr(store, "_task", None)
     if isinstance(task, asyncio.Task) and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)
 
 
 def _make_store(conn: aiosqlite.Connection, config: Mapping[str, Any]) -> RuntimeSqliteStore:
