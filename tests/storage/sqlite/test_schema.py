@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from agent_runtime.errors import StorageError
+from agent_runtime.storage.records import RunOutcome
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.storage.sqlite.database import require_sqlite_version
 from agent_runtime.storage.sqlite.schema import MIGRATIONS
@@ -114,3 +116,54 @@ def test_an_old_sqlite_is_refused_with_a_sentence() -> None:
         require_sqlite_version((3, 34, 1))
     require_sqlite_version((3, 35, 0))
     require_sqlite_version(sqlite3.sqlite_version_info)
+
+
+async def test_version_six_runs_keep_their_queue_on_the_partial_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _old_database(path, 6)
+    conn = sqlite3.connect(path)
+    run = (
+        "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at, status,"
+        " owner, lease_expires_at) VALUES (?, 't', 'a', ?, ?, ?, ?, ?)"
+    )
+    old = "2026-01-01T00:00:00+00:00"
+    conn.execute(run, ("done", old, old, "success", "gone", old))
+    conn.execute(run, ("held", old, old, "running", "dead", old))
+    conn.execute(run, ("queued", "2026-01-01T00:00:01+00:00", old, "pending", None, None))
+    conn.commit()
+    conn.close()
+    storage = SqliteStorage(path)
+    await storage.setup()
+    try:
+        assert await storage.count_pending_runs() == 1
+        # The dead owner's run goes back; the finished run's stale lease is not seen.
+        assert await storage.reap_expired_leases() == ["t"]
+        assert (await storage.get_run("t", "held"))["status"] == "pending"
+        assert (await storage.get_run("t", "done"))["status"] == "success"
+        assert await storage.ready_threads(5) == ["t"]
+        claimed = await storage.claim_next_run("t", owner="new", lease=timedelta(seconds=30))
+        assert claimed is not None and claimed["run_id"] == "held"
+        await storage.finish_run("held", RunOutcome(status="success"))
+    finally:
+        await storage.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "runs_status_lease" not in indexes
+    assert {"runs_running_lease", "runs_pending_created"} <= indexes
+    # A run that ends gives up its lease.
+    assert conn.execute(
+        "SELECT owner, lease_expires_at FROM runs WHERE run_id = 'held'"
+    ).fetchone() == (None, None)
+    plans = {
+        query: " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+        for query in (
+            "SELECT count(*) FROM runs WHERE status = 'pending'",
+            "SELECT DISTINCT owner FROM runs WHERE status = 'running'",
+        )
+    }
+    assert [plan.split(" INDEX ")[1].split()[0] for plan in plans.values()] == [
+        "runs_pending_created",
+        "runs_running_lease",
+    ]
+    conn.close()

@@ -347,8 +347,9 @@ class PostgresRuns:
             # The thread first, as every transaction on runs takes its locks.
             await lock_thread(conn, found["thread_id"])
             cursor = await conn.execute(
-                "UPDATE runs SET status = %s, error = %s, usage = %s, updated_at = %s"
-                f" WHERE run_id = %s{guard} RETURNING *",
+                # A finished run's lease is nobody's: cleared, it takes no room in the row.
+                "UPDATE runs SET status = %s, error = %s, usage = %s, updated_at = %s,"
+                f" owner = NULL, lease_expires_at = NULL WHERE run_id = %s{guard} RETURNING *",
                 (
                     outcome.status,
                     outcome.error,

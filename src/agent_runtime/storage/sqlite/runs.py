@@ -333,8 +333,9 @@ class SqliteRuns:
         async with self._db.transaction() as conn:
             rows = await _all(
                 conn,
-                f"UPDATE runs SET status = ?, error = ?, usage = ?, updated_at = ?"
-                f" WHERE run_id = ?{guard} RETURNING *",
+                # A finished run's lease is nobody's: cleared, it takes no room in the row.
+                f"UPDATE runs SET status = ?, error = ?, usage = ?, updated_at = ?,"
+                f" owner = NULL, lease_expires_at = NULL WHERE run_id = ?{guard} RETURNING *",
                 (
                     outcome.status,
                     outcome.error,

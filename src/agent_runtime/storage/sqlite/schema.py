@@ -163,7 +163,18 @@ CREATE INDEX IF NOT EXISTS crons_thread ON crons (thread_id);
 CREATE INDEX IF NOT EXISTS crons_assistant ON crons (assistant_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Version 7: the status indexes hold only the runs waiting or running, as on Postgres. Over
+# every run they grew with the history (64 bytes a run) to serve queries that only ever ask for
+# `pending` or `running`; a finished run also no longer keeps its lease (cleared at its end).
+_V7 = """
+DROP INDEX IF EXISTS runs_status_lease;
+CREATE INDEX IF NOT EXISTS runs_running_lease ON runs (status, lease_expires_at)
+    WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS runs_pending_created ON runs (status, thread_id, created_at)
+    WHERE status = 'pending';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:

@@ -11,7 +11,7 @@ class SqliteStats:
     _db: SqliteDatabase
 
     async def count_pending_runs(self) -> int:
-        # Served by the `runs_status_lease` index.
+        # Served by the partial index `runs_pending_created`.
         row = await self._db.fetch_one("SELECT count(*) AS n FROM runs WHERE status = 'pending'")
         return int(row["n"])
 
