@@ -19,6 +19,7 @@ from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.records import NewRun, NewThread, RunOutcome, ThreadQuery
 from agent_runtime.storage.sqlite import SqliteStorage
+from agent_runtime.usage import add_usage, model_usage, summarize
 
 
 class _Counter(TypedDict):
@@ -634,3 +635,20 @@ async def test_a_cancel_request_reaches_whichever_owner_holds_the_run(
     await storage.finish_run("a1", RunOutcome(status="interrupted"))
     assert await storage.cancel_requests("B") == {}
     assert await storage.request_cancel("a1", "interrupt") is False
+
+
+async def test_usage_reads_back_as_recorded_and_sums_on_the_thread(storage: Storage) -> None:
+    priced = model_usage(1000, 200, {"input_per_million": 3.0, "output_per_million": 15.0})
+    first = summarize({"gpt": priced, "echo": model_usage(5, 7, None)})
+    second = summarize({"gpt": model_usage(10, 20, {"input_per_million": 3.0})})
+    await _thread(storage)
+    for run_id, usage in (("r1", first), ("r2", second)):
+        await storage.create_run(_new(run_id))
+        await storage.claim_next_run("t", owner="A", lease=LEASE)
+        finished = await storage.finish_run(run_id, RunOutcome(status="success", usage=usage))
+        assert finished is not None and finished["usage"] == usage
+        assert (await storage.get_run("t", run_id))["usage"] == usage
+    thread = await storage.get_thread("t")
+    assert thread["usage"] == add_usage(first, second)
+    assert thread["usage"] is not None and thread["usage"]["cost_usd"] is None
+    assert thread["usage"]["by_model"]["gpt"]["total_tokens"] == 1230

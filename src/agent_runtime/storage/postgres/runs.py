@@ -24,7 +24,7 @@ from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoi
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import NewRun, RunOutcome
-from agent_runtime.usage import add_usage
+from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
 # written on its thread: a count above the mark taken at its claim is progress. A first attempt
@@ -353,7 +353,7 @@ class PostgresRuns:
                 (
                     outcome.status,
                     outcome.error,
-                    None if outcome.usage is None else jsonb(outcome.usage),
+                    None if outcome.usage is None else jsonb(stored_usage(outcome.usage)),
                     now,
                     run_id,
                 ),
@@ -409,10 +409,10 @@ async def _settle(conn: Conn, thread_id: str, outcome: RunOutcome, now: datetime
     if outcome.usage is not None:
         cursor = await conn.execute("SELECT usage FROM threads WHERE thread_id = %s", (thread_id,))
         found = await cursor.fetchone()
-        total = add_usage(None if found is None else found["usage"], outcome.usage)
+        total = add_usage(None if found is None else loaded_usage(found["usage"]), outcome.usage)
         assert total is not None
         sets += ["usage = %s", "total_tokens = %s", "cost_usd = %s"]
-        params += [jsonb(total), total["total_tokens"], total["cost_usd"]]
+        params += [jsonb(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
     await conn.execute(
         f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s", [*params, thread_id]
     )
@@ -439,5 +439,5 @@ def _run(row: DictRow) -> Run:
         "kwargs": row["kwargs"],
         "attempt": row["attempt"],
         "error": row["error"],
-        "usage": row["usage"],
+        "usage": loaded_usage(row["usage"]),
     }

@@ -20,6 +20,7 @@ from agent_runtime.storage.postgres.checkpoint_tables import (
 )
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.records import CheckpointSummary, NewThread, ThreadPatch, ThreadQuery
+from agent_runtime.usage import loaded_usage
 
 _THREADS = (
     'SELECT threads.*, thread_values."values" AS "values" FROM threads'
@@ -263,7 +264,7 @@ def _thread(row: DictRow) -> Thread:
         "visible": row["visible"],
         "name": row["name"],
         "tags": row["tags"],
-        "usage": row["usage"],
+        "usage": loaded_usage(row["usage"]),
         "run_count": row["run_count"],
         "message_count": row["message_count"],
         "first_run_at": row["first_run_at"],

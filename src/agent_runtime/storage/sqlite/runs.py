@@ -25,7 +25,7 @@ from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoint
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
 from agent_runtime.storage.sqlite.threads import thread_not_found
-from agent_runtime.usage import add_usage
+from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
 # written on its thread: a count above the mark taken at its claim is progress. A first attempt
@@ -339,7 +339,7 @@ class SqliteRuns:
                 (
                     outcome.status,
                     outcome.error,
-                    None if outcome.usage is None else dumps_text(outcome.usage),
+                    None if outcome.usage is None else dumps_text(stored_usage(outcome.usage)),
                     _stamp(now),
                     run_id,
                 ),
@@ -399,11 +399,12 @@ async def _settle(
             params.append(count)
     if outcome.usage is not None:
         found = await _one(conn, "SELECT usage FROM threads WHERE thread_id = ?", (thread_id,))
-        before = None if found is None or found["usage"] is None else loads(found["usage"])
+        stored = None if found is None or found["usage"] is None else loads(found["usage"])
+        before = loaded_usage(stored)
         total = add_usage(before, outcome.usage)
         assert total is not None
         sets += ["usage = ?", "total_tokens = ?", "cost_usd = ?"]
-        params += [dumps_text(total), total["total_tokens"], total["cost_usd"]]
+        params += [dumps_text(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
     await conn.execute(
         f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = ?", [*params, thread_id]
     )
@@ -452,5 +453,5 @@ def _run(row: Any) -> Run:
         "kwargs": loads(row["kwargs"]),
         "attempt": row["attempt"],
         "error": row["error"],
-        "usage": None if row["usage"] is None else loads(row["usage"]),
+        "usage": None if row["usage"] is None else loaded_usage(loads(row["usage"])),
     }

@@ -21,6 +21,7 @@ from agent_runtime.storage.sqlite.checkpoint_tables import (
 )
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
+from agent_runtime.usage import loaded_usage
 
 # A thread as the API shows it: its row and its latest values, which live apart (schema V3).
 _THREADS = (
@@ -248,7 +249,7 @@ def _thread(row: Any) -> Thread:
         "visible": bool(row["visible"]),
         "name": row["name"],
         "tags": loads(row["tags"]),
-        "usage": None if row["usage"] is None else loads(row["usage"]),
+        "usage": None if row["usage"] is None else loaded_usage(loads(row["usage"])),
         "run_count": row["run_count"],
         "message_count": row["message_count"],
         "first_run_at": _moment(row["first_run_at"]),
