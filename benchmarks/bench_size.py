@@ -5,9 +5,12 @@ then the size of each database and where its bytes lie, table by table.
 
 SQLite: the file after closing and folding the WAL back into it (`wal_checkpoint(TRUNCATE)`),
 both sides alike, its free pages counted apart. Postgres (`--backend postgres`): the summed
-`pg_total_relation_size` of every table in a fresh database. `--reference PATH` also drives
-`langgraph dev` (the reference server, from another virtualenv; PATH is its `langgraph`
-command) through the same workload and measures its `.langgraph_api` folder.
+`pg_total_relation_size` of every table in a fresh database after `VACUUM FULL` on both sides:
+as the workload leaves them, the tables also hold dead row versions, as many as autovacuum had
+not yet reclaimed, which made the total vary by 15% from one run to the next (it is printed
+too). `--reference PATH` also drives `langgraph dev` (the reference server, from another
+virtualenv; PATH is its `langgraph` command) through the same workload and measures its
+`.langgraph_api` folder once it has stopped.
 
     .venv/bin/python benchmarks/bench_size.py [--threads 40] [--turns 10] [--agent-threads 10]
         [--backend sqlite|postgres] [--repeat 3] [--json PATH] [--quick]
@@ -105,6 +108,8 @@ class Size:
     """Bytes on disk (SQLite: the file, its WAL folded in; Postgres: every table's relations)."""
     parts: dict[str, int] = field(default_factory=dict)
     """Bytes per table, its indexes (and, on Postgres, TOAST) included; "(free pages)" apart."""
+    as_left: int | None = None
+    """Postgres: the total before `VACUUM FULL`, dead row versions included."""
 
 
 def sqlite_size(path: Path) -> Size:
@@ -126,15 +131,21 @@ def sqlite_size(path: Path) -> Size:
 
 
 async def postgres_size(uri: str) -> Size:
-    """Every table of the public schema with its indexes and TOAST."""
+    """Every table of the public schema with its indexes and TOAST, after `VACUUM FULL`."""
     async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
-        cursor = await conn.execute(
-            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
-        )
-        parts = {str(name): int(size) for name, size in await cursor.fetchall()}
-    return Size(total=sum(parts.values()), parts=parts)
+        as_left = await _table_sizes(conn)
+        await conn.execute("VACUUM FULL")
+        parts = await _table_sizes(conn)
+    return Size(total=sum(parts.values()), parts=parts, as_left=sum(as_left.values()))
+
+
+async def _table_sizes(conn: psycopg.AsyncConnection[Any]) -> dict[str, int]:
+    cursor = await conn.execute(
+        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
+    )
+    return {str(name): int(size) for name, size in await cursor.fetchall()}
 
 
 def folder_size(folder: Path) -> Size:
@@ -355,6 +366,12 @@ def main() -> None:
                 f"server {_kib(server.total)} KiB ({server.total / floor.total:.2f}x)",
                 flush=True,
             )
+            if floor.as_left is not None and server.as_left is not None:
+                print(
+                    f"  before VACUUM FULL: in-process {_kib(floor.as_left)} KiB, "
+                    f"server {_kib(server.as_left)} KiB",
+                    flush=True,
+                )
             if args.reference:
                 references.append(reference(workload, Path(tmp), args.reference))
                 print(f"  langgraph dev: {_kib(references[-1].total)} KiB", flush=True)
