@@ -164,7 +164,8 @@ class SqliteThreads:
         Sorted by creation, any key beats reading every thread. Sorted otherwise, the threads
         holding the key must all be read and sorted, which beats reading every thread in the
         sort's order only when they are few (under `_PROBE_LIMIT`)."""
-        keys = _indexed_keys(query)
+        # Given ids, the threads are read by id: as many rows as ids.
+        keys = _indexed_keys(query) if query.ids is None else []
         if not keys or (len(keys) == 1 and query.sort_by == "created_at"):
             return keys[0] if keys else None
         probe = (
