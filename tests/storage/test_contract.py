@@ -16,7 +16,9 @@ from typing_extensions import TypedDict
 
 from agent_runtime.clock import FakeClock
 from agent_runtime.errors import ConflictError, NotFoundError
+from agent_runtime.schema import Json
 from agent_runtime.storage.base import Storage
+from agent_runtime.storage.filters import AuthFilter
 from agent_runtime.storage.records import (
     AssistantPatch,
     AssistantQuery,
@@ -178,6 +180,54 @@ async def test_thread_search_filters(storage: Storage) -> None:
     assert await storage.count_threads(ThreadQuery(ids=["t1", "t3", "nope"])) == 2
     found = await storage.search_threads(ThreadQuery(sort_by="thread_id", sort_order="asc"))
     assert [t["thread_id"] for t in found] == ["t1", "t2", "t3"]
+
+
+async def test_thread_search_by_metadata_follows_every_write(storage: Storage) -> None:
+    # Newest first (the default sort), which SQLite answers from an index of metadata keys:
+    # every kind of value must find what containment finds, through every write of metadata.
+    kinds: dict[str, Json] = {
+        "a": {"n": 1, "flag": True, "none": None, "s": "x", "obj": {"k": 1}, "list": ["p", "q"]},
+        "b": {"n": 1.0, "flag": False, "s": "y"},
+        "c": {"n": "1", "flag": 1, "s": "x"},
+    }
+    for thread_id, metadata in kinds.items():
+        await storage.create_thread(
+            NewThread(thread_id=thread_id, metadata=metadata), if_exists="raise"
+        )
+
+    async def ids(metadata: Json, **options: Any) -> list[str]:
+        found = await storage.search_threads(ThreadQuery(metadata=metadata, **options))
+        return [thread["thread_id"] for thread in found]
+
+    assert await ids({"n": 1}) == ["b", "a"]
+    assert await ids({"n": 1.0}) == ["b", "a"]
+    assert await ids({"n": "1"}) == ["c"]
+    assert await ids({"flag": True}) == ["a"]
+    assert await ids({"flag": False}) == ["b"]
+    assert await ids({"flag": 1}) == ["c"]
+    assert await ids({"none": None}) == ["a"]
+    assert await ids({"s": None}) == []
+    assert await ids({"obj": {"k": 1}}) == ["a"]
+    assert await ids({"list": ["q"]}) == ["a"]
+    assert await ids({"s": "x", "n": 1}) == ["a"]
+    assert await ids({"s": "x"}, sort_order="asc") == ["a", "c"]
+    assert await ids({"s": "x"}, limit=1, offset=1) == ["a"]
+    assert await ids({"s": "x"}, auth=AuthFilter.parse({"n": {"$eq": "1"}})) == ["c"]
+    assert await ids({"s": "x"}, sort_by="updated_at") == ["c", "a"]
+
+    await storage.update_thread("a", ThreadPatch(metadata={"s": "z"}))
+    assert await ids({"s": "x"}) == ["c"]
+    assert await ids({"s": "z"}) == ["a"]
+    assert await ids({"s": "x"}, sort_by="updated_at") == ["c"]
+    assert await ids({"n": 1}, sort_by="updated_at") == ["a", "b"]
+    await storage.update_thread("b", ThreadPatch(visible=False))
+    assert await ids({"n": 1}) == ["a"]
+    assert await ids({"n": 1}, visible=False) == ["b"]
+    await storage.copy_thread("a", "a-copy")
+    assert await ids({"s": "z"}) == ["a-copy", "a"]
+    await storage.delete_thread("a")
+    assert await ids({"s": "z"}) == ["a-copy"]
+    assert await ids({"n": 1}, auth=AuthFilter.parse({"s": "z"})) == ["a-copy"]
 
 
 async def test_delete_assistant_with_threads(storage: Storage) -> None:

@@ -27,6 +27,9 @@ ThreadSortBy = Literal[
     "thread_id", "status", "created_at", "updated_at", "state_updated_at",
     "total_tokens", "cost_usd", "run_count", "last_run_at",
 ]  # fmt: skip
+NULLABLE_SORT_KEYS: frozenset[ThreadSortBy] = frozenset({"cost_usd", "last_run_at"})
+"""The keys a thread may have no value for (no priced run, no run yet); every other one is NOT
+NULL in both backends' tables."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.postgres import PostgresStorage
+from agent_runtime.storage.postgres import PostgresStorage, schema
 from agent_runtime.storage.postgres.schema import MIGRATIONS
-from agent_runtime.storage.records import NewThread
+from agent_runtime.storage.records import NewThread, ThreadQuery
 from tests.storage.postgres.conftest import opened
 
 
@@ -107,3 +107,21 @@ async def test_a_database_going_away_is_a_storage_error_then_recovers(pg_uri: st
         assert caught.value.detail.startswith(f"The database {pg_uri} cannot be reached: ")
         # The pool drops the dead connection and opens a new one for the next request.
         assert (await storage.get_thread("t"))["thread_id"] == "t"
+
+
+async def test_a_version_three_database_gets_its_metadata_index_without_a_pending_list(
+    pg_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as patched:
+        patched.setattr(schema, "MIGRATIONS", MIGRATIONS[:3])
+        async with opened(pg_uri) as storage:
+            for n in range(3):
+                new = NewThread(thread_id=f"t{n}", metadata={"user": f"u{n}"})
+                await storage.create_thread(new, if_exists="raise")
+    options = "SELECT reloptions::text FROM pg_class WHERE relname = 'threads_metadata'"
+    assert await _scalar(pg_uri, options) is None
+    async with opened(pg_uri) as storage:
+        found = await storage.search_threads(ThreadQuery(metadata={"user": "u1"}))
+        assert [thread["thread_id"] for thread in found] == ["t1"]
+    assert await _scalar(pg_uri, options) == "{fastupdate=off}"
+    assert await _scalar(pg_uri, "SELECT count(*) FROM agent_runtime_migrations") == len(MIGRATIONS)

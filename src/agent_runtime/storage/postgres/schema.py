@@ -157,7 +157,16 @@ CREATE INDEX crons_assistant ON crons (assistant_id);
 CREATE INDEX crons_metadata ON crons USING GIN (metadata jsonb_path_ops);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: the GIN index of thread metadata takes each entry when it is written. With its
+# pending list (the default), entries wait in a list that every search by metadata reads whole
+# until a vacuum merges them, and the planner, counting that list, preferred reading every
+# thread: 9 ms for a key 5 threads of 20,000 hold, against 0.3 ms from the index.
+_V4 = """
+ALTER INDEX threads_metadata SET (fastupdate = off);
+SELECT gin_clean_pending_list('threads_metadata'::regclass);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 
 
 async def migrate(

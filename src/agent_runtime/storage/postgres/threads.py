@@ -19,7 +19,13 @@ from agent_runtime.storage.postgres.checkpoint_tables import (
     list_checkpoint_summaries,
 )
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
-from agent_runtime.storage.records import CheckpointSummary, NewThread, ThreadPatch, ThreadQuery
+from agent_runtime.storage.records import (
+    NULLABLE_SORT_KEYS,
+    CheckpointSummary,
+    NewThread,
+    ThreadPatch,
+    ThreadQuery,
+)
 from agent_runtime.usage import loaded_usage
 
 _THREADS = (
@@ -125,9 +131,11 @@ class PostgresThreads:
         where, params = _where(query)
         column = _sort_column(query.sort_by)
         order = "ASC" if query.sort_order == "asc" else "DESC"
+        # Threads with no figure yet (no cost, no run) sort last either way. Only where there can
+        # be none: that key first would keep the index of the column out of the plan.
+        nulls = f"threads.{column} IS NULL, " if query.sort_by in NULLABLE_SORT_KEYS else ""
         rows = await self._db.fetch_all(
-            # Threads with no figure yet (no cost, no run) sort last either way.
-            f"{_THREADS} {where} ORDER BY threads.{column} IS NULL, threads.{column} {order},"
+            f"{_THREADS} {where} ORDER BY {nulls}threads.{column} {order},"
             f" threads.thread_id {order} LIMIT %s OFFSET %s",
             [*params, query.limit, query.offset],
         )

@@ -14,7 +14,12 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.lifecycle import check_transition, read_only_error
 from agent_runtime.schema import Json, OnConflict, Thread
 from agent_runtime.storage.filters import auth_containments
-from agent_runtime.storage.records import NewThread, ThreadPatch, ThreadQuery
+from agent_runtime.storage.records import (
+    NULLABLE_SORT_KEYS,
+    NewThread,
+    ThreadPatch,
+    ThreadQuery,
+)
 from agent_runtime.storage.sqlite.checkpoint_tables import (
     copy_thread_checkpoints,
     delete_thread_checkpoints,
@@ -127,14 +132,56 @@ class SqliteThreads:
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _where(query)
         order = "ASC" if query.sort_order == "asc" else "DESC"
-        rows = await self._db.fetch_all(
-            # Threads with no figure yet (no cost, no run) sort last either way.
-            f"{_THREADS} {where} ORDER BY threads.{query.sort_by} IS NULL,"
-            f" threads.{query.sort_by} {order}, threads.thread_id {order}"
-            " LIMIT ? OFFSET ?",
-            [*params, query.limit, query.offset],
-        )
+        column = f"threads.{query.sort_by}"
+        # Threads with no figure yet (no cost, no run) sort last either way. Only where there can
+        # be none: that key first would keep the index of the column out of the plan.
+        nulls = f"{column} IS NULL, " if query.sort_by in NULLABLE_SORT_KEYS else ""
+        sort = f"{nulls}{column} {order}, threads.thread_id {order}"
+        pages = [query.limit, query.offset]
+        drive = await self._driving_key(query)
+        if drive is not None:
+            # From the threads holding one key of the filter (`thread_metadata`), not from all.
+            if query.sort_by == "created_at":
+                # Its index has them newest first: as many rows read as returned when the
+                # other filters pass.
+                sort = f"drive.created_at {order}, drive.thread_id {order}"
+            rows = await self._db.fetch_all(
+                'SELECT threads.*, thread_values."values" AS "values" FROM thread_metadata AS'
+                " drive CROSS JOIN threads ON threads.thread_id = drive.thread_id LEFT JOIN"
+                " thread_values ON thread_values.thread_id = threads.thread_id"
+                f" {where} AND drive.key = ? AND drive.kind = ? AND drive.value IS ?"
+                f" AND drive.visible = ? ORDER BY {sort} LIMIT ? OFFSET ?",
+                [*params, *drive, int(query.visible), *pages],
+            )
+        else:
+            rows = await self._db.fetch_all(
+                f"{_THREADS} {where} ORDER BY {sort} LIMIT ? OFFSET ?", [*params, *pages]
+            )
         return [_thread(row) for row in rows]
+
+    async def _driving_key(self, query: ThreadQuery) -> _Key | None:
+        """The key of the filter to read threads from, if any: the one fewest threads hold.
+
+        Sorted by creation, any key beats reading every thread. Sorted otherwise, the threads
+        holding the key must all be read and sorted, which beats reading every thread in the
+        sort's order only when they are few (under `_PROBE_LIMIT`)."""
+        # Given ids, the threads are read by id: as many rows as ids.
+        keys = _indexed_keys(query) if query.ids is None else []
+        if not keys or (len(keys) == 1 and query.sort_by == "created_at"):
+            return keys[0] if keys else None
+        probe = (
+            "(SELECT count(*) FROM (SELECT 1 FROM thread_metadata WHERE key = ? AND kind = ?"
+            f" AND value IS ? AND visible = ? LIMIT {_PROBE_LIMIT}))"
+        )
+        row = await self._db.fetch_one(
+            "SELECT " + ", ".join(probe for _ in keys),
+            [part for key in keys for part in (*key, int(query.visible))],
+        )
+        counts = list(row)
+        fewest = min(counts)
+        if query.sort_by != "created_at" and fewest >= _PROBE_LIMIT:
+            return None
+        return keys[counts.index(fewest)]
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _where(query)
@@ -192,6 +239,30 @@ def _expires_at(now: datetime, ttl: Json | None) -> str | None:
     return (now + timedelta(minutes=float(ttl["ttl"]))).isoformat()
 
 
+_Key = tuple[str, str, Any]
+"""A row of `thread_metadata` to look up: the key, the JSON kind of its value, its SQL value."""
+_PROBE_LIMIT = 1000
+"""How many threads holding a key are counted, at most, to choose how to search."""
+
+
+def _indexed_keys(query: ThreadQuery) -> list[_Key]:
+    """The keys of the metadata filter, and of the authorization filter, that `thread_metadata`
+    can find: those whose wanted value is a scalar (any thread holding an object or a list
+    under a key holds no row for it)."""
+    keys: list[_Key] = []
+    for expected in (query.metadata or {}, *auth_containments(query.auth)):
+        for key, value in expected.items():
+            if value is None:
+                keys.append((str(key), "null", None))
+            elif isinstance(value, bool):
+                keys.append((str(key), "true" if value else "false", int(value)))
+            elif isinstance(value, int | float):
+                keys.append((str(key), "number", value))
+            elif isinstance(value, str):
+                keys.append((str(key), "text", value))
+    return keys
+
+
 def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -199,12 +270,12 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
         clauses.append(f"threads.thread_id IN ({', '.join('?' for _ in query.ids)})")
         params.extend(query.ids)
     if query.status is not None:
-        clauses.append("status = ?")
+        clauses.append("threads.status = ?")
         params.append(query.status)
-    clauses.append("visible = ?")
+    clauses.append("threads.visible = ?")
     params.append(int(query.visible))
     if query.lifecycle is not None:
-        clauses.append("lifecycle = ?")
+        clauses.append("threads.lifecycle = ?")
         params.append(query.lifecycle)
     if query.name:
         clauses.append("instr(lower(coalesce(name, '')), lower(?)) > 0")
