@@ -30,6 +30,9 @@ from langgraph.checkpoint.serde.jsonplus import (
 
 from tests.conftest import RunningServer, example_config, raw_client
 
+# The rows are written with `sqlite3` into the file the server serves.
+pytestmark = pytest.mark.sqlite_only
+
 Payload = Callable[[Path], tuple[str, bytes]]
 
 
