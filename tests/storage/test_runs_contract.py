@@ -13,7 +13,6 @@ from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 from agent_runtime.clock import FakeClock
-from agent_runtime.encoding import dumps
 from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
@@ -376,41 +375,6 @@ async def test_finish_run_stores_values_already_encoded(storage: Storage) -> Non
     await storage.settle_thread("t", RunOutcome(status="success", values_json=b'{"n":3}'))
     thread = await storage.get_thread("t")
     assert (thread["values"], thread["message_count"]) == ({"n": 3}, 1)
-
-
-async def test_a_growing_conversations_values_read_back_whole(storage: Storage) -> None:
-    # SQLite stores a head and a tail and rewrites the tail alone while a state only grows
-    # (schema V7): each state must read back whole, by get, search, count and copy, whether
-    # it extended the last, changed its middle, outgrew the tail or shrank.
-    await _thread(storage)
-    await _thread(storage, "other")
-    await storage.settle_thread(
-        "other", RunOutcome(status="success", values={"messages": [{"content": "other"}]})
-    )
-    messages = [{"type": "human", "content": "first é ✓ " + "x" * 3000}]
-
-    async def settle(values: dict[str, Any]) -> None:
-        await storage.settle_thread("t", RunOutcome(status="success", values_json=dumps(values)))
-        assert (await storage.get_thread("t"))["values"] == values
-        found = await storage.search_threads(ThreadQuery(values={"turn": values["turn"]}))
-        assert [thread["thread_id"] for thread in found] == ["t"]
-        assert [t["values"] for t in found] == [values]
-        counted = await storage.count_threads(ThreadQuery(text="FIRST é"))
-        assert counted == (1 if "messages" in values else 0)
-
-    for turn in range(1, 41):
-        messages = [*messages, {"type": "ai", "content": f"reply {turn} " + "y" * 1500}]
-        await settle({"messages": messages, "turn": turn})
-    messages[1] = {"type": "ai", "content": "edited"}
-    await settle({"messages": messages, "turn": 41})
-    await settle({"messages": messages[:2], "turn": 42})
-    await settle({"turn": 43})
-    await settle({"messages": messages, "turn": 44})
-    copy = await storage.copy_thread("t", "copy")
-    assert copy["values"] == {"messages": messages, "turn": 44}
-    await storage.delete_thread("t")
-    assert (await storage.get_thread("copy"))["values"] == copy["values"]
-    assert (await storage.get_thread("other"))["values"] == {"messages": [{"content": "other"}]}
 
 
 async def test_settle_thread_sets_status_without_a_run(storage: Storage) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.records import RunOutcome
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.storage.sqlite.database import require_sqlite_version
 from agent_runtime.storage.sqlite.schema import MIGRATIONS
@@ -115,27 +114,3 @@ def test_an_old_sqlite_is_refused_with_a_sentence() -> None:
         require_sqlite_version((3, 34, 1))
     require_sqlite_version((3, 35, 0))
     require_sqlite_version(sqlite3.sqlite_version_info)
-
-
-async def test_version_six_values_read_whole_and_then_grow_by_their_tail(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite"
-    _old_database(path, 6)
-    conn = sqlite3.connect(path)
-    conn.execute(
-        """INSERT INTO thread_values (thread_id, "values") VALUES ('t', '{"messages": ["hi"]}')"""
-    )
-    conn.commit()
-    conn.close()
-    storage = SqliteStorage(path)
-    await storage.setup()
-    try:
-        assert (await storage.get_thread("t"))["values"] == {"messages": ["hi"]}
-        grown = {"messages": ["hi", "hello"]}
-        await storage.settle_thread("t", RunOutcome(status="success", values=grown))
-        assert (await storage.get_thread("t"))["values"] == grown
-    finally:
-        await storage.close()
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    assert conn.execute("SELECT count(*) FROM thread_value_tails").fetchone() == (1,)
-    conn.close()

@@ -24,7 +24,7 @@ from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
-from agent_runtime.storage.sqlite.threads import thread_not_found, write_thread_values
+from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
@@ -390,7 +390,11 @@ async def _settle(
     ]
     encoded = outcome.encoded_values()
     if encoded is not None:
-        await write_thread_values(conn, thread_id, encoded)
+        await conn.execute(
+            'INSERT INTO thread_values (thread_id, "values") VALUES (?, ?)'
+            ' ON CONFLICT (thread_id) DO UPDATE SET "values" = excluded."values"',
+            (thread_id, encoded.decode()),
+        )
         sets.append("state_updated_at = ?")
         params.append(now.isoformat())
         count = outcome.count_messages()

@@ -163,18 +163,7 @@ CREATE INDEX IF NOT EXISTS crons_thread ON crons (thread_id);
 CREATE INDEX IF NOT EXISTS crons_assistant ON crons (assistant_id);
 """
 
-# Version 7: the end of a thread's values apart from the rest. The JSON is `thread_values`'s
-# text followed by this one: a run that only appended messages rewrites this short row, not the
-# whole state (171 KiB at 600 messages, written to the WAL and again to the file each run).
-# Postgres keeps one jsonb document: its containment filters need the whole of it.
-_V7 = """
-CREATE TABLE IF NOT EXISTS thread_value_tails (
-    thread_id TEXT PRIMARY KEY REFERENCES threads (thread_id) ON DELETE CASCADE,
-    tail TEXT NOT NULL
-);
-"""
-
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:

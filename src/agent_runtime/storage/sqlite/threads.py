@@ -22,22 +22,11 @@ from agent_runtime.storage.sqlite.checkpoint_tables import (
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
 
-# A thread's latest values as JSON text: a head and the tail that follows it (schema V7, written
-# by `write_thread_values`); NULL when the thread has none.
-VALUES_JSON = "(thread_values.\"values\" || coalesce(thread_value_tails.tail, ''))"
-_VALUES_JOIN = (
-    "LEFT JOIN thread_values ON thread_values.thread_id = threads.thread_id"
-    " LEFT JOIN thread_value_tails ON thread_value_tails.thread_id = threads.thread_id"
-)
 # A thread as the API shows it: its row and its latest values, which live apart (schema V3).
-_THREADS = f'SELECT threads.*, {VALUES_JSON} AS "values" FROM threads {_VALUES_JOIN}'
-
-TAIL_MARGIN = 1024
-"""Bytes of a state's end written to the tail rather than the head, so that the next state
-still starts with the head when something short after the last message changed (a counter)."""
-TAIL_LIMIT = 32 * 1024
-"""Past this many bytes of tail, a run writes the whole state again as a new head: an
-append then rewrites about 16 KiB on average, a full write every 50 turns or so of a chat."""
+_THREADS = (
+    'SELECT threads.*, thread_values."values" AS "values" FROM threads'
+    " LEFT JOIN thread_values ON thread_values.thread_id = threads.thread_id"
+)
 
 
 class SqliteThreads:
@@ -148,7 +137,7 @@ class SqliteThreads:
 
     async def count_threads(self, query: ThreadQuery) -> int:
         where, params = _where(query)
-        joined = _VALUES_JOIN if query.values or query.text else ""
+        joined = "LEFT JOIN thread_values USING (thread_id)" if query.values or query.text else ""
         row = await self._db.fetch_one(f"SELECT COUNT(*) FROM threads {joined} {where}", params)
         return int(row[0])
 
@@ -167,45 +156,14 @@ class SqliteThreads:
                 " FROM threads WHERE thread_id = ?",
                 (new_thread_id, stamp, stamp, stamp, thread_id),
             )
-            for table, column in (("thread_values", '"values"'), ("thread_value_tails", "tail")):
-                await conn.execute(
-                    f"INSERT INTO {table} (thread_id, {column})"
-                    f" SELECT ?, {column} FROM {table} WHERE thread_id = ?",
-                    (new_thread_id, thread_id),
-                )
+            await conn.execute(
+                'INSERT INTO thread_values (thread_id, "values")'
+                ' SELECT ?, "values" FROM thread_values WHERE thread_id = ?',
+                (new_thread_id, thread_id),
+            )
             await copy_thread_checkpoints(conn, thread_id, new_thread_id)
             row = await _select(conn, new_thread_id)
         return _thread(row)
-
-
-async def write_thread_values(conn: aiosqlite.Connection, thread_id: str, encoded: bytes) -> None:
-    """Store a thread's latest values (UTF-8 JSON) inside the caller's transaction. When they
-    start with the stored head (a conversation that grew by appended messages) and the rest is
-    short, only the tail is written: one statement either way, two more for a new head. Compared
-    and cut as bytes: as text, SQLite walks the characters to find an offset (1.1 ms at 171 KiB
-    with non-ASCII text, against 0.07 ms)."""
-    cursor = await conn.execute(
-        "UPDATE thread_value_tails SET tail = CAST(substr(?1, length(head.bytes) + 1) AS TEXT)"
-        ' FROM (SELECT CAST("values" AS BLOB) AS bytes FROM thread_values WHERE thread_id = ?2)'
-        " AS head WHERE thread_value_tails.thread_id = ?2"
-        " AND length(?1) - length(head.bytes) <= ?3"
-        " AND substr(?1, 1, length(head.bytes)) = head.bytes",
-        (encoded, thread_id, TAIL_LIMIT),
-    )
-    if cursor.rowcount == 1:
-        return
-    cut = max(0, len(encoded) - TAIL_MARGIN)
-    while cut > 0 and encoded[cut] & 0xC0 == 0x80:
-        cut -= 1  # not inside a character: the head is text
-    for table, column, part in (
-        ("thread_values", '"values"', encoded[:cut]),
-        ("thread_value_tails", "tail", encoded[cut:]),
-    ):
-        await conn.execute(
-            f"INSERT INTO {table} (thread_id, {column}) VALUES (?, CAST(? AS TEXT))"
-            f" ON CONFLICT (thread_id) DO UPDATE SET {column} = excluded.{column}",
-            (thread_id, part),
-        )
 
 
 def thread_not_found(thread_id: str) -> NotFoundError:
@@ -216,7 +174,6 @@ async def delete_thread_rows(conn: aiosqlite.Connection, thread_ids: list[str]) 
     """Delete threads and their checkpoints inside the caller's transaction; returns how many."""
     deleted = 0
     for thread_id in thread_ids:
-        await conn.execute("DELETE FROM thread_value_tails WHERE thread_id = ?", (thread_id,))
         await conn.execute("DELETE FROM thread_values WHERE thread_id = ?", (thread_id,))
         cursor = await conn.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
         deleted += cursor.rowcount
@@ -255,7 +212,7 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
         # Only when asked: it reads each thread's latest values, where the name alone does not.
         clauses.append(
             "(instr(lower(coalesce(name, '')), lower(?)) > 0 OR instr(lower(coalesce(json_extract("
-            f"{VALUES_JSON}, '$.messages[0].content'), '')), lower(?)) > 0)"
+            """thread_values."values", '$.messages[0].content'), '')), lower(?)) > 0)"""
         )
         params.extend([query.text, query.text])
     if query.tags:
@@ -264,7 +221,7 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
         params.extend(extra)
     for column, expected in (
         ("threads.metadata", query.metadata),
-        (VALUES_JSON, query.values),
+        ('thread_values."values"', query.values),
         *(("threads.metadata", each) for each in auth_containments(query.auth)),
     ):
         if expected:
