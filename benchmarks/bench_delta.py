@@ -9,10 +9,16 @@ shared machine, turns minutes apart are not comparable; alternating puts a slow 
 sides), with the ratio to the thread's own first turns and CPU time beside it. Also the
 database size, where a late turn's time goes, and what the runtime adds after each run at the
 last turn. `--server` repeats the conversation through the HTTP API (`agent-runtime serve` as a
-child process, `langgraph_sdk` here); `--profile` prints a cProfile of the last ten in-process
-turns.
+child process, `langgraph_sdk` here), each turn a `runs.wait`, a `runs.stream`, or (the default)
+both in turn; `--profile` prints a cProfile of the last ten in-process turns. `--backend postgres`
+runs all of it on fresh PostgreSQL databases instead of SQLite files.
 
-    .venv/bin/python benchmarks/bench_delta.py [--turns 300] [--server] [--profile]
+`--json PATH` also writes issue 18's rows for the delta channel (`write_json`): in-process, and
+each server call against the in-process turns of the same invocation. `--quick` (one
+conversation, the delta graph only) keeps the 300 turns, which are what the ratio is about.
+
+    .venv/bin/python benchmarks/bench_delta.py [--turns 300] [--server] [--profile] [--quick] \
+        [--backend sqlite|postgres] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import os
 import pstats
 import sqlite3
@@ -29,13 +36,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import plain_chat
 from bench_runs import process_cpu_seconds, start_server, stop_server
+from delta_report import (
+    WINDOW,
+    Figures,
+    compare,
+    print_rows,
+    rows,
+)
 from langchain_core.messages import get_buffer_string
 from langgraph.channels import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -46,11 +61,12 @@ from langgraph_sdk.client import LangGraphClient
 
 from agent_runtime.encoding import dumps, to_jsonable
 from agent_runtime.models.offline import OfflineChatModel
+from agent_runtime.storage.base import Storage
 from agent_runtime.storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
-WINDOW = 10
-RATIO_TARGET = 1.2
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+"""Where `--backend postgres` makes (and drops) its fresh databases."""
 USER_TEXT = "hello there, how are you today? tell me something about turn {turn}"
 SERVER_GRAPHS = {
     "delta": f"{ROOT / 'graphs' / 'chat.py'}:graph",
@@ -63,33 +79,6 @@ AnyGraph = Pregel[Any, Any, Any, Any]
 
 _chat = plain_chat.chat
 GRAPHS: dict[str, AnyGraph] = {"plain": plain_chat.graph, "delta": _chat.graph}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Figures:
-    """One channel kind's measurements; times in seconds."""
-
-    turns: list[list[float]]
-    """Wall time of each turn of the long thread, in order, for each conversation."""
-    fresh: list[list[float]]
-    """Wall time of turns 1-10 of a new thread, each run just before one of the long thread's
-    last ten turns, for each conversation."""
-    cpu: list[list[float]]
-    """CPU time of the process (all threads) for the same turns: the long thread's last ten
-    followed by the new thread's ten, for each conversation."""
-    cpu_of: str
-    """Whose CPU time `cpu` is."""
-    outside_model: list[list[float]]
-    """Wall time outside the chat model call for the same turns, in the same order; empty
-    through the server."""
-    database_bytes: int
-    """The SQLite file after the WAL is folded back into it."""
-    messages: int
-    """Messages in the long thread at the end."""
-    state_bytes: int
-    """The thread's state as JSON at the end: what the runtime writes to the threads table."""
-    costs: dict[str, float]
-    """Median cost of single steps, measured on the thread as the last turn left it."""
 
 
 class _Recorder:
@@ -181,63 +170,132 @@ def _fold_wal(path: Path) -> int:
     return path.stat().st_size
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """What to measure, from the command line."""
+
+    turns: int
+    repeat: int
+    graphs: tuple[str, ...]
+    backend: str
+    """"sqlite" or "postgres"."""
+    admin: str
+    """With postgres: the database beside which fresh ones are made."""
+
+
+@dataclass(slots=True)
+class _Database:
+    """A fresh database: a SQLite file's path or a Postgres URI."""
+
+    backend: str
+    location: str
+
+    async def open_storage(self) -> Storage:
+        storage: Storage
+        if self.backend == "postgres":
+            from agent_runtime.storage.postgres import PostgresStorage
+
+            storage = PostgresStorage(self.location)
+        else:
+            storage = SqliteStorage(Path(self.location))
+        await storage.setup()
+        return storage
+
+    async def size(self) -> int:
+        """Bytes on disk; for Postgres, its tables (the database's own catalog left out)."""
+        if self.backend != "postgres":
+            return _fold_wal(Path(self.location))
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.location) as conn:
+            cursor = await conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')"
+            )
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+
+@asynccontextmanager
+async def _database(options: Options, folder: Path, name: str) -> AsyncIterator[_Database]:
+    if options.backend != "postgres":
+        yield _Database("sqlite", str(folder / f"{name}.sqlite"))
+        return
+    from bench_scale import fresh_database
+
+    async with fresh_database(options.admin) as uri:
+        yield _Database("postgres", uri)
+
+
 async def measure(
-    folder: Path, turns: int, repeat: int, profile: cProfile.Profile | None
+    folder: Path, options: Options, profile: cProfile.Profile | None
 ) -> dict[str, Figures]:
-    """`repeat` conversations of `turns` turns per graph, in-process, each on a fresh database
-    file, the graphs alternating conversation by conversation so a noisy spell of the machine
-    does not fall on one of them only."""
-    recorded: dict[str, list[_Recorder]] = {name: [] for name in GRAPHS}
+    """`repeat` conversations of `turns` turns per graph, in-process, each on a fresh database,
+    the graphs alternating conversation by conversation so a noisy spell of the machine does
+    not fall on one of them only."""
+    repeat = options.repeat
+    recorded: dict[str, list[_Recorder]] = {name: [] for name in options.graphs}
     costs: dict[str, dict[str, float]] = {}
     finals: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
     for round_ in range(repeat):
-        for name in _order(round_):
-            storage = SqliteStorage(folder / f"{name}-{round_}.sqlite")
-            await storage.setup()
-            try:
-                saver = storage.checkpointer
-                graph = GRAPHS[name].copy(update={"checkpointer": saver})
-                last = round_ == repeat - 1
-                profiling = profile if last and name == "delta" else None
-
-                async def turn(
-                    thread: str,
-                    number: int,
-                    graph: AnyGraph = graph,
-                    profiling: cProfile.Profile | None = profiling,
-                ) -> None:
-                    config: Any = {"configurable": {"thread_id": thread}}
-                    late = thread == "long" and number > turns - WINDOW
-                    if profiling is not None and late:
-                        profiling.enable()
-                    await graph.ainvoke(_message(number), config)
-                    if profiling is not None and late:
-                        profiling.disable()
-
-                recorder = _Recorder()
-                await recorder.run(turns, turn)
-                recorded[name].append(recorder)
-                if last:
-                    config: Any = {"configurable": {"thread_id": "long"}}
-                    costs[name] = await _step_costs(graph, saver, config)
-                    finals[name] = (await graph.aget_state(config)).values
-            finally:
-                await storage.close()
+        for name in _order(round_, options.graphs):
+            async with _database(options, folder, f"{name}-{round_}") as database:
+                storage = await database.open_storage()
+                try:
+                    await _converse(
+                        storage, name, round_, options, profile, recorded, costs, finals
+                    )
+                finally:
+                    await storage.close()
+                if round_ == repeat - 1:
+                    sizes[name] = await database.size()
     return {
-        name: _figures(
-            recorded[name],
-            database=folder / f"{name}-{repeat - 1}.sqlite",
-            final=finals[name],
-            costs=costs[name],
-        )
-        for name in GRAPHS
+        name: _figures(recorded[name], size=sizes[name], final=finals[name], costs=costs[name])
+        for name in options.graphs
     }
+
+
+async def _converse(
+    storage: Storage,
+    name: str,
+    round_: int,
+    options: Options,
+    profile: cProfile.Profile | None,
+    recorded: dict[str, list[_Recorder]],
+    costs: dict[str, dict[str, float]],
+    finals: dict[str, Any],
+) -> None:
+    """One conversation of one graph in-process, recorded into the caller's dicts."""
+    turns, repeat = options.turns, options.repeat
+    saver = storage.checkpointer
+    graph = GRAPHS[name].copy(update={"checkpointer": saver})
+    last = round_ == repeat - 1
+    profiling = profile if last and name == "delta" else None
+
+    async def turn(thread: str, number: int) -> None:
+        config: Any = {"configurable": {"thread_id": thread}}
+        late = thread == "long" and number > turns - WINDOW
+        if profiling is not None and late:
+            profiling.enable()
+        await graph.ainvoke(_message(number), config)
+        if profiling is not None and late:
+            profiling.disable()
+
+    recorder = _Recorder()
+    await recorder.run(turns, turn)
+    recorded[name].append(recorder)
+    if last:
+        config: Any = {"configurable": {"thread_id": "long"}}
+        costs[name] = await _step_costs(graph, saver, config)
+        finals[name] = (await graph.aget_state(config)).values
 
 
 def _figures(
     recorded: list[_Recorder],
     *,
-    database: Path,
+    size: int,
     final: Any,
     costs: dict[str, float],
     served: bool = False,
@@ -249,15 +307,15 @@ def _figures(
         cpu_of="the server process" if served else "this process",
         # The model runs in the server process, where this one cannot time it.
         outside_model=[] if served else [one.outside_last + one.outside_fresh for one in recorded],
-        database_bytes=_fold_wal(database),
+        database_bytes=size,
         messages=len(final["messages"]),
         state_bytes=len(dumps(final)),
         costs=costs,
     )
 
 
-def _order(round_: int) -> list[str]:
-    names = list(GRAPHS)
+def _order(round_: int, graphs: tuple[str, ...]) -> list[str]:
+    names = list(graphs)
     return names if round_ % 2 == 0 else names[::-1]
 
 
@@ -306,12 +364,12 @@ async def _step_costs(
 class _Served:
     """One graph served by `agent-runtime serve` as a child process (so that the client's work,
     such as parsing `runs.wait`'s whole state, is not counted as the server's), on its own
-    database file."""
+    database."""
 
-    def __init__(self, graph_id: str, folder: Path) -> None:
+    def __init__(self, graph_id: str, folder: Path, database: _Database) -> None:
         self.graph_id = graph_id
         self.folder = folder
-        self.database = folder / "server.sqlite"
+        self.database = database
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "langgraph.json"
         config = {"dependencies": [str(ROOT)], "graphs": SERVER_GRAPHS}
@@ -320,7 +378,7 @@ class _Served:
         self.client: LangGraphClient | None = None
 
     async def start(self) -> LangGraphClient:
-        self._server, url = start_server(self.folder, self.config)
+        self._server, url = start_server(self.folder, self.config, database=self.database.location)
         self.client = get_client(url=url, api_key=None)
         return self.client
 
@@ -336,51 +394,55 @@ class _Served:
             stop_server(self._server)
 
 
-async def measure_server(folder: Path, turns: int, repeat: int, call: str) -> dict[str, Figures]:
-    """The same conversations through the HTTP API, one server and database file per graph
-    and conversation, each turn a `runs.wait` or a `runs.stream` of `messages-tuple` (what a
-    chat client does: it never receives the whole state)."""
-    recorded: dict[str, list[_Recorder]] = {name: [] for name in GRAPHS}
+async def measure_server(folder: Path, options: Options, call: str) -> dict[str, Figures]:
+    """The same conversations through the HTTP API, one server and database per graph and
+    conversation, each turn a `runs.wait` or a `runs.stream` of `messages-tuple` (what a chat
+    client does: it never receives the whole state)."""
+    recorded: dict[str, list[_Recorder]] = {name: [] for name in options.graphs}
     costs: dict[str, dict[str, float]] = {}
     finals: dict[str, Any] = {}
-    databases: dict[str, Path] = {}
-    for round_ in range(repeat):
-        for name in _order(round_):
-            served = _Served(name, folder / f"{call}-{round_}-{name}")
-            try:
-                client = await served.start()
-                threads = {
-                    thread: (await client.threads.create())["thread_id"]
-                    for thread in ("long", "fresh")
-                }
+    sizes: dict[str, int] = {}
+    for round_ in range(options.repeat):
+        for name in _order(round_, options.graphs):
+            label = f"{call}-{round_}-{name}"
+            async with _database(options, folder, label) as database:
+                served = _Served(name, folder / label, database)
+                try:
+                    client = await served.start()
+                    threads = {
+                        thread: (await client.threads.create())["thread_id"]
+                        for thread in ("long", "fresh")
+                    }
 
-                async def turn(
-                    thread: str,
-                    number: int,
-                    client: LangGraphClient = client,
-                    name: str = name,
-                    threads: dict[str, str] = threads,
-                ) -> None:
-                    await _turn(client, threads[thread], name, call, number)
+                    async def turn(
+                        thread: str,
+                        number: int,
+                        client: LangGraphClient = client,
+                        name: str = name,
+                        threads: dict[str, str] = threads,
+                    ) -> None:
+                        await _turn(client, threads[thread], name, call, number)
 
-                recorder = _Recorder(served.cpu_seconds)
-                await recorder.run(turns, turn)
-                recorded[name].append(recorder)
-                if round_ == repeat - 1:
-                    costs[name] = await _served_costs(served, threads["long"])
-                    finals[name] = (await client.threads.get_state(threads["long"]))["values"]
-                    databases[name] = served.database
-            finally:
-                await served.stop()
+                    recorder = _Recorder(served.cpu_seconds)
+                    await recorder.run(options.turns, turn)
+                    recorded[name].append(recorder)
+                    if round_ == options.repeat - 1:
+                        costs[name] = await _served_costs(served, threads["long"])
+                        state = await client.threads.get_state(threads["long"])
+                        finals[name] = state["values"]
+                finally:
+                    await served.stop()
+                if round_ == options.repeat - 1:
+                    sizes[name] = await database.size()
     return {
         name: _figures(
             recorded[name],
-            database=databases[name],
+            size=sizes[name],
             final=finals[name],
             costs=costs[name],
             served=True,
         )
-        for name in GRAPHS
+        for name in options.graphs
     }
 
 
@@ -404,109 +466,67 @@ async def _served_costs(served: _Served, thread_id: str) -> dict[str, float]:
     }
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
-
-
-def _per_turn(runs: list[list[float]], turns: range) -> str:
-    # Each turn's median over the conversations.
-    return " ".join(f"{statistics.median(one[t - 1] for one in runs) * 1000:.1f}" for t in turns)
-
-
-def report(name: str, figures: Figures) -> float:
-    """Prints one variant's figures; returns the paired ratio the target is judged on."""
-    runs = figures.turns
-    count = len(runs[0])
-    first_turns, last_turns = range(1, WINDOW + 1), range(count - WINDOW + 1, count + 1)
-    first = statistics.median(t for one in runs for t in one[:WINDOW])
-    last = statistics.median(t for one in runs for t in one[-WINDOW:])
-    fresh = statistics.median(t for one in figures.fresh for t in one)
-    cpu_last = statistics.median(t for one in figures.cpu for t in one[:WINDOW])
-    cpu_fresh = statistics.median(t for one in figures.cpu for t in one[WINDOW:])
-    print(f"\n{name}: {len(runs)} conversations of {count} turns, {figures.messages} messages")
-    print(f"  per turn, ms, turns {first_turns.start}-{first_turns.stop - 1}: ", end="")
-    print(_per_turn(runs, first_turns))
-    print(f"  per turn, ms, turns {last_turns.start}-{last_turns.stop - 1}: ", end="")
-    print(_per_turn(runs, last_turns))
-    print(
-        f"  per turn, ms, a new thread's turns 1-{WINDOW}, each just before one of those: ", end=""
-    )
-    print(_per_turn(figures.fresh, first_turns))
-    # Each late turn over the new thread's turn run just before it: pairs a minute apart at
-    # most, so the machine's slow and fast spells cancel out.
-    pairs = [
-        late / new
-        for one, fresh_turns in zip(runs, figures.fresh, strict=True)
-        for late, new in zip(one[-WINDOW:], fresh_turns, strict=True)
-    ]
-    interleaved = statistics.median(pairs)
-    each = [
-        statistics.median(one[-WINDOW:]) / statistics.median(new)
-        for one, new in zip(runs, figures.fresh, strict=True)
-    ]
-    print(f"  median turns {last_turns.start}-{last_turns.stop - 1}: {_ms(last)}; ", end="")
-    print(f"the new thread's turns 1-{WINDOW} run alongside: {_ms(fresh)}")
-    print(
-        f"  ratio, median over the {len(pairs)} pairs of a late turn and the new turn before it: ",
-        end="",
-    )
-    print(f"{interleaved:.2f}x (each conversation: " + ", ".join(f"{r:.2f}x" for r in each) + ")")
-    print(
-        f"  ratio to this thread's own turns 1-{WINDOW} ({_ms(first)}), minutes earlier: ", end=""
-    )
-    print(f"{last / first:.2f}x")
-    print(f"  CPU of {figures.cpu_of} (all threads) per turn, late over new: ", end="")
-    print(f"{_ms(cpu_last)} / {_ms(cpu_fresh)} = {cpu_last / cpu_fresh:.2f}x")
-    if figures.outside_model:
-        out_last = statistics.median(t for one in figures.outside_model for t in one[:WINDOW])
-        out_fresh = statistics.median(t for one in figures.outside_model for t in one[WINDOW:])
-        print("  wall time outside the chat model call, late over new: ", end="")
-        print(f"{_ms(out_last)} / {_ms(out_fresh)} = {out_last / out_fresh:.2f}x")
-    print(f"  database size: {figures.database_bytes / 1024:.0f} KiB")
-    print(f"  state as JSON at the end: {figures.state_bytes / 1024:.0f} KiB")
-    for step, seconds in figures.costs.items():
-        print(f"  at the end, {step}: {_ms(seconds)}")
-    return interleaved
-
-
-def _compare(results: dict[str, Figures], where: str) -> None:
-    ratios = {name: report(f"{name} ({where})", figures) for name, figures in results.items()}
-    shrink = results["plain"].database_bytes / results["delta"].database_bytes
-    verdict = "met" if ratios["delta"] <= RATIO_TARGET else "MISSED"
-    print(f"\n{where}: database plain/delta {shrink:.1f}x; delta late/new {ratios['delta']:.2f}x")
-    print(f"{where}: target delta late turns <= {RATIO_TARGET}x turns 1-{WINDOW}: {verdict}")
-
-
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--turns", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3, help="conversations per graph")
+    parser.add_argument("--repeat", type=int, help="conversations per graph (default 3)")
     parser.add_argument("--server", action="store_true", help="also run through the HTTP API")
     parser.add_argument(
         "--call",
-        choices=("wait", "stream"),
-        default="wait",
-        help="with --server: runs.wait, or runs.stream of messages-tuple, per turn",
+        choices=("wait", "stream", "both"),
+        default="both",
+        help="with --server: runs.wait, runs.stream of messages-tuple, or both in turn",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the last 10 turns")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one conversation (unless --repeat), the delta graph only, all 300 turns",
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--postgres",
+        default=POSTGRES_ADMIN,
+        help="with --backend postgres: the admin database",
+    )
+    parser.add_argument("--json", type=Path, help="also write issue 18's rows here")
+    return parser
+
+
+async def main() -> int:
+    parser = _parser()
     args = parser.parse_args()
     if args.turns < 2 * WINDOW:
         parser.error(f"--turns must be at least {2 * WINDOW}")
-    if args.repeat < 1:
+    repeat = args.repeat if args.repeat is not None else 1 if args.quick else 3
+    if repeat < 1:
         parser.error("--repeat must be at least 1")
+    options = Options(
+        turns=args.turns,
+        repeat=repeat,
+        graphs=("delta",) if args.quick else tuple(GRAPHS),
+        backend=args.backend,
+        admin=args.postgres,
+    )
+    calls = ("wait", "stream") if args.call == "both" else (args.call,)
     profile = cProfile.Profile() if args.profile else None
     print("load average at the start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="bench-delta-") as tmp:
-        results = await measure(Path(tmp), args.turns, args.repeat, profile)
-        served = (
-            await measure_server(Path(tmp), args.turns, args.repeat, args.call)
-            if args.server
-            else {}
-        )
-    print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    _compare(results, "in-process")
-    if served:
-        _compare(served, f"server, {args.call}")
+        results = await measure(Path(tmp), options, profile)
+        served = {
+            call: await measure_server(Path(tmp), options, call)
+            for call in (calls if args.server else ())
+        }
+    load = os.getloadavg()
+    print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*load))
+    print(f"backend: {options.backend}")
+    in_process = compare(results, "in-process")
+    summaries = {call: compare(figures, f"server, {call}") for call, figures in served.items()}
+    found = rows(in_process, summaries, options.turns)
+    print_rows(found)
+    if args.json is not None:
+        document = {"rows": found, "load": list(load), "backend": options.backend}
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
     if profile is not None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(40)

@@ -161,8 +161,11 @@ async def bench_in_process(args: argparse.Namespace, folder: Path) -> Figures:
 # Through the server
 
 
-def start_server(folder: Path, config: Path = CONFIG) -> tuple[subprocess.Popen[bytes], str]:
-    """`agent-runtime serve` on a fresh database and a free port; returns it and its URL."""
+def start_server(
+    folder: Path, config: Path = CONFIG, *, database: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`agent-runtime serve` on a fresh database (a SQLite file in `folder` unless `database`
+    names one) and a free port; returns it and its URL."""
     log_path = folder / "server.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
@@ -176,7 +179,7 @@ def start_server(folder: Path, config: Path = CONFIG) -> tuple[subprocess.Popen[
                 "--port",
                 "0",
                 "--database",
-                str(folder / "server.sqlite"),
+                database or str(folder / "server.sqlite"),
             ],
             cwd=folder,
             stdout=log,

@@ -37,6 +37,11 @@ _PROGRESS = (
     " AND json_extract(CAST(checkpoints.metadata AS TEXT), '$.source') = 'loop')"
 )
 
+# The mark a claim takes. A first attempt has written nothing yet (its run id is new), so its
+# mark is 1 without counting: the count reads every checkpoint of the thread (its metadata is
+# not indexed), which on a 300-turn thread cost 2.5 ms of every claim. A retry counts.
+_CLAIM_MARK = f"CASE WHEN attempt = 0 THEN 1 ELSE {_PROGRESS} END"
+
 # Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
 # `ttl` holds in minutes; the one parameter is the moment of the activity.
 _EXPIRES_AT = (
@@ -220,7 +225,7 @@ class SqliteRuns:
         expires = None if lease is None else _stamp(now + lease)
         rows = await self._db.write_returning(
             "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?,"
-            f" owner = ?, lease_expires_at = ?, progress_mark = {_PROGRESS} + (attempt = 0)"
+            f" owner = ?, lease_expires_at = ?, progress_mark = {_CLAIM_MARK}"
             " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
             " AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, run_id LIMIT 1)"
             " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
