@@ -45,6 +45,9 @@ _EXPIRES_AT = (
     " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
 )
 
+_IDS_PER_READ = 500
+"""Ids bound in one `IN (...)`: well under SQLite's limit on a statement's parameters."""
+
 
 class SqliteRuns:
     _db: SqliteDatabase
@@ -154,6 +157,15 @@ class SqliteRuns:
         if row is None:
             raise _not_found(run_id)
         return _run(row)
+
+    async def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        found: dict[str, Run] = {}
+        for start in range(0, len(run_ids), _IDS_PER_READ):
+            chunk = list(run_ids[start : start + _IDS_PER_READ])
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._db.fetch_all(f"SELECT * FROM runs WHERE run_id IN ({marks})", chunk)
+            found.update((row["run_id"], _run(row)) for row in rows)
+        return found
 
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
