@@ -130,16 +130,33 @@ class SqliteDatabase:
             return await on_thread(conn, lambda db: _immediate(db, work))
 
     async def write_returning(
-        self, sql: str, params: tuple[Any, ...] | list[Any] = ()
+        self, sql: str, params: tuple[Any, ...] | list[Any] = (), *, durable: bool = True
     ) -> list[Any]:
         """One writing statement with RETURNING, atomic on its own (no explicit BEGIN), and
-        its commit: one trip."""
+        its commit: one trip.
+
+        Args:
+            durable: False for a write whose loss in a power cut is harmless (a claim, which
+                recovery undoes anyway): its commit does not wait for the disk even under
+                `synchronous=FULL`. The next durable commit syncs it with its own (the WAL
+                is synced in order), so it is lost only if everything after it is too.
+        """
         conn = self._require(self._writer)
+        relaxed = not durable and self.synchronous == "full"
 
         def run(db: sqlite3.Connection) -> list[Any]:
             return db.execute(sql, params).fetchall()
 
+        def run_relaxed(db: sqlite3.Connection) -> list[Any]:
+            db.execute(synchronous_pragma("normal"))
+            try:
+                return committed(db, run)
+            finally:
+                db.execute(synchronous_pragma("full"))
+
         async with self._write_lock:
+            if relaxed:
+                return await on_thread(conn, run_relaxed)
             return await on_thread(conn, lambda db: committed(db, run))
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:

@@ -154,6 +154,8 @@ class SqliteRuns:
             " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
             " RETURNING *",
             (stamp, owner, expires, thread_id, stamp, thread_id),
+            # A claim lost to a power cut leaves the run `pending`, as recovery would.
+            durable=False,
         )
         return _run(rows[0]) if rows else None
 
