@@ -88,6 +88,8 @@ async def test_create_run_queues_pending_run_and_marks_thread_busy(storage: Stor
     }
     assert await storage.get_run("t", "r1") == run
     assert await storage.find_run("r1") == run
+    assert await storage.find_runs(["r1", "nope"]) == {"r1": run}
+    assert await storage.find_runs([]) == {}
     thread = await storage.get_thread("t")
     assert thread["status"] == "busy"
     assert thread["metadata"] == {"user": "u", "graph_id": "g", "assistant_id": "a"}

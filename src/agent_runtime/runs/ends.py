@@ -1,16 +1,18 @@
-"""Seeing a run end wherever it ran: a waiter in one process learns that another process ended
-a run from the run's row, read again whenever an `ended` signal names the run and at least
-every `poll_seconds` (signals may be lost; the database is the truth). Runs this process
-executes end through futures the run manager resolves (`expect`, `resolve`), without reads."""
+"""Seeing a run end wherever it ran. Runs this process executes end through futures the run
+manager resolves (`expect`, `resolve`), without reads. A waiter on a run this process does not
+hold learns of its end from the database: one poller reads the rows of every such run at once,
+at least every `poll_seconds` and at once when an `ended` signal names one (signals may be lost;
+the database is the truth)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent_runtime.background import stop_tasks
-from agent_runtime.errors import NotFoundError
 from agent_runtime.schema import Run
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.records import RunOutcome
@@ -20,18 +22,42 @@ POLL_SECONDS = 0.5
 """Without signals between processes: how stale a waiter's view of another process's run gets."""
 SIGNALLED_POLL_SECONDS = 5.0
 """With them: only a lost signal costs this long."""
+RECENT_ENDS = 4096
+"""How many ends seen without a waiter are remembered, so a waiter that comes just after reads
+the row at once rather than at the next poll."""
 
 Ended = tuple[Run | None, RunOutcome | None]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Watch:
+    finished: asyncio.Future[Ended]
+    waiters: int = 0
+    believe_final: bool = False
+    """The run may have ended here before its future was made (no one was resolved), so its
+    row is believed final even while the run is still held here."""
 
 
 class RunEnds:
     """Waiters on runs ended by any process; one per run manager."""
 
-    def __init__(self, storage: Storage, *, poll_seconds: float = POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        running_here: Callable[[str], bool],
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        """`running_here(run_id)`: whether this process executes the run (and so resolves
+        its end itself; its row is then not read)."""
         self._storage = storage
+        self._running_here = running_here
         self._poll = poll_seconds
-        self._waiters: dict[str, set[asyncio.Event]] = {}
         self._finished: dict[str, asyncio.Future[Ended]] = {}
+        self._watched: dict[str, _Watch] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._due = asyncio.Event()
+        self._poller: asyncio.Task[None] | None = None
 
     def expect(self, run_id: str) -> None:
         """This process is about to end the run: its waiters wait for `resolve`."""
@@ -41,93 +67,109 @@ class RunEnds:
     def resolve(self, run_id: str, final: Run | None, outcome: RunOutcome | None) -> None:
         """This process ended the run: its final row (None when gone) and outcome."""
         finished = self._finished.pop(run_id, None)
-        if finished is not None and not finished.done():
+        if finished is None:
+            self._remember(run_id)
+        elif not finished.done():
             finished.set_result((final, outcome))
 
     def notify(self, run_id: str) -> None:
-        """The run ended somewhere (a signal): its waiters read its row now."""
-        for event in self._waiters.get(run_id, ()):
-            event.set()
+        """The run ended somewhere (a signal): its waiters' poll reads its row now."""
+        watch = self._watched.get(run_id)
+        if watch is None:
+            self._remember(run_id)
+        elif not watch.finished.done():
+            self._due.set()
 
-    async def wait(self, run: Run, *, running_here: Callable[[str], bool]) -> Ended:
+    async def wait(self, run: Run) -> Ended:
         """Wait until the run has ended; return its final row (None when it is gone) and, when
         this process ended it, its outcome. Whichever comes first: `resolve` (this process
-        ended the run) or the run's row turning final or disappearing (another process ended
-        it; the outcome is then None). While `running_here` says this process executes the
-        run, only `resolve` counts, so its outcome is never lost to a read."""
+        ended the run) or the poll finding its row final or gone while this process does not
+        hold it (another process ended it; the outcome is then None)."""
         run_id = run["run_id"]
         if run["status"] in FINAL_STATUSES:
             return run, None
-        finished = self._finished.get(run_id)
-        stale = finished is None
-        if finished is None:
-            # The row may be stale: the watch re-reads it now that a later end will resolve
-            # the future (one read, where a read here and the watch's first would be two).
-            finished = asyncio.get_running_loop().create_future()
-            self._finished[run_id] = finished
-        ended = await self._until_ended(run, finished, running_here, stale=stale)
-        if self._finished.get(run_id) is finished:
-            del self._finished[run_id]  # ended by another process
-        return ended
-
-    async def _until_ended(
-        self,
-        run: Run,
-        finished: asyncio.Future[Ended],
-        running_here: Callable[[str], bool],
-        *,
-        stale: bool,
-    ) -> Ended:
-        if finished.done():
-            return finished.result()
-        watcher = asyncio.ensure_future(self._watch(run, running_here, stale=stale))
+        watch = self._watched.get(run_id)
+        if watch is None:
+            finished = self._finished.get(run_id)
+            if finished is None:
+                finished = asyncio.get_running_loop().create_future()
+                self._finished[run_id] = finished
+            watch = self._watched[run_id] = _Watch(finished=finished)
+        watch.waiters += 1
+        if run_id in self._recent:
+            # It ended just before (here, or a signal said so elsewhere): read it now.
+            del self._recent[run_id]
+            watch.believe_final = True
+            self._due.set()
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll_watched(), name="runs:ends")
         try:
-            await asyncio.wait({finished, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            # Shielded: a waiter that goes away leaves the future to the others.
+            return await asyncio.shield(watch.finished)
         finally:
-            await stop_tasks(watcher)
-        if finished.done():
-            return finished.result()
-        ended = watcher.result()
-        # Other waiters on the same future stop too.
-        finished.set_result(ended)
-        return ended
+            self._leave(run_id, watch)
 
-    async def _watch(self, run: Run, running_here: Callable[[str], bool], *, stale: bool) -> Ended:
-        # `stale`: the waiter's future is new, so an end here before it was made resolved no
-        # one; the first read then believes a final row even while the run is still held here.
-        run_id = run["run_id"]
-        wakeup = asyncio.Event()
-        self._waiters.setdefault(run_id, set()).add(wakeup)
-        try:
-            while True:
-                wakeup.clear()
-                if stale or not running_here(run_id):
-                    # Shielded: the waiter cancels this watch the moment the run ends here, and
-                    # a Postgres query cancelled mid-flight costs psycopg's cancel round trip
-                    # (up to 5 s) before the waiter can answer. The read finishes on its own.
-                    read = asyncio.ensure_future(self._storage.get_run(run["thread_id"], run_id))
-                    read.add_done_callback(_retrieve)
-                    try:
-                        current = await asyncio.shield(read)
-                    except NotFoundError:
-                        return None, None  # rolled back, or its thread deleted
-                    if current["status"] in FINAL_STATUSES and (stale or not running_here(run_id)):
-                        return current, None
-                    stale = False
+    async def stop(self) -> None:
+        """Stop polling (the process stops); waiters still waiting keep waiting."""
+        if self._poller is not None:
+            await stop_tasks(self._poller)
+            self._poller = None
+
+    def _leave(self, run_id: str, watch: _Watch) -> None:
+        watch.waiters -= 1
+        if watch.waiters > 0:
+            return
+        del self._watched[run_id]
+        if not self._watched:
+            self._due.set()  # the poller ends now, not at its next poll
+        held = self._running_here(run_id)
+        if self._finished.get(run_id) is watch.finished and (watch.finished.done() or not held):
+            # Ended by another process, or nobody waits any more: a run claimed here later
+            # gets a new future from `expect`.
+            del self._finished[run_id]
+
+    def _remember(self, run_id: str) -> None:
+        self._recent[run_id] = None
+        if len(self._recent) > RECENT_ENDS:
+            self._recent.popitem(last=False)
+
+    async def _poll_watched(self) -> None:
+        while self._watched:
+            if not self._due.is_set():
                 # Not `wait_for`: on Python 3.11 it swallows a cancel that lands as the event
-                # is set, and this watch then outlives its waiter by a whole poll.
+                # is set, and a stop would then wait out a whole poll.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll):
-                        await wakeup.wait()
-        finally:
-            waiters = self._waiters.get(run_id)
-            if waiters is not None:
-                waiters.discard(wakeup)
-                if not waiters:
-                    del self._waiters[run_id]
+                        await self._due.wait()
+            self._due.clear()
+            reads: dict[str, bool] = {}
+            for run_id, watch in self._watched.items():
+                if watch.believe_final or not self._running_here(run_id):
+                    reads[run_id] = watch.believe_final
+                    watch.believe_final = False
+            if reads:
+                await self._read(reads)
+        self._poller = None
 
-
-def _retrieve(read: asyncio.Future[Run]) -> None:
-    # A read left to finish after its watch was cancelled: its error has no one to go to.
-    if not read.cancelled():
-        read.exception()
+    async def _read(self, reads: dict[str, bool]) -> None:
+        # One read for every watched run, however many wait.
+        try:
+            found = await self._storage.find_runs(list(reads))
+        except Exception as exc:
+            # The waiters of these runs learn it, as they would from a read of their own.
+            for run_id in reads:
+                watch = self._watched.get(run_id)
+                if watch is not None and not watch.finished.done():
+                    watch.finished.set_exception(exc)
+            return
+        for run_id, believe_final in reads.items():
+            watch = self._watched.get(run_id)
+            if watch is None or watch.finished.done():
+                continue
+            current = found.get(run_id)
+            if current is None:
+                watch.finished.set_result((None, None))  # rolled back, or its thread deleted
+            elif current["status"] in FINAL_STATUSES and (
+                believe_final or not self._running_here(run_id)
+            ):
+                watch.finished.set_result((current, None))

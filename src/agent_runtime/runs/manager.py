@@ -136,7 +136,9 @@ class RunManager:
         self._signals = signals or LocalSignals()
         across = self._signals.reaches_other_processes
         self._ends = RunEnds(
-            storage, poll_seconds=SIGNALLED_POLL_SECONDS if across else POLL_SECONDS
+            storage,
+            running_here=self._running_here,
+            poll_seconds=SIGNALLED_POLL_SECONDS if across else POLL_SECONDS,
         )
         self._requests = CancelRequests(
             storage,
@@ -191,6 +193,7 @@ class RunManager:
         workers = self._workers.tasks()
         await stop_tasks(*workers, *self._upkeep)
         self._upkeep = []
+        await self._ends.stop()
         try:
             await self._storage.release(self.owner)
         except Exception:
@@ -257,7 +260,7 @@ class RunManager:
     async def wait(self, run: Run) -> tuple[Run | None, RunOutcome | None]:
         """Wait until the run has ended; return its final row (None when it is gone: rolled
         back, or a stateless run's thread deleted) and, when this process ran it, its outcome."""
-        return await self._ends.wait(run, running_here=self._running_here)
+        return await self._ends.wait(run)
 
     def may_execute(self, run: Run) -> bool:
         """Whether this process executes the run, or may be claiming it this moment; when

@@ -186,6 +186,10 @@ class Storage(Protocol):
     async def find_run(self, run_id: str) -> Run:
         """A run by id alone, whatever its thread."""
 
+    async def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """The runs of these ids that exist, by id, whatever their threads: one read for many
+        (the waiters' poll)."""
+
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
     ) -> list[Run]:

@@ -11,6 +11,7 @@ import pytest
 
 from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
+from agent_runtime.storage.records import NewRun, NewThread
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.storage.sqlite.database import synchronous_pragma
 from tests.conftest import ROOT, RunningServer
@@ -72,3 +73,29 @@ def test_sqlite_synchronous_takes_two_values(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match='synchronous must be "full" or "normal"'):
         synchronous_pragma("off")  # type: ignore[arg-type]
+
+
+async def test_a_claim_skips_the_disk_wait_and_leaves_commits_full(tmp_path: Path) -> None:
+    # A claim lost to a power cut leaves its run pending, as recovery would: its commit need
+    # not wait for the disk. Every commit after it must again.
+    storage = SqliteStorage(tmp_path / "db.sqlite")
+    await storage.setup()
+    try:
+        await storage.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        await storage.create_run(NewRun(run_id="r", thread_id="t", assistant_id="a", graph_id="g"))
+        saver: Any = storage.checkpointer
+        statements: list[str] = []
+        await saver.conn.set_trace_callback(statements.append)
+        claimed = await storage.claim_next_run("t", owner="me")
+        await saver.conn.set_trace_callback(None)
+        assert claimed is not None and claimed["status"] == "running"
+        assert [" ".join(s.split()[:2]) for s in statements] == [
+            "PRAGMA synchronous=NORMAL",
+            "BEGIN DEFERRED",
+            "UPDATE runs",
+            "COMMIT",
+            "PRAGMA synchronous=FULL",
+        ]
+        assert await _levels(storage) == [FULL, FULL]
+    finally:
+        await storage.close()

@@ -148,6 +148,14 @@ class PostgresRuns:
             raise _not_found(run_id)
         return _run(row)
 
+    async def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        if not run_ids:
+            return {}
+        rows = await self._db.fetch_all(
+            "SELECT * FROM runs WHERE run_id = ANY(%s)", (list(run_ids),)
+        )
+        return {row["run_id"]: _run(row) for row in rows}
+
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
     ) -> list[Run]:

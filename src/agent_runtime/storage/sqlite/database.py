@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite.schema import migrate
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 SETUP_LOCK_POLL_SECONDS = 0.05
@@ -120,15 +122,42 @@ class SqliteDatabase:
             else:
                 await conn.commit()
 
-    async def write_returning(
-        self, sql: str, params: tuple[Any, ...] | list[Any] = ()
-    ) -> list[Any]:
-        """One writing statement with RETURNING, atomic on its own (no explicit BEGIN)."""
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in a write transaction (BEGIN IMMEDIATE, then COMMIT, or ROLLBACK if it
+        raised), the whole of it one trip to the writer's thread (`on_thread`)."""
         conn = self._require(self._writer)
         async with self._write_lock:
-            rows = await fetch_rows(conn, sql, params)
-            await conn.commit()
-            return rows
+            return await on_thread(conn, lambda db: _immediate(db, work))
+
+    async def write_returning(
+        self, sql: str, params: tuple[Any, ...] | list[Any] = (), *, durable: bool = True
+    ) -> list[Any]:
+        """One writing statement with RETURNING, atomic on its own (no explicit BEGIN), and
+        its commit: one trip.
+
+        Args:
+            durable: False for a write whose loss in a power cut is harmless (a claim, which
+                recovery undoes anyway): its commit does not wait for the disk even under
+                `synchronous=FULL`. The next durable commit syncs it with its own (the WAL
+                is synced in order), so it is lost only if everything after it is too.
+        """
+        conn = self._require(self._writer)
+        relaxed = not durable and self.synchronous == "full"
+
+        def run(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(sql, params).fetchall()
+
+        def run_relaxed(db: sqlite3.Connection) -> list[Any]:
+            db.execute(synchronous_pragma("normal"))
+            try:
+                return committed(db, run)
+            finally:
+                db.execute(synchronous_pragma("full"))
+
+        async with self._write_lock:
+            if relaxed:
+                return await on_thread(conn, run_relaxed)
+            return await on_thread(conn, lambda db: committed(db, run))
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         return await fetch_rows(self._require(self._reader), sql, params)
@@ -140,6 +169,31 @@ class SqliteDatabase:
         if conn is None:
             raise StorageError("The database is not open")
         return conn
+
+
+async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Call `work` with the connection's `sqlite3` connection, on the connection's own thread:
+    any number of statements, and the commit, for one trip there and one wake-up of the event
+    loop back (each aiosqlite call is a trip of its own). aiosqlite has no public call for
+    this; `_execute` is how each of its own methods reaches the thread."""
+    return await conn._execute(lambda: work(conn._conn))  # type: ignore[no-untyped-call,no-any-return]
+
+
+def committed(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """`work` then a commit, or a rollback if it raised: for `on_thread`. Without the rollback
+    a failed statement would leave the implicit transaction open, and the next BEGIN fail."""
+    try:
+        result = work(db)
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+    return result
+
+
+def _immediate(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    return committed(db, work)
 
 
 async def fetch_rows(

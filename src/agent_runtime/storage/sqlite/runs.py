@@ -23,7 +23,7 @@ from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.records import NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
-from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row, fetch_rows
+from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
 from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
@@ -50,6 +50,9 @@ _EXPIRES_AT = (
     " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
 )
 
+_IDS_PER_READ = 500
+"""Ids bound in one `IN (...)`: well under SQLite's limit on a statement's parameters."""
+
 
 class SqliteRuns:
     _db: SqliteDatabase
@@ -57,94 +60,10 @@ class SqliteRuns:
 
     async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
         now = self._now()
-        async with self._db.transaction() as conn:
-            thread = await _one(
-                conn,
-                "SELECT metadata, lifecycle, tags FROM threads WHERE thread_id = ?",
-                (new.thread_id,),
-            )
-            if thread is not None:
-                require_open(new.thread_id, thread["lifecycle"], "take new runs")
-                metadata = loads(thread["metadata"])
-                tags = loads(thread["tags"])
-            elif new.if_not_exists == "create":
-                metadata = dict(new.thread_metadata or {})
-                tags = []
-                await conn.execute(
-                    "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-                    " metadata, visible, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.thread_id,
-                        *[now.isoformat()] * 3,
-                        dumps_text(metadata),
-                        int(new.thread_visible),
-                        None if new.thread_ttl is None else dumps_text(new.thread_ttl),
-                    ),
-                )
-            else:
-                raise thread_not_found(new.thread_id)
-            # The running run first, so a refusal names the run that actually holds the thread.
-            active = await _all(
-                conn,
-                "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')"
-                " ORDER BY status = 'running' DESC, created_at, run_id",
-                (new.thread_id,),
-            )
-            if active and new.multitask_strategy == "reject":
-                raise ConflictError(
-                    f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
-                    'multitask_strategy="reject" refuses a second run',
-                    code="thread_busy",
-                )
-            check_pending(new, active)
-            stamp = _stamp(now)
-            try:
-                inserted = await _all(
-                    conn,
-                    "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
-                    " status, metadata, kwargs, multitask_strategy, attempt, not_before)"
-                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?) RETURNING *",
-                    (
-                        new.run_id,
-                        new.thread_id,
-                        new.assistant_id,
-                        stamp,
-                        stamp,
-                        dumps_text(new.metadata),
-                        dumps_text(new.options.to_json()),
-                        new.multitask_strategy,
-                        None if new.not_before is None else _stamp(new.not_before),
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise ConflictError(
-                    f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
-                ) from None
-            tags = list(dict.fromkeys([*tags, *new.tags]))
-            if len(tags) > new.max_tags:
-                raise InvalidRequestError(
-                    f"tags: the thread would carry {len(tags)} tags, over the limit of "
-                    f"{new.max_tags}",
-                    code="too_many_tags",
-                )
-            metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
-            await conn.execute(
-                # A run is activity: a TTL counts from it (`ttl` holds minutes).
-                "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
-                " run_count = run_count + 1, first_run_at = coalesce(first_run_at, ?),"
-                f" last_run_at = ?, expires_at = {_EXPIRES_AT} WHERE thread_id = ?",
-                (
-                    dumps_text(metadata),
-                    dumps_text(tags),
-                    now.isoformat(),
-                    now.isoformat(),
-                    now.isoformat(),
-                    now.isoformat(),
-                    new.thread_id,
-                ),
-            )
+        # One trip to the writer's thread for the whole transaction.
+        inserted, active = await self._db.write(lambda db: _create_run(db, new, now))
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
-        return _run(inserted[0]), [_run(r) for r in to_cancel]
+        return _run(inserted), [_run(r) for r in to_cancel]
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
         row = await self._db.fetch_one(
@@ -159,6 +78,15 @@ class SqliteRuns:
         if row is None:
             raise _not_found(run_id)
         return _run(row)
+
+    async def find_runs(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        found: dict[str, Run] = {}
+        for start in range(0, len(run_ids), _IDS_PER_READ):
+            chunk = list(run_ids[start : start + _IDS_PER_READ])
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._db.fetch_all(f"SELECT * FROM runs WHERE run_id IN ({marks})", chunk)
+            found.update((row["run_id"], _run(row)) for row in rows)
+        return found
 
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: RunStatus | None
@@ -231,6 +159,8 @@ class SqliteRuns:
             " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
             " RETURNING *",
             (stamp, owner, expires, thread_id, stamp, thread_id),
+            # A claim lost to a power cut leaves the run `pending`, as recovery would.
+            durable=False,
         )
         return _run(rows[0]) if rows else None
 
@@ -335,9 +265,9 @@ class SqliteRuns:
     ) -> Run | None:
         now = self._now()
         guard = " AND status = 'pending'" if only_if_pending else ""
-        async with self._db.transaction() as conn:
-            rows = await _all(
-                conn,
+
+        def finish(db: sqlite3.Connection) -> Any:
+            rows = db.execute(
                 # A finished run's lease is nobody's: cleared, it takes no room in the row.
                 f"UPDATE runs SET status = ?, error = ?, usage = ?, updated_at = ?,"
                 f" owner = NULL, lease_expires_at = NULL WHERE run_id = ?{guard} RETURNING *",
@@ -348,18 +278,21 @@ class SqliteRuns:
                     _stamp(now),
                     run_id,
                 ),
-            )
+            ).fetchall()
             if not rows:
-                if only_if_pending and await _select(conn, run_id) is not None:
+                found = db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if only_if_pending and found is not None:
                     return None
                 raise _not_found(run_id)
-            row = rows[0]
-            await _settle(conn, row["thread_id"], outcome, now)
-        return _run(row)
+            _settle(db, rows[0]["thread_id"], outcome, now)
+            return rows[0]
+
+        row = await self._db.write(finish)
+        return None if row is None else _run(row)
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
-        async with self._db.transaction() as conn:
-            await _settle(conn, thread_id, outcome, self._now())
+        now = self._now()
+        await self._db.write(lambda db: _settle(db, thread_id, outcome, now))
 
     async def requeue_interrupted_work(self) -> list[str]:
         await self.reap_expired_leases()
@@ -371,9 +304,91 @@ class SqliteRuns:
         return [row["thread_id"] for row in rows]
 
 
-async def _settle(
-    conn: aiosqlite.Connection, thread_id: str, outcome: RunOutcome, now: datetime
-) -> None:
+def _create_run(db: sqlite3.Connection, new: NewRun, now: datetime) -> tuple[Any, list[Any]]:
+    thread = db.execute(
+        "SELECT metadata, lifecycle, tags FROM threads WHERE thread_id = ?", (new.thread_id,)
+    ).fetchone()
+    if thread is not None:
+        require_open(new.thread_id, thread["lifecycle"], "take new runs")
+        metadata = loads(thread["metadata"])
+        tags = loads(thread["tags"])
+    elif new.if_not_exists == "create":
+        metadata = dict(new.thread_metadata or {})
+        tags = []
+        db.execute(
+            "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
+            " metadata, visible, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.thread_id,
+                *[now.isoformat()] * 3,
+                dumps_text(metadata),
+                int(new.thread_visible),
+                None if new.thread_ttl is None else dumps_text(new.thread_ttl),
+            ),
+        )
+    else:
+        raise thread_not_found(new.thread_id)
+    # The running run first, so a refusal names the run that actually holds the thread.
+    active = db.execute(
+        "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')"
+        " ORDER BY status = 'running' DESC, created_at, run_id",
+        (new.thread_id,),
+    ).fetchall()
+    if active and new.multitask_strategy == "reject":
+        raise ConflictError(
+            f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
+            'multitask_strategy="reject" refuses a second run',
+            code="thread_busy",
+        )
+    check_pending(new, active)
+    stamp = _stamp(now)
+    try:
+        inserted = db.execute(
+            "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
+            " status, metadata, kwargs, multitask_strategy, attempt, not_before)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?) RETURNING *",
+            (
+                new.run_id,
+                new.thread_id,
+                new.assistant_id,
+                stamp,
+                stamp,
+                dumps_text(new.metadata),
+                dumps_text(new.options.to_json()),
+                new.multitask_strategy,
+                None if new.not_before is None else _stamp(new.not_before),
+            ),
+        ).fetchone()
+    except sqlite3.IntegrityError:
+        raise ConflictError(
+            f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
+        ) from None
+    tags = list(dict.fromkeys([*tags, *new.tags]))
+    if len(tags) > new.max_tags:
+        raise InvalidRequestError(
+            f"tags: the thread would carry {len(tags)} tags, over the limit of {new.max_tags}",
+            code="too_many_tags",
+        )
+    metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
+    db.execute(
+        # A run is activity: a TTL counts from it (`ttl` holds minutes).
+        "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
+        " run_count = run_count + 1, first_run_at = coalesce(first_run_at, ?),"
+        f" last_run_at = ?, expires_at = {_EXPIRES_AT} WHERE thread_id = ?",
+        (
+            dumps_text(metadata),
+            dumps_text(tags),
+            now.isoformat(),
+            now.isoformat(),
+            now.isoformat(),
+            now.isoformat(),
+            new.thread_id,
+        ),
+    )
+    return inserted, active
+
+
+def _settle(db: sqlite3.Connection, thread_id: str, outcome: RunOutcome, now: datetime) -> None:
     # Called after the finishing run left the active set, so any active run is a queued one.
     sets = [
         "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = ?"
@@ -391,7 +406,7 @@ async def _settle(
     ]
     encoded = outcome.encoded_values()
     if encoded is not None:
-        await conn.execute(
+        db.execute(
             'INSERT INTO thread_values (thread_id, "values") VALUES (?, ?)'
             ' ON CONFLICT (thread_id) DO UPDATE SET "values" = excluded."values"',
             (thread_id, encoded.decode()),
@@ -403,16 +418,13 @@ async def _settle(
             sets.append("message_count = ?")
             params.append(count)
     if outcome.usage is not None:
-        found = await _one(conn, "SELECT usage FROM threads WHERE thread_id = ?", (thread_id,))
+        found = db.execute("SELECT usage FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
         stored = None if found is None or found["usage"] is None else loads(found["usage"])
-        before = loaded_usage(stored)
-        total = add_usage(before, outcome.usage)
+        total = add_usage(loaded_usage(stored), outcome.usage)
         assert total is not None
         sets += ["usage = ?", "total_tokens = ?", "cost_usd = ?"]
         params += [dumps_text(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
-    await conn.execute(
-        f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = ?", [*params, thread_id]
-    )
+    db.execute(f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = ?", [*params, thread_id])
 
 
 def _stamp(moment: datetime) -> str:
@@ -421,16 +433,8 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-async def _one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    return await fetch_row(conn, sql, params)
-
-
 async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
     return await fetch_rows(conn, sql, params)
-
-
-async def _select(conn: aiosqlite.Connection, run_id: str) -> Any:
-    return await _one(conn, "SELECT * FROM runs WHERE run_id = ?", (run_id,))
 
 
 def _cancel_action(stored: str) -> CancelAction:
