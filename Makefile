@@ -49,8 +49,7 @@ typecheck: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python benchmarks/bench_runs.py
-	$(BIN)/python benchmarks/bench_delta.py --server
+	$(BIN)/python benchmarks/bench_targets.py
 
 clean:
 	rm -rf $(VENV) .agent-runtime .pytest_cache .mypy_cache .ruff_cache
