@@ -114,3 +114,23 @@ async def test_a_waiter_after_the_end_signal_reads_the_row_at_once(queued: Harne
     assert time.monotonic() - started < 1.0
     assert final is not None and final["status"] == "success" and outcome is None
     await ends.stop()
+
+
+async def test_a_waiter_after_a_run_ended_here_reads_the_row_at_once(queued: Harness) -> None:
+    # The run was executed and ended here before anyone waited, and the waiter holds the row
+    # from before (a `runs.wait` whose run ended between its create and its wait).
+    tid = await queued.thread()
+    run = await queued.manager.create(
+        queued.new_run(tid, "slow", input=EMPTY, context={"delay": 0})
+    )
+    held = {run["run_id"]}
+    ends = RunEnds(queued.storage, running_here=held.__contains__, poll_seconds=POLL_SECONDS)
+    ends.expect(run["run_id"])
+    final_row = await queued.storage.finish_run(run["run_id"], RunOutcome(status="success"))
+    ends.resolve(run["run_id"], final_row, RunOutcome(status="success"))
+    held.clear()
+    started = time.monotonic()
+    final, outcome = await asyncio.wait_for(ends.wait(run), POLL_SECONDS * 2)
+    assert time.monotonic() - started < 1.0
+    assert final is not None and final["status"] == "success" and outcome is None
+    await ends.stop()

@@ -67,9 +67,11 @@ class RunEnds:
     def resolve(self, run_id: str, final: Run | None, outcome: RunOutcome | None) -> None:
         """This process ended the run: its final row (None when gone) and outcome."""
         finished = self._finished.pop(run_id, None)
-        if finished is None:
+        if run_id not in self._watched:
+            # Nobody waits yet: one who comes with the run's row from before its end (a
+            # `runs.wait` right after its create) reads the row at once, not at the next poll.
             self._remember(run_id)
-        elif not finished.done():
+        if finished is not None and not finished.done():
             finished.set_result((final, outcome))
 
     def notify(self, run_id: str) -> None:
