@@ -222,7 +222,7 @@ async def _database(options: Options, folder: Path, name: str) -> AsyncIterator[
     if options.backend != "postgres":
         yield _Database("sqlite", str(folder / f"{name}.sqlite"))
         return
-    from bench_scale import fresh_database
+    from bench_runs import fresh_database
 
     async with fresh_database(options.admin) as uri:
         yield _Database("postgres", uri)

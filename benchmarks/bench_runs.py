@@ -155,7 +155,7 @@ async def _postgres_saver(uri: str, concurrency: int) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def fresh_postgres(admin: str) -> AsyncIterator[str]:
+async def fresh_database(admin: str) -> AsyncIterator[str]:
     """A new database beside `admin`'s, dropped afterwards; yields its URI."""
     import psycopg
 
@@ -494,7 +494,7 @@ def _measure(args: argparse.Namespace, folder: Path) -> tuple[Figures, Figures]:
         return local, _served(args, folder, config, None)
 
     async def on_fresh(work: Callable[[str], Awaitable[Figures]]) -> Figures:
-        async with fresh_postgres(args.postgres) as uri:
+        async with fresh_database(args.postgres) as uri:
             return await work(uri)
 
     print("in-process on Postgres ...", flush=True)

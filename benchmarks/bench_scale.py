@@ -25,13 +25,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 from bench_runs import (
     CONFIG,
     GRAPH_ID,
@@ -39,6 +37,7 @@ from bench_runs import (
     _concurrently,
     _open_saver,
     _timed_serial,
+    fresh_database,
     process_cpu_seconds,
     stop_server,
 )
@@ -66,22 +65,6 @@ class Figures:
     cpu_per_run: float
     """CPU time of every process doing the runs (all server processes together), per run, at
     the high concurrency."""
-
-
-# Databases
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(admin: str) -> AsyncIterator[str]:
-    """A new database beside `admin`'s, dropped afterwards; yields its URI."""
-    name = f"agent_runtime_bench_{uuid.uuid4().hex[:12]}"
-    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
-    finally:
-        async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # In-process floor

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_runs import process_cpu_seconds, stop_server
-from bench_scale import fresh_database, start_server
+from bench_runs import fresh_database, process_cpu_seconds, stop_server
+from bench_scale import start_server
 from langgraph_sdk import get_client
 
 from agent_runtime.schema import Usage

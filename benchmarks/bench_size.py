@@ -29,7 +29,6 @@ import signal
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from bench_runs import CONFIG, ROOT, stop_server
-from bench_scale import fresh_database, start_server
+from bench_runs import CONFIG, ROOT, fresh_database, stop_server
+from bench_scale import start_server
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
@@ -426,4 +425,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
+from langgraph.checkpoint.base import Checkpoint, CheckpointTuple, empty_checkpoint
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -90,8 +90,8 @@ async def test_writes_store_the_rows_upstream_stores(tmp_path: Path) -> None:
     # The same calls, with the same ids, on two files: the tables must be equal row for row,
     # including special channels (replaced) against ordinary ones (the first write kept).
     tables = []
-    checkpoint = {**empty_checkpoint(), "id": "1f0aaaa0-0000-6000-8000-000000000001"}
-    child = {**empty_checkpoint(), "id": "1f0aaaa0-0000-6000-8000-000000000002"}
+    checkpoint: Checkpoint = {**empty_checkpoint(), "id": "1f0aaaa0-0000-6000-8000-000000000001"}
+    child: Checkpoint = {**empty_checkpoint(), "id": "1f0aaaa0-0000-6000-8000-000000000002"}
     for name, kind in (("ours", RuntimeSqliteSaver), ("upstream", AsyncSqliteSaver)):
         async with aiosqlite.connect(tmp_path / f"{name}.sqlite") as conn:
             saver = kind(conn)
