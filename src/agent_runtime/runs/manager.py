@@ -13,6 +13,7 @@ It owns the asyncio tasks that execute runs; it never builds HTTP responses."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -109,7 +110,8 @@ class RunManager:
         self.owner = uuid.uuid4().hex
         """This process's id on the runs it claims."""
         self._held: set[str] = set()
-        self._claiming: set[str] = set()
+        # Threads with a claim in flight, counted: a create may claim while a worker does.
+        self._claiming: collections.Counter[str] = collections.Counter()
         self._leases = Leases(
             storage,
             owner=self.owner,
@@ -218,7 +220,8 @@ class RunManager:
                 self._slots.give_back()
             raise
         finally:
-            self._claiming.discard(new.thread_id)
+            if claim is not None:
+                self._claimed(new.thread_id)
         opened: asyncio.Future[None] | None = None
         if run["status"] == "running":
             # Claimed with its creation, as `_claim_and_run` would have claimed it next.
@@ -324,7 +327,7 @@ class RunManager:
             or not self._slots.try_take()
         ):
             return None
-        self._claiming.add(new.thread_id)
+        self._claiming[new.thread_id] += 1
         return Claim(owner=self.owner, lease=self._leases.lease)
 
     async def _run_claimed(self, run: Run, opened: asyncio.Future[None]) -> None:
@@ -336,14 +339,19 @@ class RunManager:
         finally:
             self._held.discard(run["run_id"])
 
+    def _claimed(self, thread_id: str) -> None:
+        self._claiming[thread_id] -= 1
+        if self._claiming[thread_id] <= 0:
+            del self._claiming[thread_id]
+
     async def _claim_and_run(self, thread_id: str) -> bool:
-        self._claiming.add(thread_id)
+        self._claiming[thread_id] += 1
         try:
             run = await self._storage.claim_next_run(
                 thread_id, owner=self.owner, lease=self._leases.lease
             )
         finally:
-            self._claiming.discard(thread_id)
+            self._claimed(thread_id)
         if run is None:
             return False
         self._held.add(run["run_id"])
