@@ -12,6 +12,7 @@ from tests.conftest import until
 from tests.runs.harness import build_harness
 
 EMPTY: dict[str, Any] = {"steps": []}
+THREE = ["one", "two", "three"]
 
 
 async def test_a_run_queued_elsewhere_is_found_and_executed(database: Path) -> None:
@@ -105,6 +106,39 @@ async def test_a_run_longer_than_the_grace_is_handed_back_uncharged(database: Pa
         await harness.manager.stop()
         assert await harness.run_status(tid, run["run_id"]) == "pending"
         assert await harness.storage.charged_attempts(run["run_id"]) == 0
+    finally:
+        await harness.manager.stop()
+        await harness.storage.close()
+
+
+async def test_a_run_on_a_free_thread_is_claimed_with_its_creation(database: Path) -> None:
+    harness = await build_harness(database, jobs=1, dispatch_seconds=0.05)
+    try:
+        tid, other = await harness.thread(), await harness.thread()
+        first = await harness.manager.create(
+            harness.new_run(tid, "slow", input=EMPTY, context={"delay": 0.3})
+        )
+        # Callers see it queued, as without the claim; it was committed claimed, and held here.
+        assert (first["status"], first["attempt"]) == ("pending", 0)
+        stored = await harness.storage.get_run(tid, first["run_id"])
+        assert (stored["status"], stored["attempt"]) == ("running", 1)
+        assert harness.manager.may_execute(first)
+        assert harness.manager.executing == 1
+        # Behind it on its thread, and on another thread while the one slot is taken: queued.
+        behind = await harness.manager.create(
+            harness.new_run(tid, "slow", input=EMPTY, context={"delay": 0})
+        )
+        elsewhere = await harness.manager.create(
+            harness.new_run(other, "slow", input=EMPTY, context={"delay": 0})
+        )
+        for run in (behind, elsewhere):
+            assert await harness.run_status(run["thread_id"], run["run_id"]) == "pending"
+        assert harness.manager.executing == 1
+        finals = [await harness.manager.wait(run) for run in (first, behind, elsewhere)]
+        assert [(final["status"], final["attempt"]) for final, _ in finals if final] == [
+            ("success", 1)
+        ] * 3
+        assert finals[0][1] is not None and finals[0][1].decoded_values() == {"steps": THREE}
     finally:
         await harness.manager.stop()
         await harness.storage.close()

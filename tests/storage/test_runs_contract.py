@@ -17,7 +17,7 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
 from agent_runtime.storage.base import Storage
-from agent_runtime.storage.records import NewRun, NewThread, RunOutcome, ThreadQuery
+from agent_runtime.storage.records import Claim, NewRun, NewThread, RunOutcome, ThreadQuery
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.usage import add_usage, model_usage, summarize
 
@@ -277,6 +277,80 @@ async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Fake
     due = await storage.claim_next_run("t")
     assert due is not None and due["run_id"] == "delayed"
     assert await storage.next_due_time("t") is None
+
+
+async def test_create_run_with_a_claim_claims_it_as_claim_next_run_would(
+    storage: Storage, clock: FakeClock
+) -> None:
+    # "now" is created claimed; "then" is created pending and claimed, by the same owner.
+    await _thread(storage, "now")
+    await _thread(storage, "then")
+    lease = timedelta(seconds=60)
+    claim = Claim(owner="p1", lease=lease)
+    created, active = await storage.create_run(_new("r-now", "now"), claim=claim)
+    assert active == []
+    await storage.create_run(_new("r-then", "then"))
+    claimed = await storage.claim_next_run("then", owner="p1", lease=lease)
+    assert claimed is not None
+    ids = ("run_id", "thread_id", "created_at", "updated_at")
+    assert {k: v for k, v in created.items() if k not in ids} == {
+        k: v for k, v in claimed.items() if k not in ids
+    }
+    assert created["status"] == "running" and created["attempt"] == 1
+    assert created["updated_at"] == created["created_at"]
+    assert await storage.get_run("now", "r-now") == created
+    assert (await storage.get_thread("now", values=False))["status"] == "busy"
+    # Held by its owner as a claim is: nothing more to claim, nothing ready elsewhere.
+    assert await storage.claim_next_run("now", owner="p2", lease=lease) is None
+    assert "now" not in await storage.ready_threads(10)
+    assert await storage.renew_leases("p1", ["r-now", "r-then"], lease) == ["r-now", "r-then"]
+    assert await storage.renew_leases("p2", ["r-now"], lease) == []
+    assert await storage.request_cancel("r-now", "interrupt")
+    assert await storage.cancel_requests("p1") == {"r-now": "interrupt"}
+    # Its lease lapses like a claim's, and its progress mark blames it like a claim's.
+    clock.advance(timedelta(seconds=59))
+    assert await storage.reap_expired_leases() == []
+    clock.advance(lease)
+    assert await storage.reap_expired_leases() == ["now", "then"]
+    assert await storage.charged_attempts("r-now") == await storage.charged_attempts("r-then")
+    again = await storage.claim_next_run("now", owner="p2", lease=lease)
+    assert again is not None and again["run_id"] == "r-now" and again["attempt"] == 2
+
+
+async def test_create_run_with_a_claim_queues_it_pending_behind_other_work(
+    storage: Storage,
+) -> None:
+    await _thread(storage)
+    claim = Claim(owner="p1", lease=timedelta(seconds=60))
+    first, _ = await storage.create_run(_new("r1"), claim=claim)
+    assert first["status"] == "running"
+    # Behind a running run, and behind a pending one: queued as without a claim.
+    second, _ = await storage.create_run(_new("r2"), claim=claim)
+    assert (second["status"], second["attempt"]) == ("pending", 0)
+    await storage.finish_run("r1", RunOutcome(status="success"))
+    third, _ = await storage.create_run(_new("r3"), claim=claim)
+    assert (third["status"], third["attempt"]) == ("pending", 0)
+    assert await storage.renew_leases("p1", ["r2", "r3"], timedelta(seconds=60)) == []
+    # An interrupting run behind an active one is not claimed either: the active one ends first.
+    _, active = await storage.create_run(_new("r4", multitask_strategy="interrupt"), claim=claim)
+    assert [run["run_id"] for run in active] == ["r2", "r3"]
+    assert (await storage.get_run("t", "r4"))["status"] == "pending"
+    queued = await storage.claim_next_run("t")
+    assert queued is not None and queued["run_id"] == "r2"
+
+
+async def test_create_run_with_a_claim_leaves_a_delayed_run_pending(
+    storage: Storage, clock: FakeClock
+) -> None:
+    await _thread(storage)
+    claim = Claim(owner="p1", lease=timedelta(seconds=60))
+    later = clock.wall + timedelta(seconds=10)
+    delayed, _ = await storage.create_run(_new("delayed", not_before=later), claim=claim)
+    assert (delayed["status"], delayed["attempt"]) == ("pending", 0)
+    assert await storage.claim_next_run("t") is None
+    clock.advance(timedelta(seconds=11))
+    due = await storage.claim_next_run("t")
+    assert due is not None and due["run_id"] == "delayed"
 
 
 async def test_ready_threads_lists_due_unclaimed_work_oldest_first(

@@ -13,7 +13,9 @@ It owns the asyncio tasks that execute runs; it never builds HTTP responses."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Mapping
@@ -44,7 +46,7 @@ from agent_runtime.runs.webhook import send_webhook
 from agent_runtime.runs.workers import ThreadWorkers
 from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import Storage
-from agent_runtime.storage.records import NewRun, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, RunOutcome
 from agent_runtime.streaming import EventLog
 from agent_runtime.streaming.eventlog import first_event_id
 
@@ -108,7 +110,8 @@ class RunManager:
         self.owner = uuid.uuid4().hex
         """This process's id on the runs it claims."""
         self._held: set[str] = set()
-        self._claiming: set[str] = set()
+        # Threads with a claim in flight, counted: a create may claim while a worker does.
+        self._claiming: collections.Counter[str] = collections.Counter()
         self._leases = Leases(
             storage,
             owner=self.owner,
@@ -207,15 +210,45 @@ class RunManager:
             ConflictError: the thread is busy and the strategy is `reject`.
             NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
         """
-        run, active = await self._storage.create_run(self._observer.run_creating(new))
+        claim = self._claim_at_creation(new)
+        try:
+            run, active = await self._storage.create_run(
+                self._observer.run_creating(new), claim=claim
+            )
+        except BaseException:
+            if claim is not None:
+                self._slots.give_back()
+            raise
+        finally:
+            if claim is not None:
+                self._claimed(new.thread_id)
+        opened: asyncio.Future[None] | None = None
+        if run["status"] == "running":
+            # Claimed with its creation, as `_claim_and_run` would have claimed it next.
+            self._held.add(run["run_id"])
+            opened = asyncio.get_running_loop().create_future()
+            self._workers.start_claimed(
+                new.thread_id, functools.partial(self._run_claimed, run, opened)
+            )
+            # The caller sees the run as queued, as it would without the claim.
+            run = {**run, "status": "pending", "attempt": 0}
+        elif claim is not None:
+            self._slots.give_back()
         self._observer.run_created(run, new.graph_id)
         if assistant is not None:
             # Handed to the executor so it need not read the assistant again.
             self._assistants[run["run_id"]] = assistant
-        if self._execute or self._events.reaches_other_processes:
-            # Open now, so a stream subscribing before the claim waits for the events. A
-            # process's own log that will never carry them would stay open for nothing.
-            await self._events.open(run["run_id"])
+        try:
+            if self._execute or self._events.reaches_other_processes:
+                # Open now, so a stream subscribing before the claim waits for the events. A
+                # process's own log that will never carry them would stay open for nothing.
+                await self._events.open(run["run_id"])
+        finally:
+            if opened is not None:
+                opened.set_result(None)
+        if opened is not None:
+            # Nothing else was active on the thread, and nothing is left queued for anyone.
+            return run
         strategy = new.multitask_strategy
         for other in active:
             action: CancelAction = "rollback" if strategy == "rollback" else "interrupt"
@@ -282,14 +315,43 @@ class RunManager:
             return
         self._workers.wake(thread_id)
 
+    def _claim_at_creation(self, new: NewRun) -> Claim | None:
+        # A run this process could claim the moment it is queued is created claimed (one write
+        # transaction, not two), holding a slot taken now; storage claims it only if nothing
+        # else is pending or running on the thread.
+        if (
+            not self._execute
+            or self._draining
+            or new.not_before is not None
+            or self._workers.active(new.thread_id)
+            or not self._slots.try_take()
+        ):
+            return None
+        self._claiming[new.thread_id] += 1
+        return Claim(owner=self.owner, lease=self._leases.lease)
+
+    async def _run_claimed(self, run: Run, opened: asyncio.Future[None]) -> None:
+        # `_claim_and_run` after its claim, for a run claimed at its creation (already held).
+        try:
+            await opened
+            with self._observer.run_claimed(run):
+                await self._run(run)
+        finally:
+            self._held.discard(run["run_id"])
+
+    def _claimed(self, thread_id: str) -> None:
+        self._claiming[thread_id] -= 1
+        if self._claiming[thread_id] <= 0:
+            del self._claiming[thread_id]
+
     async def _claim_and_run(self, thread_id: str) -> bool:
-        self._claiming.add(thread_id)
+        self._claiming[thread_id] += 1
         try:
             run = await self._storage.claim_next_run(
                 thread_id, owner=self.owner, lease=self._leases.lease
             )
         finally:
-            self._claiming.discard(thread_id)
+            self._claimed(thread_id)
         if run is None:
             return False
         self._held.add(run["run_id"])

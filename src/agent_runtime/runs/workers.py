@@ -53,14 +53,35 @@ class ThreadWorkers:
         task = asyncio.create_task(self._work(thread_id), name=f"runs:{thread_id}")
         self._workers[thread_id] = _Worker(task=task)
 
+    def active(self, thread_id: str) -> bool:
+        """Whether the thread has a worker now."""
+        worker = self._workers.get(thread_id)
+        return worker is not None and not worker.task.done()
+
+    def start_claimed(self, thread_id: str, run_first: Callable[[], Awaitable[None]]) -> None:
+        """Start the thread's worker on a run claimed at its creation: the caller took a slot
+        for it, which the worker gives back once `run_first` (which runs it) returns; then it
+        goes on as any worker. A worker already there (started meanwhile by a wake) finds the
+        thread held and ends on its own; wakes go to this one."""
+        task = asyncio.create_task(self._work(thread_id, run_first), name=f"runs:{thread_id}")
+        self._workers[thread_id] = _Worker(task=task)
+
     def tasks(self) -> list[asyncio.Task[None]]:
         """The workers' tasks now, for a stop that cancels them."""
         return [worker.task for worker in self._workers.values()]
 
-    async def _work(self, thread_id: str) -> None:
+    async def _work(
+        self, thread_id: str, run_first: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         worker = self._workers[thread_id]
         try:
             claim = True
+            if run_first is not None:
+                try:
+                    await run_first()
+                finally:
+                    self._slots.give_back()
+                claim = False
             while True:
                 worker.wake.clear()
                 if claim:

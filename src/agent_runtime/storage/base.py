@@ -28,6 +28,7 @@ from agent_runtime.storage.records import (
     AssistantPatch,
     AssistantQuery,
     CheckpointSummary,
+    Claim,
     NewAssistant,
     NewRun,
     NewThread,
@@ -166,9 +167,15 @@ class Storage(Protocol):
 
     # Runs
 
-    async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
+    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> tuple[Run, list[Run]]:
         """Queue a pending run and mark its thread busy, atomically applying the multitask
         strategy against the runs already pending or running on the thread.
+
+        With `claim`, the run is created already claimed (`running`, as `claim_next_run` would
+        leave it: attempt 1, the owner and lease, the progress mark) when it would be the
+        thread's next claim at once: nothing else pending or running on the thread and
+        `not_before` absent or past. Else it is queued `pending` as without. The returned
+        run's status tells which; one write transaction instead of a create and a claim.
 
         Also stamps `graph_id` and `assistant_id` into the thread's metadata, adds the run's
         tags to the thread's and counts the run in the thread's `run_count`.

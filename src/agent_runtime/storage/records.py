@@ -162,6 +162,15 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """Who would claim a run at its creation (`Storage.create_run`), as `claim_next_run`
+    claims: the process's owner id, holding it for `lease` from the creation."""
+
+    owner: str
+    lease: timedelta
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunOutcome:
     """How a run ended and what its thread looks like afterwards."""
 

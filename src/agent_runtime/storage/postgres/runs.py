@@ -23,7 +23,7 @@ from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
-from agent_runtime.storage.records import NewRun, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, RunOutcome
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
@@ -52,7 +52,7 @@ class PostgresRuns:
     _db: PostgresDatabase
     _now: Callable[[], datetime]
 
-    async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
+    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> tuple[Run, list[Run]]:
         now = self._now()
         async with self._db.transaction() as conn:
             thread = await lock_thread(conn, new.thread_id)
@@ -97,23 +97,32 @@ class PostgresRuns:
                     f"{new.max_tags}",
                     code="too_many_tags",
                 )
+            # Claimed at once only where `claim_next_run` would claim it next (the thread's
+            # row lock keeps it so until commit): a claim writes these.
+            if active or (new.not_before is not None and new.not_before > now):
+                claim = None
             try:
                 async with conn.transaction():
                     cursor = await conn.execute(
                         "INSERT INTO runs (run_id, thread_id, assistant_id, created_at,"
                         " updated_at, status, metadata, kwargs, multitask_strategy, attempt,"
-                        " not_before) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, 0, %s)"
-                        " RETURNING *",
+                        " not_before, owner, lease_expires_at, progress_mark) VALUES (%s, %s,"
+                        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
                         (
                             new.run_id,
                             new.thread_id,
                             new.assistant_id,
                             now,
                             now,
+                            "pending" if claim is None else "running",
                             jsonb(new.metadata),
                             jsonb(new.options.to_json()),
                             new.multitask_strategy,
+                            0 if claim is None else 1,
                             new.not_before,
+                            None if claim is None else claim.owner,
+                            None if claim is None else now + claim.lease,
+                            0 if claim is None else 1,  # `_CLAIM_MARK` of a first attempt
                         ),
                     )
             except psycopg.errors.UniqueViolation:

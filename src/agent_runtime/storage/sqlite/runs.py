@@ -20,7 +20,7 @@ from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
-from agent_runtime.storage.records import NewRun, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, RunOutcome
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
@@ -58,10 +58,10 @@ class SqliteRuns:
     _db: SqliteDatabase
     _now: Callable[[], datetime]
 
-    async def create_run(self, new: NewRun) -> tuple[Run, list[Run]]:
+    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> tuple[Run, list[Run]]:
         now = self._now()
         # One trip to the writer's thread for the whole transaction.
-        inserted, active = await self._db.write(lambda db: _create_run(db, new, now))
+        inserted, active = await self._db.write(lambda db: _create_run(db, new, now, claim))
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
         return _run(inserted), [_run(r) for r in to_cancel]
 
@@ -304,7 +304,9 @@ class SqliteRuns:
         return [row["thread_id"] for row in rows]
 
 
-def _create_run(db: sqlite3.Connection, new: NewRun, now: datetime) -> tuple[Any, list[Any]]:
+def _create_run(
+    db: sqlite3.Connection, new: NewRun, now: datetime, claim: Claim | None
+) -> tuple[Any, list[Any]]:
     thread = db.execute(
         "SELECT metadata, lifecycle, tags FROM threads WHERE thread_id = ?", (new.thread_id,)
     ).fetchone()
@@ -342,21 +344,30 @@ def _create_run(db: sqlite3.Connection, new: NewRun, now: datetime) -> tuple[Any
         )
     check_pending(new, active)
     stamp = _stamp(now)
+    # Claimed at once only where `claim_next_run` would claim it next: a claim writes these.
+    if active or (new.not_before is not None and new.not_before > now):
+        claim = None
     try:
         inserted = db.execute(
             "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
-            " status, metadata, kwargs, multitask_strategy, attempt, not_before)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?) RETURNING *",
+            " status, metadata, kwargs, multitask_strategy, attempt, not_before,"
+            " owner, lease_expires_at, progress_mark)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
             (
                 new.run_id,
                 new.thread_id,
                 new.assistant_id,
                 stamp,
                 stamp,
+                "pending" if claim is None else "running",
                 dumps_text(new.metadata),
                 dumps_text(new.options.to_json()),
                 new.multitask_strategy,
+                0 if claim is None else 1,
                 None if new.not_before is None else _stamp(new.not_before),
+                None if claim is None else claim.owner,
+                None if claim is None else _stamp(now + claim.lease),
+                0 if claim is None else 1,  # `_CLAIM_MARK` of a first attempt
             ),
         ).fetchone()
     except sqlite3.IntegrityError:
