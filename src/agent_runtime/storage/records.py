@@ -170,6 +170,17 @@ class Claim:
     lease: timedelta
 
 
+def new_run_columns(
+    claim: Claim | None, now: datetime
+) -> tuple[RunStatus, int, str | None, datetime | None, int]:
+    """`status`, `attempt`, `owner`, `lease_expires_at` and `progress_mark` of a new run:
+    queued, or claimed with its creation as `claim_next_run` claims a first attempt (whose
+    progress mark is 1: it cannot have written a checkpoint yet)."""
+    if claim is None:
+        return "pending", 0, None, None, 0
+    return "running", 1, claim.owner, now + claim.lease, 1
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOutcome:
     """How a run ended and what its thread looks like afterwards."""

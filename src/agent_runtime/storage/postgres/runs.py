@@ -23,7 +23,7 @@ from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
-from agent_runtime.storage.records import Claim, NewRun, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, RunOutcome, new_run_columns
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
@@ -101,6 +101,7 @@ class PostgresRuns:
             # row lock keeps it so until commit): a claim writes these.
             if active or (new.not_before is not None and new.not_before > now):
                 claim = None
+            status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
             try:
                 async with conn.transaction():
                     cursor = await conn.execute(
@@ -114,15 +115,15 @@ class PostgresRuns:
                             new.assistant_id,
                             now,
                             now,
-                            "pending" if claim is None else "running",
+                            status,
                             jsonb(new.metadata),
                             jsonb(new.options.to_json()),
                             new.multitask_strategy,
-                            0 if claim is None else 1,
+                            attempt,
                             new.not_before,
-                            None if claim is None else claim.owner,
-                            None if claim is None else now + claim.lease,
-                            0 if claim is None else 1,  # `_CLAIM_MARK` of a first attempt
+                            owner,
+                            lease_expires_at,
+                            progress_mark,
                         ),
                     )
             except psycopg.errors.UniqueViolation:

@@ -20,7 +20,7 @@ from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
-from agent_runtime.storage.records import Claim, NewRun, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, RunOutcome, new_run_columns
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
@@ -347,6 +347,7 @@ def _create_run(
     # Claimed at once only where `claim_next_run` would claim it next: a claim writes these.
     if active or (new.not_before is not None and new.not_before > now):
         claim = None
+    status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
     try:
         inserted = db.execute(
             "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
@@ -359,15 +360,15 @@ def _create_run(
                 new.assistant_id,
                 stamp,
                 stamp,
-                "pending" if claim is None else "running",
+                status,
                 dumps_text(new.metadata),
                 dumps_text(new.options.to_json()),
                 new.multitask_strategy,
-                0 if claim is None else 1,
+                attempt,
                 None if new.not_before is None else _stamp(new.not_before),
-                None if claim is None else claim.owner,
-                None if claim is None else _stamp(now + claim.lease),
-                0 if claim is None else 1,  # `_CLAIM_MARK` of a first attempt
+                owner,
+                None if lease_expires_at is None else _stamp(lease_expires_at),
+                progress_mark,
             ),
         ).fetchone()
     except sqlite3.IntegrityError:
