@@ -47,12 +47,32 @@ async def prepare(url: str, args: argparse.Namespace) -> list[str]:
         return await _threads(client, args.runs, args.concurrency)
 
 
-async def measure(url: str, pid: int, thread_ids: list[str], args: argparse.Namespace) -> float:
-    """One `runs.wait` per thread at `args.concurrency`; the server's CPU seconds per run."""
+async def measure(
+    url: str, pid: int, thread_ids: list[str], args: argparse.Namespace
+) -> tuple[float, dict[str, float]]:
+    """One `runs.wait` per thread at `args.concurrency`; the server's CPU seconds per run, in
+    all and split between the main thread (the event loop) and the others (SQLite's
+    connection threads, the default executor)."""
     async with _client(url) as client:
-        cpu = process_cpu_seconds(pid)
+        cpu, threads = process_cpu_seconds(pid), thread_cpu_seconds(pid)
         await _waits(client, thread_ids, args)
-        return (process_cpu_seconds(pid) - cpu) / len(thread_ids)
+        after = thread_cpu_seconds(pid)
+        by_name: collections.Counter[str] = collections.Counter()
+        for tid, (_, seconds) in after.items():
+            name = "event loop" if tid == str(pid) else "other threads"
+            by_name[name] += (seconds - threads.get(tid, (name, 0.0))[1]) / len(thread_ids)
+        return (process_cpu_seconds(pid) - cpu) / len(thread_ids), dict(by_name)
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, tuple[str, float]]:
+    """Each thread's name and CPU seconds so far, by thread id (schedstat, as
+    `process_cpu_seconds`)."""
+    threads: dict[str, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            name = (task / "comm").read_text().strip()
+            threads[task.name] = (name, int((task / "schedstat").read_text().split()[0]) / 1e9)
+    return threads
 
 
 @contextlib.asynccontextmanager
@@ -83,10 +103,12 @@ async def _waits(client: LangGraphClient, thread_ids: list[str], args: argparse.
     await _concurrently(len(thread_ids), args.concurrency, wait)
 
 
-def start_py_spy(pid: int, rate: int, raw: Path) -> subprocess.Popen[bytes]:
-    """py-spy sampling the server without pausing it, into collapsed stacks at `raw`."""
+def start_py_spy(pid: int, rate: int, raw: Path, gil: bool) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server without pausing it, into collapsed stacks at `raw`; with
+    `gil`, only the thread holding the GIL (Python's CPU, not waits on SQLite's disk)."""
     command = [str(PY_SPY), "record", "--pid", str(pid), "--rate", str(rate)]
     command += ["--format", "raw", "--nonblocking", "--output", str(raw)]
+    command += ["--gil"] if gil else []
     spy = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -135,6 +157,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=40, help="functions listed per table")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here")
+    parser.add_argument("--gil", action="store_true", help="sample only the thread holding the GIL")
     parser.add_argument(
         "--cpu-only", action="store_true", help="no py-spy: only the server's CPU per run"
     )
@@ -147,14 +170,16 @@ def main() -> None:
         raw = folder / "stacks.txt"
         try:
             thread_ids = asyncio.run(prepare(url, args))
-            spy = None if args.cpu_only else start_py_spy(server.pid, args.rate, raw)
-            per_run = asyncio.run(measure(url, server.pid, thread_ids, args))
+            spy = None if args.cpu_only else start_py_spy(server.pid, args.rate, raw, args.gil)
+            per_run, by_thread = asyncio.run(measure(url, server.pid, thread_ids, args))
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(timeout=30)
         finally:
             stop_server(server)
         print(f"server CPU per run c={args.concurrency}: {per_run * 1000:.2f} ms", flush=True)
+        for name, seconds in sorted(by_thread.items(), key=lambda item: -item[1]):
+            print(f"  thread {name}: {seconds * 1000:.2f} ms", flush=True)
         if args.cpu_only:
             return
         print("\n".join(summarise(raw, args.top)))
