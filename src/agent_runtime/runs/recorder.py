@@ -41,6 +41,31 @@ class _Started:
 class RunRecorder(AsyncCallbackHandler):
     """Collects one run's usage and hands each finished tool call to `save_tool_call`."""
 
+    # Awaited in line rather than as a task of its own per event: LangChain gathers the
+    # handlers that are not, which costs a task for every node's start and end.
+    run_inline = True
+
+    # Only model ends and tool calls matter here; LangChain skips these events for us.
+    @property
+    def ignore_chain(self) -> bool:
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        return True
+
+    @property
+    def ignore_custom_event(self) -> bool:
+        return True
+
     def __init__(
         self,
         *,
