@@ -7,6 +7,7 @@ It is given the checkpointer and store; it never opens storage or runs a graph i
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -42,8 +43,10 @@ NAMESPACE_GRAPH = UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 _PACKAGE = "agent_runtime_graphs"
 
 
+@functools.lru_cache(maxsize=256)
 def default_assistant_id(graph_id: str) -> str:
-    """The id of the assistant every graph gets for free: uuid5 of the graph id."""
+    """The id of the assistant every graph gets for free: uuid5 of the graph id (remembered:
+    runs name their graph on every request, and a uuid5 is a SHA-1)."""
     return str(uuid5(NAMESPACE_GRAPH, graph_id))
 
 
