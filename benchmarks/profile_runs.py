@@ -57,7 +57,7 @@ async def measure(
         cpu, threads = process_cpu_seconds(pid), thread_cpu_seconds(pid)
         await _waits(client, thread_ids, args)
         after = thread_cpu_seconds(pid)
-        by_name: collections.Counter[str] = collections.Counter()
+        by_name: dict[str, float] = collections.defaultdict(float)
         for tid, (_, seconds) in after.items():
             name = "event loop" if tid == str(pid) else "other threads"
             by_name[name] += (seconds - threads.get(tid, (name, 0.0))[1]) / len(thread_ids)

@@ -68,7 +68,7 @@ async def _checkpoints_of(storage: Storage, thread_id: str, run_id: str) -> list
 async def test_create_run_queues_pending_run_and_marks_thread_busy(storage: Storage) -> None:
     await _thread(storage, user="u")
     before = await storage.get_thread("t")
-    run, active = await storage.create_run(
+    run, active, _ = await storage.create_run(
         _new("r1", metadata={"m": 1}, options=RunOptions(input={"n": 0}))
     )
     assert active == []
@@ -108,7 +108,7 @@ async def test_create_run_on_unknown_thread_is_not_found(storage: Storage) -> No
 
 
 async def test_create_run_if_not_exists_creates_the_thread(storage: Storage) -> None:
-    run, _ = await storage.create_run(
+    run, _, _ = await storage.create_run(
         _new("r1", thread_id="fresh", if_not_exists="create", thread_metadata={"k": "v"})
     )
     thread = await storage.get_thread("fresh")
@@ -127,7 +127,7 @@ async def test_create_run_reject_refuses_while_a_run_is_active(
 ) -> None:
     await _thread(storage)
     later = clock.wall + timedelta(minutes=1)
-    _, active = await storage.create_run(
+    _, active, _ = await storage.create_run(
         _new("delayed", multitask_strategy="reject", not_before=later)
     )
     assert active == []
@@ -147,7 +147,7 @@ async def test_create_run_reject_refuses_while_a_run_is_active(
     with pytest.raises(ConflictError, match='busy with run "delayed"'):
         await storage.create_run(_new("third", multitask_strategy="reject"))
     await storage.delete_run("t", "delayed", checkpoints=False)
-    run, active = await storage.create_run(_new("fourth", multitask_strategy="reject"))
+    run, active, _ = await storage.create_run(_new("fourth", multitask_strategy="reject"))
     assert run["status"] == "pending" and active == []
 
 
@@ -161,7 +161,7 @@ async def test_create_run_interrupt_and_rollback_return_the_active_runs(
     await storage.claim_next_run("t")
     await storage.finish_run("done", RunOutcome(status="success"))
     await storage.claim_next_run("t")
-    run, active = await storage.create_run(_new("new", multitask_strategy=strategy))
+    run, active, _ = await storage.create_run(_new("new", multitask_strategy=strategy))
     assert [(r["run_id"], r["status"]) for r in active] == [
         ("current", "running"),
         ("queued", "pending"),
@@ -176,7 +176,7 @@ async def test_create_run_enqueue_returns_no_runs_to_cancel(storage: Storage) ->
     await _thread(storage)
     await storage.create_run(_new("r1"))
     await storage.claim_next_run("t")
-    run, active = await storage.create_run(_new("r2", multitask_strategy="enqueue"))
+    run, active, _ = await storage.create_run(_new("r2", multitask_strategy="enqueue"))
     assert active == [] and run["status"] == "pending"
     assert [r["run_id"] for r in await storage.list_runs("t", **_all_runs())] == ["r2", "r1"]
 
@@ -240,7 +240,7 @@ async def test_list_runs_newest_first_with_status_limit_and_offset(
 async def test_claim_next_run_is_fifo_and_one_at_a_time(storage: Storage) -> None:
     await _thread(storage)
     assert await storage.claim_next_run("t") is None
-    first, _ = await storage.create_run(_new("r1"))
+    first, _, _ = await storage.create_run(_new("r1"))
     await storage.create_run(_new("r2"))
     claimed = await storage.claim_next_run("t")
     assert claimed is not None
@@ -266,7 +266,7 @@ async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Fake
     clock.advance(timedelta(seconds=5))
     assert await storage.claim_next_run("t") is None
     # A run without a delay is due at once and may overtake the delayed one.
-    undelayed, _ = await storage.create_run(_new("now"))
+    undelayed, _, _ = await storage.create_run(_new("now"))
     assert await storage.next_due_time("t") == undelayed["created_at"]
     overtaking = await storage.claim_next_run("t")
     assert overtaking is not None and overtaking["run_id"] == "now"
@@ -287,7 +287,7 @@ async def test_create_run_with_a_claim_claims_it_as_claim_next_run_would(
     await _thread(storage, "then")
     lease = timedelta(seconds=60)
     claim = Claim(owner="p1", lease=lease)
-    created, active = await storage.create_run(_new("r-now", "now"), claim=claim)
+    created, active, _ = await storage.create_run(_new("r-now", "now"), claim=claim)
     assert active == []
     await storage.create_run(_new("r-then", "then"))
     claimed = await storage.claim_next_run("then", owner="p1", lease=lease)
@@ -322,21 +322,55 @@ async def test_create_run_with_a_claim_queues_it_pending_behind_other_work(
 ) -> None:
     await _thread(storage)
     claim = Claim(owner="p1", lease=timedelta(seconds=60))
-    first, _ = await storage.create_run(_new("r1"), claim=claim)
+    first, _, _ = await storage.create_run(_new("r1"), claim=claim)
     assert first["status"] == "running"
     # Behind a running run, and behind a pending one: queued as without a claim.
-    second, _ = await storage.create_run(_new("r2"), claim=claim)
+    second, _, _ = await storage.create_run(_new("r2"), claim=claim)
     assert (second["status"], second["attempt"]) == ("pending", 0)
     await storage.finish_run("r1", RunOutcome(status="success"))
-    third, _ = await storage.create_run(_new("r3"), claim=claim)
+    third, _, _ = await storage.create_run(_new("r3"), claim=claim)
     assert (third["status"], third["attempt"]) == ("pending", 0)
     assert await storage.renew_leases("p1", ["r2", "r3"], timedelta(seconds=60)) == []
     # An interrupting run behind an active one is not claimed either: the active one ends first.
-    _, active = await storage.create_run(_new("r4", multitask_strategy="interrupt"), claim=claim)
+    _, active, _ = await storage.create_run(_new("r4", multitask_strategy="interrupt"), claim=claim)
     assert [run["run_id"] for run in active] == ["r2", "r3"]
     assert (await storage.get_run("t", "r4"))["status"] == "pending"
     queued = await storage.claim_next_run("t")
     assert queued is not None and queued["run_id"] == "r2"
+
+
+async def test_create_run_with_a_claim_brings_the_thread_brief_the_run_starts_with(
+    storage: Storage,
+) -> None:
+    # Read in the creating transaction, as `thread_brief` reads it once the run exists; a
+    # claim that need not be durable (an attended run) creates the same.
+    await _thread(storage, tz="Europe/Paris")
+    for durable in (True, False):
+        claim = Claim(owner="p1", lease=timedelta(seconds=60), durable=durable)
+        run_id = f"r-{durable}"
+        created = await storage.create_run(_new(run_id), claim=claim)
+        assert created.run["status"] == "running"
+        assert created.brief == await storage.thread_brief("t")
+        assert created.brief is not None
+        assert created.brief.metadata == {
+            "tz": "Europe/Paris",
+            "graph_id": "g",
+            "assistant_id": "a",
+        }
+        assert await storage.get_run("t", run_id) == created.run
+        messages = [{"type": "human", "content": str(n)} for n in range(3 if durable else 5)]
+        outcome = RunOutcome(status="success", values={"messages": messages})
+        await storage.finish_run(run_id, outcome)
+    after = await storage.create_run(_new("r-next"), claim=Claim(owner="p1", lease=timedelta(60)))
+    assert after.brief is not None and after.brief.message_count == 5
+    # A queued run reads its thread when it starts: none comes with it.
+    queued = await storage.create_run(
+        _new("r-queued"), claim=Claim(owner="p1", lease=timedelta(60))
+    )
+    assert queued.run["status"] == "pending" and queued.brief is None
+    assert (
+        await storage.create_run(_new("r-plain", "other-thread", if_not_exists="create"))
+    ).brief is None
 
 
 async def test_create_run_with_a_claim_leaves_a_delayed_run_pending(
@@ -345,7 +379,7 @@ async def test_create_run_with_a_claim_leaves_a_delayed_run_pending(
     await _thread(storage)
     claim = Claim(owner="p1", lease=timedelta(seconds=60))
     later = clock.wall + timedelta(seconds=10)
-    delayed, _ = await storage.create_run(_new("delayed", not_before=later), claim=claim)
+    delayed, _, _ = await storage.create_run(_new("delayed", not_before=later), claim=claim)
     assert (delayed["status"], delayed["attempt"]) == ("pending", 0)
     assert await storage.claim_next_run("t") is None
     clock.advance(timedelta(seconds=11))

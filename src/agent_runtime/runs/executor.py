@@ -25,7 +25,7 @@ from agent_runtime.runs.recorder import RunRecorder
 from agent_runtime.runs.shaping import EventShaper, graph_stream_modes
 from agent_runtime.schema import Assistant, Interrupt, Json, Run, RunStatus, ThreadStatus, Usage
 from agent_runtime.storage.base import Storage
-from agent_runtime.storage.records import RunOutcome
+from agent_runtime.storage.records import RunOutcome, ThreadBrief
 from agent_runtime.streaming import EventLog
 from agent_runtime.user import USER_KEY, AuthUser, without_auth_keys
 
@@ -63,11 +63,17 @@ class RunExecutor:
         return None if recorder is None else recorder.usage()
 
     async def execute(
-        self, run: Run, options: RunOptions, *, assistant: Assistant | None = None
+        self,
+        run: Run,
+        options: RunOptions,
+        *,
+        assistant: Assistant | None = None,
+        brief: ThreadBrief | None = None,
     ) -> RunOutcome:
         """Execute the run (its options read from its `kwargs` once, by the caller) to its end
         and describe the end; graph errors become an `error` event and an `error` outcome.
-        Cancellation propagates to the caller."""
+        Cancellation propagates to the caller. `assistant` and `brief` (the thread as the run
+        was claimed) spare reading them again when the caller has them."""
         run_id = run["run_id"]
         await self._publish(run_id, "metadata", {"run_id": run_id, "attempt": run["attempt"]})
         try:
@@ -76,7 +82,9 @@ class RunExecutor:
             config = build_config(run, options, assistant)
             graph = await self._registry.get_graph(assistant["graph_id"], config=config)
             graph_input = await _graph_input(run, options, graph)
-            count, thread_metadata = await self._storage.thread_brief(run["thread_id"])
+            if brief is None:
+                brief = await self._storage.thread_brief(run["thread_id"])
+            count, thread_metadata = brief
             _check_message_limit(count, graph_input, self._max_messages)
             # Graphs may read the thread's metadata (a user's time zone, say); a dict in
             # configurable is not copied into checkpoint metadata.

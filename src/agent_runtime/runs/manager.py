@@ -46,7 +46,7 @@ from agent_runtime.runs.webhook import send_webhook
 from agent_runtime.runs.workers import ThreadWorkers
 from agent_runtime.schema import Assistant, Run, Usage
 from agent_runtime.storage.base import Storage
-from agent_runtime.storage.records import Claim, NewRun, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, RunOutcome, ThreadBrief
 from agent_runtime.streaming import EventLog
 from agent_runtime.streaming.eventlog import first_event_id
 
@@ -136,6 +136,7 @@ class RunManager:
         self._dispatcher = Dispatcher(storage, self._slots, self._wake, interval=dispatch_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._assistants: dict[str, Assistant] = {}
+        self._briefs: dict[str, ThreadBrief] = {}
         self._signals = signals or LocalSignals()
         across = self._signals.reaches_other_processes
         self._ends = RunEnds(
@@ -203,16 +204,19 @@ class RunManager:
             # The leases lapse on their own; another process (or the next start) reaps them.
             logger.exception("Handing back the runs of %s failed", self.owner)
 
-    async def create(self, new: NewRun, *, assistant: Assistant | None = None) -> Run:
+    async def create(
+        self, new: NewRun, *, assistant: Assistant | None = None, attended: bool = False
+    ) -> Run:
         """Queue a run (committed before this returns) and apply its multitask strategy.
+        `attended`: the caller streams the run or waits for it (`Claim.durable`).
 
         Raises:
             ConflictError: the thread is busy and the strategy is `reject`.
             NotFoundError: the thread does not exist and `if_not_exists` is `reject`.
         """
-        claim = self._claim_at_creation(new)
+        claim = self._claim_at_creation(new, attended)
         try:
-            run, active = await self._storage.create_run(
+            run, active, brief = await self._storage.create_run(
                 self._observer.run_creating(new), claim=claim
             )
         except BaseException:
@@ -238,6 +242,9 @@ class RunManager:
         if assistant is not None:
             # Handed to the executor so it need not read the assistant again.
             self._assistants[run["run_id"]] = assistant
+        if brief is not None:
+            # Likewise the thread, read as the claim was taken (nothing else runs on it).
+            self._briefs[run["run_id"]] = brief
         try:
             if self._execute or self._events.reaches_other_processes:
                 # Open now, so a stream subscribing before the claim waits for the events. A
@@ -315,7 +322,7 @@ class RunManager:
             return
         self._workers.wake(thread_id)
 
-    def _claim_at_creation(self, new: NewRun) -> Claim | None:
+    def _claim_at_creation(self, new: NewRun, attended: bool) -> Claim | None:
         # A run this process could claim the moment it is queued is created claimed (one write
         # transaction, not two), holding a slot taken now; storage claims it only if nothing
         # else is pending or running on the thread.
@@ -328,7 +335,7 @@ class RunManager:
         ):
             return None
         self._claiming[new.thread_id] += 1
-        return Claim(owner=self.owner, lease=self._leases.lease)
+        return Claim(owner=self.owner, lease=self._leases.lease, durable=not attended)
 
     async def _run_claimed(self, run: Run, opened: asyncio.Future[None]) -> None:
         # `_claim_and_run` after its claim, for a run claimed at its creation (already held).
@@ -418,7 +425,8 @@ class RunManager:
     async def _open_and_execute(self, run: Run, options: RunOptions) -> RunOutcome:
         await self._events.open(run["run_id"], first_id=first_event_id(run["attempt"]))
         assistant = self._assistants.pop(run["run_id"], None)
-        return await self._executor.execute(run, options, assistant=assistant)
+        brief = self._briefs.pop(run["run_id"], None)
+        return await self._executor.execute(run, options, assistant=assistant, brief=brief)
 
     async def _after_cancel(
         self, run: Run, options: RunOptions, action: CancelAction, usage: Usage | None
@@ -456,6 +464,7 @@ class RunManager:
         self, run_id: str, outcome: RunOutcome | None = None, final: Run | None = None
     ) -> None:
         self._assistants.pop(run_id, None)
+        self._briefs.pop(run_id, None)
         await self._events.publish(run_id, "end", b"null")
         await self._events.close(run_id)
         self._ends.resolve(run_id, final, outcome)

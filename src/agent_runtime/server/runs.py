@@ -78,13 +78,18 @@ def run_headers(run: Run, *, tail: str) -> dict[str, str]:
     return {"Location": base + tail, "Content-Location": base}
 
 
-async def start_run(request: Request, body: RunCreate, *, thread_id: str, stateless: bool) -> Run:
-    run, _ = await _start(request, body, thread_id=thread_id, stateless=stateless)
+async def start_run(
+    request: Request, body: RunCreate, *, thread_id: str, stateless: bool, attended: bool = False
+) -> Run:
+    """Create the run; `attended` when this request goes on to wait for it (`Claim.durable`)."""
+    run, _ = await _start(
+        request, body, thread_id=thread_id, stateless=stateless, attended=attended
+    )
     return run
 
 
 async def _start(
-    request: Request, body: RunCreate, *, thread_id: str, stateless: bool
+    request: Request, body: RunCreate, *, thread_id: str, stateless: bool, attended: bool
 ) -> tuple[Run, RunOptions]:
     svc = services(request)
     stamps = getattr(request.state, "auth_thread_metadata", None) or {}
@@ -101,7 +106,7 @@ async def _start(
     )
     if thread_metadata:
         new = replace(new, thread_metadata=thread_metadata)
-    return await svc.runs.create(new, assistant=assistant), new.options
+    return await svc.runs.create(new, assistant=assistant, attended=attended), new.options
 
 
 def with_run_user(body: RunCreate, user: AuthUser | None) -> RunCreate:
@@ -160,7 +165,9 @@ async def start_streamed_run(
     server at its cap refuses (429) before any run is queued."""
     slot = services(request).streams.acquire()
     try:
-        run, options = await _start(request, body, thread_id=thread_id, stateless=stateless)
+        run, options = await _start(
+            request, body, thread_id=thread_id, stateless=stateless, attended=True
+        )
     except BaseException:
         slot.release()
         raise
@@ -207,7 +214,8 @@ async def stream_run(request: Request, body: RunCreate) -> Response:
 @router.post("/threads/{thread_id}/runs/wait", body=RunCreate)
 async def wait_run(request: Request, body: RunCreate) -> Response:
     """Start a run, wait for it to end, and answer with the thread's final values."""
-    run = await start_run(request, body, thread_id=thread_id_of(request), stateless=False)
+    thread_id = thread_id_of(request)
+    run = await start_run(request, body, thread_id=thread_id, stateless=False, attended=True)
     return await run_result(request, run, headers=run_headers(run, tail="/join"))
 
 

@@ -41,8 +41,9 @@ class BulkCancelQuery(TypedDict, total=False):
     action: Literal["interrupt", "rollback"]
 
 
-async def _start(request: Request, body: RunCreate) -> Run:
-    return await start_run(request, body, thread_id=str(uuid.uuid4()), stateless=True)
+async def _start(request: Request, body: RunCreate, *, attended: bool = False) -> Run:
+    thread_id = str(uuid.uuid4())
+    return await start_run(request, body, thread_id=thread_id, stateless=True, attended=attended)
 
 
 @router.post("/runs", body=RunCreate, response=Run)
@@ -61,7 +62,7 @@ async def stream_stateless_run(request: Request, body: RunCreate) -> Response:
 @router.post("/runs/wait", body=RunCreate)
 async def wait_stateless_run(request: Request, body: RunCreate) -> Response:
     """Start a run on a new thread, wait for it, and answer with its final values."""
-    run = await _start(request, body)
+    run = await _start(request, body, attended=True)
     return await run_result(request, run, headers=run_headers(run, tail="/join"))
 
 

@@ -29,6 +29,7 @@ from agent_runtime.storage.records import (
     AssistantQuery,
     CheckpointSummary,
     Claim,
+    CreatedRun,
     NewAssistant,
     NewRun,
     NewThread,
@@ -36,6 +37,7 @@ from agent_runtime.storage.records import (
     PruneStrategy,
     RetentionPolicy,
     RunOutcome,
+    ThreadBrief,
     ThreadPatch,
     ThreadQuery,
 )
@@ -121,7 +123,7 @@ class Storage(Protocol):
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]: ...
 
-    async def thread_brief(self, thread_id: str) -> tuple[int, Json]:
+    async def thread_brief(self, thread_id: str) -> ThreadBrief:
         """The thread's message count (after its latest run or edit) and metadata; `(0, {})`
         for an unknown thread. Cheap: no state is read."""
 
@@ -167,7 +169,7 @@ class Storage(Protocol):
 
     # Runs
 
-    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> tuple[Run, list[Run]]:
+    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         """Queue a pending run and mark its thread busy, atomically applying the multitask
         strategy against the runs already pending or running on the thread.
 
@@ -175,12 +177,14 @@ class Storage(Protocol):
         leave it: attempt 1, the owner and lease, the progress mark) when it would be the
         thread's next claim at once: nothing else pending or running on the thread and
         `not_before` absent or past. Else it is queued `pending` as without. The returned
-        run's status tells which; one write transaction instead of a create and a claim.
+        run's status tells which; one write transaction instead of a create and a claim, and
+        the thread's brief (`thread_brief`, as the run starts) comes with a run created claimed.
+        A claim that is not `durable` commits without waiting for the disk.
 
         Also stamps `graph_id` and `assistant_id` into the thread's metadata, adds the run's
         tags to the thread's and counts the run in the thread's `run_count`.
-        Returns the new run and the active runs the caller must now cancel (for `interrupt`
-        and `rollback`; always empty for `enqueue`).
+        Returns the new run, the active runs the caller must now cancel (for `interrupt`
+        and `rollback`; always empty for `enqueue`) and the brief.
 
         Raises:
             ConflictError: `reject` and the thread has a pending or running run; or the thread

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from agent_runtime.encoding import dumps, loads
 from agent_runtime.runs.options import RunOptions
@@ -15,6 +15,7 @@ from agent_runtime.schema import (
     Json,
     Lifecycle,
     MultitaskStrategy,
+    Run,
     RunStatus,
     SortOrder,
     ThreadStatus,
@@ -168,6 +169,32 @@ class Claim:
 
     owner: str
     lease: timedelta
+    durable: bool = True
+    """False where the client that creates the run attends it (a stream or a wait): then the
+    creation's commit does not wait for the disk (SQLite's `synchronous=NORMAL`, Postgres's
+    `synchronous_commit = off` for that transaction). A crash of the process loses nothing;
+    a power cut or OS crash in the milliseconds before the run's next durable commit (its
+    first checkpoint, its end, or any other commit after it) loses the run, whose client's
+    connection dies with the server. Background runs are always created durably."""
+
+
+class ThreadBrief(NamedTuple):
+    """What a run reads of its thread as it starts, besides the state (`thread_brief`)."""
+
+    message_count: int
+    """Messages in the thread's values after its latest run or edit."""
+    metadata: Json
+
+
+class CreatedRun(NamedTuple):
+    """What `Storage.create_run` made and found."""
+
+    run: Run
+    to_cancel: list[Run]
+    """The active runs the caller must now cancel (`interrupt` and `rollback`)."""
+    brief: ThreadBrief | None
+    """The thread as the run starts, read in the same transaction, when the run was created
+    claimed (its status `running`); None for a queued run, which reads it when it starts."""
 
 
 def new_run_columns(

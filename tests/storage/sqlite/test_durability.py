@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
-from agent_runtime.storage.records import NewRun, NewThread
+from agent_runtime.storage.records import Claim, NewRun, NewThread
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.storage.sqlite.database import synchronous_pragma
 from tests.conftest import ROOT, RunningServer
@@ -96,6 +97,34 @@ async def test_a_claim_skips_the_disk_wait_and_leaves_commits_full(tmp_path: Pat
             "COMMIT",
             "PRAGMA synchronous=FULL",
         ]
+        assert await _levels(storage) == [FULL, FULL]
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_a_run_created_attended_commits_without_waiting_for_the_disk(
+    tmp_path: Path, durable: bool
+) -> None:
+    # `Claim.durable=False` (a stream or a wait creates the run): that one commit is NORMAL,
+    # and the writer is FULL again for the checkpoints that follow.
+    storage = SqliteStorage(tmp_path / "db.sqlite")
+    await storage.setup()
+    saver: Any = storage.checkpointer
+    statements: list[str] = []
+    try:
+        await storage.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        await saver.conn._execute(lambda: saver.conn._conn.set_trace_callback(statements.append))
+        claim = Claim(owner="p1", lease=timedelta(seconds=60), durable=durable)
+        new = NewRun(run_id="r1", thread_id="t", assistant_id="a", graph_id="g")
+        created = await storage.create_run(new, claim=claim)
+        assert created.run["status"] == "running"
+        pragmas = [s for s in statements if s.startswith("PRAGMA synchronous")]
+        if durable:
+            assert pragmas == []
+        else:
+            assert pragmas == [synchronous_pragma("normal"), synchronous_pragma("full")]
+            assert statements.index("COMMIT") < statements.index(synchronous_pragma("full"))
         assert await _levels(storage) == [FULL, FULL]
     finally:
         await storage.close()

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from psycopg.rows import DictRow
 
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -23,7 +22,14 @@ from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
-from agent_runtime.storage.records import Claim, NewRun, RunOutcome, new_run_columns
+from agent_runtime.storage.records import (
+    Claim,
+    CreatedRun,
+    NewRun,
+    RunOutcome,
+    ThreadBrief,
+    new_run_columns,
+)
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
@@ -52,9 +58,12 @@ class PostgresRuns:
     _db: PostgresDatabase
     _now: Callable[[], datetime]
 
-    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> tuple[Run, list[Run]]:
+    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
         async with self._db.transaction() as conn:
+            if claim is not None and not claim.durable:
+                # Ignored if the run ends up queued: then nothing waits on it but the commit.
+                await conn.execute("SET LOCAL synchronous_commit TO OFF")
             thread = await lock_thread(conn, new.thread_id)
             if thread is None and new.if_not_exists == "create":
                 await conn.execute(
@@ -102,47 +111,54 @@ class PostgresRuns:
             if active or (new.not_before is not None and new.not_before > now):
                 claim = None
             status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
-            try:
-                async with conn.transaction():
-                    cursor = await conn.execute(
-                        "INSERT INTO runs (run_id, thread_id, assistant_id, created_at,"
-                        " updated_at, status, metadata, kwargs, multitask_strategy, attempt,"
-                        " not_before, owner, lease_expires_at, progress_mark) VALUES (%s, %s,"
-                        " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-                        (
-                            new.run_id,
-                            new.thread_id,
-                            new.assistant_id,
-                            now,
-                            now,
-                            status,
-                            jsonb(new.metadata),
-                            jsonb(new.options.to_json()),
-                            new.multitask_strategy,
-                            attempt,
-                            new.not_before,
-                            owner,
-                            lease_expires_at,
-                            progress_mark,
-                        ),
-                    )
-            except psycopg.errors.UniqueViolation:
+            # A run id taken already inserts nothing (no savepoint to recover from an error:
+            # two round trips fewer on every create).
+            cursor = await conn.execute(
+                "INSERT INTO runs (run_id, thread_id, assistant_id, created_at,"
+                " updated_at, status, metadata, kwargs, multitask_strategy, attempt,"
+                " not_before, owner, lease_expires_at, progress_mark) VALUES (%s, %s,"
+                " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (run_id) DO NOTHING RETURNING *",
+                (
+                    new.run_id,
+                    new.thread_id,
+                    new.assistant_id,
+                    now,
+                    now,
+                    status,
+                    jsonb(new.metadata),
+                    jsonb(new.options.to_json()),
+                    new.multitask_strategy,
+                    attempt,
+                    new.not_before,
+                    owner,
+                    lease_expires_at,
+                    progress_mark,
+                ),
+            )
+            inserted = await cursor.fetchone()
+            if inserted is None:
                 raise ConflictError(
                     f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
-                ) from None
-            inserted = await cursor.fetchone()
-            assert inserted is not None
+                )
             stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-            await conn.execute(
+            cursor = await conn.execute(
                 # A run is activity: a TTL counts from it (`ttl` holds minutes).
                 "UPDATE threads SET status = 'busy', metadata = metadata || %s, tags = %s,"
                 " updated_at = %s, run_count = run_count + 1,"
                 " first_run_at = coalesce(first_run_at, %s), last_run_at = %s,"
-                f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s",
+                f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s"
+                " RETURNING message_count, metadata",
                 (jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
             )
+            updated = await cursor.fetchone()
+            assert updated is not None
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
-        return _run(inserted), [_run(r) for r in to_cancel]
+        run = _run(inserted)
+        brief = None
+        if run["status"] == "running":
+            brief = ThreadBrief(int(updated["message_count"]), updated["metadata"])
+        return CreatedRun(run, [_run(r) for r in to_cancel], brief)
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
         row = await self._db.fetch_one(

@@ -23,6 +23,7 @@ from agent_runtime.storage.records import (
     NULLABLE_SORT_KEYS,
     CheckpointSummary,
     NewThread,
+    ThreadBrief,
     ThreadPatch,
     ThreadQuery,
 )
@@ -121,11 +122,13 @@ class PostgresThreads:
                 raise read_only_error(thread_id, "locked", "be deleted")
             await delete_thread_rows(conn, [thread_id])
 
-    async def thread_brief(self, thread_id: str) -> tuple[int, Json]:
+    async def thread_brief(self, thread_id: str) -> ThreadBrief:
         row = await self._db.fetch_one(
             "SELECT message_count, metadata FROM threads WHERE thread_id = %s", (thread_id,)
         )
-        return (0, {}) if row is None else (int(row["message_count"]), row["metadata"])
+        if row is None:
+            return ThreadBrief(0, {})
+        return ThreadBrief(int(row["message_count"]), row["metadata"])
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _where(query)

@@ -122,12 +122,14 @@ class SqliteDatabase:
             else:
                 await conn.commit()
 
-    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """`work` in a write transaction (BEGIN IMMEDIATE, then COMMIT, or ROLLBACK if it
-        raised), the whole of it one trip to the writer's thread (`on_thread`)."""
-        conn = self._require(self._writer)
-        async with self._write_lock:
-            return await on_thread(conn, lambda db: _immediate(db, work))
+        raised), the whole of it one trip to the writer's thread (`on_thread`).
+
+        Args:
+            durable: as for `write_returning`.
+        """
+        return await self._on_writer(lambda db: _immediate(db, work), durable)
 
     async def write_returning(
         self, sql: str, params: tuple[Any, ...] | list[Any] = (), *, durable: bool = True
@@ -141,23 +143,26 @@ class SqliteDatabase:
                 `synchronous=FULL`. The next durable commit syncs it with its own (the WAL
                 is synced in order), so it is lost only if everything after it is too.
         """
-        conn = self._require(self._writer)
-        relaxed = not durable and self.synchronous == "full"
 
         def run(db: sqlite3.Connection) -> list[Any]:
             return db.execute(sql, params).fetchall()
 
-        def run_relaxed(db: sqlite3.Connection) -> list[Any]:
+        return await self._on_writer(lambda db: committed(db, run), durable)
+
+    async def _on_writer(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> T:
+        # `work` commits; a write that need not be durable commits without waiting for the disk.
+        conn = self._require(self._writer)
+        relaxed = not durable and self.synchronous == "full"
+
+        def run_relaxed(db: sqlite3.Connection) -> T:
             db.execute(synchronous_pragma("normal"))
             try:
-                return committed(db, run)
+                return work(db)
             finally:
                 db.execute(synchronous_pragma("full"))
 
         async with self._write_lock:
-            if relaxed:
-                return await on_thread(conn, run_relaxed)
-            return await on_thread(conn, lambda db: committed(db, run))
+            return await on_thread(conn, run_relaxed if relaxed else work)
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         return await fetch_rows(self._require(self._reader), sql, params)

@@ -20,7 +20,14 @@ from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
-from agent_runtime.storage.records import Claim, NewRun, RunOutcome, new_run_columns
+from agent_runtime.storage.records import (
+    Claim,
+    CreatedRun,
+    NewRun,
+    RunOutcome,
+    ThreadBrief,
+    new_run_columns,
+)
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
@@ -58,12 +65,18 @@ class SqliteRuns:
     _db: SqliteDatabase
     _now: Callable[[], datetime]
 
-    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> tuple[Run, list[Run]]:
+    async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
         # One trip to the writer's thread for the whole transaction.
-        inserted, active = await self._db.write(lambda db: _create_run(db, new, now, claim))
+        inserted, active, brief = await self._db.write(
+            lambda db: _create_run(db, new, now, claim),
+            durable=claim is None or claim.durable,
+        )
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
-        return _run(inserted), [_run(r) for r in to_cancel]
+        run = _run(inserted)
+        return CreatedRun(
+            run, [_run(r) for r in to_cancel], brief if run["status"] == "running" else None
+        )
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
         row = await self._db.fetch_one(
@@ -306,17 +319,20 @@ class SqliteRuns:
 
 def _create_run(
     db: sqlite3.Connection, new: NewRun, now: datetime, claim: Claim | None
-) -> tuple[Any, list[Any]]:
+) -> tuple[Any, list[Any], ThreadBrief]:
     thread = db.execute(
-        "SELECT metadata, lifecycle, tags FROM threads WHERE thread_id = ?", (new.thread_id,)
+        "SELECT metadata, lifecycle, tags, message_count FROM threads WHERE thread_id = ?",
+        (new.thread_id,),
     ).fetchone()
     if thread is not None:
         require_open(new.thread_id, thread["lifecycle"], "take new runs")
         metadata = loads(thread["metadata"])
         tags = loads(thread["tags"])
+        message_count = int(thread["message_count"])
     elif new.if_not_exists == "create":
         metadata = dict(new.thread_metadata or {})
         tags = []
+        message_count = 0
         db.execute(
             "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
             " metadata, visible, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -397,7 +413,7 @@ def _create_run(
             new.thread_id,
         ),
     )
-    return inserted, active
+    return inserted, active, ThreadBrief(message_count, metadata)
 
 
 def _settle(db: sqlite3.Connection, thread_id: str, outcome: RunOutcome, now: datetime) -> None:

@@ -17,6 +17,7 @@ from agent_runtime.storage.filters import auth_containments
 from agent_runtime.storage.records import (
     NULLABLE_SORT_KEYS,
     NewThread,
+    ThreadBrief,
     ThreadPatch,
     ThreadQuery,
 )
@@ -123,11 +124,11 @@ class SqliteThreads:
                 raise read_only_error(thread_id, "locked", "be deleted")
             await delete_thread_rows(conn, [thread_id])
 
-    async def thread_brief(self, thread_id: str) -> tuple[int, Json]:
+    async def thread_brief(self, thread_id: str) -> ThreadBrief:
         row = await self._db.fetch_one(
             "SELECT message_count, metadata FROM threads WHERE thread_id = ?", (thread_id,)
         )
-        return (0, {}) if row is None else (int(row[0]), loads(row[1]))
+        return ThreadBrief(0, {}) if row is None else ThreadBrief(int(row[0]), loads(row[1]))
 
     async def search_threads(self, query: ThreadQuery) -> list[Thread]:
         where, params = _where(query)
