@@ -46,25 +46,7 @@ class RunRecorder(AsyncCallbackHandler):
     run_inline = True
 
     # Only model ends and tool calls matter here; LangChain skips these events for us.
-    @property
-    def ignore_chain(self) -> bool:
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        return True
-
-    @property
-    def ignore_retry(self) -> bool:
-        return True
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        return True
+    ignore_chain = ignore_retriever = ignore_agent = ignore_retry = ignore_custom_event = True
 
     def __init__(
         self,

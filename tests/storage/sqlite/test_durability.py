@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import httpx
 import pytest
 
 from agent_runtime.config import config_from_dict
@@ -114,7 +115,7 @@ async def test_a_run_created_attended_commits_without_waiting_for_the_disk(
     statements: list[str] = []
     try:
         await storage.create_thread(NewThread(thread_id="t"), if_exists="raise")
-        await saver.conn._execute(lambda: saver.conn._conn.set_trace_callback(statements.append))
+        await saver.conn.set_trace_callback(statements.append)
         claim = Claim(owner="p1", lease=timedelta(seconds=60), durable=durable)
         new = NewRun(run_id="r1", thread_id="t", assistant_id="a", graph_id="g")
         created = await storage.create_run(new, claim=claim)
@@ -128,3 +129,41 @@ async def test_a_run_created_attended_commits_without_waiting_for_the_disk(
         assert await _levels(storage) == [FULL, FULL]
     finally:
         await storage.close()
+
+
+async def test_streams_and_waits_create_attended_runs_and_background_runs_durably(
+    tmp_path: Path,
+) -> None:
+    # Through the HTTP API: the creating commit of `runs.stream` and `runs.wait` (threaded and
+    # stateless) skips the disk wait; `runs.create` keeps it.
+    server = await RunningServer(_config(tmp_path, {})).start()
+    try:
+        storage = server.services().storage
+        saver: Any = storage.checkpointer
+        statements: list[str] = []
+        body = {"assistant_id": "chat", "input": {"messages": [{"role": "user", "content": "hi"}]}}
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def relaxed(method: str, path: str) -> bool:
+                statements.clear()
+                await saver.conn.set_trace_callback(statements.append)
+                try:
+                    response = await http.request(method, path, json=body)
+                    assert response.status_code == 200, response.text
+                finally:
+                    await saver.conn.set_trace_callback(None)
+                return synchronous_pragma("normal") in statements
+
+            async def new_thread() -> str:
+                thread_id: str = (await http.post("/threads", json={})).json()["thread_id"]
+                return thread_id
+
+            assert await relaxed("POST", f"/threads/{await new_thread()}/runs/wait")
+            assert await relaxed("POST", f"/threads/{await new_thread()}/runs/stream")
+            assert await relaxed("POST", "/runs/wait")
+            assert await relaxed("POST", "/runs/stream")
+            assert not await relaxed("POST", f"/threads/{await new_thread()}/runs")
+            assert not await relaxed("POST", "/runs")
+        assert await _levels(storage) == [FULL, FULL]
+    finally:
+        await server.stop()

@@ -62,7 +62,7 @@ class PostgresRuns:
         now = self._now()
         async with self._db.transaction() as conn:
             if claim is not None and not claim.durable:
-                # Ignored if the run ends up queued: then nothing waits on it but the commit.
+                # An attended run's creation, claimed or queued behind another (as on SQLite).
                 await conn.execute("SET LOCAL synchronous_commit TO OFF")
             thread = await lock_thread(conn, new.thread_id)
             if thread is None and new.if_not_exists == "create":
