@@ -45,8 +45,9 @@ class RunRecorder(AsyncCallbackHandler):
     # handlers that are not, which costs a task for every node's start and end.
     run_inline = True
 
-    # Only model ends and tool calls matter here; LangChain skips these events for us.
-    ignore_chain = ignore_retriever = ignore_agent = ignore_retry = ignore_custom_event = True
+    # Only model ends and tool calls matter here; LangChain skips these events for us. (Tool
+    # events go by `ignore_agent`, which must stay False.)
+    ignore_chain = ignore_retriever = ignore_retry = ignore_custom_event = True
 
     def __init__(
         self,

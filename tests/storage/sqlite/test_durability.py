@@ -139,6 +139,7 @@ async def test_streams_and_waits_create_attended_runs_and_background_runs_durabl
     server = await RunningServer(_config(tmp_path, {})).start()
     try:
         storage = server.services().storage
+        assert isinstance(storage, SqliteStorage)
         saver: Any = storage.checkpointer
         statements: list[str] = []
         body = {"assistant_id": "chat", "input": {"messages": [{"role": "user", "content": "hi"}]}}
