@@ -161,8 +161,7 @@ class SqliteDatabase:
             finally:
                 db.execute(synchronous_pragma("full"))
 
-        async with self._write_lock:
-            return await on_thread(conn, run_relaxed if relaxed else work)
+        return await one_trip(self._write_lock, conn, run_relaxed if relaxed else work)
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         return await fetch_rows(self._require(self._reader), sql, params)
@@ -174,6 +173,25 @@ class SqliteDatabase:
         if conn is None:
             raise StorageError("The database is not open")
         return conn
+
+
+async def one_trip(
+    lock: asyncio.Lock, conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]
+) -> T:
+    """`on_thread` for a write that is whole in one trip (its BEGIN to its COMMIT) on the
+    writer connection, which `lock` guards for transactions of several trips.
+
+    The connection's thread runs its queue in order, one call at a time, so a whole
+    transaction needs no lock to stay whole: it waits on the lock only while a transaction of
+    several trips holds it (or waits for it), then queues behind it. Holding the lock for its
+    own trip would leave the writer idle between trips, for as long as the event loop takes to
+    resume each finished caller and start the next: with many runs at once, that wait, not
+    SQLite, set how many transactions a second the writer could do."""
+    if lock.locked():
+        async with lock:
+            return await on_thread(conn, work)
+    # Queued on the thread right here (aiosqlite queues before its first await).
+    return await on_thread(conn, work)
 
 
 async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

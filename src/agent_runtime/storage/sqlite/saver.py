@@ -39,7 +39,7 @@ from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_write
 
 from agent_runtime.storage.serde import GuardedDecoding
 from agent_runtime.storage.sqlite.checkpoint_tables import read_delta_channel_history
-from agent_runtime.storage.sqlite.database import committed, on_thread
+from agent_runtime.storage.sqlite.database import committed, one_trip
 
 _SELECT = (
     "SELECT thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
@@ -78,8 +78,7 @@ class _OneTripSaver(AsyncSqliteSaver):
                 return None
             return row, db.execute(writes_sql, (thread_id, namespace, row[1])).fetchall()
 
-        async with self.lock:
-            found = await on_thread(self.conn, read)
+        found = await one_trip(self.lock, self.conn, read)
         if found is None:
             return None
         (found_thread, checkpoint_id, parent_id, type_, blob, metadata), writes = found
@@ -132,10 +131,9 @@ class _OneTripSaver(AsyncSqliteSaver):
             blob,
             encoded_metadata,
         )
-        async with self.lock:
-            await on_thread(
-                self.conn, lambda db: committed(db, lambda db: db.execute(_PUT, params))
-            )
+        await one_trip(
+            self.lock, self.conn, lambda db: committed(db, lambda db: db.execute(_PUT, params))
+        )
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -176,8 +174,7 @@ class _OneTripSaver(AsyncSqliteSaver):
         def put(db: sqlite3.Connection) -> None:
             db.executemany(verb + _WRITE_COLUMNS, rows)
 
-        async with self.lock:
-            await on_thread(self.conn, lambda db: committed(db, put))
+        await one_trip(self.lock, self.conn, lambda db: committed(db, put))
 
 
 class RuntimeSqliteSaver(GuardedDecoding, _OneTripSaver):
