@@ -51,6 +51,21 @@ async def test_fake_clock_advance_moves_both_times_and_ends_due_sleeps() -> None
         await long
 
 
+async def test_a_fake_sleep_counts_from_its_call_not_from_its_first_turn() -> None:
+    # A sleep handed to a task (as `sleep_or_wake` does) first runs a loop turn later; an
+    # advance in between still ends it. Counted from its first turn, it would end only at the
+    # next advance: a scheduler loop went to sleep past the due time it had just computed.
+    clock = FakeClock()
+    pending = asyncio.ensure_future(clock.sleep(1))
+    longer = asyncio.ensure_future(clock.sleep(2))
+    clock.advance(1)
+    await asyncio.wait_for(pending, timeout=1)
+    await asyncio.sleep(0.01)
+    assert not longer.done()
+    clock.advance(1)
+    await asyncio.wait_for(longer, timeout=1)
+
+
 async def test_fake_clock_set_jumps_wall_time_only() -> None:
     clock = FakeClock()
     sleeping = asyncio.create_task(clock.sleep(1))

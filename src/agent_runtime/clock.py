@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -87,13 +88,19 @@ class FakeClock:
     def monotonic(self) -> float:
         return self._monotonic
 
-    async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        # Not `async def`: the end is counted from this call, not from when the coroutine
+        # first runs. A sleep handed to a task (`sleep_or_wake`) starts a loop turn later,
+        # and an `advance` in between would otherwise push its end past the advance.
+        return self._sleep_until(self._monotonic + seconds)
+
+    async def _sleep_until(self, end: float) -> None:
+        if end <= self._monotonic:
             await asyncio.sleep(0)
             return
         loop = asyncio.get_running_loop()
         woken: asyncio.Future[None] = loop.create_future()
-        sleeper = (self._monotonic + seconds, loop, woken)
+        sleeper = (end, loop, woken)
         with self._lock:
             self._sleepers.append(sleeper)
         try:
