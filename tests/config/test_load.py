@@ -787,6 +787,22 @@ def test_the_pool_size_comes_from_the_environment_then_the_file(tmp_path: Path) 
     assert caught.value.detail == 'AGENT_RUNTIME_POOL_SIZE: expected a positive integer, got "many"'
 
 
+def test_prepared_statements_are_on_unless_the_environment_or_the_file_says_off(
+    tmp_path: Path,
+) -> None:
+    path = _project(tmp_path, {"graphs": GRAPH, "agent_runtime": {"database": "postgresql://h/d"}})
+    assert load_config(path, environ={}).database.prepared_statements is True
+    env = "AGENT_RUNTIME_POSTGRES_PREPARED_STATEMENTS"
+    assert load_config(path, environ={env: "false"}).database.prepared_statements is False
+    own = {"database": "postgresql://h/d", "postgres_prepared_statements": False}
+    off = _project(tmp_path, {"graphs": GRAPH, "agent_runtime": own})
+    assert load_config(off, environ={}).database.prepared_statements is False
+    assert load_config(off, environ={env: "TRUE"}).database.prepared_statements is True
+    with pytest.raises(ConfigError) as caught:
+        load_config(off, environ={env: "sometimes"})
+    assert caught.value.detail == f'{env}: expected true or false, got "sometimes"'
+
+
 @pytest.mark.parametrize(
     ("uri", "shown"),
     [

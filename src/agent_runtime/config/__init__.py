@@ -4,6 +4,7 @@ from agent_runtime.config.database import (
     DATABASE_ENV,
     DATABASE_URI_ENV,
     POOL_SIZE_ENV,
+    PREPARED_STATEMENTS_ENV,
     is_postgres_uri,
     redact_uri,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "DEV_CORS",
     "METRICS_ENV",
     "POOL_SIZE_ENV",
+    "PREPARED_STATEMENTS_ENV",
     "REDIS_ENV",
     "REDIS_PREFIX_ENV",
     "STUDIO_ORIGIN",

@@ -18,6 +18,8 @@ DATABASE_URI_ENV = "DATABASE_URI"
 `AGENT_RUNTIME_DATABASE`; beats `agent_runtime.database`."""
 POOL_SIZE_ENV = "AGENT_RUNTIME_POOL_SIZE"
 """Postgres connections each process may open; beats `agent_runtime.postgres_pool_size`."""
+PREPARED_STATEMENTS_ENV = "AGENT_RUNTIME_POSTGRES_PREPARED_STATEMENTS"
+"""`true` or `false`; beats `agent_runtime.postgres_prepared_statements`."""
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
@@ -54,14 +56,16 @@ def resolve_database(
     from_file: str | None,
     base_dir: Path,
     pool_size: int | None = None,
+    prepared_statements: bool | None = None,
 ) -> DatabaseConfig:
     """The database the flag, the environment or the file names, in that order of precedence:
     `--database` > `AGENT_RUNTIME_DATABASE` > `DATABASE_URI` > `agent_runtime.database` > the
     SQLite file `.agent-runtime/runtime.sqlite` beside the config.
 
     Raises:
-        ConfigError: `DATABASE_URI` is not a Postgres URI, or the pool size is not a positive
-            integer; the message names the variable.
+        ConfigError: `DATABASE_URI` is not a Postgres URI, the pool size is not a positive
+            integer, or the prepared-statements switch is not true or false; the message
+            names the variable.
     """
     # The flag and the variables are typed in a shell, so they mean what they mean there:
     # relative to the working directory. The file's value travels with the project: relative
@@ -80,7 +84,10 @@ def resolve_database(
         )
     if is_postgres_uri(value):
         return DatabaseConfig(
-            kind="postgres", uri=value.strip(), pool_size=_pool_size(environ, pool_size)
+            kind="postgres",
+            uri=value.strip(),
+            pool_size=_pool_size(environ, pool_size),
+            prepared_statements=_prepared(environ, prepared_statements),
         )
     if source == DATABASE_URI_ENV:
         # The value is not repeated: it may hold a password.
@@ -89,6 +96,16 @@ def resolve_database(
             f"--database or {DATABASE_ENV} instead"
         )
     return DatabaseConfig(kind="sqlite", uri=str((start / Path(value).expanduser()).resolve()))
+
+
+def _prepared(environ: Mapping[str, str], from_file: bool | None) -> bool:
+    given = environ.get(PREPARED_STATEMENTS_ENV, "")
+    text = given.strip().lower()
+    if not text:
+        return True if from_file is None else from_file
+    if text not in ("true", "false", "1", "0"):
+        raise ConfigError(f'{PREPARED_STATEMENTS_ENV}: expected true or false, got "{given}"')
+    return text in ("true", "1")
 
 
 def _pool_size(environ: Mapping[str, str], from_file: int | None) -> int:

@@ -188,6 +188,7 @@ _CORS_KEYS: ValueTable = {
 _OWN_KEYS: ValueTable = {
     "database": read_string,
     "postgres_pool_size": read_positive,
+    "postgres_prepared_statements": read_flag,
     "max_body_bytes": read_positive,
     "webhooks_allow_private": read_flag,
     "sqlite_synchronous": read_choice("full", "normal"),
@@ -275,7 +276,12 @@ def _build(
         auth=auth,
         api_key=environ.get(API_KEY_ENV) or env_values.get(API_KEY_ENV) or None,
         database=resolve_database(
-            database, environ, own.get("database"), base_dir, own.get("postgres_pool_size")
+            database,
+            environ,
+            own.get("database"),
+            base_dir,
+            own.get("postgres_pool_size"),
+            own.get("postgres_prepared_statements"),
         ),
         redis=resolve_redis(redis, environ, own.get("redis")),
         webhooks_allow_private=own.get("webhooks_allow_private", False),

@@ -36,6 +36,10 @@ class DatabaseConfig:
     `postgresql://` URI as given (it may hold a password: show it with `redact_uri`)."""
     pool_size: int = DEFAULT_POOL_SIZE
     """Postgres only: the most connections this process opens."""
+    prepared_statements: bool = True
+    """Postgres only: whether a statement run often on a connection is prepared on the server
+    (parsed and planned once). Off for a connection pooler that cannot keep them (PgBouncer in
+    transaction mode before 1.21, or with `max_prepared_statements = 0`)."""
 
 
 DEFAULT_REDIS_KEY_PREFIX = "agent-runtime:"

@@ -71,6 +71,7 @@ def _postgres_storage(
     return PostgresStorage(
         config.database.uri,
         pool_size=config.database.pool_size,
+        prepared_statements=config.database.prepared_statements,
         store_config=config.store,
         checkpoint_cache=config.checkpoint_cache,
         serde=config.serde,

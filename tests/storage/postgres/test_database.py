@@ -125,3 +125,19 @@ async def test_a_version_three_database_gets_its_metadata_index_without_a_pendin
         assert [thread["thread_id"] for thread in found] == ["t1"]
     assert await _scalar(pg_uri, options) == "{fastupdate=off}"
     assert await _scalar(pg_uri, "SELECT count(*) FROM agent_runtime_migrations") == len(MIGRATIONS)
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+async def test_the_pool_prepares_statements_it_runs_often_unless_told_not_to(
+    pg_uri: str, prepared: bool
+) -> None:
+    # One connection, so every statement and the check below share it.
+    async with opened(pg_uri, pool_size=1, prepared_statements=prepared) as storage:
+        await storage.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        for _ in range(8):
+            assert (await storage.get_thread("t"))["thread_id"] == "t"
+        async with storage.database.connection() as conn:
+            cursor = await conn.execute("SELECT count(*) AS n FROM pg_prepared_statements")
+            row = await cursor.fetchone()
+        assert row is not None
+        assert (row["n"] > 0) is prepared

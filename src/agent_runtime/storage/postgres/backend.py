@@ -47,6 +47,7 @@ class PostgresStorage(
         *,
         pool_size: int = DEFAULT_POOL_SIZE,
         pool_timeout: float = POOL_TIMEOUT_SECONDS,
+        prepared_statements: bool = True,
         store_config: Mapping[str, Any] | None = None,
         checkpoint_cache: CheckpointCacheConfig | None = None,
         serde: SerdeConfig | None = None,
@@ -59,11 +60,17 @@ class PostgresStorage(
             uri: a `postgresql://` URI (shown in messages with its password hidden).
             pool_size: the most connections this process opens.
             pool_timeout: how long a statement waits for a free connection (then 503).
+            prepared_statements: `DatabaseConfig.prepared_statements`.
         """
         self._serde: StrictSerializer = make_serializer(
             checkpoint_cache or CheckpointCacheConfig(), serde or SerdeConfig(), graph_types
         )
-        self._db = PostgresDatabase(uri, pool_size=pool_size, pool_timeout=pool_timeout)
+        self._db = PostgresDatabase(
+            uri,
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            prepared_statements=prepared_statements,
+        )
         self._now = clock.now
         self._store_config = dict(store_config or {})
         self._saver: RuntimePostgresSaver | None = None

@@ -35,13 +35,18 @@ POOL_TIMEOUT_SECONDS = 30.0
 _BAD_INPUT = (psycopg.errors.UntranslatableCharacter, psycopg.errors.CharacterNotInRepertoire)
 
 
-def connection_kwargs() -> dict[str, Any]:
+PREPARE_THRESHOLD = 5
+"""Runs of one statement on a connection before psycopg prepares it (psycopg's default)."""
+
+
+def connection_kwargs(*, prepared: bool = False) -> dict[str, Any]:
     """What every connection of ours and of LangGraph's savers needs: autocommit (they open
-    their transactions explicitly), rows as dicts, no server-side prepared statements (a pool
-    behind PgBouncer cannot keep them), and UTC for every timestamp read back."""
+    their transactions explicitly), rows as dicts, UTC for every timestamp read back, and
+    server-side prepared statements only where `prepared` (the pool, unless a pooler in front
+    cannot keep them; a connection of its own, for migrations, runs each statement once)."""
     return {
         "autocommit": True,
-        "prepare_threshold": None,
+        "prepare_threshold": PREPARE_THRESHOLD if prepared else None,
         "row_factory": dict_row,
         "options": "-c TimeZone=UTC",
         "connect_timeout": CONNECT_TIMEOUT_SECONDS,
@@ -52,12 +57,18 @@ class PostgresDatabase:
     """The pool of one process: `min_size` 1 kept open, at most `pool_size`."""
 
     def __init__(
-        self, uri: str, *, pool_size: int, pool_timeout: float = POOL_TIMEOUT_SECONDS
+        self,
+        uri: str,
+        *,
+        pool_size: int,
+        pool_timeout: float = POOL_TIMEOUT_SECONDS,
+        prepared_statements: bool = True,
     ) -> None:
         self.uri = uri
         self.shown = redact_uri(uri)
         self.pool_size = pool_size
         self.pool_timeout = pool_timeout
+        self.prepared_statements = prepared_statements
         self._pool: AsyncConnectionPool[Conn] | None = None
 
     async def open(self) -> None:
@@ -73,7 +84,7 @@ class PostgresDatabase:
             self.uri,
             min_size=1,
             max_size=self.pool_size,
-            kwargs=connection_kwargs(),
+            kwargs=connection_kwargs(prepared=self.prepared_statements),
             configure=_configure,
             timeout=self.pool_timeout,
             open=False,
