@@ -379,12 +379,16 @@ class PostgresRuns:
         now = self._now()
         guard = " AND status = 'pending'" if only_if_pending else ""
         async with self._db.transaction() as conn:
-            cursor = await conn.execute("SELECT thread_id FROM runs WHERE run_id = %s", (run_id,))
-            found = await cursor.fetchone()
-            if found is None:
+            # The thread first, as every transaction on runs takes its locks: found and locked
+            # in one statement (a run's thread cannot go without the run going too).
+            cursor = await conn.execute(
+                "SELECT * FROM threads WHERE thread_id ="
+                " (SELECT thread_id FROM runs WHERE run_id = %s) FOR UPDATE",
+                (run_id,),
+            )
+            thread = await cursor.fetchone()
+            if thread is None:
                 raise _not_found(run_id)
-            # The thread first, as every transaction on runs takes its locks.
-            await lock_thread(conn, found["thread_id"])
             cursor = await conn.execute(
                 # A finished run's lease is nobody's: cleared, it takes no room in the row.
                 "UPDATE runs SET status = %s, error = %s, usage = %s, updated_at = %s,"
@@ -404,13 +408,14 @@ class PostgresRuns:
                     if await cursor.fetchone() is not None:
                         return None
                 raise _not_found(run_id)
-            await _settle(conn, row["thread_id"], outcome, now)
+            await _settle(conn, thread, outcome, now)
         return _run(row)
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
         async with self._db.transaction() as conn:
-            if await lock_thread(conn, thread_id) is not None:
-                await _settle(conn, thread_id, outcome, self._now())
+            thread = await lock_thread(conn, thread_id)
+            if thread is not None:
+                await _settle(conn, thread, outcome, self._now())
 
     async def requeue_interrupted_work(self) -> list[str]:
         await self.reap_expired_leases()
@@ -421,9 +426,10 @@ class PostgresRuns:
         return [row["thread_id"] for row in rows]
 
 
-async def _settle(conn: Conn, thread_id: str, outcome: RunOutcome, now: datetime) -> None:
-    # Called with the thread locked, after the finishing run left the active set, so any
-    # active run is a queued one.
+async def _settle(conn: Conn, thread: DictRow, outcome: RunOutcome, now: datetime) -> None:
+    # Called with the thread locked (`thread`, its row as the lock read it), after the
+    # finishing run left the active set, so any active run is a queued one.
+    thread_id = thread["thread_id"]
     sets = [
         "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %s"
         " AND status IN ('pending', 'running')) THEN 'busy' ELSE %s END",
@@ -446,9 +452,7 @@ async def _settle(conn: Conn, thread_id: str, outcome: RunOutcome, now: datetime
             sets.append("message_count = %s")
             params.append(count)
     if outcome.usage is not None:
-        cursor = await conn.execute("SELECT usage FROM threads WHERE thread_id = %s", (thread_id,))
-        found = await cursor.fetchone()
-        total = add_usage(None if found is None else loaded_usage(found["usage"]), outcome.usage)
+        total = add_usage(loaded_usage(thread["usage"]), outcome.usage)
         assert total is not None
         sets += ["usage = %s", "total_tokens = %s", "cost_usd = %s"]
         params += [jsonb(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
