@@ -183,7 +183,8 @@ async def one_trip(
 
     The connection's thread runs its queue in order, one call at a time, so a whole
     transaction needs no lock to stay whole: it waits on the lock only while a transaction of
-    several trips holds it (or waits for it), then queues behind it. Holding the lock for its
+    several trips holds it, then queues behind it (one that has not taken it yet has queued
+    nothing, so whatever queues now runs before its BEGIN). Holding the lock for its
     own trip would leave the writer idle between trips, for as long as the event loop takes to
     resume each finished caller and start the next: with many runs at once, that wait, not
     SQLite, set how many transactions a second the writer could do."""
