@@ -17,6 +17,7 @@ from agent_runtime.config import RuntimeConfig
 from agent_runtime.crons.scheduler import CronScheduler
 from agent_runtime.errors import AgentRuntimeError
 from agent_runtime.registry import GraphRegistry, check_graphs, default_assistant_id, import_graphs
+from agent_runtime.runs.create import AssistantCache
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.runs.observer import NO_OBSERVER
 from agent_runtime.runs.signals import LocalSignals, RedisSignals, Signals
@@ -64,6 +65,8 @@ class Runtime:
         """The connection to Redis, when the config names one."""
         self.crons = crons
         """The cron scheduler; None in a process that executes no runs (`--role api`)."""
+        self.assistants = AssistantCache()
+        """The assistants of the runs this process made (`runs.create`)."""
         self._sweeper: asyncio.Task[None] | None = None
         self._store_sweeper: asyncio.Task[None] | None = None
 

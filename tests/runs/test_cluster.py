@@ -360,6 +360,58 @@ async def test_without_redis_join_through_another_process_sees_the_end(
         await _stop(servers)
 
 
+async def test_an_assistant_changed_through_another_process_is_the_one_the_next_run_takes(
+    tmp_path: Path, database: Database
+) -> None:
+    # Process A caches the assistants its runs were made with; a change made through B must
+    # reach A's next run all the same (the run's creation checks the assistant it cached).
+    servers = await _start(tmp_path, database, 2, redis=None)
+    try:
+        async with (
+            httpx.AsyncClient(base_url=servers[0].url, timeout=30) as on_a,
+            httpx.AsyncClient(base_url=servers[1].url, timeout=30) as on_b,
+        ):
+            made = await on_a.post(
+                "/assistants",
+                json={"graph_id": "ticker", "context": {"ticks": 1, "tick_seconds": 0}},
+            )
+            assistant_id = made.json()["assistant_id"]
+
+            async def ticks() -> int:
+                thread_id = (await on_a.post("/threads", json={})).json()["thread_id"]
+                body = {"assistant_id": assistant_id, "input": {"steps": []}}
+                text = (
+                    await on_a.post(
+                        f"/threads/{thread_id}/runs/stream",
+                        json={**body, "stream_mode": ["custom"]},
+                    )
+                ).text
+                frames = [_frame(block) for block in text.split("\n\n") if "event: " in block]
+                assert frames[-1] == ("end", None)
+                return len([name for name, _ in frames if name == "custom"])
+
+            assert await ticks() == 6
+            assert await ticks() == 6  # from A's cache now
+            changed = await on_b.patch(
+                f"/assistants/{assistant_id}", json={"context": {"ticks": 2, "tick_seconds": 0}}
+            )
+            assert changed.status_code == 200
+            assert await ticks() == 12
+            # A switch back to the first version, made through B too.
+            latest = await on_b.post(f"/assistants/{assistant_id}/latest", json={"version": 1})
+            assert latest.status_code == 200
+            assert await ticks() == 6
+            deleted = await on_b.delete(f"/assistants/{assistant_id}")
+            assert deleted.status_code == 204
+            thread_id = (await on_a.post("/threads", json={})).json()["thread_id"]
+            refused = await on_a.post(
+                f"/threads/{thread_id}/runs/wait", json={"assistant_id": assistant_id}
+            )
+            assert refused.status_code == 404, refused.text
+    finally:
+        await _stop(servers)
+
+
 async def _executor_and_api(
     folder: Path, database: Database, *, redis: str | None = None
 ) -> tuple[ServerProcess, ServerProcess]:

@@ -17,7 +17,17 @@ from agent_runtime.errors import ConflictError, NotFoundError
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Interrupt, MultitaskStrategy, Run
 from agent_runtime.storage.base import Storage
-from agent_runtime.storage.records import Claim, NewRun, NewThread, RunOutcome, ThreadQuery
+from agent_runtime.storage.records import (
+    AssistantChangedError,
+    AssistantPatch,
+    AssistantStamp,
+    Claim,
+    NewAssistant,
+    NewRun,
+    NewThread,
+    RunOutcome,
+    ThreadQuery,
+)
 from agent_runtime.storage.sqlite import SqliteStorage
 from agent_runtime.usage import add_usage, model_usage, summarize
 
@@ -371,6 +381,44 @@ async def test_create_run_with_a_claim_brings_the_thread_brief_the_run_starts_wi
     assert (
         await storage.create_run(_new("r-plain", "other-thread", if_not_exists="create"))
     ).brief is None
+
+
+async def test_create_run_refuses_an_assistant_changed_since_it_was_seen(
+    storage: Storage,
+) -> None:
+    # `assistant_seen` (a cached read) is checked in the transaction that queues the run: a
+    # stale one writes nothing, whatever changed the assistant (an update, a switch back to
+    # an earlier version, which keeps the version number of a past read, or a deletion).
+    await _thread(storage)
+    created = await storage.create_assistant(
+        NewAssistant(assistant_id="a", graph_id="g"), if_exists="raise"
+    )
+    first = AssistantStamp(created["version"], created["updated_at"])
+    claim = Claim(owner="p1", lease=timedelta(seconds=60), durable=False)
+    made = await storage.create_run(_new("r1", assistant_seen=first), claim=claim)
+    assert made.run["status"] == "running"
+    await storage.finish_run("r1", RunOutcome(status="success"))
+    updated = await storage.update_assistant("a", AssistantPatch(config={"tags": ["x"]}))
+    back = await storage.set_latest_assistant_version("a", 1)
+    for stale in (first, AssistantStamp(updated["version"], updated["updated_at"])):
+        with pytest.raises(AssistantChangedError) as refused:
+            await storage.create_run(_new("r2", assistant_seen=stale), claim=claim)
+        assert refused.value.assistant_id == "a"
+    assert back["version"] == first.version
+    with pytest.raises(NotFoundError):
+        await storage.get_run("t", "r2")
+    thread = await storage.get_thread("t", values=False)
+    assert thread["status"] == "idle"
+    assert [r["run_id"] for r in await storage.list_runs("t", limit=10, offset=0, status=None)] == [
+        "r1"
+    ]
+    current = AssistantStamp(back["version"], back["updated_at"])
+    assert (await storage.create_run(_new("r2", assistant_seen=current))).run["run_id"] == "r2"
+    await storage.delete_assistant("a", delete_threads=False, thread_auth=None)
+    with pytest.raises(AssistantChangedError):
+        await storage.create_run(_new("r3", "t2", if_not_exists="create", assistant_seen=current))
+    with pytest.raises(NotFoundError):
+        await storage.get_thread("t2", values=False)
 
 
 async def test_create_run_with_a_claim_leaves_a_delayed_run_pending(

@@ -19,7 +19,44 @@ from agent_runtime.runs.options import RunOptions
 from agent_runtime.runs.webhook import check_webhook_url
 from agent_runtime.schema import Assistant
 from agent_runtime.storage.base import Storage
-from agent_runtime.storage.records import NewRun
+from agent_runtime.storage.records import AssistantStamp, NewRun
+
+CACHED_ASSISTANTS = 1024
+"""Assistants an `AssistantCache` keeps, the oldest read dropped first."""
+
+
+class AssistantCache:
+    """The assistants runs were last made with, so making a run need not read its assistant
+    again (a trip to the database on every run). A cached assistant goes with a stamp
+    (`NewRun.assistant_seen`) that the transaction queueing the run checks against the
+    stored one: a run is never made with an assistant changed meanwhile, here or by another
+    process (the caller catches `AssistantChangedError`, calls `forget` and makes the run
+    again). One per process; the assistants it hands out are shared and never modified."""
+
+    def __init__(self, max_entries: int = CACHED_ASSISTANTS) -> None:
+        self._max_entries = max_entries
+        self._assistants: dict[str, Assistant] = {}
+
+    async def get(
+        self, storage: Storage, assistant_id: str
+    ) -> tuple[Assistant, AssistantStamp | None]:
+        """The assistant and, when it comes from the cache, the stamp to check it by.
+
+        Raises:
+            NotFoundError: the assistant does not exist.
+        """
+        cached = self._assistants.get(assistant_id)
+        if cached is not None:
+            return cached, AssistantStamp(cached["version"], cached["updated_at"])
+        assistant = await storage.get_assistant(assistant_id)
+        if len(self._assistants) >= self._max_entries:
+            del self._assistants[next(iter(self._assistants))]
+        self._assistants[assistant_id] = assistant
+        return assistant, None
+
+    def forget(self, assistant_id: str) -> None:
+        self._assistants.pop(assistant_id, None)
+
 
 _UNSUPPORTED = {
     "feedback_keys": "LangSmith feedback is not supported by agent-runtime",
@@ -35,9 +72,12 @@ async def new_run(
     registry: GraphRegistry,
     config: RuntimeConfig,
     clock: Clock,
+    assistants: AssistantCache | None = None,
 ) -> tuple[NewRun, Assistant]:
     """Check what the run asks for and describe the run to queue on `thread_id` (a new
     thread when `stateless`); `clock` is the runtime's, on which `after_seconds` counts.
+    With `assistants`, the assistant may come from that cache, and then the run is stamped
+    with it (see `AssistantCache`).
 
     Raises:
         ConflictError: `strict_resume` is set and the thread is not interrupted.
@@ -61,7 +101,12 @@ async def new_run(
             "command.resume: null cannot resume an interrupt; send a value (or omit resume)",
             code="invalid_resume",
         )
-    assistant = await storage.get_assistant(registry.resolve_assistant_id(body["assistant_id"]))
+    assistant_id = registry.resolve_assistant_id(body["assistant_id"])
+    seen = None
+    if assistants is None:
+        assistant = await storage.get_assistant(assistant_id)
+    else:
+        assistant, seen = await assistants.get(storage, assistant_id)
     registry.require_served(assistant)
     graph_id = assistant["graph_id"]
     options = RunOptions.from_request(body, stateless=stateless)
@@ -85,6 +130,7 @@ async def new_run(
         thread_visible=not stateless,
         thread_ttl=config.default_thread_ttl,
         max_pending=config.limits.max_pending_runs_per_thread,
+        assistant_seen=seen,
     )
     return new, assistant
 

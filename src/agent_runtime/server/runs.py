@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 from agent_runtime.encoding import dumps
 from agent_runtime.errors import ConflictError
 from agent_runtime.lifecycle import require_open
-from agent_runtime.runs.create import new_run
+from agent_runtime.runs.create import AssistantCache, new_run
 from agent_runtime.runs.manager import FINAL_STATUSES, RunManager
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Run, RunStatus
@@ -27,7 +27,7 @@ from agent_runtime.server.sse import event_names, gone_response, requested_modes
 from agent_runtime.server.threads import thread_id_of
 from agent_runtime.server.validation import Offset, closed, parse_uuid
 from agent_runtime.server.waiting import waited_response
-from agent_runtime.storage.records import RunOutcome
+from agent_runtime.storage.records import AssistantChangedError, RunOutcome
 from agent_runtime.streaming import parse_last_event_id
 from agent_runtime.streaming.slots import StreamSlot
 from agent_runtime.user import AuthUser, run_configurable, without_auth_keys
@@ -95,18 +95,28 @@ async def _start(
     stamps = getattr(request.state, "auth_thread_metadata", None) or {}
     thread_metadata = stamps.get(id(body))
     body = with_run_user(body, getattr(request.state, "auth_user", None))
-    new, assistant = await new_run(
-        body,
-        thread_id=thread_id,
-        stateless=stateless,
-        storage=svc.storage,
-        registry=svc.registry,
-        config=svc.config,
-        clock=svc.clock,
-    )
-    if thread_metadata:
-        new = replace(new, thread_metadata=thread_metadata)
-    return await svc.runs.create(new, assistant=assistant, attended=attended), new.options
+
+    async def make(assistants: AssistantCache | None) -> tuple[Run, RunOptions]:
+        new, assistant = await new_run(
+            body,
+            thread_id=thread_id,
+            stateless=stateless,
+            storage=svc.storage,
+            registry=svc.registry,
+            config=svc.config,
+            clock=svc.clock,
+            assistants=assistants,
+        )
+        if thread_metadata:
+            new = replace(new, thread_metadata=thread_metadata)
+        return await svc.runs.create(new, assistant=assistant, attended=attended), new.options
+
+    try:
+        return await make(svc.assistants)
+    except AssistantChangedError as changed:
+        # Changed since this process cached it (here or in another process): read it again.
+        svc.assistants.forget(changed.assistant_id)
+        return await make(None)
 
 
 def with_run_user(body: RunCreate, user: AuthUser | None) -> RunCreate:

@@ -131,6 +131,24 @@ class AssistantPatch:
     description: str | None = None
 
 
+class AssistantStamp(NamedTuple):
+    """An assistant as an earlier read saw it (`runs.create.AssistantCache`): its version and
+    when it last changed, which every update, version switch or re-creation moves."""
+
+    version: int
+    updated_at: datetime
+
+
+class AssistantChangedError(Exception):
+    """`Storage.create_run` refused a run whose `assistant_seen` is no longer the stored
+    assistant (updated, moved to another version or deleted since, maybe by another process);
+    nothing was written. The caller reads the assistant again and makes the run anew."""
+
+    def __init__(self, assistant_id: str) -> None:
+        super().__init__(f'Assistant "{assistant_id}" changed since it was read')
+        self.assistant_id = assistant_id
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewRun:
     """A run to queue; ids are chosen by the caller."""
@@ -160,6 +178,9 @@ class NewRun:
     max_pending: int | None = None
     """With `enqueue`, refuse the run (429) when the thread already has this many runs
     pending; checked in the transaction that queues it, so concurrent creates cannot pass it."""
+    assistant_seen: AssistantStamp | None = None
+    """The assistant as a cached read saw it: the transaction that queues the run raises
+    `AssistantChangedError` if the stored one differs. None: read just before, not checked."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,8 @@ from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoi
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import (
+    AssistantChangedError,
+    AssistantStamp,
     Claim,
     CreatedRun,
     NewRun,
@@ -143,16 +145,26 @@ class PostgresRuns:
                 )
             stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
             cursor = await conn.execute(
-                # A run is activity: a TTL counts from it (`ttl` holds minutes).
+                # A run is activity: a TTL counts from it (`ttl` holds minutes). The stored
+                # assistant comes back with it, so checking `assistant_seen` costs no trip.
                 "UPDATE threads SET status = 'busy', metadata = metadata || %s, tags = %s,"
                 " updated_at = %s, run_count = run_count + 1,"
                 " first_run_at = coalesce(first_run_at, %s), last_run_at = %s,"
                 f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s"
-                " RETURNING message_count, metadata",
-                (jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
+                " RETURNING message_count, metadata,"
+                " (SELECT version FROM assistants WHERE assistant_id = %s) AS assistant_version,"
+                " (SELECT updated_at FROM assistants WHERE assistant_id = %s) AS assistant_at",
+                (
+                    *(jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
+                    *(new.assistant_id, new.assistant_id),
+                ),
             )
             updated = await cursor.fetchone()
             assert updated is not None
+            if new.assistant_seen is not None and new.assistant_seen != AssistantStamp(
+                updated["assistant_version"], updated["assistant_at"]
+            ):
+                raise AssistantChangedError(new.assistant_id)
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
         run = _run(inserted)
         brief = None

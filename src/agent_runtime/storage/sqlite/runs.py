@@ -21,6 +21,8 @@ from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.records import (
+    AssistantChangedError,
+    AssistantStamp,
     Claim,
     CreatedRun,
     NewRun,
@@ -320,6 +322,15 @@ class SqliteRuns:
 def _create_run(
     db: sqlite3.Connection, new: NewRun, now: datetime, claim: Claim | None
 ) -> tuple[Any, list[Any], ThreadBrief]:
+    if new.assistant_seen is not None:
+        stored = db.execute(
+            "SELECT version, updated_at FROM assistants WHERE assistant_id = ?",
+            (new.assistant_id,),
+        ).fetchone()
+        if stored is None or new.assistant_seen != AssistantStamp(
+            stored[0], datetime.fromisoformat(stored[1])
+        ):
+            raise AssistantChangedError(new.assistant_id)
     thread = db.execute(
         "SELECT metadata, lifecycle, tags, message_count FROM threads WHERE thread_id = ?",
         (new.thread_id,),
