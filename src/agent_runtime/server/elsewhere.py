@@ -18,7 +18,7 @@ from agent_runtime.errors import NotFoundError
 from agent_runtime.runs.ends import FINAL_STATUSES
 from agent_runtime.runs.manager import RunManager
 from agent_runtime.schema import Run
-from agent_runtime.server.sse import Frame, sse_response, stream_response
+from agent_runtime.server.sse import Frame, Pumped, sse_response, stream_response
 from agent_runtime.storage.base import Storage
 from agent_runtime.streaming import EventLog, RunEvent, StreamSlot
 
@@ -60,7 +60,7 @@ def run_stream_response(
         slot.release()
         raise
     return stream_response(
-        _followed(subscription, events, storage, runs, run, only),
+        _Followed(LocalEvents(subscription, events, storage, runs, run), storage, runs, run, only),
         name=f"sse:{run['run_id']}",
         headers=headers,
         slot=slot,
@@ -68,30 +68,60 @@ def run_stream_response(
     )
 
 
-async def _followed(
-    subscription: AsyncIterator[RunEvent],
-    events: EventLog,
-    storage: Storage,
-    runs: RunManager,
-    run: Run,
-    only: frozenset[str] | None,
-) -> AsyncIterator[Frame]:
-    sent = False
-    local = LocalEvents(subscription, events, storage, runs, run)
-    async for event in local:
-        sent = sent or event.event == "metadata"
-        if only is None or event.event.partition("|")[0] in only:
-            yield event.event, event.data, str(event.id)
-    if local.elsewhere:
-        async for frame in final_frames(storage, runs, run, sent=sent, only=only):
-            yield frame
+class _Followed:
+    """The frames of a run's stream without Redis: `LocalEvents` (those `only` names), then,
+    if another process holds the run, `final_frames`. Safe to cancel while it waits for a
+    frame (`cancel_safe`), so the response reads it with no task in between."""
+
+    cancel_safe = True
+
+    def __init__(
+        self,
+        local: LocalEvents,
+        storage: Storage,
+        runs: RunManager,
+        run: Run,
+        only: frozenset[str] | None,
+    ) -> None:
+        self._local = local
+        self._storage = storage
+        self._runs = runs
+        self._run = run
+        self._only = only
+        self._sent = False
+        self._final: Pumped | None = None
+
+    def __aiter__(self) -> _Followed:
+        return self
+
+    async def __anext__(self) -> Frame:
+        if self._final is None:
+            only = self._only
+            async for event in self._local:
+                self._sent = self._sent or event.event == "metadata"
+                if only is None or event.event.partition("|")[0] in only:
+                    return event.event, event.data, str(event.id)
+            if not self._local.elsewhere:
+                raise StopAsyncIteration
+            final = final_frames(self._storage, self._runs, self._run, sent=self._sent, only=only)
+            self._final = Pumped(final, name=f"sse-final:{self._run['run_id']}")
+        return await anext(self._final)
+
+    async def aclose(self) -> None:
+        if self._final is not None:
+            await self._final.aclose()
 
 
 class LocalEvents:
     """The run's events from this process's log (`subscription` first), up to its `end`, or
     until the log here closes. Stops early, without `end`, once the run is found `running` or
     ended in another process (or gone), and then says so (`elsewhere`). A log not opened yet
-    (the run is queued) is looked for again until then."""
+    (the run is queued) is looked for again until then.
+
+    `subscription` must be this process's log's (`MemoryEventLog`), whose wait for an event
+    can be cancelled without losing one: so can this iterator's (`cancel_safe`)."""
+
+    cancel_safe = True
 
     def __init__(
         self,
@@ -101,54 +131,44 @@ class LocalEvents:
         runs: RunManager,
         run: Run,
     ) -> None:
-        self._subscription = subscription
+        self._iterator = aiter(subscription)
         self._events = events
         self._storage = storage
         self._runs = runs
         self._run = run
+        self._last: int | None = None
+        self._done = False
         self.elsewhere = False
         """Whether the iteration stopped because another process holds the run."""
 
-    def __aiter__(self) -> AsyncIterator[RunEvent]:
-        return self._follow()
+    def __aiter__(self) -> LocalEvents:
+        return self
 
-    async def _follow(self) -> AsyncIterator[RunEvent]:
+    async def __anext__(self) -> RunEvent:
         run_id = self._run["run_id"]
-        iterator = aiter(self._subscription)
-        last: int | None = None
-        pending: asyncio.Future[RunEvent] | None = None
-        try:
-            while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(anext(iterator))
-                done, _ = await asyncio.wait({pending}, timeout=CHECK_SECONDS)
-                if not done and not await self._is_elsewhere():
-                    continue
-                if not pending.done():
-                    self.elsewhere = True
-                    return
-                try:
-                    event = pending.result()
-                except StopAsyncIteration:
-                    pending = None
-                    if await self._events.exists(run_id):
-                        return  # closed here: the stream ends as the log did
-                    if await self._is_elsewhere():
-                        self.elsewhere = True
-                        return
+        while not self._done:
+            try:
+                async with asyncio.timeout(CHECK_SECONDS):
+                    event = await anext(self._iterator)
+            except TimeoutError:
+                if await self._is_elsewhere():
+                    self.elsewhere = self._done = True
+                continue
+            except StopAsyncIteration:
+                if await self._events.exists(run_id):
+                    self._done = True  # closed here: the stream ends as the log did
+                elif await self._is_elsewhere():
+                    self.elsewhere = self._done = True
+                else:
                     # Not opened here yet: the run is queued, or being claimed here.
                     await asyncio.sleep(CHECK_SECONDS)
-                    after = -1 if last is None else last
-                    iterator = aiter(self._events.subscribe(run_id, after=after))
-                    continue
-                pending = None
-                last = event.id
-                yield event
-                if event.event == "end":
-                    return
-        finally:
-            if pending is not None:
-                pending.cancel()
+                    after = -1 if self._last is None else self._last
+                    self._iterator = aiter(self._events.subscribe(run_id, after=after))
+                continue
+            self._last = event.id
+            self._done = event.event == "end"
+            return event
+        raise StopAsyncIteration
 
     async def _is_elsewhere(self) -> bool:
         run = self._run

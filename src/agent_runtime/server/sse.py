@@ -86,7 +86,7 @@ def sse_response(
         slot.release()
         raise
     return stream_response(
-        _run_frames(subscription, only),
+        _RunFrames(subscription, only),
         name=f"sse:{run_id}",
         headers=headers,
         slot=slot,
@@ -202,12 +202,62 @@ async def _end_when_gone(receive: Receive, streaming: asyncio.Task[None]) -> Non
     streaming.cancel()
 
 
-async def _run_frames(
-    subscription: AsyncIterator[RunEvent], only: frozenset[str] | None
-) -> AsyncIterator[Frame]:
-    async for event in subscription:
-        if only is None or event.event.partition("|")[0] in only:
-            yield event.event, event.data, str(event.id)
+class _RunFrames:
+    """A subscription's events as frames, those `only` names; as safe to cancel while it
+    waits as the subscription is (`cancel_safe`: this process's log's is)."""
+
+    def __init__(self, subscription: AsyncIterator[RunEvent], only: frozenset[str] | None) -> None:
+        self._subscription = subscription
+        self._only = only
+        self.cancel_safe: bool = getattr(subscription, "cancel_safe", False)
+
+    def __aiter__(self) -> _RunFrames:
+        return self
+
+    async def __anext__(self) -> Frame:
+        only = self._only
+        while True:
+            event = await anext(self._subscription)
+            if only is None or event.event.partition("|")[0] in only:
+                return event.event, event.data, str(event.id)
+
+
+class Pumped:
+    """Frames from a source whose wait must not be cancelled (an async generator, say),
+    read ahead by a task of their own into a queue, whose wait can be (`cancel_safe`). A
+    source's `AgentRuntimeError` comes out in its place, then the end."""
+
+    cancel_safe = True
+
+    def __init__(self, frames: AsyncIterator[Frame], *, name: str) -> None:
+        self._queue: asyncio.Queue[Frame | AgentRuntimeError | object] = asyncio.Queue(maxsize=64)
+        self._task = asyncio.create_task(self._pump(frames), name=name)
+
+    async def _pump(self, frames: AsyncIterator[Frame]) -> None:
+        try:
+            async for frame in frames:
+                await self._queue.put(frame)
+        except AgentRuntimeError as exc:
+            await self._queue.put(exc)
+        finally:
+            await self._queue.put(_DONE)
+
+    def __aiter__(self) -> Pumped:
+        return self
+
+    async def __anext__(self) -> Frame:
+        item = await self._queue.get()
+        if item is _DONE:
+            self._queue.put_nowait(_DONE)  # and at every later call
+            raise StopAsyncIteration
+        if isinstance(item, AgentRuntimeError):
+            raise item
+        return item  # type: ignore[return-value]
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 async def _encoded(
@@ -217,18 +267,9 @@ async def _encoded(
     on_disconnect: Callable[[], Coroutine[Any, Any, None]] | None,
     heartbeat_seconds: float,
 ) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[Frame | AgentRuntimeError | object] = asyncio.Queue(maxsize=64)
-
-    async def pump() -> None:
-        try:
-            async for frame in frames:
-                await queue.put(frame)
-        except AgentRuntimeError as exc:
-            await queue.put(exc)
-        finally:
-            await queue.put(_DONE)
-
-    pumping = asyncio.create_task(pump(), name=name)
+    # A heartbeat cancels the wait for the next frame: a source that cannot take that is
+    # read through a task of its own (`Pumped`), one hop more for every event.
+    source = frames if getattr(frames, "cancel_safe", False) else Pumped(frames, name=name)
     finished = False
     try:
         while True:
@@ -236,25 +277,25 @@ async def _encoded(
                 # Not `wait_for`: on Python 3.11 it can swallow the cancel of a client that
                 # went away, if it lands as an item arrives.
                 async with asyncio.timeout(heartbeat_seconds):
-                    item = await queue.get()
+                    frame = await anext(source)
             except TimeoutError:
                 yield HEARTBEAT
                 continue
-            if item is _DONE:
+            except StopAsyncIteration:
                 finished = True
                 return
-            if isinstance(item, AgentRuntimeError):
-                # Headers are sent: a failure can only be reported as an event.
-                error = {"error": type(item).__name__, "message": item.detail}
+            except AgentRuntimeError as exc:
+                # Headers are sent: a failure can only be reported as an event, the last.
+                error = {"error": type(exc).__name__, "message": exc.detail}
                 yield encode_event("error", dumps(error), None)
-                continue
-            frame: Frame = item  # type: ignore[assignment]
+                finished = True
+                return
             yield encode_event(*frame)
             slot.sent(frame[0])
     finally:
-        pumping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pumping
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
         if not finished and on_disconnect is not None:
             # The client went away mid-run; the response task is being torn down, so the
             # cancellation runs on its own task.

@@ -142,6 +142,10 @@ class _Subscription:
 
     __slots__ = ("_last", "_log", "_position", "_run_id")
 
+    cancel_safe = True
+    """A wait for the next event may be cancelled (a heartbeat's timeout) and the iteration
+    go on: the cursor moves only when an event is returned."""
+
     def __init__(self, log: _RunLog | None, *, position: int, last: int, run_id: str) -> None:
         self._log = log
         self._position = position
