@@ -1,10 +1,12 @@
 """The one writer connection: a transaction whole in one trip runs on the connection's thread in
 the order it was asked for, never inside a transaction of several trips, and holds no lock
-while it runs (`database.one_trip`)."""
+while it runs (`database.one_trip`); durable ones queued together share a sync of the disk,
+and none returns before the disk has it (`database.GroupSync`)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_runtime.storage.sqlite.database import SqliteDatabase
+from agent_runtime.errors import StorageError
+from agent_runtime.storage.sqlite.database import GroupSync, SqliteDatabase, on_thread
 
 
 @pytest.fixture
@@ -72,3 +75,59 @@ async def test_one_trip_writes_hold_no_lock_while_they_run_and_keep_their_order(
     assert not first.done()
     await asyncio.gather(first, *rest)
     assert await _order(db) == [1, 2, 3, 4]
+
+
+def _group_sync(db: SqliteDatabase) -> GroupSync:
+    sync = db.group_sync
+    assert sync is not None  # synchronous=full, the default
+    return sync
+
+
+async def _durable_insert(db: SqliteDatabase, n: int) -> int:
+    # As `write_once` does it, keeping the commit's number for the test.
+    sync = _group_sync(db)
+    _, number = await on_thread(db.writer, lambda c: sync.run(c, _insert(n)))
+    await sync.durable(number)
+    assert sync.synced >= number  # on disk before the caller hears of it
+    return number
+
+
+async def test_durable_writes_queued_together_share_a_sync_and_each_waits_for_it(
+    db: SqliteDatabase,
+) -> None:
+    sync = _group_sync(db)
+    commits, syncs = sync.commits, sync.syncs
+    alone = await _durable_insert(db, 0)
+    # Nothing else was queued: a FULL commit, its own sync.
+    assert (sync.commits, sync.syncs, sync.synced) == (commits + 1, syncs + 1, alone)
+    numbers = await asyncio.gather(*(_durable_insert(db, n) for n in range(1, 33)))
+    assert sorted(numbers) == list(range(alone + 1, alone + 33))
+    assert sync.synced == sync.commits
+    # 32 commits, far fewer syncs: the first commits FULL, the rest in groups behind it.
+    assert sync.syncs - syncs - 1 < 8
+    assert sorted(await _order(db)) == list(range(33))
+    # The same through `write`, which every durable write of the storage takes.
+    await asyncio.gather(*(db.write(_insert(n)) for n in range(33, 65)))
+    assert sync.synced == sync.commits
+    assert sorted(await _order(db)) == list(range(65))
+
+
+async def test_a_failed_sync_fails_the_writes_waiting_for_it(
+    db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk refusing a sync (EIO) cannot be made to happen here; the call is replaced.
+    def refuse(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", refuse)
+    outcomes = await asyncio.gather(
+        *(db.write(_insert(n)) for n in range(16)), return_exceptions=True
+    )
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    # Queued together, they waited for a group sync that failed, and say so (a write that
+    # found the writer idle would have committed FULL, SQLite's own sync).
+    assert failed and all(isinstance(o, StorageError) for o in failed)
+    assert "could not be synced to disk: [Errno 5] Input/output error" in str(failed[0])
+    monkeypatch.undo()
+    await asyncio.gather(*(db.write(_insert(n)) for n in range(16, 32)))
+    assert _group_sync(db).synced == _group_sync(db).commits

@@ -126,6 +126,7 @@ class SqliteStorage(
         # One writer for the whole file: the checkpointer writes on our writer connection,
         # under one lock, so its writes and ours never wait on SQLite's file lock.
         self._saver = RuntimeSqliteSaver(self._db.writer, serde=self._serde)
+        self._saver.group_sync = self._db.group_sync
         self._db.share_lock(self._saver.lock)
         await self._saver.setup()
         # A second saver on its own connection for reads: upstream's alist holds the

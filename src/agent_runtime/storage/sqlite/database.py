@@ -4,6 +4,7 @@ store open their own connections to the same file; WAL lets readers run beside t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -61,6 +62,9 @@ class SqliteDatabase:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self.group_sync: GroupSync | None = None
+        """How the writer's durable one-trip commits reach the disk under `synchronous=full`
+        (None under `normal`, where no commit waits for it)."""
 
     async def open(self) -> None:
         """Open the file, creating it if needed, and bring its tables up to date.
@@ -86,6 +90,8 @@ class SqliteDatabase:
             # Fetched, so the statement is done and holds no lock when the reader connects.
             await self._writer.execute_fetchall("PRAGMA journal_mode=WAL")
             self._reader = await connect(self.path, synchronous=self.synchronous)
+            if self.synchronous == "full":
+                self.group_sync = GroupSync(self._writer, self.path)
         except BaseException as exc:
             await self.close()
             if isinstance(exc, StorageError):
@@ -107,6 +113,9 @@ class SqliteDatabase:
             if conn is not None:
                 await conn.close()
         self._reader = self._writer = None
+        if self.group_sync is not None:
+            self.group_sync.close()
+            self.group_sync = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -129,7 +138,12 @@ class SqliteDatabase:
         Args:
             durable: as for `write_returning`.
         """
-        return await self._on_writer(lambda db: _immediate(db, work), durable)
+
+        def run(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            return work(db)
+
+        return await self._on_writer(run, durable)
 
     async def write_returning(
         self, sql: str, params: tuple[Any, ...] | list[Any] = (), *, durable: bool = True
@@ -147,21 +161,25 @@ class SqliteDatabase:
         def run(db: sqlite3.Connection) -> list[Any]:
             return db.execute(sql, params).fetchall()
 
-        return await self._on_writer(lambda db: committed(db, run), durable)
+        return await self._on_writer(run, durable)
 
     async def _on_writer(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> T:
-        # `work` commits; a write that need not be durable commits without waiting for the disk.
+        # `work` leaves its transaction open: committed here, as durably as asked.
         conn = self._require(self._writer)
-        relaxed = not durable and self.synchronous == "full"
+        if durable:
+            return await write_once(self._write_lock, conn, work, self.group_sync)
+        relaxed = self.synchronous == "full"
 
         def run_relaxed(db: sqlite3.Connection) -> T:
-            db.execute(synchronous_pragma("normal"))
+            if relaxed:
+                db.execute(synchronous_pragma("normal"))
             try:
-                return work(db)
+                return committed(db, work)
             finally:
-                db.execute(synchronous_pragma("full"))
+                if relaxed:
+                    db.execute(synchronous_pragma("full"))
 
-        return await one_trip(self._write_lock, conn, run_relaxed if relaxed else work)
+        return await one_trip(self._write_lock, conn, run_relaxed)
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         return await fetch_rows(self._require(self._reader), sql, params)
@@ -206,18 +224,171 @@ async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connecti
 def committed(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     """`work` then a commit, or a rollback if it raised: for `on_thread`. Without the rollback
     a failed statement would leave the implicit transaction open, and the next BEGIN fail."""
-    try:
-        result = work(db)
-    except BaseException:
-        db.rollback()
-        raise
+    result = _rolled_back_on_error(db, work)
     db.commit()
     return result
 
 
-def _immediate(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    return committed(db, work)
+async def write_once(
+    lock: asyncio.Lock,
+    conn: aiosqlite.Connection,
+    work: Callable[[sqlite3.Connection], T],
+    sync: GroupSync | None,
+) -> T:
+    """`work` and its commit in one trip to the writer's thread (`one_trip`), returning once
+    the commit is on disk when the connection syncs (`sync`): alone, or with those queued
+    beside it (`GroupSync`)."""
+    if sync is None:
+        return await one_trip(lock, conn, lambda db: committed(db, work))
+
+    def run(db: sqlite3.Connection) -> tuple[T, int]:
+        return sync.run(db, work)
+
+    result, number = await one_trip(lock, conn, run)
+    await sync.durable(number)
+    return result
+
+
+class GroupSync:
+    """Durable commits of the writer connection (`synchronous=FULL`) that share one sync of
+    the WAL to the disk when several are queued at once.
+
+    A transaction that starts while nothing else waits for the writer's thread commits as
+    `FULL` does, syncing with it every commit before it. One that starts while other calls
+    are queued commits without waiting for the disk and leaves a sync call at the end of the
+    queue, which syncs the WAL once for every commit before it (`fdatasync` of the file, as
+    SQLite does for a `FULL` commit). Either way the caller hears of its commit (`durable`)
+    only once the disk has it: under load the writer syncs once a batch instead of once a
+    commit, and a power cut still loses nothing a caller was told is stored. Other
+    connections may read such a commit before it is synced, as they read a relaxed one
+    (`Claim.durable`).
+
+    `run` and the sync run on the writer's thread; `durable` on the event loop."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        # aiosqlite's queue of calls for its thread: whether it is empty tells whether
+        # anything else waits for the writer right now.
+        self._queue: Any = conn._tx
+        self._path = path
+        self._wal = path.with_name(path.name + "-wal")
+        self._loop = asyncio.get_running_loop()
+        # The writer's thread writes these; the loop reads the two counters.
+        self._committed = 0
+        self._synced = 0
+        self._sync_queued = False
+        self._fd: int | None = None
+        self.syncs = 0
+        """Times the disk was synced: FULL commits and syncs of a group."""
+        # The loop's own.
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def run(self, db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> tuple[T, int]:
+        """`work` and its commit (in the writer's thread), or a rollback if either raised;
+        returns its result and the number to pass to `durable`."""
+        # Decided before the transaction: SQLite takes no change of `synchronous` inside one.
+        grouped = not self._queue.empty()
+        if grouped:
+            db.execute(synchronous_pragma("normal"))
+        try:
+            result = committed(db, work)
+        except BaseException:
+            if db.in_transaction:
+                db.rollback()  # the commit itself failed
+            raise
+        finally:
+            if grouped:
+                db.execute(synchronous_pragma("full"))
+        self._committed += 1
+        if not grouped:
+            self._synced = self._committed  # FULL: on disk now, and every commit before it
+            self.syncs += 1
+        elif not self._sync_queued:
+            self._sync_queued = True
+            self._queue.put_nowait((None, self._sync))
+        return result, self._committed
+
+    async def durable(self, number: int) -> None:
+        """Return once commit `number` is on disk.
+
+        Raises:
+            StorageError: the sync that was to carry it failed.
+        """
+        if self._synced >= number:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append((number, waiter))
+        await waiter
+
+    @property
+    def commits(self) -> int:
+        """Commits made through `run`."""
+        return self._committed
+
+    @property
+    def synced(self) -> int:
+        """The number of the last commit known to be on disk."""
+        return self._synced
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _sync(self) -> None:
+        # On the writer's thread, after every call queued before it; never raises (aiosqlite
+        # would drop the exception of a call nobody awaits).
+        self._sync_queued = False
+        target = self._committed
+        error: OSError | None = None
+        if self._synced < target:
+            try:
+                os.fdatasync(self._file())
+            except OSError as exc:
+                error = exc
+            else:
+                self._synced = target
+                self.syncs += 1
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._wake, target, error)
+
+    def _file(self) -> int:
+        # Opened once and kept: SQLite keeps the same WAL file while any connection is open
+        # (this one is), and an inode we hold cannot be swapped under us. Without a WAL (a
+        # journal mode other than WAL), the database file holds the commits.
+        if self._fd is None:
+            path = self._wal if self._wal.exists() else self._path
+            self._fd = os.open(path, os.O_RDONLY)
+            # Its name too, once, in case SQLite made the file since its last sync of the
+            # folder (it syncs the folder after a new file's first FULL commit).
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        return self._fd
+
+    def _wake(self, target: int, error: OSError | None) -> None:
+        waiting: list[tuple[int, asyncio.Future[None]]] = []
+        for number, waiter in self._waiters:
+            if waiter.done():
+                continue
+            if number <= self._synced:
+                waiter.set_result(None)
+            elif error is not None and number <= target:
+                waiter.set_exception(
+                    StorageError(f"A commit to {self._path} could not be synced to disk: {error}")
+                )
+            else:
+                waiting.append((number, waiter))
+        self._waiters = waiting
+
+
+def _rolled_back_on_error(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    try:
+        return work(db)
+    except BaseException:
+        db.rollback()
+        raise
 
 
 async def fetch_rows(

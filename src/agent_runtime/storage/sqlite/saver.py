@@ -39,7 +39,7 @@ from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_write
 
 from agent_runtime.storage.serde import GuardedDecoding
 from agent_runtime.storage.sqlite.checkpoint_tables import read_delta_channel_history
-from agent_runtime.storage.sqlite.database import committed, one_trip
+from agent_runtime.storage.sqlite.database import GroupSync, one_trip, write_once
 
 _SELECT = (
     "SELECT thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
@@ -57,6 +57,9 @@ _WRITE_COLUMNS = (
 
 class _OneTripSaver(AsyncSqliteSaver):
     """`aget_tuple`, `aput` and `aput_writes` of upstream, each one trip to SQLite's thread."""
+
+    group_sync: GroupSync | None = None
+    """The writer connection's (`SqliteDatabase.group_sync`), set by whoever shares it."""
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         await self.setup()
@@ -131,9 +134,7 @@ class _OneTripSaver(AsyncSqliteSaver):
             blob,
             encoded_metadata,
         )
-        await one_trip(
-            self.lock, self.conn, lambda db: committed(db, lambda db: db.execute(_PUT, params))
-        )
+        await write_once(self.lock, self.conn, lambda db: db.execute(_PUT, params), self.group_sync)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -174,7 +175,7 @@ class _OneTripSaver(AsyncSqliteSaver):
         def put(db: sqlite3.Connection) -> None:
             db.executemany(verb + _WRITE_COLUMNS, rows)
 
-        await one_trip(self.lock, self.conn, lambda db: committed(db, put))
+        await write_once(self.lock, self.conn, put, self.group_sync)
 
 
 class RuntimeSqliteSaver(GuardedDecoding, _OneTripSaver):
