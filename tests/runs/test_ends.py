@@ -126,8 +126,9 @@ async def test_a_waiter_after_a_run_ended_here_reads_the_row_at_once(queued: Har
     held = {run["run_id"]}
     ends = RunEnds(queued.storage, running_here=held.__contains__, poll_seconds=POLL_SECONDS)
     ends.expect(run["run_id"])
-    final_row = await queued.storage.finish_run(run["run_id"], RunOutcome(status="success"))
-    ends.resolve(run["run_id"], final_row, RunOutcome(status="success"))
+    ended = await queued.storage.finish_run(run["run_id"], RunOutcome(status="success"))
+    assert ended is not None
+    ends.resolve(run["run_id"], ended.run, RunOutcome(status="success"))
     held.clear()
     started = time.monotonic()
     final, outcome = await asyncio.wait_for(ends.wait(run), POLL_SECONDS * 2)

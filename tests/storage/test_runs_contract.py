@@ -280,7 +280,8 @@ async def test_claim_next_run_waits_for_not_before(storage: Storage, clock: Fake
     assert await storage.next_due_time("t") == undelayed["created_at"]
     overtaking = await storage.claim_next_run("t")
     assert overtaking is not None and overtaking["run_id"] == "now"
-    await storage.finish_run("now", RunOutcome(status="success"))
+    finished = await storage.finish_run("now", RunOutcome(status="success"))
+    assert finished is not None and finished.next_due == later  # the delayed one's time
     assert await storage.claim_next_run("t") is None
     assert await storage.next_due_time("t") == later
     clock.advance(timedelta(seconds=5))
@@ -467,18 +468,22 @@ async def test_ready_threads_lists_due_unclaimed_work_oldest_first(
 async def test_finish_run_keeps_the_thread_busy_while_runs_are_queued(storage: Storage) -> None:
     await _thread(storage)
     await storage.create_run(_new("r1"))
-    await storage.create_run(_new("r2"))
+    queued = (await storage.create_run(_new("r2"))).run
     await storage.claim_next_run("t")
     finished = await storage.finish_run("r1", RunOutcome(status="success", values={"n": 1}))
     assert finished is not None
-    assert finished["status"] == "success" and finished["error"] is None
+    assert finished.run["status"] == "success" and finished.run["error"] is None
+    # When the run queued behind it falls due (it is due since its creation), as
+    # `next_due_time` tells, read by the finish itself.
+    assert finished.next_due == queued["created_at"] == await storage.next_due_time("t")
     thread = await storage.get_thread("t")
     assert thread["status"] == "busy" and thread["values"] == {"n": 1}
     await storage.claim_next_run("t")
     interrupts: dict[str, list[Interrupt]] = {"task": [{"value": "approve?", "id": "i1"}]}
-    await storage.finish_run(
+    last = await storage.finish_run(
         "r2", RunOutcome(status="interrupted", thread_status="interrupted", interrupts=interrupts)
     )
+    assert last is not None and last.next_due is None  # nothing queued any more
     thread = await storage.get_thread("t")
     assert thread["status"] == "interrupted"
     assert thread["interrupts"] == interrupts
@@ -498,11 +503,12 @@ async def test_finish_run_records_the_error_and_thread_state(storage: Storage) -
     await storage.create_run(_new("r2", thread_id="a"))
     run = await storage.claim_next_run("a")
     assert run is not None
-    finished = await storage.finish_run(
+    ended = await storage.finish_run(
         "r2",
         RunOutcome(status="error", error="ValueError: boom", thread_status="error", values={}),
     )
-    assert finished is not None
+    assert ended is not None
+    finished = ended.run
     assert finished["status"] == "error" and finished["error"] == "ValueError: boom"
     assert finished["updated_at"] > run["updated_at"]
     assert finished["attempt"] == 1
@@ -804,7 +810,7 @@ async def test_usage_reads_back_as_recorded_and_sums_on_the_thread(storage: Stor
         await storage.create_run(_new(run_id))
         await storage.claim_next_run("t", owner="A", lease=LEASE)
         finished = await storage.finish_run(run_id, RunOutcome(status="success", usage=usage))
-        assert finished is not None and finished["usage"] == usage
+        assert finished is not None and finished.run["usage"] == usage
         assert (await storage.get_run("t", run_id))["usage"] == usage
     thread = await storage.get_thread("t")
     assert thread["usage"] == add_usage(first, second)

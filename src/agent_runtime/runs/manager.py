@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 
 from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
@@ -127,16 +128,18 @@ class RunManager:
         self._execute = execute
         self._slots = RunSlots(jobs, on_change=observer.slots_changed)
         self._workers = ThreadWorkers(
-            storage,
             self._slots,
             clock,
             claim_and_run=self._claim_and_run,
+            next_due=self._next_due,
             accepting=lambda: not self._draining,
         )
         self._dispatcher = Dispatcher(storage, self._slots, self._wake, interval=dispatch_seconds)
         self._background: set[asyncio.Task[None]] = set()
         self._assistants: dict[str, Assistant] = {}
         self._briefs: dict[str, ThreadBrief] = {}
+        # When each thread's next queued run falls due, as its last run's finish read it.
+        self._due_after_finish: dict[str, datetime | None] = {}
         self._signals = signals or LocalSignals()
         across = self._signals.reaches_other_processes
         self._ends = RunEnds(
@@ -291,11 +294,12 @@ class RunManager:
             # A worker claimed it meanwhile: cancel its execution instead.
             await self.cancel({**run, "status": "running"}, action=action)
             return
+        final: Run | None = cancelled.run
         if action == "rollback":
             await self._storage.delete_run(run["thread_id"], run_id, checkpoints=True)
             await self._settle(run["thread_id"])
-            cancelled = None
-        await self._end_stream(run_id, None, cancelled)
+            final = None
+        await self._end_stream(run_id, None, final)
 
     async def wait(self, run: Run) -> tuple[Run | None, RunOutcome | None]:
         """Wait until the run has ended; return its final row (None when it is gone: rolled
@@ -448,8 +452,12 @@ class RunManager:
         )
 
     async def _finish(self, run: Run, options: RunOptions, outcome: RunOutcome) -> None:
+        # Only ever on the run's worker, which asks `_next_due` next.
         self._cancels.forget(run["run_id"])
-        finished = await self._storage.finish_run(run["run_id"], outcome)
+        ended = await self._storage.finish_run(run["run_id"], outcome)
+        finished = None if ended is None else ended.run
+        if ended is not None:
+            self._due_after_finish[run["thread_id"]] = ended.next_due
         self._observer.run_finished(run, outcome)
         await self._end_stream(run["run_id"], outcome, finished)
         if options.stateless and options.on_completion == "delete":
@@ -459,6 +467,14 @@ class RunManager:
             task = asyncio.create_task(send_webhook(options.webhook, finished))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _next_due(self, thread_id: str, *, after_run: bool) -> datetime | None:
+        """When the thread's next queued run falls due, for its worker: right after a run,
+        as that run's finish read it; else (or if it did not) read now."""
+        if after_run and thread_id in self._due_after_finish:
+            return self._due_after_finish.pop(thread_id)
+        self._due_after_finish.pop(thread_id, None)
+        return await self._storage.next_due_time(thread_id)
 
     async def _end_stream(
         self, run_id: str, outcome: RunOutcome | None = None, final: Run | None = None

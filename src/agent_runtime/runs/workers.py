@@ -8,10 +8,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 from agent_runtime.clock import Clock, sleep_or_wake
 from agent_runtime.runs.slots import RunSlots
-from agent_runtime.storage.base import Storage
+
+
+class NextDue(Protocol):
+    def __call__(self, thread_id: str, *, after_run: bool) -> Awaitable[datetime | None]: ...
 
 
 @dataclass(slots=True)
@@ -25,19 +30,21 @@ class ThreadWorkers:
 
     def __init__(
         self,
-        storage: Storage,
         slots: RunSlots,
         clock: Clock,
         *,
         claim_and_run: Callable[[str], Awaitable[bool]],
+        next_due: NextDue,
         accepting: Callable[[], bool],
     ) -> None:
         """Args:
         claim_and_run: claims the thread's next due run and runs it; False when none was
             claimed (nothing due, or another process holds the thread).
+        next_due: when the thread's earliest queued run falls due (None: nothing queued);
+            `after_run` when the worker has just run one.
         accepting: False once the process drains: a worker then claims nothing more.
         """
-        self._storage = storage
+        self._next_due = next_due
         self._slots = slots
         self._clock = clock
         self._claim_and_run = claim_and_run
@@ -99,7 +106,7 @@ class ThreadWorkers:
                         claim = False
                         continue
                 claimed_nothing = claim
-                due = await self._storage.next_due_time(thread_id)
+                due = await self._next_due(thread_id, after_run=not claimed_nothing)
                 if due is None and not worker.wake.is_set():
                     return
                 claim = True

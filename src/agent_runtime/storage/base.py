@@ -30,6 +30,7 @@ from agent_runtime.storage.records import (
     CheckpointSummary,
     Claim,
     CreatedRun,
+    FinishedRun,
     NewAssistant,
     NewRun,
     NewThread,
@@ -279,8 +280,9 @@ class Storage(Protocol):
 
     async def finish_run(
         self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
-    ) -> Run | None:
-        """Record how a run ended and update its thread in the same transaction.
+    ) -> FinishedRun | None:
+        """Record how a run ended and update its thread in the same transaction; return the
+        run as it ended and its thread's next due time (`FinishedRun`).
 
         With `only_if_pending`, do nothing and return None unless the run is still pending
         (cancelling a queued run must not overwrite one a worker has just claimed).

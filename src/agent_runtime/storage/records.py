@@ -131,6 +131,15 @@ class AssistantPatch:
     description: str | None = None
 
 
+class FinishedRun(NamedTuple):
+    """What `Storage.finish_run` gives back: the run as it ended, and when its thread's next
+    queued run falls due (`Storage.next_due_time`, read in the same transaction), so a worker
+    need not ask again; None when nothing is queued."""
+
+    run: Run
+    next_due: datetime | None
+
+
 class AssistantStamp(NamedTuple):
     """An assistant as an earlier read saw it (`runs.create.AssistantCache`): its version and
     when it last changed, which every update, version switch or re-creation moves."""

@@ -27,6 +27,7 @@ from agent_runtime.storage.records import (
     AssistantStamp,
     Claim,
     CreatedRun,
+    FinishedRun,
     NewRun,
     RunOutcome,
     ThreadBrief,
@@ -378,16 +379,12 @@ class PostgresRuns:
         return int(row["charged"])
 
     async def next_due_time(self, thread_id: str) -> datetime | None:
-        row = await self._db.fetch_one(
-            "SELECT min(coalesce(not_before, created_at)) AS due FROM runs"
-            " WHERE thread_id = %s AND status = 'pending'",
-            (thread_id,),
-        )
+        row = await self._db.fetch_one(f"SELECT {_NEXT_DUE} AS due", (thread_id,))
         return None if row is None else row["due"]
 
     async def finish_run(
         self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
-    ) -> Run | None:
+    ) -> FinishedRun | None:
         now = self._now()
         guard = " AND status = 'pending'" if only_if_pending else ""
         async with self._db.transaction() as conn:
@@ -420,8 +417,8 @@ class PostgresRuns:
                     if await cursor.fetchone() is not None:
                         return None
                 raise _not_found(run_id)
-            await _settle(conn, thread, outcome, now)
-        return _run(row)
+            next_due = await _settle(conn, thread, outcome, now)
+        return FinishedRun(_run(row), next_due)
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
         async with self._db.transaction() as conn:
@@ -438,9 +435,12 @@ class PostgresRuns:
         return [row["thread_id"] for row in rows]
 
 
-async def _settle(conn: Conn, thread: DictRow, outcome: RunOutcome, now: datetime) -> None:
+async def _settle(
+    conn: Conn, thread: DictRow, outcome: RunOutcome, now: datetime
+) -> datetime | None:
     # Called with the thread locked (`thread`, its row as the lock read it), after the
-    # finishing run left the active set, so any active run is a queued one.
+    # finishing run left the active set, so any active run is a queued one. Returns when the
+    # next queued run falls due, read by the update itself (no trip of its own).
     thread_id = thread["thread_id"]
     sets = [
         "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %s"
@@ -468,9 +468,19 @@ async def _settle(conn: Conn, thread: DictRow, outcome: RunOutcome, now: datetim
         assert total is not None
         sets += ["usage = %s", "total_tokens = %s", "cost_usd = %s"]
         params += [jsonb(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
-    await conn.execute(
-        f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s", [*params, thread_id]
+    cursor = await conn.execute(
+        f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s RETURNING {_NEXT_DUE} AS due",
+        [*params, thread_id, thread_id],
     )
+    updated = await cursor.fetchone()
+    return None if updated is None else updated["due"]
+
+
+_NEXT_DUE = (
+    "(SELECT min(coalesce(not_before, created_at)) FROM runs"
+    " WHERE thread_id = %s AND status = 'pending')"
+)
+"""When the thread's earliest pending run falls due (`next_due_time`): a scalar subquery."""
 
 
 def _not_found(run_id: str) -> NotFoundError:

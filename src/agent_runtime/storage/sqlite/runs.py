@@ -25,6 +25,7 @@ from agent_runtime.storage.records import (
     AssistantStamp,
     Claim,
     CreatedRun,
+    FinishedRun,
     NewRun,
     RunOutcome,
     ThreadBrief,
@@ -58,6 +59,12 @@ _EXPIRES_AT = (
     " ELSE strftime('%Y-%m-%dT%H:%M:%f+00:00', ?,"
     " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
 )
+
+_NEXT_DUE = (
+    "SELECT MIN(coalesce(not_before, created_at)) FROM runs"
+    " WHERE thread_id = ? AND status = 'pending'"
+)
+"""When the thread's earliest pending run falls due (`next_due_time`)."""
 
 _IDS_PER_READ = 500
 """Ids bound in one `IN (...)`: well under SQLite's limit on a statement's parameters."""
@@ -268,20 +275,16 @@ class SqliteRuns:
         return int(row[0])
 
     async def next_due_time(self, thread_id: str) -> datetime | None:
-        row = await self._db.fetch_one(
-            "SELECT MIN(coalesce(not_before, created_at)) FROM runs"
-            " WHERE thread_id = ? AND status = 'pending'",
-            (thread_id,),
-        )
-        return None if row[0] is None else datetime.fromisoformat(row[0])
+        row = await self._db.fetch_one(_NEXT_DUE, (thread_id,))
+        return _due(row[0])
 
     async def finish_run(
         self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
-    ) -> Run | None:
+    ) -> FinishedRun | None:
         now = self._now()
         guard = " AND status = 'pending'" if only_if_pending else ""
 
-        def finish(db: sqlite3.Connection) -> Any:
+        def finish(db: sqlite3.Connection) -> tuple[Any, datetime | None] | None:
             rows = db.execute(
                 # A finished run's lease is nobody's: cleared, it takes no room in the row.
                 f"UPDATE runs SET status = ?, error = ?, usage = ?, updated_at = ?,"
@@ -299,11 +302,12 @@ class SqliteRuns:
                 if only_if_pending and found is not None:
                     return None
                 raise _not_found(run_id)
-            _settle(db, rows[0]["thread_id"], outcome, now)
-            return rows[0]
+            thread_id = rows[0]["thread_id"]
+            _settle(db, thread_id, outcome, now)
+            return rows[0], _due(db.execute(_NEXT_DUE, (thread_id,)).fetchone()[0])
 
-        row = await self._db.write(finish)
-        return None if row is None else _run(row)
+        finished = await self._db.write(finish)
+        return None if finished is None else FinishedRun(_run(finished[0]), finished[1])
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
         now = self._now()
@@ -464,6 +468,10 @@ def _settle(db: sqlite3.Connection, thread_id: str, outcome: RunOutcome, now: da
         sets += ["usage = ?", "total_tokens = ?", "cost_usd = ?"]
         params += [dumps_text(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
     db.execute(f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = ?", [*params, thread_id])
+
+
+def _due(stored: str | None) -> datetime | None:
+    return None if stored is None else datetime.fromisoformat(stored)
 
 
 def _stamp(moment: datetime) -> str:
