@@ -11,6 +11,7 @@ import pytest
 
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.postgres import PostgresStorage, schema
+from agent_runtime.storage.postgres.runs import _lock_for_run
 from agent_runtime.storage.postgres.schema import MIGRATIONS
 from agent_runtime.storage.records import NewThread, ThreadQuery
 from tests.storage.postgres.conftest import opened
@@ -141,3 +142,22 @@ async def test_the_pool_prepares_statements_it_runs_often_unless_told_not_to(
             row = await cursor.fetchone()
         assert row is not None
         assert (row["n"] > 0) is prepared
+
+
+async def test_an_attended_runs_creation_commits_without_waiting_for_the_disk(pg_uri: str) -> None:
+    # `synchronous_commit` goes off for the creating transaction of a relaxed claim only,
+    # set by the statement that locks the thread (`runs._lock_for_run`).
+    async def setting(relaxed: bool) -> tuple[object, object]:
+        async with storage.database.transaction() as conn:
+            row = await _lock_for_run(conn, "t", relaxed=relaxed)
+            assert row is not None and row["thread_id"] == "t"
+            inside = await (await conn.execute("SHOW synchronous_commit")).fetchone()
+        async with storage.database.transaction() as conn:
+            after = await (await conn.execute("SHOW synchronous_commit")).fetchone()
+        assert inside is not None and after is not None
+        return inside["synchronous_commit"], after["synchronous_commit"]
+
+    async with opened(pg_uri, pool_size=1) as storage:
+        await storage.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        assert await setting(relaxed=True) == ("off", "on")
+        assert await setting(relaxed=False) == ("on", "on")

@@ -63,11 +63,11 @@ class PostgresRuns:
 
     async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
+        # An attended run's creation, claimed or queued behind another, commits without
+        # waiting for the disk (as on SQLite).
+        relaxed = claim is not None and not claim.durable
         async with self._db.transaction() as conn:
-            if claim is not None and not claim.durable:
-                # An attended run's creation, claimed or queued behind another (as on SQLite).
-                await conn.execute("SET LOCAL synchronous_commit TO OFF")
-            thread = await lock_thread(conn, new.thread_id)
+            thread = await _lock_for_run(conn, new.thread_id, relaxed=relaxed)
             if thread is None and new.if_not_exists == "create":
                 await conn.execute(
                     "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
@@ -84,7 +84,7 @@ class PostgresRuns:
                     ),
                 )
                 # Another process may have created it meanwhile; either way it is there now.
-                thread = await lock_thread(conn, new.thread_id)
+                thread = await _lock_for_run(conn, new.thread_id, relaxed=relaxed)
             if thread is None:
                 raise thread_not_found(new.thread_id)
             require_open(new.thread_id, thread["lifecycle"], "take new runs")
@@ -435,6 +435,20 @@ class PostgresRuns:
         return [row["thread_id"] for row in rows]
 
 
+async def _lock_for_run(conn: Conn, thread_id: str, *, relaxed: bool) -> DictRow | None:
+    """`lock_thread`; `relaxed` also sets the transaction's commit not to wait for the disk
+    (`synchronous_commit`), in the same statement rather than a `SET LOCAL` of its own. (The
+    setting takes with the thread's row: without one, the creation fails or makes it.)"""
+    if not relaxed:
+        return await lock_thread(conn, thread_id)
+    cursor = await conn.execute(
+        "SELECT *, set_config('synchronous_commit', 'off', true) AS relaxed FROM threads"
+        " WHERE thread_id = %s FOR UPDATE",
+        (thread_id,),
+    )
+    return await cursor.fetchone()
+
+
 async def _settle(
     conn: Conn, thread: DictRow, outcome: RunOutcome, now: datetime
 ) -> datetime | None:
@@ -450,13 +464,16 @@ async def _settle(
         f"expires_at = {_EXPIRES_AT}",
     ]
     params: list[Any] = [thread_id, outcome.thread_status, jsonb(outcome.interrupts), now, now]
+    # The values are stored by the same statement (a CTE), not one of their own.
+    store_values, values_params = "", []
     encoded = outcome.encoded_values()
     if encoded is not None:
-        await conn.execute(
-            'INSERT INTO thread_values (thread_id, "values") VALUES (%s, %s::jsonb)'
-            ' ON CONFLICT (thread_id) DO UPDATE SET "values" = excluded."values"',
-            (thread_id, encoded.decode()),
+        store_values = (
+            'WITH stored AS (INSERT INTO thread_values (thread_id, "values")'
+            " VALUES (%s, %s::jsonb) ON CONFLICT (thread_id)"
+            ' DO UPDATE SET "values" = excluded."values") '
         )
+        values_params = [thread_id, encoded.decode()]
         sets.append("state_updated_at = %s")
         params.append(now)
         count = outcome.count_messages()
@@ -469,8 +486,9 @@ async def _settle(
         sets += ["usage = %s", "total_tokens = %s", "cost_usd = %s"]
         params += [jsonb(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
     cursor = await conn.execute(
-        f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s RETURNING {_NEXT_DUE} AS due",
-        [*params, thread_id, thread_id],
+        f"{store_values}UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s"
+        f" RETURNING {_NEXT_DUE} AS due",
+        [*values_params, *params, thread_id, thread_id],
     )
     updated = await cursor.fetchone()
     return None if updated is None else updated["due"]
