@@ -15,7 +15,7 @@ from agent_runtime.config import config_from_dict
 from agent_runtime.errors import ConfigError
 from agent_runtime.storage.records import Claim, NewRun, NewThread
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite.database import synchronous_pragma
+from agent_runtime.storage.sqlite.writer import synchronous_pragma
 from tests.conftest import ROOT, RunningServer
 
 FULL, NORMAL = 2, 1  # what `PRAGMA synchronous` reads back
@@ -148,7 +148,7 @@ async def test_streams_and_waits_create_attended_runs_and_background_runs_durabl
             async def relaxed(method: str, path: str) -> bool:
                 # Whether the trip that inserts the run switched to NORMAL before its BEGIN.
                 # Each request starts with the writer idle (the run before it has ended), so a
-                # durable create commits FULL at once rather than in a group (`GroupSync`).
+                # durable create commits FULL at once rather than in a group (`GroupCommit`).
                 statements.clear()
                 await saver.conn.set_trace_callback(statements.append)
                 try:

@@ -1,7 +1,7 @@
 """The one writer connection: a transaction whole in one trip runs on the connection's thread in
 the order it was asked for, never inside a transaction of several trips, and holds no lock
-while it runs (`database.one_trip`); durable ones queued together share a sync of the disk,
-and none returns before the disk has it (`database.GroupSync`)."""
+while it runs (`writer.one_trip`); durable ones queued together share a sync of the disk,
+and none returns before the disk has it (`writer.GroupCommit`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from agent_runtime.errors import StorageError
-from agent_runtime.storage.sqlite.database import GroupSync, SqliteDatabase, on_thread
+from agent_runtime.storage.sqlite.database import SqliteDatabase
+from agent_runtime.storage.sqlite.writer import GroupCommit, on_thread
 
 
 @pytest.fixture
@@ -77,15 +78,15 @@ async def test_one_trip_writes_hold_no_lock_while_they_run_and_keep_their_order(
     assert await _order(db) == [1, 2, 3, 4]
 
 
-def _group_sync(db: SqliteDatabase) -> GroupSync:
-    sync = db.group_sync
+def _group_commit(db: SqliteDatabase) -> GroupCommit:
+    sync = db.group_commit
     assert sync is not None  # synchronous=full, the default
     return sync
 
 
 async def _durable_insert(db: SqliteDatabase, n: int) -> int:
     # As `write_once` does it, keeping the commit's number for the test.
-    sync = _group_sync(db)
+    sync = _group_commit(db)
     _, number = await on_thread(db.writer, lambda c: sync.run(c, _insert(n)))
     await sync.durable(number)
     assert sync.synced >= number  # on disk before the caller hears of it
@@ -95,7 +96,7 @@ async def _durable_insert(db: SqliteDatabase, n: int) -> int:
 async def test_durable_writes_queued_together_share_a_sync_and_each_waits_for_it(
     db: SqliteDatabase,
 ) -> None:
-    sync = _group_sync(db)
+    sync = _group_commit(db)
     commits, syncs = sync.commits, sync.syncs
     alone = await _durable_insert(db, 0)
     # Nothing else was queued: a FULL commit, its own sync.
@@ -130,4 +131,4 @@ async def test_a_failed_sync_fails_the_writes_waiting_for_it(
     assert "could not be synced to disk: [Errno 5] Input/output error" in str(failed[0])
     monkeypatch.undo()
     await asyncio.gather(*(db.write(_insert(n)) for n in range(16, 32)))
-    assert _group_sync(db).synced == _group_sync(db).commits
+    assert _group_commit(db).synced == _group_commit(db).commits

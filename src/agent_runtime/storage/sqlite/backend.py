@@ -22,13 +22,7 @@ from agent_runtime.storage.serde import StrictSerializer, TypeKey
 from agent_runtime.storage.sqlite.assistants import SqliteAssistants
 from agent_runtime.storage.sqlite.checkpoint_tables import SqliteCheckpoints
 from agent_runtime.storage.sqlite.crons import SqliteCrons
-from agent_runtime.storage.sqlite.database import (
-    BUSY_TIMEOUT_MS,
-    SqliteDatabase,
-    Synchronous,
-    setup_lock,
-    synchronous_pragma,
-)
+from agent_runtime.storage.sqlite.database import BUSY_TIMEOUT_MS, SqliteDatabase, setup_lock
 from agent_runtime.storage.sqlite.retention import SqliteRetention
 from agent_runtime.storage.sqlite.runs import SqliteRuns
 from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
@@ -36,6 +30,7 @@ from agent_runtime.storage.sqlite.stats import SqliteStats
 from agent_runtime.storage.sqlite.store import RuntimeSqliteStore
 from agent_runtime.storage.sqlite.threads import SqliteThreads
 from agent_runtime.storage.sqlite.tool_calls import SqliteToolCalls
+from agent_runtime.storage.sqlite.writer import Synchronous, synchronous_pragma
 from agent_runtime.storage.store_index import load_store_index
 
 
@@ -126,7 +121,7 @@ class SqliteStorage(
         # One writer for the whole file: the checkpointer writes on our writer connection,
         # under one lock, so its writes and ours never wait on SQLite's file lock.
         self._saver = RuntimeSqliteSaver(self._db.writer, serde=self._serde)
-        self._saver.group_sync = self._db.group_sync
+        self._saver.group_commit = self._db.group_commit
         self._db.share_lock(self._saver.lock)
         await self._saver.setup()
         # A second saver on its own connection for reads: upstream's alist holds the

@@ -11,7 +11,7 @@ a turn reads the one snapshot it seeds from. What it returns is what upstream re
 contract tests in `tests/storage/test_sqlite_saver.py` run both on the same threads. The walk's SQL
 lives with every other statement against the checkpoint tables, in `checkpoint_tables.py`.
 
-Its reads and writes also take one trip each to SQLite's thread (`database.on_thread`) where
+Its reads and writes also take one trip each to SQLite's thread (`writer.on_thread`) where
 upstream's take three or four (execute, fetch, commit, close: each a thread handoff and a
 wake-up of the event loop), with the same statements, in the same order, under the same lock.
 """
@@ -39,7 +39,7 @@ from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_write
 
 from agent_runtime.storage.serde import GuardedDecoding
 from agent_runtime.storage.sqlite.checkpoint_tables import read_delta_channel_history
-from agent_runtime.storage.sqlite.database import GroupSync, one_trip, write_once
+from agent_runtime.storage.sqlite.writer import GroupCommit, one_trip, write_once
 
 _SELECT = (
     "SELECT thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
@@ -58,8 +58,8 @@ _WRITE_COLUMNS = (
 class _OneTripSaver(AsyncSqliteSaver):
     """`aget_tuple`, `aput` and `aput_writes` of upstream, each one trip to SQLite's thread."""
 
-    group_sync: GroupSync | None = None
-    """The writer connection's (`SqliteDatabase.group_sync`), set by whoever shares it."""
+    group_commit: GroupCommit | None = None
+    """The writer connection's (`SqliteDatabase.group_commit`), set by whoever shares it."""
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         await self.setup()
@@ -134,7 +134,9 @@ class _OneTripSaver(AsyncSqliteSaver):
             blob,
             encoded_metadata,
         )
-        await write_once(self.lock, self.conn, lambda db: db.execute(_PUT, params), self.group_sync)
+        await write_once(
+            self.lock, self.conn, lambda db: db.execute(_PUT, params), self.group_commit
+        )
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -175,7 +177,7 @@ class _OneTripSaver(AsyncSqliteSaver):
         def put(db: sqlite3.Connection) -> None:
             db.executemany(verb + _WRITE_COLUMNS, rows)
 
-        await write_once(self.lock, self.conn, put, self.group_sync)
+        await write_once(self.lock, self.conn, put, self.group_commit)
 
 
 class RuntimeSqliteSaver(GuardedDecoding, _OneTripSaver):
