@@ -114,14 +114,27 @@ class PostgresRuns:
             if active or (new.not_before is not None and new.not_before > now):
                 claim = None
             status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
-            # A run id taken already inserts nothing (no savepoint to recover from an error:
-            # two round trips fewer on every create).
+            stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
+            # One statement: the run inserted (a run id taken already inserts nothing, and no
+            # savepoint is needed to recover), the thread updated only if it was (a run is
+            # activity: a TTL counts from it; `ttl` holds minutes), and the stored assistant
+            # read to check `assistant_seen` by.
             cursor = await conn.execute(
-                "INSERT INTO runs (run_id, thread_id, assistant_id, created_at,"
+                "WITH inserted AS (INSERT INTO runs (run_id, thread_id, assistant_id, created_at,"
                 " updated_at, status, metadata, kwargs, multitask_strategy, attempt,"
                 " not_before, owner, lease_expires_at, progress_mark) VALUES (%s, %s,"
                 " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (run_id) DO NOTHING RETURNING *",
+                " ON CONFLICT (run_id) DO NOTHING RETURNING *),"
+                " touched AS (UPDATE threads SET status = 'busy', metadata = metadata || %s,"
+                " tags = %s, updated_at = %s, run_count = run_count + 1,"
+                " first_run_at = coalesce(first_run_at, %s), last_run_at = %s,"
+                f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s"
+                " AND EXISTS (SELECT 1 FROM inserted)"
+                " RETURNING message_count, metadata AS thread_metadata)"
+                " SELECT inserted.*, touched.message_count, touched.thread_metadata,"
+                " (SELECT version FROM assistants WHERE assistant_id = %s) AS assistant_version,"
+                " (SELECT updated_at FROM assistants WHERE assistant_id = %s) AS assistant_at"
+                " FROM inserted CROSS JOIN touched",
                 (
                     new.run_id,
                     new.thread_id,
@@ -137,6 +150,8 @@ class PostgresRuns:
                     owner,
                     lease_expires_at,
                     progress_mark,
+                    *(jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
+                    *(new.assistant_id, new.assistant_id),
                 ),
             )
             inserted = await cursor.fetchone()
@@ -144,33 +159,15 @@ class PostgresRuns:
                 raise ConflictError(
                     f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
                 )
-            stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-            cursor = await conn.execute(
-                # A run is activity: a TTL counts from it (`ttl` holds minutes). The stored
-                # assistant comes back with it, so checking `assistant_seen` costs no trip.
-                "UPDATE threads SET status = 'busy', metadata = metadata || %s, tags = %s,"
-                " updated_at = %s, run_count = run_count + 1,"
-                " first_run_at = coalesce(first_run_at, %s), last_run_at = %s,"
-                f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s"
-                " RETURNING message_count, metadata,"
-                " (SELECT version FROM assistants WHERE assistant_id = %s) AS assistant_version,"
-                " (SELECT updated_at FROM assistants WHERE assistant_id = %s) AS assistant_at",
-                (
-                    *(jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
-                    *(new.assistant_id, new.assistant_id),
-                ),
-            )
-            updated = await cursor.fetchone()
-            assert updated is not None
             if new.assistant_seen is not None and new.assistant_seen != AssistantStamp(
-                updated["assistant_version"], updated["assistant_at"]
+                inserted["assistant_version"], inserted["assistant_at"]
             ):
                 raise AssistantChangedError(new.assistant_id)
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
         run = _run(inserted)
         brief = None
         if run["status"] == "running":
-            brief = ThreadBrief(int(updated["message_count"]), updated["metadata"])
+            brief = ThreadBrief(int(inserted["message_count"]), inserted["thread_metadata"])
         return CreatedRun(run, [_run(r) for r in to_cancel], brief)
 
     async def get_run(self, thread_id: str, run_id: str) -> Run:
