@@ -145,15 +145,20 @@ async def test_streams_and_waits_create_attended_runs_and_background_runs_durabl
         body = {"assistant_id": "chat", "input": {"messages": [{"role": "user", "content": "hi"}]}}
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
 
-            async def relaxed(method: str, path: str) -> bool:
-                # Whether the trip that inserts the run switched to NORMAL before its BEGIN.
-                # Each request starts with the writer idle (the run before it has ended), so a
-                # durable create commits FULL at once rather than in a group (`GroupCommit`).
+            async def create(method: str, path: str) -> tuple[bool, bool]:
+                # Whether the trip that inserts the run switched to NORMAL before its BEGIN
+                # (a relaxed create), and whether, by the time the response came, the disk
+                # had every durable commit up to the create's (the one after those before the
+                # request; `GroupCommit` numbers them).
+                group = saver.group_commit
+                assert group is not None
+                before = group.commits
                 statements.clear()
                 await saver.conn.set_trace_callback(statements.append)
                 try:
                     response = await http.request(method, path, json=body)
                     assert response.status_code == 200, response.text
+                    synced = group.synced >= before + 1
                 finally:
                     await saver.conn.set_trace_callback(None)
                 if path.endswith("/runs"):
@@ -166,8 +171,25 @@ async def test_streams_and_waits_create_attended_runs_and_background_runs_durabl
                     i for i, s in enumerate(statements) if s.startswith("INSERT INTO runs")
                 )
                 begin = max(i for i in range(insert) if statements[i] == "BEGIN IMMEDIATE")
-                return begin > 0 and statements[begin - 1] == synchronous_pragma("normal")
+                return begin > 0 and statements[begin - 1] == synchronous_pragma("normal"), synced
 
+            async def new_thread() -> str:
+                thread_id: str = (await http.post("/threads", json={})).json()["thread_id"]
+                return thread_id
+
+            for path in (
+                f"/threads/{await new_thread()}/runs/wait",
+                f"/threads/{await new_thread()}/runs/stream",
+                "/runs/wait",
+                "/runs/stream",
+            ):
+                relaxed, _ = await create("POST", path)
+                assert relaxed, path
+            # A background run's create is on disk before its response: committed FULL, or
+            # (the writer busy) in a group whose sync the response waited for, never relaxed.
+            for path in (f"/threads/{await new_thread()}/runs", "/runs"):
+                _, synced = await create("POST", path)
+                assert synced, path
         assert await _levels(storage) == [FULL, FULL]
     finally:
         await server.stop()

@@ -60,7 +60,7 @@ class SqliteStorage(
         """Nothing is opened until `setup`.
 
         Args:
-            synchronous: how commits reach the disk (`database.Synchronous`).
+            synchronous: how commits reach the disk (`writer.Synchronous`).
             serde: what langgraph.json adds to the types checkpoints may decode to.
             graph_types: the types the served graphs declare (`storage.serde.graph_types`).
         """
