@@ -11,6 +11,7 @@ from typing import Any
 
 from agent_runtime.clock import Clock
 from agent_runtime.config import RuntimeConfig
+from agent_runtime.encoding import to_jsonable
 from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from agent_runtime.limits import check_metadata_size
 from agent_runtime.observability.langsmith import langsmith_tracing_enabled
@@ -31,7 +32,9 @@ class AssistantCache:
     (`NewRun.assistant_seen`) that the transaction queueing the run checks against the
     stored one: a run is never made with an assistant changed meanwhile, here or by another
     process (the caller catches `AssistantChangedError`, calls `forget` and makes the run
-    again). One per process; the assistants it hands out are shared and never modified."""
+    again). One per process. Each run gets copies of the assistant's JSON (config, context,
+    metadata), as it did reading them from the database: a graph that changes its config in
+    place changes no other run's."""
 
     def __init__(self, max_entries: int = CACHED_ASSISTANTS) -> None:
         self._max_entries = max_entries
@@ -47,15 +50,25 @@ class AssistantCache:
         """
         cached = self._assistants.get(assistant_id)
         if cached is not None:
-            return cached, AssistantStamp(cached["version"], cached["updated_at"])
+            return _copied(cached), AssistantStamp(cached["version"], cached["updated_at"])
         assistant = await storage.get_assistant(assistant_id)
         if len(self._assistants) >= self._max_entries:
             del self._assistants[next(iter(self._assistants))]
-        self._assistants[assistant_id] = assistant
+        # Kept as read; the caller has the read itself, the next run a copy.
+        self._assistants[assistant_id] = _copied(assistant)
         return assistant, None
 
     def forget(self, assistant_id: str) -> None:
         self._assistants.pop(assistant_id, None)
+
+
+def _copied(assistant: Assistant) -> Assistant:
+    return {
+        **assistant,
+        "config": to_jsonable(assistant["config"]),
+        "context": to_jsonable(assistant["context"]),
+        "metadata": to_jsonable(assistant["metadata"]),
+    }
 
 
 _UNSUPPORTED = {
