@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from agent_runtime.encoding import dumps
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from agent_runtime.encoding import STABLE_JSON, GrowingListJson, dumps
 
 
 def test_small_results_keep_only_their_own_length() -> None:
@@ -22,3 +24,60 @@ def test_small_results_keep_only_their_own_length() -> None:
     assert len(kept[0]) < 64
     assert used / len(kept) < 512  # the buffer would be 4,097 bytes each
     assert kept[5] == b'{"event":"messages","token":"word 5"}'
+
+
+def _messages(count: int, start: int = 0) -> list[BaseMessage]:
+    return [
+        (HumanMessage if n % 2 == 0 else AIMessage)(content=f"message {n}", id=f"m{n}")
+        for n in range(start, start + count)
+    ]
+
+
+def test_growing_lists_encode_as_dumps_does_reusing_what_is_kept() -> None:
+    kept = _messages(6)
+    for message in kept:
+        STABLE_JSON.remember(message)
+    try:
+        cache = GrowingListJson(max_bytes=1_000_000)
+        # Kept messages, then one that is not (this run's new one): only the first six are
+        # remembered, and the whole list comes out as `dumps` makes it.
+        fresh = _messages(1, start=6)
+        assert cache.dumps("t", [*kept[:4], *fresh]) == dumps([*kept[:4], *fresh])
+        assert cache.dumps("t", kept) == dumps(kept)
+        # The list grew: the same objects first, then more.
+        grown = [*kept, *_messages(2, start=7)]
+        assert cache.dumps("t", grown) == dumps(grown)
+        # Not the same objects (equal ones, say, decoded again): encoded afresh, still right.
+        again = _messages(6)
+        assert cache.dumps("t", again) == dumps(again)
+        # Shorter, empty, and lists of plain values.
+        assert cache.dumps("t", kept[:2]) == dumps(kept[:2])
+        assert cache.dumps("t", []) == b"[]"
+        assert cache.dumps("u", [1, {"a": 2}]) == dumps([1, {"a": 2}])
+        # A message changed in place would be stale in the kept bytes: only messages that
+        # `STABLE_JSON` keeps (which never change) are reused.
+        loose = _messages(2, start=20)
+        assert cache.dumps("v", loose) == dumps(loose)
+        loose[0].content = "changed"
+        assert cache.dumps("v", loose) == dumps(loose)
+    finally:
+        for message in kept:
+            STABLE_JSON.forget(message)
+
+
+def test_growing_lists_keep_at_most_their_bytes() -> None:
+    kept = _messages(4)
+    for message in kept:
+        STABLE_JSON.remember(message)
+    try:
+        one = len(dumps(kept))
+        cache = GrowingListJson(max_bytes=2 * one)
+        for key in ("a", "b", "c"):
+            assert cache.dumps(key, kept) == dumps(kept)
+        assert len(cache) == 2  # "a", the least recently used, let go
+        cache.dumps("b", kept)
+        cache.dumps("d", kept)
+        assert len(cache) == 2  # "c" went this time
+    finally:
+        for message in kept:
+            STABLE_JSON.forget(message)

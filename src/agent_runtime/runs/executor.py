@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any, Literal, cast
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 from langgraph.types import Command, Send
 
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config.model import ModelPrice
-from agent_runtime.encoding import dumps, to_jsonable
+from agent_runtime.encoding import GrowingListJson, dumps, to_jsonable
 from agent_runtime.errors import AgentRuntimeError, MessageLimitError, NotFoundError
 from agent_runtime.registry import GraphRegistry
 from agent_runtime.runs.observer import NO_OBSERVER, RunObserver
@@ -32,6 +33,10 @@ from agent_runtime.user import USER_KEY, AuthUser, without_auth_keys
 AnyGraph = Pregel[Any, Any, Any, Any]
 
 logger = logging.getLogger("agent_runtime.runs")
+
+MESSAGES_JSON_BYTES = 8 * 1024 * 1024
+"""The JSON of threads' `messages` kept for encoding their next states (`GrowingListJson`): about
+50 threads of 600 messages. The messages it holds stay alive as long."""
 
 
 class RunExecutor:
@@ -56,6 +61,9 @@ class RunExecutor:
         self._pricing = pricing
         self._max_messages = max_messages
         self._recorders: dict[str, RunRecorder] = {}
+        # Each thread's `messages` as last encoded: a run's values events and final state
+        # encode only what the thread gained since.
+        self._messages_json = GrowingListJson(MESSAGES_JSON_BYTES)
 
     def release(self, run_id: str) -> Usage | None:
         """Forget a run's recorder and return the usage it saw (also after a cancel)."""
@@ -120,9 +128,12 @@ class RunExecutor:
         try:
             stream = _stream(graph, graph_input, config, stream_options, events="events" in modes)
             async for name, data in _shaped(stream, shaper):
-                encoded = await self._publish(run_id, name, data)
                 if name == "values":
+                    encoded = self._values_json(run["thread_id"], data)
+                    await self._events.publish(run_id, name, encoded)
                     published = (data, encoded)
+                else:
+                    await self._publish(run_id, name, data)
             for name, data in shaper.finish():
                 await self._publish(run_id, name, data)
         except Exception as exc:
@@ -138,7 +149,7 @@ class RunExecutor:
             outcome = RunOutcome(
                 status="success",
                 thread_status="idle",
-                values_json=_final_json(last, final, published),
+                values_json=self._final_json(run["thread_id"], last, final, published),
                 message_count=_message_count(final),
             )
         outcome = replace(outcome, usage=recorder.usage())
@@ -195,20 +206,28 @@ class RunExecutor:
         await self._events.publish(run_id, event, encoded)
         return encoded
 
+    def _values_json(self, thread_id: str, values: Any) -> bytes:
+        messages = values.get("messages") if isinstance(values, dict) else None
+        if not isinstance(messages, list):
+            return dumps(values)
+        array = self._messages_json.dumps(thread_id, messages)
+        return dumps({**values, "messages": orjson.Fragment(array)})
+
+    def _final_json(
+        self, thread_id: str, last: Json, final: Json, published: tuple[Any, bytes] | None
+    ) -> bytes:
+        # The event's bytes are the state's only if that event was `last` and carried nothing
+        # beyond it (an `__interrupt__` key); else (a run streaming other modes) encode it.
+        if published is not None and published[0] is last and len(final) == len(last):
+            return published[1]
+        return self._values_json(thread_id, final)
+
 
 def _check_message_limit(count: int, graph_input: Any, limit: int) -> None:
     incoming = graph_input.get("messages") if isinstance(graph_input, dict) else None
     adding = len(incoming) if isinstance(incoming, list) else int(incoming is not None)
     if count + adding > limit:
         raise MessageLimitError(count + adding, limit)
-
-
-def _final_json(last: Json, final: Json, published: tuple[Any, bytes] | None) -> bytes:
-    # The event's bytes are the state's only if that event was `last` and carried nothing
-    # beyond it (an `__interrupt__` key); else (a run streaming other modes) encode it here.
-    if published is not None and published[0] is last and len(final) == len(last):
-        return published[1]
-    return dumps(final)
 
 
 def _message_count(values: Mapping[str, Any]) -> int | None:
