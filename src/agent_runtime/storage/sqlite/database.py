@@ -19,6 +19,7 @@ from agent_runtime.storage.sqlite.writer import (
     GroupCommit,
     Synchronous,
     committed,
+    committed_relaxed,
     one_trip,
     synchronous_pragma,
     write_once,
@@ -163,18 +164,9 @@ class SqliteDatabase:
         conn = self._require(self._writer)
         if durable:
             return await write_once(self._write_lock, conn, work, self.group_commit)
-        relaxed = self.synchronous == "full"
-
-        def run_relaxed(db: sqlite3.Connection) -> T:
-            if relaxed:
-                db.execute(synchronous_pragma("normal"))
-            try:
-                return committed(db, work)
-            finally:
-                if relaxed:
-                    db.execute(synchronous_pragma("full"))
-
-        return await one_trip(self._write_lock, conn, run_relaxed)
+        # Under `normal` every commit is relaxed already.
+        commit = committed_relaxed if self.synchronous == "full" else committed
+        return await one_trip(self._write_lock, conn, lambda db: commit(db, work))
 
     async def fetch_all(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
         return await fetch_rows(self._require(self._reader), sql, params)

@@ -63,11 +63,27 @@ async def on_thread(conn: aiosqlite.Connection, work: Callable[[sqlite3.Connecti
 
 
 def committed(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """`work` then a commit, or a rollback if it raised: for `on_thread`. Without the rollback
-    a failed statement would leave the implicit transaction open, and the next BEGIN fail."""
-    result = _rolled_back_on_error(db, work)
-    db.commit()
+    """`work` then a commit, or a rollback if either raised: for `on_thread`. Without the
+    rollback a failed statement (or commit) would leave the transaction open, and the next
+    BEGIN, or a change of `synchronous`, fail."""
+    try:
+        result = work(db)
+        db.commit()
+    except BaseException:
+        if db.in_transaction:
+            db.rollback()
+        raise
     return result
+
+
+def committed_relaxed(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """`committed`, its commit not waiting for the disk: `synchronous=NORMAL` for it (SQLite
+    takes no change of it inside a transaction), `FULL` again after."""
+    db.execute(synchronous_pragma("normal"))
+    try:
+        return committed(db, work)
+    finally:
+        db.execute(synchronous_pragma("full"))
 
 
 async def write_once(
@@ -126,19 +142,8 @@ class GroupCommit:
     def run(self, db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> tuple[T, int]:
         """`work` and its commit (in the writer's thread), or a rollback if either raised;
         returns its result and the number to pass to `durable`."""
-        # Decided before the transaction: SQLite takes no change of `synchronous` inside one.
         grouped = not self._queue.empty()
-        if grouped:
-            db.execute(synchronous_pragma("normal"))
-        try:
-            result = committed(db, work)
-        except BaseException:
-            if db.in_transaction:
-                db.rollback()  # the commit itself failed
-            raise
-        finally:
-            if grouped:
-                db.execute(synchronous_pragma("full"))
+        result = committed_relaxed(db, work) if grouped else committed(db, work)
         self._committed += 1
         if not grouped:
             self._synced = self._committed  # FULL: on disk now, and every commit before it
@@ -222,11 +227,3 @@ class GroupCommit:
             else:
                 waiting.append((number, waiter))
         self._waiters = waiting
-
-
-def _rolled_back_on_error(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    try:
-        return work(db)
-    except BaseException:
-        db.rollback()
-        raise
