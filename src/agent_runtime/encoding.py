@@ -104,6 +104,12 @@ class GrowingListJson:
                 self._bytes -= len(self._entries.popitem(last=False)[1][1])
         return json if end == len(items) else _joined(json, dumps(items[end:]))
 
+    def known_bytes(self, key: str) -> int:
+        """The length of the JSON array kept for `key` (0 for none): how many leading bytes of
+        its last encoding the next one starts with, if its list only grows."""
+        entry = self._entries.get(key)
+        return 0 if entry is None else len(entry[1])
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -107,6 +107,31 @@ async def test_only_the_requested_mode_is_published(harness: Harness) -> None:
 # What the graph is given
 
 
+async def test_a_state_says_how_much_of_it_the_threads_next_state_starts_with(
+    harness: Harness,
+) -> None:
+    # `values_json_stable` (what SQLite's compressor keeps, `storage.sqlite.values`): the state
+    # up to the end of the messages known not to change (a message boundary), which the next
+    # run's state starts with.
+    tid = await harness.thread()
+    executor = executor_of(harness)
+    states: list[RunOutcome] = []
+    for _ in range(3):
+        _, outcome, _ = await run_once(
+            harness, harness.new_run(tid, "chat", input=HELLO), executor=executor
+        )
+        states.append(outcome)
+    first, second, third = states
+    assert first.values_json is not None and second.values_json is not None
+    assert third.values_json is not None
+    stable = second.values_json_stable
+    # At least the first run's messages (those of the run itself join once checkpointed).
+    assert stable >= len(first.values_json) - len(b"]}")
+    assert second.values_json[stable : stable + 2] in (b"]}", b",{")
+    assert third.values_json.startswith(second.values_json[:stable])
+    assert not third.values_json.startswith(second.values_json)
+
+
 async def test_context_is_the_assistants_merged_with_the_runs(harness: Harness) -> None:
     tid = await harness.thread(timezone="Europe/Paris")
     assistant = await harness.assistant("probe", context={"model": "a", "level": "assistant"})

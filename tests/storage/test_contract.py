@@ -141,6 +141,37 @@ async def test_thread_read_without_its_values(storage: Storage) -> None:
         await storage.get_thread("nobody", values=False)
 
 
+async def test_long_values_read_back_and_filter_like_short_ones(storage: Storage) -> None:
+    # Long values (SQLite compresses them) behave as short ones do: read back exactly, found by
+    # `values` containment and by the text of their first message, copied with their thread.
+    def conversation(turns: int) -> Json:
+        messages = [
+            {"type": kind, "content": f"turn {n}: {'grüße ' * 20}", "id": f"m{n}-{kind}"}
+            for n in range(turns)
+            for kind in ("human", "ai")
+        ]
+        return {"messages": messages, "topic": "tea", "score": 1}
+
+    for thread_id in ("long", "short"):
+        await storage.create_thread(NewThread(thread_id=thread_id, metadata={}), if_exists="raise")
+    await storage.settle_thread("short", RunOutcome(status="success", values={"topic": "tea"}))
+    for turns in (5, 6, 7):  # a thread growing run after run
+        values = conversation(turns)
+        await storage.settle_thread("long", RunOutcome(status="success", values=values))
+        assert (await storage.get_thread("long"))["values"] == values
+    assert await storage.count_threads(ThreadQuery(values={"topic": "tea"})) == 2
+    assert await storage.count_threads(ThreadQuery(values={"score": 1.0})) == 1
+    assert await storage.count_threads(ThreadQuery(values={"score": True})) == 0
+    found = ThreadQuery(values={"messages": [{"id": "m6-ai"}]})
+    assert [t["thread_id"] for t in await storage.search_threads(found)] == ["long"]
+    assert await storage.count_threads(ThreadQuery(values={"messages": [{"id": "m7-ai"}]})) == 0
+    assert await storage.count_threads(ThreadQuery(text="TURN 0: grüße")) == 1
+    assert await storage.count_threads(ThreadQuery(text="turn 1:")) == 0  # not the first message
+    copied = await storage.copy_thread("long", "copy")
+    assert copied["values"] == conversation(7)
+    assert await storage.count_threads(ThreadQuery(values={"topic": "tea"})) == 3
+
+
 async def test_delete_thread_removes_checkpoints(storage: Storage) -> None:
     await storage.create_thread(NewThread(thread_id="t", metadata={}, ttl=None), if_exists="raise")
     await _put_checkpoint(storage, "t")

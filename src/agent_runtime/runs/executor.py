@@ -38,6 +38,8 @@ MESSAGES_JSON_BYTES = 8 * 1024 * 1024
 """The JSON of threads' `messages` kept for encoding their next states (`GrowingListJson`): about
 50 threads of 600 messages. The messages it holds stay alive as long."""
 
+_MESSAGES_FIRST = b'{"messages":'
+
 
 class RunExecutor:
     """Runs graphs for the run manager; one instance serves every run."""
@@ -146,10 +148,12 @@ class RunExecutor:
             # Finished without an interrupt: the last values event is the state, no re-read,
             # and its bytes serve the outcome, the threads row and `wait` alike.
             final = {k: v for k, v in last.items() if k != "__interrupt__"}
+            encoded = self._final_json(run["thread_id"], last, final, published)
             outcome = RunOutcome(
                 status="success",
                 thread_status="idle",
-                values_json=self._final_json(run["thread_id"], last, final, published),
+                values_json=encoded,
+                values_json_stable=self._stable_bytes(run["thread_id"], encoded),
                 message_count=_message_count(final),
             )
         outcome = replace(outcome, usage=recorder.usage())
@@ -212,6 +216,14 @@ class RunExecutor:
             return dumps(values)
         array = self._messages_json.dumps(thread_id, messages)
         return dumps({**values, "messages": orjson.Fragment(array)})
+
+    def _stable_bytes(self, thread_id: str, encoded: bytes) -> int:
+        # The thread's next state likely starts as this one does up to the end of the messages
+        # kept for it, when they come first: `{"messages":[...` without the closing bracket.
+        known = self._messages_json.known_bytes(thread_id)
+        if known <= len(b"[]") or not encoded.startswith(_MESSAGES_FIRST):
+            return 0
+        return len(_MESSAGES_FIRST) + known - 1
 
     def _final_json(
         self, thread_id: str, last: Json, final: Json, published: tuple[Any, bytes] | None

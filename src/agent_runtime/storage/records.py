@@ -253,6 +253,9 @@ class RunOutcome:
     """The same values already encoded, when whoever built the outcome had to encode them
     anyway (a run's last `values` event): storage and `wait` use these bytes as they are, so a
     run encodes its final state once. Given alone, `values` stays None."""
+    values_json_stable: int = 0
+    """How many leading bytes of `values_json` the thread's next values will likely start with
+    too (its messages but the closing bracket); a guess storage may keep work on, never trust."""
     message_count: int | None = None
     """Messages in the values, counted on the graph's own objects; None counts them in
     `values` (and leaves the thread's count alone if there is no message list)."""

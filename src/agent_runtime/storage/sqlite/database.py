@@ -15,6 +15,7 @@ import aiosqlite
 
 from agent_runtime.errors import StorageError
 from agent_runtime.storage.sqlite.schema import migrate
+from agent_runtime.storage.sqlite.values import ValuesCompressor, register_functions
 from agent_runtime.storage.sqlite.writer import (
     GroupCommit,
     Synchronous,
@@ -61,6 +62,8 @@ class SqliteDatabase:
         self.group_commit: GroupCommit | None = None
         """How the writer's durable one-trip commits reach the disk under `synchronous=full`
         (None under `normal`, where no commit waits for it)."""
+        self.values = ValuesCompressor()
+        """Encodes threads' values for `thread_values`; used on the writer's thread alone."""
 
     async def open(self) -> None:
         """Open the file, creating it if needed, and bring its tables up to date.
@@ -212,6 +215,7 @@ async def connect(
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         await conn.execute(synchronous_pragma(synchronous))
         await conn.execute("PRAGMA foreign_keys=ON")
+        await register_functions(conn)
     except BaseException:
         await conn.close()
         raise

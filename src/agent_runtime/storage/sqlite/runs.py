@@ -35,6 +35,7 @@ from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoint
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
 from agent_runtime.storage.sqlite.threads import thread_not_found
+from agent_runtime.storage.sqlite.values import ValuesCompressor
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
@@ -303,7 +304,7 @@ class SqliteRuns:
                     return None
                 raise _not_found(run_id)
             thread_id = rows[0]["thread_id"]
-            _settle(db, thread_id, outcome, now)
+            _settle(db, thread_id, outcome, now, self._db.values)
             return rows[0], _due(db.execute(_NEXT_DUE, (thread_id,)).fetchone()[0])
 
         finished = await self._db.write(finish)
@@ -311,7 +312,8 @@ class SqliteRuns:
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
         now = self._now()
-        await self._db.write(lambda db: _settle(db, thread_id, outcome, now))
+        values = self._db.values
+        await self._db.write(lambda db: _settle(db, thread_id, outcome, now, values))
 
     async def requeue_interrupted_work(self) -> list[str]:
         await self.reap_expired_leases()
@@ -431,7 +433,13 @@ def _create_run(
     return inserted, active, ThreadBrief(message_count, metadata)
 
 
-def _settle(db: sqlite3.Connection, thread_id: str, outcome: RunOutcome, now: datetime) -> None:
+def _settle(
+    db: sqlite3.Connection,
+    thread_id: str,
+    outcome: RunOutcome,
+    now: datetime,
+    values: ValuesCompressor,
+) -> None:
     # Called after the finishing run left the active set, so any active run is a queued one.
     sets = [
         "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = ?"
@@ -452,7 +460,7 @@ def _settle(db: sqlite3.Connection, thread_id: str, outcome: RunOutcome, now: da
         db.execute(
             'INSERT INTO thread_values (thread_id, "values") VALUES (?, ?)'
             ' ON CONFLICT (thread_id) DO UPDATE SET "values" = excluded."values"',
-            (thread_id, encoded.decode()),
+            (thread_id, values.encode(thread_id, encoded, outcome.values_json_stable)),
         )
         sets.append("state_updated_at = ?")
         params.append(now.isoformat())

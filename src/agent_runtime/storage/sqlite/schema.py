@@ -218,7 +218,12 @@ CREATE TRIGGER IF NOT EXISTS thread_metadata_delete AFTER DELETE ON threads BEGI
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# Version 9: a thread's values may be stored compressed (zlib in a BLOB, `storage.sqlite.values`),
+# which earlier releases would read as JSON text and fail on; the version keeps them from opening
+# the file. The tables do not change, and values stored as text stay readable as they are.
+_V9 = ""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 
 async def migrate(conn: aiosqlite.Connection) -> None:

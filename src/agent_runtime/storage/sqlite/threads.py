@@ -27,6 +27,7 @@ from agent_runtime.storage.sqlite.checkpoint_tables import (
 )
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_row
+from agent_runtime.storage.sqlite.values import stored_json
 from agent_runtime.usage import loaded_usage
 
 # A thread as the API shows it: its row and its latest values, which live apart (schema V3).
@@ -284,28 +285,29 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
     if query.text:
         # Only when asked: it reads each thread's latest values, where the name alone does not.
         clauses.append(
-            "(instr(lower(coalesce(name, '')), lower(?)) > 0 OR instr(lower(coalesce(json_extract("
-            """thread_values."values", '$.messages[0].content'), '')), lower(?)) > 0)"""
+            "(instr(lower(coalesce(name, '')), lower(?)) > 0 OR instr(lower(coalesce("
+            """json_extract(values_json(thread_values."values"), '$.messages[0].content'), '')),"""
+            " lower(?)) > 0)"
         )
         params.extend([query.text, query.text])
     if query.tags:
         sql, extra = containment_sql("tags", list(query.tags))
         clauses.append(sql)
         params.extend(extra)
-    for column, expected in (
-        ("threads.metadata", query.metadata),
-        ('thread_values."values"', query.values),
-        *(("threads.metadata", each) for each in auth_containments(query.auth)),
-    ):
+    if query.values:
+        # Stored values may be compressed (`storage.sqlite.values`): contained in Python.
+        clauses.append('values_contain(thread_values."values", ?)')
+        params.append(dumps_text(query.values))
+    for expected in (query.metadata, *auth_containments(query.auth)):
         if expected:
-            sql, extra = containment_sql(column, expected)
+            sql, extra = containment_sql("threads.metadata", expected)
             clauses.append(sql)
             params.extend(extra)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _thread(row: Any) -> Thread:
-    values = row["values"]
+    values = stored_json(row["values"])
     ttl = row["ttl"]
     return {
         "thread_id": row["thread_id"],
