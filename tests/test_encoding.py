@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from agent_runtime.encoding import STABLE_JSON, GrowingListJson, dumps
@@ -33,7 +35,17 @@ def _messages(count: int, start: int = 0) -> list[BaseMessage]:
     ]
 
 
-def test_growing_lists_encode_as_dumps_does_reusing_what_is_kept() -> None:
+@pytest.mark.parametrize(
+    ("head", "tail"), [(b"", b""), (b'{"messages":', b"}"), (b'{"messages":', b',"n":1}')]
+)
+def test_growing_lists_encode_as_dumps_does_reusing_what_is_kept(head: bytes, tail: bytes) -> None:
+    # With a document around the list (`head`, `tail`): the run executor's states.
+    def encoded(key: str, items: list[Any]) -> bytes:
+        return cache.dumps(key, items, head=head, tail=tail)
+
+    def expected(items: list[Any]) -> bytes:
+        return head + dumps(items) + tail
+
     kept = _messages(6)
     for message in kept:
         STABLE_JSON.remember(message)
@@ -42,24 +54,24 @@ def test_growing_lists_encode_as_dumps_does_reusing_what_is_kept() -> None:
         # Kept messages, then one that is not (this run's new one): only the first six are
         # remembered, and the whole list comes out as `dumps` makes it.
         fresh = _messages(1, start=6)
-        assert cache.dumps("t", [*kept[:4], *fresh]) == dumps([*kept[:4], *fresh])
-        assert cache.dumps("t", kept) == dumps(kept)
+        assert encoded("t", [*kept[:4], *fresh]) == expected([*kept[:4], *fresh])
+        assert encoded("t", kept) == expected(kept)
         # The list grew: the same objects first, then more.
         grown = [*kept, *_messages(2, start=7)]
-        assert cache.dumps("t", grown) == dumps(grown)
+        assert encoded("t", grown) == expected(grown)
         # Not the same objects (equal ones, say, decoded again): encoded afresh, still right.
         again = _messages(6)
-        assert cache.dumps("t", again) == dumps(again)
+        assert encoded("t", again) == expected(again)
         # Shorter, empty, and lists of plain values.
-        assert cache.dumps("t", kept[:2]) == dumps(kept[:2])
-        assert cache.dumps("t", []) == b"[]"
-        assert cache.dumps("u", [1, {"a": 2}]) == dumps([1, {"a": 2}])
+        assert encoded("t", kept[:2]) == expected(kept[:2])
+        assert encoded("t", []) == expected([])
+        assert encoded("u", [1, {"a": 2}]) == expected([1, {"a": 2}])
         # A message changed in place would be stale in the kept bytes: only messages that
         # `STABLE_JSON` keeps (which never change) are reused.
         loose = _messages(2, start=20)
-        assert cache.dumps("v", loose) == dumps(loose)
+        assert encoded("v", loose) == expected(loose)
         loose[0].content = "changed"
-        assert cache.dumps("v", loose) == dumps(loose)
+        assert encoded("v", loose) == expected(loose)
     finally:
         for message in kept:
             STABLE_JSON.forget(message)

@@ -81,8 +81,9 @@ class GrowingListJson:
         self._entries: OrderedDict[str, tuple[tuple[Any, ...], bytes]] = OrderedDict()
         self._bytes = 0
 
-    def dumps(self, key: str, items: list[Any]) -> bytes:
-        """`dumps(items)`, byte for byte."""
+    def dumps(self, key: str, items: list[Any], *, head: bytes = b"", tail: bytes = b"") -> bytes:
+        """`head + dumps(items) + tail`, byte for byte, copying the array once (a document
+        around it costs no second copy of a 263 KiB array)."""
         entry = self._entries.pop(key, None)
         known: tuple[Any, ...] = ()
         json = b"[]"
@@ -102,7 +103,9 @@ class GrowingListJson:
             self._bytes += len(json)
             while self._bytes > self.max_bytes and self._entries:
                 self._bytes -= len(self._entries.popitem(last=False)[1][1])
-        return json if end == len(items) else _joined(json, dumps(items[end:]))
+        if end == len(items):
+            return b"".join((head, json, tail)) if head or tail else json
+        return _joined(json, dumps(items[end:]), head=head, tail=tail)
 
     def known_bytes(self, key: str) -> int:
         """The length of the JSON array kept for `key` (0 for none): how many leading bytes of
@@ -114,13 +117,14 @@ class GrowingListJson:
         return len(self._entries)
 
 
-def _joined(first: bytes, second: bytes) -> bytes:
-    # Two JSON arrays as one (orjson writes them compact: `[a,b]`).
-    if first == b"[]":
-        return second
-    if second == b"[]":
-        return first
-    return first[:-1] + b"," + second[1:]
+def _joined(first: bytes, second: bytes, *, head: bytes = b"", tail: bytes = b"") -> bytes:
+    # Two JSON arrays as one (orjson writes them compact: `[a,b]`), between `head` and `tail`,
+    # copied once: slicing and `+` copied a 263 KiB array three times, each copy into fresh
+    # pages (390 us against 8).
+    if first == b"[]" or second == b"[]":
+        only = second if first == b"[]" else first
+        return b"".join((head, only, tail)) if head or tail else only
+    return b"".join((head, memoryview(first)[:-1], b",", memoryview(second)[1:], tail))
 
 
 def _default(obj: Any) -> Any:

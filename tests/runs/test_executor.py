@@ -9,7 +9,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 
+from agent_runtime.encoding import STABLE_JSON, dumps
 from agent_runtime.runs.executor import RunExecutor, build_config
 from agent_runtime.runs.options import RunOptions
 from agent_runtime.schema import Assistant, Run
@@ -130,6 +132,31 @@ async def test_a_state_says_how_much_of_it_the_threads_next_state_starts_with(
     assert second.values_json[stable : stable + 2] in (b"]}", b",{")
     assert third.values_json.startswith(second.values_json[:stable])
     assert not third.values_json.startswith(second.values_json)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        lambda m: {"messages": m},
+        lambda m: {"messages": m, "summary": "so far", "n": 2},
+        lambda m: {"summary": "so far", "messages": m},
+        lambda m: {"messages": "not a list", "n": len(m)},
+    ],
+)
+async def test_states_encode_as_dumps_does_in_every_shape(harness: Harness, shape: Any) -> None:
+    # The executor writes a state around its messages' kept JSON (`GrowingListJson`) when they
+    # come first; the bytes are always `dumps` of the state.
+    executor = executor_of(harness)
+    messages = [HumanMessage(content=f"message {n}", id=f"m{n}") for n in range(4)]
+    for message in messages:
+        STABLE_JSON.remember(message)
+    try:
+        for count in (2, 3, 4):  # growing, the kept part reused
+            values = shape(messages[:count])
+            assert executor._values_json("t", values) == dumps(values)
+    finally:
+        for message in messages:
+            STABLE_JSON.forget(message)
 
 
 async def test_context_is_the_assistants_merged_with_the_runs(harness: Harness) -> None:

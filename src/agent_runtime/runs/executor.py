@@ -214,6 +214,11 @@ class RunExecutor:
         messages = values.get("messages") if isinstance(values, dict) else None
         if not isinstance(messages, list):
             return dumps(values)
+        if next(iter(values)) == "messages":
+            # The usual shape: the document is written around the array, not copied after it.
+            rest = {key: value for key, value in values.items() if key != "messages"}
+            tail = b"," + dumps(rest)[1:] if rest else b"}"
+            return self._messages_json.dumps(thread_id, messages, head=_MESSAGES_FIRST, tail=tail)
         array = self._messages_json.dumps(thread_id, messages)
         return dumps({**values, "messages": orjson.Fragment(array)})
 
