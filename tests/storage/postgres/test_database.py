@@ -13,7 +13,7 @@ from agent_runtime.errors import StorageError
 from agent_runtime.storage.postgres import PostgresStorage, schema
 from agent_runtime.storage.postgres.runs import _lock_for_run
 from agent_runtime.storage.postgres.schema import MIGRATIONS
-from agent_runtime.storage.records import NewThread, ThreadQuery
+from agent_runtime.storage.records import NewThread, RunOutcome, ThreadQuery
 from tests.storage.postgres.conftest import opened
 
 
@@ -30,6 +30,24 @@ async def test_migrations_run_once_however_often_setup_runs(pg_uri: str) -> None
     async with opened(pg_uri) as storage:
         assert (await storage.get_thread("t"))["thread_id"] == "t"
     assert await _scalar(pg_uri, "SELECT count(*) FROM agent_runtime_migrations") == len(MIGRATIONS)
+
+
+async def test_thread_values_are_stored_with_lz4_where_the_server_has_it(pg_uri: str) -> None:
+    has_lz4 = await _scalar(
+        pg_uri,
+        "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+    )
+    if not has_lz4:
+        pytest.skip("this PostgreSQL server has no lz4 (older than 14, or built without it)")
+    async with opened(pg_uri) as storage:
+        await storage.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        messages = [{"type": "human", "content": f"message {n} " * 40} for n in range(200)]
+        await storage.settle_thread(
+            "t", RunOutcome(status="success", values={"messages": messages})
+        )
+        assert (await storage.get_thread("t"))["values"] == {"messages": messages}
+    stored = 'SELECT pg_column_compression("values") FROM thread_values'
+    assert await _scalar(pg_uri, stored) == "lz4"
 
 
 async def test_processes_starting_together_migrate_once(pg_uri: str) -> None:

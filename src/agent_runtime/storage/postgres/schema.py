@@ -166,7 +166,22 @@ ALTER INDEX threads_metadata SET (fastupdate = off);
 SELECT gin_clean_pending_list('threads_metadata'::regclass);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: a thread's values are compressed with lz4 where the server has it (PostgreSQL 14 and
+# later, built with lz4, as Debian's and the official images are): they are rewritten whole at
+# each run's end, and pglz took 3.6 ms to store 150 KiB of messages where lz4 takes 2.3. Values
+# already stored keep their compression until rewritten.
+_V5 = """
+DO $$
+BEGIN
+    IF 'lz4' = ANY (
+        SELECT unnest(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'
+    ) THEN
+        EXECUTE 'ALTER TABLE thread_values ALTER COLUMN "values" SET COMPRESSION lz4';
+    END IF;
+END $$;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 
 async def migrate(
