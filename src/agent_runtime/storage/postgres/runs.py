@@ -467,7 +467,7 @@ async def _settle(
     if encoded is not None:
         store_values = (
             'WITH stored AS (INSERT INTO thread_values (thread_id, "values")'
-            " VALUES (%s, %s::jsonb) ON CONFLICT (thread_id)"
+            " VALUES (%s, %s::json) ON CONFLICT (thread_id)"
             ' DO UPDATE SET "values" = excluded."values") '
         )
         values_params = [thread_id, encoded.decode()]

@@ -74,7 +74,7 @@ class PostgresThreads:
         return _thread(row)
 
     async def get_thread(self, thread_id: str, *, values: bool = True) -> Thread:
-        select = _THREADS if values else 'SELECT threads.*, NULL::jsonb AS "values" FROM threads'
+        select = _THREADS if values else 'SELECT threads.*, NULL::json AS "values" FROM threads'
         row = await self._db.fetch_one(f"{select} WHERE threads.thread_id = %s", (thread_id,))
         if row is None:
             raise thread_not_found(thread_id)
@@ -245,7 +245,7 @@ def _where(query: ThreadQuery) -> tuple[str, list[Any]]:
         clauses.append("threads.metadata @> %s")
         params.append(jsonb(query.metadata))
     if query.values:
-        clauses.append('thread_values."values" @> %s')
+        clauses.append('thread_values."values"::jsonb @> %s')
         params.append(jsonb(query.values))
     if query.text:
         # The name, or the first message of the latest state: what a thread list shows.
