@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 
 from agent_runtime.errors import ConflictError
-from agent_runtime.storage.records import NewRun, NewThread, RunOutcome
+from agent_runtime.storage.records import Claim, NewRun, NewThread, RunOutcome
 from tests.storage.postgres.conftest import opened
 
 PROCESSES = 4
@@ -58,6 +58,31 @@ async def test_reject_holds_across_processes(pg_uri: str) -> None:
         refused = [r for r in results if isinstance(r, ConflictError)]
         assert len(created) == 1 and len(refused) == 3
         assert {e.code for e in refused} == {"thread_busy"}
+
+
+async def test_claimed_creates_on_an_idle_thread_start_one_run_across_processes(
+    pg_uri: str,
+) -> None:
+    # Each creation would claim its run if the thread were idle (one statement when it is:
+    # `storage.postgres.idle_create`); those that waited for the thread's lock find it busy.
+    async with opened(pg_uri) as a, opened(pg_uri) as b, opened(pg_uri) as c:
+        storages = [a, b, c]
+        for n in range(10):
+            await a.create_thread(NewThread(thread_id=f"t{n}"), if_exists="raise")
+            created = await asyncio.gather(
+                *(
+                    storage.create_run(
+                        _run(f"r{n}-{i}", f"t{n}"),
+                        claim=Claim(owner=f"p{i}", lease=LEASE, durable=i % 2 == 0),
+                    )
+                    for i, storage in enumerate(storages * 2)
+                )
+            )
+            statuses = sorted(made.run["status"] for made in created)
+            assert statuses == ["pending"] * 5 + ["running"], statuses
+            assert sum(made.brief is not None for made in created) == 1
+            thread = await b.get_thread(f"t{n}", values=False)
+            assert thread["status"] == "busy" and thread["run_count"] == 6
 
 
 async def test_concurrent_creates_of_a_new_thread_create_it_once(pg_uri: str) -> None:

@@ -21,6 +21,11 @@ from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
+from agent_runtime.storage.postgres.idle_create import (
+    EXPIRES_AT,
+    can_try,
+    create_on_idle_thread,
+)
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import (
     AssistantChangedError,
@@ -49,13 +54,6 @@ _PROGRESS = (
 # not indexed), which on a 300-turn thread cost 2.5 ms of every claim. A retry counts.
 _CLAIM_MARK = f"CASE WHEN attempt = 0 THEN 1 ELSE {_PROGRESS} END"
 
-# Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
-# `ttl` holds in minutes; the one parameter is the moment of the activity.
-_EXPIRES_AT = (
-    "CASE WHEN ttl ->> 'ttl' IS NULL THEN NULL"
-    " ELSE %s::timestamptz + (ttl ->> 'ttl')::float8 * interval '1 minute' END"
-)
-
 
 class PostgresRuns:
     _db: PostgresDatabase
@@ -63,6 +61,14 @@ class PostgresRuns:
 
     async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
+        if can_try(new):
+            row = await create_on_idle_thread(self._db, new, claim, now)
+            if row is not None:
+                run = _run(row)
+                brief = None
+                if run["status"] == "running":
+                    brief = ThreadBrief(int(row["message_count"]), row["thread_metadata"])
+                return CreatedRun(run, [], brief)
         # An attended run's creation, claimed or queued behind another, commits without
         # waiting for the disk (as on SQLite).
         relaxed = claim is not None and not claim.durable
@@ -128,7 +134,7 @@ class PostgresRuns:
                 " touched AS (UPDATE threads SET status = 'busy', metadata = metadata || %s,"
                 " tags = %s, updated_at = %s, run_count = run_count + 1,"
                 " first_run_at = coalesce(first_run_at, %s), last_run_at = %s,"
-                f" expires_at = {_EXPIRES_AT} WHERE thread_id = %s"
+                f" expires_at = {EXPIRES_AT} WHERE thread_id = %s"
                 " AND EXISTS (SELECT 1 FROM inserted)"
                 " RETURNING message_count, metadata AS thread_metadata)"
                 " SELECT inserted.*, touched.message_count, touched.thread_metadata,"
@@ -458,7 +464,7 @@ async def _settle(
         " AND status IN ('pending', 'running')) THEN 'busy' ELSE %s END",
         "interrupts = %s",
         "updated_at = %s",
-        f"expires_at = {_EXPIRES_AT}",
+        f"expires_at = {EXPIRES_AT}",
     ]
     params: list[Any] = [thread_id, outcome.thread_status, jsonb(outcome.interrupts), now, now]
     # The values are stored by the same statement (a CTE), not one of their own.
