@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from agent_runtime.encoding import dumps, loads
+from agent_runtime.storage.filters import json_contains
 from agent_runtime.storage.records import NewThread, RunOutcome
 from agent_runtime.storage.sqlite import SqliteStorage
-from agent_runtime.storage.sqlite.containment import containment_sql, contains
+from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.values import (
     COMPRESS_FROM,
     ValuesCompressor,
@@ -123,7 +124,7 @@ def test_python_containment_agrees_with_the_sql_one(found: Any, expected: Any) -
     conn.execute("INSERT INTO t VALUES (?)", (dumps(found).decode(),))
     sql, params = containment_sql("doc", expected)
     in_sql = bool(conn.execute(f"SELECT count(*) FROM t WHERE {sql}", params).fetchone()[0])
-    assert contains(found, expected) == in_sql
+    assert json_contains(found, expected) == in_sql
 
 
 async def test_the_file_holds_long_values_compressed_and_reads_text_rows_too(

@@ -59,21 +59,3 @@ def _scalar(value: str, kind: str) -> str:
     if kind.startswith("json_type("):
         return f"json_extract({value}, '$')"
     return value
-
-
-def contains(found: Any, expected: Any) -> bool:
-    """The same containment over decoded JSON, for values SQL cannot read as JSON text (the
-    compressed values of `storage.sqlite.values`)."""
-    if isinstance(expected, dict):
-        return isinstance(found, dict) and all(
-            str(key) in found and contains(found[str(key)], sub) for key, sub in expected.items()
-        )
-    if isinstance(expected, list):
-        return isinstance(found, list) and all(
-            any(contains(each, sub) for each in found) for sub in expected
-        )
-    if expected is None or isinstance(expected, bool):
-        return found is expected
-    if isinstance(expected, int | float):
-        return isinstance(found, int | float) and not isinstance(found, bool) and found == expected
-    return isinstance(found, str) and found == str(expected)

@@ -13,7 +13,7 @@ bytes are compared, so what is stored is always the compression of exactly the v
 
 Readers see JSON through `stored_json`, and SQL through two functions every connection has:
 `values_json(stored)` (the JSON text) and `values_contain(stored, filter)` (containment, one
-decompression a row; `containment.contains`).
+decompression a row; `filters.json_contains`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from agent_runtime.encoding import loads
-from agent_runtime.storage.sqlite.containment import contains
+from agent_runtime.storage.filters import json_contains
 
 COMPRESS_FROM = 512
 """Values JSON shorter than this is stored as text: compressing it saves too little to matter."""
@@ -57,7 +57,7 @@ def values_json(stored: str | bytes | None) -> str | None:
 def values_contain(stored: str | bytes | None, expected: str) -> bool:
     """SQL `values_contain(stored, filter)`: whether the values contain the filter's JSON."""
     found = stored_json(stored)
-    return found is not None and contains(loads(found), loads(expected))
+    return found is not None and json_contains(loads(found), loads(expected))
 
 
 async def register_functions(conn: aiosqlite.Connection) -> None:
