@@ -33,8 +33,8 @@ EXPIRES_AT = (
 _INSERT = (
     " inserted AS (INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
     " status, metadata, kwargs, multitask_strategy, attempt, not_before, owner,"
-    " lease_expires_at, progress_mark) SELECT %s, thread_id, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s FROM idle ON CONFLICT (run_id) DO NOTHING RETURNING *),"
+    " lease_expires_at, progress_mark) SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s FROM idle ON CONFLICT (run_id) DO NOTHING RETURNING *),"
     " touched AS (UPDATE threads SET status = 'busy', metadata = metadata || %s,"
     " updated_at = %s, run_count = run_count + 1, first_run_at = coalesce(first_run_at, %s),"
     f" last_run_at = %s, expires_at = {EXPIRES_AT} WHERE thread_id = %s"
@@ -60,7 +60,6 @@ async def create_on_idle_thread(
     relaxed = claim is not None and not claim.durable
     if new.not_before is not None and new.not_before > now:
         claim = None
-    status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
     conditions = [
         "thread_id = %s",
         "status <> 'busy'",
@@ -82,8 +81,17 @@ async def create_on_idle_thread(
         " FOR UPDATE)," + _INSERT
     )
     stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
-    params += [
+    params += run_values(new, now, claim)
+    params += [jsonb(stamped), now, now, now, now, new.thread_id]
+    return await db.fetch_one(sql, params)
+
+
+def run_values(new: NewRun, now: datetime, claim: Claim | None) -> list[object]:
+    """The values of a new `runs` row, in the order both creations insert its columns."""
+    status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
+    return [
         new.run_id,
+        new.thread_id,
         new.assistant_id,
         now,
         now,
@@ -96,11 +104,4 @@ async def create_on_idle_thread(
         owner,
         lease_expires_at,
         progress_mark,
-        jsonb(stamped),
-        now,
-        now,
-        now,
-        now,
-        new.thread_id,
     ]
-    return await db.fetch_one(sql, params)

@@ -25,6 +25,7 @@ from agent_runtime.storage.postgres.idle_create import (
     EXPIRES_AT,
     can_try,
     create_on_idle_thread,
+    run_values,
 )
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import (
@@ -36,7 +37,6 @@ from agent_runtime.storage.records import (
     NewRun,
     RunOutcome,
     ThreadBrief,
-    new_run_columns,
 )
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
 
@@ -119,7 +119,6 @@ class PostgresRuns:
             # row lock keeps it so until commit): a claim writes these.
             if active or (new.not_before is not None and new.not_before > now):
                 claim = None
-            status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
             stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
             # One statement: the run inserted (a run id taken already inserts nothing, and no
             # savepoint is needed to recover), the thread updated only if it was (a run is
@@ -142,20 +141,7 @@ class PostgresRuns:
                 " (SELECT updated_at FROM assistants WHERE assistant_id = %s) AS assistant_at"
                 " FROM inserted CROSS JOIN touched",
                 (
-                    new.run_id,
-                    new.thread_id,
-                    new.assistant_id,
-                    now,
-                    now,
-                    status,
-                    jsonb(new.metadata),
-                    jsonb(new.options.to_json()),
-                    new.multitask_strategy,
-                    attempt,
-                    new.not_before,
-                    owner,
-                    lease_expires_at,
-                    progress_mark,
+                    *run_values(new, now, claim),
                     *(jsonb(stamped), jsonb(tags), now, now, now, now, new.thread_id),
                     *(new.assistant_id, new.assistant_id),
                 ),
