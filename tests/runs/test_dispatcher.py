@@ -5,9 +5,11 @@ manager never claims, and draining stops claims while letting running runs end."
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
+from agent_runtime.runs.slots import RunSlots
 from tests.conftest import until
 from tests.runs.harness import build_harness
 
@@ -142,3 +144,19 @@ async def test_a_run_on_a_free_thread_is_claimed_with_its_creation(database: Pat
     finally:
         await harness.manager.stop()
         await harness.storage.close()
+
+
+async def test_only_a_full_process_freeing_a_slot_looks_for_work_at_once() -> None:
+    # With a slot free, the dispatcher's look on its interval finds queued work; a look after
+    # every run (a query each) is kept for the slot that ends a full process's wait.
+    slots = RunSlots(2)
+    assert slots.try_take() and slots.try_take() and not slots.try_take()
+    slots.give_back()  # the process was full: look now
+    started = time.monotonic()
+    await slots.wait_freed(5.0)
+    assert time.monotonic() - started < 1.0
+    slots.give_back()  # one was free already: wait for the interval
+    started = time.monotonic()
+    await slots.wait_freed(0.2)
+    assert time.monotonic() - started >= 0.19
+    assert slots.free == 2

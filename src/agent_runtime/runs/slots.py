@@ -56,17 +56,22 @@ class RunSlots:
         return True
 
     def give_back(self) -> None:
-        """Free a slot taken by `try_take`."""
+        """Free a slot taken by `try_take`; the first free slot of a full process wakes
+        `wait_freed`."""
+        if self._busy >= self.limit:
+            # Only then can work be waiting for this process's slots: with one free, the
+            # dispatcher's look on its interval has seen the queue already, and a look after
+            # every run cost a query per run at low concurrency.
+            self._freed.set()
         self._busy -= 1
-        self._freed.set()
         if self._on_change is not None:
             self._on_change(self._busy, self.limit)
         if self._busy == 0:
             self._idle.set()
 
     async def wait_freed(self, seconds: float) -> None:
-        """Return when a slot has been given back since the last call, or after `seconds`
-        (real time: a slot frees when a run ends, not when a clock moves)."""
+        """Return when a full process has given a slot back since the last call, or after
+        `seconds` (real time: a slot frees when a run ends, not when a clock moves)."""
         # Not `wait_for`: on Python 3.11 it swallows a cancel that comes as the event is set
         # (as when the process stops and its workers give their slots back).
         with contextlib.suppress(TimeoutError):
