@@ -21,7 +21,8 @@ MIN_GAP_SECONDS = 0.05
 
 
 class Dispatcher:
-    """Looks every `interval` seconds, and at once when a slot frees."""
+    """Looks every `interval` seconds, and at once when a process that had no free slot
+    frees one (`RunSlots.wait_freed`)."""
 
     def __init__(
         self,
