@@ -7,7 +7,7 @@ Localhost only; every loop is bounded by the run counts given on the command lin
 py-spy (`.venv/bin/python -m pip install py-spy`; not a dependency of the project).
 
     .venv/bin/python benchmarks/profile_runs.py [--runs 640] [--concurrency 32] [--top 40]
-        [--raw stacks.txt]
+        [--raw stacks.txt] [--backend postgres [--postgres URI]]
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from pathlib import Path
 
 from bench_runs import (
     GRAPH_ID,
+    POSTGRES_ADMIN,
     USER,
     _concurrently,
+    fresh_database,
     process_cpu_seconds,
     start_server,
     stop_server,
@@ -161,12 +163,32 @@ def main() -> None:
     parser.add_argument(
         "--cpu-only", action="store_true", help="no py-spy: only the server's CPU per run"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: the server on a fresh database of the server at --postgres",
+    )
+    parser.add_argument("--postgres", default=POSTGRES_ADMIN, help="a PostgreSQL database URI")
     args = parser.parse_args()
     if not args.cpu_only and not PY_SPY.exists():
         raise SystemExit(f"py-spy is not installed next to {sys.executable}; pip install py-spy")
+    if args.backend == "sqlite":
+        profile(args, None)
+        return
+
+    async def on_fresh() -> None:
+        async with fresh_database(args.postgres) as uri:
+            await asyncio.to_thread(profile, args, uri)
+
+    asyncio.run(on_fresh())
+
+
+def profile(args: argparse.Namespace, database: str | None) -> None:
+    """Serve on `database` (a fresh SQLite file when None), sample and print."""
     with tempfile.TemporaryDirectory(prefix="profile-runs-") as tmp:
         folder = Path(tmp)
-        server, url = start_server(folder, write_config(folder, "full"))
+        server, url = start_server(folder, write_config(folder, "full"), database=database)
         raw = folder / "stacks.txt"
         try:
             thread_ids = asyncio.run(prepare(url, args))
