@@ -62,6 +62,45 @@ WHERE c.thread_id = %s AND c.checkpoint_ns = %s
 """
 
 
+# The saver's writes, in upstream's rows (`AsyncPostgresSaver.aput` and `aput_writes` write the
+# same rows, their conflicts resolved the same way), each one statement: upstream sends a
+# checkpoint as a pipeline of two statements and its writes as one statement a row, after
+# dumping the values on a thread of the default executor; each hop and each statement is
+# tens of microseconds of the event loop's CPU (benchmarks/README.md, session 10).
+PUT_CHECKPOINT = """
+WITH blobs AS (
+    INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+    SELECT %s, %s, b.channel, b.version, b.type, b.blob
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[]) AS b(channel, version, type, blob)
+    ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+)
+INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+    checkpoint, metadata)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+"""
+"""Parameters: the thread and namespace of the blobs, their channels, versions, types and
+bytes as four arrays, then the checkpoint row."""
+
+_PUT_WRITES = """
+INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path,
+    idx, channel, type, blob)
+SELECT %s, %s, %s, %s, %s, w.idx, w.channel, w.type, w.blob
+FROM unnest(%s::int[], %s::text[], %s::text[], %s::bytea[]) AS w(idx, channel, type, blob)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {}
+"""
+PUT_WRITES_REPLACING = _PUT_WRITES.format(
+    "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+)
+"""A task's writes that replace earlier ones of the same index (upstream: when every channel
+is a special one, an error, an interrupt, a resume). Parameters: the thread, namespace,
+checkpoint, task and task path, then the indexes, channels, types and bytes as arrays, each
+index at most once (one statement cannot update a row twice)."""
+PUT_WRITES_KEEPING = _PUT_WRITES.format("DO NOTHING")
+"""The same for writes that keep the first of an index, as upstream's plain insert does."""
+
+
 async def list_checkpoint_summaries(
     database: PostgresDatabase, thread_id: str
 ) -> list[CheckpointSummary]:

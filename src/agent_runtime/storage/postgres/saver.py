@@ -1,5 +1,6 @@
 """LangGraph's `AsyncPostgresSaver` on our pool, decoding through our strict serializer, its
-undecodable blobs raising `CheckpointDecodeError` and its database failures `StorageError`."""
+undecodable blobs raising `CheckpointDecodeError` and its database failures `StorageError`; it
+writes upstream's rows in fewer statements (`checkpoint_tables.PUT_CHECKPOINT`)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,26 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
+    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg import AsyncCursor
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
 
+from agent_runtime.storage.postgres.checkpoint_tables import (
+    PUT_CHECKPOINT,
+    PUT_WRITES_KEEPING,
+    PUT_WRITES_REPLACING,
+)
 from agent_runtime.storage.postgres.database import PostgresDatabase
 from agent_runtime.storage.serde import GuardedDecoding
 
@@ -67,8 +77,46 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        with self._database.translated():
-            return await super().aput(config, checkpoint, metadata, new_versions)
+        """Upstream's rows: primitive channel values inline in the checkpoint, others (and a
+        delta channel's snapshot, marked `True` inline) as blobs of their new versions. The
+        values are dumped here, on the event loop, as the SQLite saver does: a hop to a
+        thread costs more than dumping a turn's values."""
+        configurable = config["configurable"]
+        thread_id = configurable["thread_id"]
+        namespace = configurable["checkpoint_ns"]
+        inline = dict(checkpoint["channel_values"])
+        blobbed: dict[str, Any] = {}
+        for channel, value in checkpoint["channel_values"].items():
+            if isinstance(value, _DeltaSnapshot):
+                blobbed[channel] = inline.pop(channel)
+                inline[channel] = True
+            elif value is not None and not isinstance(value, str | int | float | bool):
+                blobbed[channel] = inline.pop(channel)
+        versions = {ch: v for ch, v in new_versions.items() if ch in blobbed}
+        blobs = self._dump_blobs(thread_id, namespace, blobbed, versions)
+        params = (
+            thread_id,
+            namespace,
+            [row[2] for row in blobs],
+            [row[3] for row in blobs],
+            [row[4] for row in blobs],
+            [row[5] for row in blobs],
+            thread_id,
+            namespace,
+            checkpoint["id"],
+            configurable.get("checkpoint_id"),
+            Jsonb({**checkpoint, "channel_values": inline}),
+            Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+        )
+        async with self._database.connection() as conn:
+            await conn.execute(PUT_CHECKPOINT, params)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": namespace,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
 
     async def aput_writes(
         self,
@@ -77,8 +125,34 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        with self._database.translated():
-            await super().aput_writes(config, writes, task_id, task_path)
+        """Upstream's rows, dumped here as `aput`'s. When every channel is a special one,
+        a write replaces an earlier one of its index (upstream's upsert; of several with one
+        index in a call, the last is kept, as its statement a row would leave it); otherwise
+        the first of an index stays."""
+        configurable = config["configurable"]
+        rows = self._dump_writes(
+            configurable["thread_id"],
+            configurable["checkpoint_ns"],
+            configurable["checkpoint_id"],
+            task_id,
+            task_path,
+            writes,
+        )
+        if not rows:
+            return
+        replacing = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        if replacing:
+            rows = list({row[5]: row for row in rows}.values())
+        params = (
+            *rows[0][:5],
+            [row[5] for row in rows],
+            [row[6] for row in rows],
+            [row[7] for row in rows],
+            [row[8] for row in rows],
+        )
+        sql = PUT_WRITES_REPLACING if replacing else PUT_WRITES_KEEPING
+        async with self._database.connection() as conn:
+            await conn.execute(sql, params)
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
