@@ -524,6 +524,30 @@ async def test_finish_run_records_the_error_and_thread_state(storage: Storage) -
     assert caught.value.detail == 'Run "nope" not found'
 
 
+async def test_finish_run_only_if_pending_leaves_a_started_run_alone(storage: Storage) -> None:
+    # A cancellation that lost the race to the run's start: nothing changes, the thread stays
+    # busy with it; a pending run is finished; a missing one is not found either way.
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    started = await storage.claim_next_run("t")
+    assert started is not None
+    outcome = RunOutcome(status="interrupted", values={"lost": True}, usage=None)
+    assert await storage.finish_run("r1", outcome, only_if_pending=True) is None
+    assert (await storage.get_run("t", "r1"))["status"] == "running"
+    thread = await storage.get_thread("t")
+    assert thread["status"] == "busy" and thread["values"] is None
+    await storage.create_run(_new("r2"))  # queued behind r1
+    ended = await storage.finish_run("r2", RunOutcome(status="interrupted"), only_if_pending=True)
+    assert ended is not None and ended.run["status"] == "interrupted"
+    assert (await storage.get_thread("t"))["status"] == "busy"  # r1 still runs
+    with pytest.raises(NotFoundError):
+        await storage.finish_run("nope", outcome, only_if_pending=True)
+    finished = await storage.finish_run("r1", RunOutcome(status="success", values={"n": 1}))
+    assert finished is not None and finished.next_due is None
+    thread = await storage.get_thread("t")
+    assert thread["status"] == "idle" and thread["values"] == {"n": 1}
+
+
 async def test_finish_run_stores_values_already_encoded(storage: Storage) -> None:
     await _thread(storage)
     await storage.create_run(_new("r1"))

@@ -8,7 +8,7 @@ always taken thread first, run second: no two transactions can wait on each othe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -378,20 +378,20 @@ class PostgresRuns:
         guard = " AND status = 'pending'" if only_if_pending else ""
         async with self._db.transaction() as conn:
             # The thread first, as every transaction on runs takes its locks: found and locked
-            # in one statement (a run's thread cannot go without the run going too).
+            # before the run's row is (`finished` waits on `locked`), in the statement that
+            # ends the run. The thread's status waits for `_settle`'s own statement, whose
+            # snapshot, taken after the lock, sees every run committed before it.
             cursor = await conn.execute(
-                "SELECT * FROM threads WHERE thread_id ="
-                " (SELECT thread_id FROM runs WHERE run_id = %s) FOR UPDATE",
-                (run_id,),
-            )
-            thread = await cursor.fetchone()
-            if thread is None:
-                raise _not_found(run_id)
-            cursor = await conn.execute(
+                "WITH locked AS (SELECT thread_id, usage FROM threads WHERE thread_id ="
+                " (SELECT thread_id FROM runs WHERE run_id = %s) FOR UPDATE),"
                 # A finished run's lease is nobody's: cleared, it takes no room in the row.
-                "UPDATE runs SET status = %s, error = %s, usage = %s, updated_at = %s,"
-                f" owner = NULL, lease_expires_at = NULL WHERE run_id = %s{guard} RETURNING *",
+                " finished AS (UPDATE runs SET status = %s, error = %s, usage = %s,"
+                " updated_at = %s, owner = NULL, lease_expires_at = NULL"
+                f" WHERE run_id = %s{guard} AND EXISTS (SELECT 1 FROM locked) RETURNING *)"
+                " SELECT locked.thread_id AS locked_thread_id, locked.usage AS thread_usage,"
+                " finished.* FROM locked LEFT JOIN finished ON true",
                 (
+                    run_id,
                     outcome.status,
                     outcome.error,
                     None if outcome.usage is None else jsonb(stored_usage(outcome.usage)),
@@ -401,11 +401,12 @@ class PostgresRuns:
             )
             row = await cursor.fetchone()
             if row is None:
-                if only_if_pending:
-                    cursor = await conn.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,))
-                    if await cursor.fetchone() is not None:
-                        return None
                 raise _not_found(run_id)
+            if row["run_id"] is None:  # the run was no longer pending
+                if only_if_pending:
+                    return None
+                raise _not_found(run_id)
+            thread = {"thread_id": row["locked_thread_id"], "usage": row["thread_usage"]}
             next_due = await _settle(conn, thread, outcome, now)
         return FinishedRun(_run(row), next_due)
 
@@ -439,10 +440,10 @@ async def _lock_for_run(conn: Conn, thread_id: str, *, relaxed: bool) -> DictRow
 
 
 async def _settle(
-    conn: Conn, thread: DictRow, outcome: RunOutcome, now: datetime
+    conn: Conn, thread: Mapping[str, Any], outcome: RunOutcome, now: datetime
 ) -> datetime | None:
-    # Called with the thread locked (`thread`, its row as the lock read it), after the
-    # finishing run left the active set, so any active run is a queued one. Returns when the
+    # Called with the thread locked (`thread`: its id and usage as the lock read them), after
+    # the finishing run left the active set, so any active run is a queued one. Returns when the
     # next queued run falls due, read by the update itself (no trip of its own).
     thread_id = thread["thread_id"]
     sets = [
