@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from typing_extensions import TypedDict
 
 from agent_runtime.storage.postgres import PostgresStorage
+from agent_runtime.storage.postgres.checkpoint_tables import ROWS_A_STATEMENT
 from agent_runtime.storage.postgres.database import connection_kwargs
 from tests.storage.postgres.conftest import opened
 
@@ -198,6 +199,32 @@ async def test_calls_store_the_rows_upstream_stores(
     assert found is not None
     assert found.checkpoint["channel_values"] == child["channel_values"]
     assert ("task-3", "__interrupt__", "y") in (found.pending_writes or [])
+
+
+async def test_calls_of_more_rows_than_a_statement_takes_store_them_all(
+    storage: PostgresStorage, upstream: AsyncPostgresSaver
+) -> None:
+    # A checkpoint of more blobbed channels, and a task of more writes, than one statement
+    # carries (`ROWS_A_STATEMENT`): the same rows as upstream's, in one transaction each.
+    count = ROWS_A_STATEMENT * 2 + 7
+    channels = {f"c{n}": [n] for n in range(count)}
+    checkpoint: Checkpoint = {
+        **empty_checkpoint(),
+        "id": "1f0aaaa0-0000-6000-8000-000000000003",
+        "channel_values": channels,
+        "channel_versions": dict.fromkeys(channels, "1"),
+    }
+    writes = [(f"c{n % 10}", n) for n in range(count)]
+    for thread_id, saver in (("ours", storage.checkpointer), ("theirs", upstream)):
+        base: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        stored = await saver.aput(base, checkpoint, {}, dict.fromkeys(channels, "1"))
+        await saver.aput_writes(stored, writes, "task")
+    for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+        assert await _rows(storage, table, "ours") == await _rows(storage, table, "theirs")
+    assert len(await _rows(storage, "checkpoint_blobs", "ours")) == count
+    assert len(await _rows(storage, "checkpoint_writes", "ours")) == count
+    found = await storage.checkpointer.aget_tuple({"configurable": {"thread_id": "ours"}})
+    assert found is not None and found.checkpoint["channel_values"] == channels
 
 
 async def test_a_checkpoint_and_its_writes_are_one_statement_each(

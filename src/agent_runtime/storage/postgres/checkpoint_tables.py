@@ -11,6 +11,7 @@ delete of checkpoints frees only the blobs no remaining checkpoint of the namesp
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,42 +64,65 @@ WHERE c.thread_id = %s AND c.checkpoint_ns = %s
 
 
 # The saver's writes, in upstream's rows (`AsyncPostgresSaver.aput` and `aput_writes` write the
-# same rows, their conflicts resolved the same way), each one statement: upstream sends a
-# checkpoint as a pipeline of two statements and its writes as one statement a row, after
-# dumping the values on a thread of the default executor; each hop and each statement is
-# tens of microseconds of the event loop's CPU (benchmarks/README.md, session 10).
-PUT_CHECKPOINT = """
-WITH blobs AS (
-    INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-    SELECT %s, %s, b.channel, b.version, b.type, b.blob
-    FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[]) AS b(channel, version, type, blob)
-    ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-)
-INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
-    checkpoint, metadata)
-VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
-"""
-"""Parameters: the thread and namespace of the blobs, their channels, versions, types and
-bytes as four arrays, then the checkpoint row."""
+# same rows, their conflicts resolved the same way), each call one statement of several rows:
+# upstream sends a checkpoint as a pipeline of two statements and its writes as one statement a
+# row, after dumping the values on a thread of the default executor; each hop and each
+# statement is tens of microseconds of the event loop's CPU (benchmarks/README.md, session
+# 10). Rows go as VALUES lists, not arrays: psycopg adapts a list element by element in Python.
+ROWS_A_STATEMENT = 500
+"""At most this many rows in one statement (Postgres takes at most 65,535 parameters)."""
 
-_PUT_WRITES = """
-INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path,
-    idx, channel, type, blob)
-SELECT %s, %s, %s, %s, %s, w.idx, w.channel, w.type, w.blob
-FROM unnest(%s::int[], %s::text[], %s::text[], %s::bytea[]) AS w(idx, channel, type, blob)
-ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {}
-"""
-PUT_WRITES_REPLACING = _PUT_WRITES.format(
-    "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+_BLOBS = (
+    "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)"
+    " VALUES {} ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING"
 )
-"""A task's writes that replace earlier ones of the same index (upstream: when every channel
-is a special one, an error, an interrupt, a resume). Parameters: the thread, namespace,
-checkpoint, task and task path, then the indexes, channels, types and bytes as arrays, each
-index at most once (one statement cannot update a row twice)."""
-PUT_WRITES_KEEPING = _PUT_WRITES.format("DO NOTHING")
-"""The same for writes that keep the first of an index, as upstream's plain insert does."""
+_CHECKPOINT = (
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,"
+    " checkpoint, metadata) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)"
+    " DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata"
+)
+_WRITES = (
+    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id,"
+    " task_path, idx, channel, type, blob) VALUES {}"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) {}"
+)
+
+
+@functools.cache
+def put_blobs_sql(count: int) -> str:
+    """Upstream's blob rows (thread, namespace, channel, version, type, bytes), `count` of
+    them, 1 to `ROWS_A_STATEMENT`; a version already stored is kept."""
+    return _BLOBS.format(_rows(count, 6))
+
+
+@functools.cache
+def put_checkpoint_sql(blobs: int) -> str:
+    """A checkpoint row (thread, namespace, id, parent id, checkpoint, metadata), replacing
+    one of its id, after `blobs` blob rows (`put_blobs_sql`) stored by the same statement."""
+    if not blobs:
+        return _CHECKPOINT
+    return f"WITH blobs AS ({put_blobs_sql(blobs)}) {_CHECKPOINT}"
+
+
+@functools.cache
+def put_writes_sql(count: int, *, replacing: bool) -> str:
+    """A task's write rows (thread, namespace, checkpoint, task, task path, index, channel,
+    type, bytes), `count` of them. `replacing`: a write replaces an earlier one of its index
+    (upstream, when every channel is a special one: an error, an interrupt, a resume), and the
+    rows must name each index once (one statement cannot update a row twice); otherwise the
+    first of an index stays."""
+    conflict = (
+        "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+        if replacing
+        else "DO NOTHING"
+    )
+    return _WRITES.format(_rows(count, 9), conflict)
+
+
+def _rows(count: int, width: int) -> str:
+    row = f"({', '.join(['%s'] * width)})"
+    return ", ".join([row] * count)
 
 
 async def list_checkpoint_summaries(

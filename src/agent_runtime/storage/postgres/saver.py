@@ -5,7 +5,7 @@ writes upstream's rows in fewer statements (`checkpoint_tables.PUT_CHECKPOINT`).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -26,11 +26,12 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from agent_runtime.storage.postgres.checkpoint_tables import (
-    PUT_CHECKPOINT,
-    PUT_WRITES_KEEPING,
-    PUT_WRITES_REPLACING,
+    ROWS_A_STATEMENT,
+    put_blobs_sql,
+    put_checkpoint_sql,
+    put_writes_sql,
 )
-from agent_runtime.storage.postgres.database import PostgresDatabase
+from agent_runtime.storage.postgres.database import Conn, PostgresDatabase
 from agent_runtime.storage.serde import GuardedDecoding
 
 
@@ -94,13 +95,7 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
                 blobbed[channel] = inline.pop(channel)
         versions = {ch: v for ch, v in new_versions.items() if ch in blobbed}
         blobs = self._dump_blobs(thread_id, namespace, blobbed, versions)
-        params = (
-            thread_id,
-            namespace,
-            [row[2] for row in blobs],
-            [row[3] for row in blobs],
-            [row[4] for row in blobs],
-            [row[5] for row in blobs],
+        row = (
             thread_id,
             namespace,
             checkpoint["id"],
@@ -108,8 +103,11 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
             Jsonb({**checkpoint, "channel_values": inline}),
             Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
         )
-        async with self._database.connection() as conn:
-            await conn.execute(PUT_CHECKPOINT, params)
+        *earlier, last = _batches(blobs) or [[]]
+        async with self._database.connection() as conn, _atomic(conn, several=bool(earlier)):
+            for batch in earlier:
+                await conn.execute(put_blobs_sql(len(batch)), _flat(batch))
+            await conn.execute(put_checkpoint_sql(len(last)), [*_flat(last), *row])
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -143,19 +141,26 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
         replacing = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         if replacing:
             rows = list({row[5]: row for row in rows}.values())
-        params = (
-            *rows[0][:5],
-            [row[5] for row in rows],
-            [row[6] for row in rows],
-            [row[7] for row in rows],
-            [row[8] for row in rows],
-        )
-        sql = PUT_WRITES_REPLACING if replacing else PUT_WRITES_KEEPING
-        async with self._database.connection() as conn:
-            await conn.execute(sql, params)
+        batches = _batches(rows)
+        async with self._database.connection() as conn, _atomic(conn, several=len(batches) > 1):
+            for batch in batches:
+                await conn.execute(put_writes_sql(len(batch), replacing=replacing), _flat(batch))
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
         with self._database.translated():
             return await super().aget_delta_channel_history(config=config, channels=channels)
+
+
+def _batches(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
+    return [rows[at : at + ROWS_A_STATEMENT] for at in range(0, len(rows), ROWS_A_STATEMENT)]
+
+
+def _flat(rows: Sequence[Sequence[Any]]) -> list[Any]:
+    return [value for row in rows for value in row]
+
+
+def _atomic(conn: Conn, *, several: bool) -> AbstractAsyncContextManager[Any]:
+    # One statement is atomic on its own; several (thousands of rows) share a transaction.
+    return conn.transaction() if several else nullcontext()
