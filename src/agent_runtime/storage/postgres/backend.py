@@ -18,6 +18,7 @@ from agent_runtime.storage.checkpoint_cache import make_serializer
 from agent_runtime.storage.postgres.assistants import PostgresAssistants
 from agent_runtime.storage.postgres.crons import PostgresCrons
 from agent_runtime.storage.postgres.database import POOL_TIMEOUT_SECONDS, PostgresDatabase
+from agent_runtime.storage.postgres.idle_finish import IdleStarts
 from agent_runtime.storage.postgres.retention import PostgresRetention
 from agent_runtime.storage.postgres.runs import PostgresRuns
 from agent_runtime.storage.postgres.saver import RuntimePostgresSaver
@@ -72,6 +73,7 @@ class PostgresStorage(
             prepared_statements=prepared_statements,
         )
         self._now = clock.now
+        self._idle_starts = IdleStarts()
         self._store_config = dict(store_config or {})
         self._saver: RuntimePostgresSaver | None = None
         self._store: RuntimePostgresStore | None = None

@@ -30,6 +30,9 @@ EXPIRES_AT = (
     " ELSE %s::timestamptz + (ttl ->> 'ttl')::float8 * interval '1 minute' END"
 )
 
+THREAD_VERSION = "xmin::text"
+"""A thread row's version: the transaction that wrote it (`idle_finish` compares them)."""
+
 _INSERT = (
     " inserted AS (INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
     " status, metadata, kwargs, multitask_strategy, attempt, not_before, owner,"
@@ -39,9 +42,10 @@ _INSERT = (
     " updated_at = %s, run_count = run_count + 1, first_run_at = coalesce(first_run_at, %s),"
     f" last_run_at = %s, expires_at = {EXPIRES_AT} WHERE thread_id = %s"
     " AND EXISTS (SELECT 1 FROM inserted)"
-    " RETURNING message_count, metadata AS thread_metadata)"
-    " SELECT inserted.*, touched.message_count, touched.thread_metadata"
-    " FROM inserted CROSS JOIN touched"
+    " RETURNING message_count, metadata AS thread_metadata, usage AS thread_usage,"
+    f" {THREAD_VERSION} AS thread_version)"
+    " SELECT inserted.*, touched.message_count, touched.thread_metadata, touched.thread_usage,"
+    " touched.thread_version FROM inserted CROSS JOIN touched"
 )
 
 
@@ -54,7 +58,8 @@ def can_try(new: NewRun) -> bool:
 async def create_on_idle_thread(
     db: PostgresDatabase, new: NewRun, claim: Claim | None, now: datetime
 ) -> DictRow | None:
-    """The new run's row (with the thread's `message_count` and `thread_metadata`), or None,
+    """The new run's row (with the thread's `message_count`, `thread_metadata`, `thread_usage`
+    and `thread_version` as this creation left them), or None,
     having changed nothing, when its thread is not idle, not open, missing or over its tag
     limit, when the assistant changed, or when the run id is taken."""
     relaxed = claim is not None and not claim.durable

@@ -8,7 +8,7 @@ always taken thread first, run second: no two transactions can wait on each othe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,12 @@ from agent_runtime.storage.postgres.idle_create import (
     create_on_idle_thread,
     run_values,
 )
+from agent_runtime.storage.postgres.idle_finish import (
+    IdleStart,
+    IdleStarts,
+    finish_on_unchanged_thread,
+)
+from agent_runtime.storage.postgres.settle import NEXT_DUE, settle
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import (
     AssistantChangedError,
@@ -38,7 +44,7 @@ from agent_runtime.storage.records import (
     RunOutcome,
     ThreadBrief,
 )
-from agent_runtime.usage import add_usage, loaded_usage, stored_usage
+from agent_runtime.usage import loaded_usage, stored_usage
 
 # How many step checkpoints (source "loop", top level) the run of the enclosing `runs` row has
 # written on its thread: a count above the mark taken at its claim is progress. A first attempt
@@ -58,6 +64,7 @@ _CLAIM_MARK = f"CASE WHEN attempt = 0 THEN 1 ELSE {_PROGRESS} END"
 class PostgresRuns:
     _db: PostgresDatabase
     _now: Callable[[], datetime]
+    _idle_starts: IdleStarts
 
     async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
@@ -65,6 +72,8 @@ class PostgresRuns:
             row = await create_on_idle_thread(self._db, new, claim, now)
             if row is not None:
                 run = _run(row)
+                start = IdleStart(new.thread_id, row["thread_version"], row["thread_usage"])
+                self._idle_starts.add(run["run_id"], start)
                 brief = None
                 if run["status"] == "running":
                     brief = ThreadBrief(int(row["message_count"]), row["thread_metadata"])
@@ -368,13 +377,18 @@ class PostgresRuns:
         return int(row["charged"])
 
     async def next_due_time(self, thread_id: str) -> datetime | None:
-        row = await self._db.fetch_one(f"SELECT {_NEXT_DUE} AS due", (thread_id,))
+        row = await self._db.fetch_one(f"SELECT {NEXT_DUE} AS due", (thread_id,))
         return None if row is None else row["due"]
 
     async def finish_run(
         self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
     ) -> FinishedRun | None:
         now = self._now()
+        start = None if only_if_pending else self._idle_starts.pop(run_id)
+        if start is not None:
+            row = await finish_on_unchanged_thread(self._db, run_id, start, outcome, now)
+            if row is not None:
+                return FinishedRun(_run(row), None)  # the thread's only active run
         guard = " AND status = 'pending'" if only_if_pending else ""
         async with self._db.transaction() as conn:
             # The thread first, as every transaction on runs takes its locks: found and locked
@@ -407,14 +421,14 @@ class PostgresRuns:
                     return None
                 raise _not_found(run_id)
             thread = {"thread_id": row["locked_thread_id"], "usage": row["thread_usage"]}
-            next_due = await _settle(conn, thread, outcome, now)
+            next_due = await settle(conn, thread, outcome, now)
         return FinishedRun(_run(row), next_due)
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
         async with self._db.transaction() as conn:
             thread = await lock_thread(conn, thread_id)
             if thread is not None:
-                await _settle(conn, thread, outcome, self._now())
+                await settle(conn, thread, outcome, self._now())
 
     async def requeue_interrupted_work(self) -> list[str]:
         await self.reap_expired_leases()
@@ -437,58 +451,6 @@ async def _lock_for_run(conn: Conn, thread_id: str, *, relaxed: bool) -> DictRow
         (thread_id,),
     )
     return await cursor.fetchone()
-
-
-async def _settle(
-    conn: Conn, thread: Mapping[str, Any], outcome: RunOutcome, now: datetime
-) -> datetime | None:
-    # Called with the thread locked (`thread`: its id and usage as the lock read them), after
-    # the finishing run left the active set, so any active run is a queued one. Returns when the
-    # next queued run falls due, read by the update itself (no trip of its own).
-    thread_id = thread["thread_id"]
-    sets = [
-        "status = CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %s"
-        " AND status IN ('pending', 'running')) THEN 'busy' ELSE %s END",
-        "interrupts = %s",
-        "updated_at = %s",
-        f"expires_at = {EXPIRES_AT}",
-    ]
-    params: list[Any] = [thread_id, outcome.thread_status, jsonb(outcome.interrupts), now, now]
-    # The values are stored by the same statement (a CTE), not one of their own.
-    store_values, values_params = "", []
-    encoded = outcome.encoded_values()
-    if encoded is not None:
-        store_values = (
-            'WITH stored AS (INSERT INTO thread_values (thread_id, "values")'
-            " VALUES (%s, %s::json) ON CONFLICT (thread_id)"
-            ' DO UPDATE SET "values" = excluded."values") '
-        )
-        values_params = [thread_id, encoded.decode()]
-        sets.append("state_updated_at = %s")
-        params.append(now)
-        count = outcome.count_messages()
-        if count is not None:
-            sets.append("message_count = %s")
-            params.append(count)
-    if outcome.usage is not None:
-        total = add_usage(loaded_usage(thread["usage"]), outcome.usage)
-        assert total is not None
-        sets += ["usage = %s", "total_tokens = %s", "cost_usd = %s"]
-        params += [jsonb(stored_usage(total)), total["total_tokens"], total["cost_usd"]]
-    cursor = await conn.execute(
-        f"{store_values}UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s"
-        f" RETURNING {_NEXT_DUE} AS due",
-        [*values_params, *params, thread_id, thread_id],
-    )
-    updated = await cursor.fetchone()
-    return None if updated is None else updated["due"]
-
-
-_NEXT_DUE = (
-    "(SELECT min(coalesce(not_before, created_at)) FROM runs"
-    " WHERE thread_id = %s AND status = 'pending')"
-)
-"""When the thread's earliest pending run falls due (`next_due_time`): a scalar subquery."""
 
 
 def _not_found(run_id: str) -> NotFoundError:
