@@ -393,7 +393,7 @@ class PostgresRuns:
         async with self._db.transaction() as conn:
             # The thread first, as every transaction on runs takes its locks: found and locked
             # before the run's row is (`finished` waits on `locked`), in the statement that
-            # ends the run. The thread's status waits for `_settle`'s own statement, whose
+            # ends the run. The thread's status waits for `settle`'s own statement, whose
             # snapshot, taken after the lock, sees every run committed before it.
             cursor = await conn.execute(
                 "WITH locked AS (SELECT thread_id, usage FROM threads WHERE thread_id ="

@@ -1,6 +1,6 @@
 """LangGraph's `AsyncPostgresSaver` on our pool, decoding through our strict serializer, its
 undecodable blobs raising `CheckpointDecodeError` and its database failures `StorageError`; it
-writes upstream's rows in fewer statements (`checkpoint_tables.PUT_CHECKPOINT`)."""
+writes upstream's rows in fewer statements (`checkpoint_tables.put_checkpoint_sql`)."""
 
 from __future__ import annotations
 
