@@ -47,11 +47,8 @@ def _graph(saver: Any) -> Any:
         answer = interrupt("more?")  # a pending write (the interrupt) on the checkpoint
         return {"notes": [str(answer)], "last": "ask"}
 
-    graph = StateGraph(State)
-    graph.add_node("note", note)
-    graph.add_node("ask", ask)
+    graph = StateGraph(State).add_sequence([("note", note), ("ask", ask)])
     graph.add_edge(START, "note")
-    graph.add_edge("note", "ask")
     graph.add_edge("ask", END)
     return graph.compile(checkpointer=saver)
 
