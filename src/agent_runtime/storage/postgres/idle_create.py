@@ -59,9 +59,9 @@ async def create_on_idle_thread(
     db: PostgresDatabase, new: NewRun, claim: Claim | None, now: datetime
 ) -> DictRow | None:
     """The new run's row (with the thread's `message_count`, `thread_metadata`, `thread_usage`
-    and `thread_version` as this creation left them), or None,
-    having changed nothing, when its thread is not idle, not open, missing or over its tag
-    limit, when the assistant changed, or when the run id is taken."""
+    and `thread_version` as this creation left them), or None, having changed nothing, when
+    its thread is not idle, not open, missing or over its tag limit, when the assistant
+    changed, or when the run id is taken."""
     relaxed = claim is not None and not claim.durable
     if new.not_before is not None and new.not_before > now:
         claim = None

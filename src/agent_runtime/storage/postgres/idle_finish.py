@@ -4,16 +4,16 @@ Ending a run otherwise takes a transaction of two statements besides `BEGIN` and
 (`PostgresRuns.finish_run`); this one takes one, in autocommit. When the condition fails it
 changes nothing and the caller takes the transaction.
 
-Why the condition suffices: when the run was created, no other run was pending or running on
-the thread (`idle_create`'s conditions), and the only transactions that add a run to those (the
+Why the condition suffices: when the run was created, no other run was pending or running on the
+thread (`idle_create`'s conditions), and the only transactions that add a run to those (the
 creations; a claim, a reaped lease or a released one move a run between pending and running)
 also update the thread's row, giving it a new version (its `xmin`, the id of the transaction
-that wrote it). So if the thread's row, locked, is still the
-version the creation wrote, no run has joined the thread since: the finishing run is its only
-active one, the thread's status is the outcome's, no queued run falls due, and the thread's
-usage is the one the creation read back. A run that left meanwhile (deleted, say) changes none
-of that. The row is locked `FOR UPDATE`; a writer that held it commits a new version first,
-which the lock's re-check finds (read committed), and the statement then changes nothing.
+that wrote it). So if the thread's row, locked, is still the version the creation wrote, no run
+has joined the thread since: the finishing run is its only active one, the thread's status is
+the outcome's, no queued run falls due, and the thread's usage is the one the creation read
+back. A run that left meanwhile (deleted, say) changes none of that. The row is locked `FOR
+UPDATE`; a writer that held it commits a new version first, which the lock's re-check finds
+(read committed), and the statement then changes nothing.
 """
 
 from __future__ import annotations
