@@ -1,8 +1,11 @@
 """A start-up that fails exits: one line naming the problem, a non-zero status within 2 s of it,
-and the database file as it was. Runs the real CLI, `serve` and `dev` with reload."""
+and the database file as it was. Runs the real CLI, `serve` and `dev` with reload. One that
+succeeds freezes what it built (`freeze_startup_heap`)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -12,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.types import Message
 
-from agent_runtime.startup import STARTUP_FAILED
+from agent_runtime.startup import STARTUP_FAILED, StartupReport
 from agent_runtime.storage.sqlite.schema import MIGRATIONS
 from tests.test_cli import ECHO, _environ
 
@@ -228,3 +233,53 @@ def test_an_unreachable_redis_fails_start_without_showing_its_password(
     assert lines[0].endswith("; start it, or point --redis (or REDIS_URI) at a running one")
     assert "hunter2" not in lines[0]
     assert not database.exists()  # Redis is reached before the database is opened
+
+
+async def _lifespan(app: StartupReport) -> list[str]:
+    """Run the app's lifespan as uvicorn does, start-up then shut-down; what it answered."""
+    incoming: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[str] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message["type"])
+
+    with contextlib.suppress(RuntimeError):  # a failed start-up's, once reported
+        await app({"type": "lifespan"}, receive, send)
+    return sent
+
+
+def _app(*, fail: bool) -> StartupReport:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if fail:
+            raise RuntimeError("no model configured")
+        yield
+
+    return StartupReport(Starlette(lifespan=lifespan), lambda line: None)
+
+
+async def test_a_started_server_freezes_what_start_up_built() -> None:
+    assert gc.get_freeze_count() == 0
+    try:
+        sent = await _lifespan(_app(fail=False))
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    # Every object alive and tracked at start-up: the modules alone are tens of thousands.
+    assert frozen > 10_000
+
+
+async def test_a_failed_start_freezes_nothing() -> None:
+    try:
+        sent = await _lifespan(_app(fail=True))
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+
+    assert sent == ["lifespan.startup.failed"]
+    assert frozen == 0
