@@ -1,9 +1,12 @@
 """The runtime's Postgres saver writes the rows upstream's `AsyncPostgresSaver` writes, each
 checkpoint and each task's writes in one statement, and reads back as upstream does: plain
-channels, blobs, a delta channel's snapshots and replays, interrupts and special writes."""
+channels, blobs, a delta channel's snapshots and replays, interrupts and special writes,
+decoded on the event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import operator
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, cast
@@ -246,3 +249,25 @@ async def test_a_checkpoint_and_its_writes_are_one_statement_each(
     assert len(statements) == 2
     assert len(await _rows(storage, "checkpoint_blobs", "t")) == 2
     assert len(await _rows(storage, "checkpoint_writes", "t")) == 3
+
+
+class _NoThreads(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that refuses work: whatever is handed to it fails the test."""
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a checkpoint read went to a thread of the default executor")
+
+
+async def test_reads_decode_on_the_event_loop(storage: PostgresStorage) -> None:
+    graph = _graph(storage.checkpointer)
+    config: Any = {"configurable": {"thread_id": "on-loop"}}
+    await graph.ainvoke({"notes": [], "count": 0, "last": ""}, config)  # stops at `ask`
+    asyncio.get_running_loop().set_default_executor(_NoThreads(max_workers=1))
+
+    latest = await storage.checkpointer.aget_tuple(config)
+    history = [found async for found in storage.checkpointer.alist(config)]
+
+    assert latest is not None
+    assert latest.pending_writes  # the interrupt, decoded
+    assert len(history) == 3  # the input, START, `note`
+    assert _comparable(history[0]) == _comparable(latest)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -63,6 +63,26 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with self._database.translated():
             return await super().aget_tuple(config)
+
+    async def _load_checkpoint_tuple(self, value: DictRow) -> CheckpointTuple:
+        """Upstream's, the pending writes decoded here, as `aput` dumps: upstream decodes them
+        on a thread of the default executor, a hop for every checkpoint read (each state
+        read, each item of a history page), empty writes included."""
+        thread_id, namespace = value["thread_id"], value["checkpoint_ns"]
+        stored = value["checkpoint"]
+        values = {
+            **(stored.get("channel_values") or {}),
+            **self._load_blobs(value["channel_values"]),
+        }
+        checkpoint = cast(Checkpoint, {**stored, "channel_values": values})
+        parent_id = value["parent_checkpoint_id"]
+        return CheckpointTuple(
+            _config(thread_id, namespace, value["checkpoint_id"]),
+            checkpoint,
+            value["metadata"],
+            _config(thread_id, namespace, parent_id) if parent_id else None,
+            self._load_writes(value["pending_writes"]),
+        )
 
     async def alist(
         self, config: RunnableConfig | None, **kwargs: Any
@@ -151,6 +171,16 @@ class RuntimePostgresSaver(GuardedDecoding, AsyncPostgresSaver):
     ) -> Mapping[str, DeltaChannelHistory]:
         with self._database.translated():
             return await super().aget_delta_channel_history(config=config, channels=channels)
+
+
+def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": namespace,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
 
 
 def _batches(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
