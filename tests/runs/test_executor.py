@@ -106,6 +106,34 @@ async def test_only_the_requested_mode_is_published(harness: Harness) -> None:
     assert outcome.decoded_values() == {"steps": ["one", "two", "three"]}
 
 
+async def test_the_first_token_of_a_burst_reaches_a_waiting_stream_before_the_rest(
+    harness: Harness,
+) -> None:
+    # The offline model has every token of its reply ready at once, as a cached or batched
+    # reply would: the first must not wait behind the others' publishing.
+    tid = await harness.thread()
+    new = harness.new_run(tid, "chat", input=HELLO, stream_mode="messages-tuple")
+    run = await claim(harness, new)
+    subscription = harness.events.subscribe(run["run_id"], after=-1)
+
+    async def waited_for_the_second_token() -> bool:
+        async for event in subscription:
+            if event.event == "messages":
+                break
+        # Runs only if reading the next token has to wait for the loop: it was not yet published.
+        loop_ran: list[bool] = []
+        asyncio.get_running_loop().call_soon(loop_ran.append, True)
+        second = await anext(subscription)
+        assert second.event == "messages"
+        return bool(loop_ran)
+
+    watcher = asyncio.create_task(waited_for_the_second_token())
+    _, events = await execute(harness, run)
+
+    assert await watcher
+    assert [name for name, _ in events].count("messages") > 2
+
+
 # What the graph is given
 
 

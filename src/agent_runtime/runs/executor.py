@@ -4,6 +4,7 @@ ended. It never touches run rows: the run manager records the outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -127,6 +128,8 @@ class RunExecutor:
         }
         # The last top-level `values` chunk and the bytes it was published as.
         published: tuple[Any, bytes] | None = None
+        # The event names published so far: each one's first event goes out at once.
+        named: set[str] = set()
         try:
             stream = _stream(graph, graph_input, config, stream_options, events="events" in modes)
             async for name, data in _shaped(stream, shaper):
@@ -136,6 +139,13 @@ class RunExecutor:
                     published = (data, encoded)
                 else:
                     await self._publish(run_id, name, data)
+                if name not in named:
+                    named.add(name)
+                    # A graph may have a burst of events ready (a model's tokens all at once):
+                    # publishing them does not suspend, so the streams waiting for the first
+                    # would only run after the last. Letting them run now puts a run's first
+                    # token on the wire before the rest are published.
+                    await asyncio.sleep(0)
             for name, data in shaper.finish():
                 await self._publish(run_id, name, data)
         except Exception as exc:
