@@ -227,6 +227,12 @@ class CreatedRun(NamedTuple):
     claimed (its status `running`); None for a queued run, which reads it when it starts."""
 
 
+def from_past(new: NewRun) -> bool:
+    """Whether the run starts from a past checkpoint it names rather than the thread's latest."""
+    options = new.options
+    return bool(options.checkpoint_id or (options.checkpoint or {}).get("checkpoint_id"))
+
+
 def new_run_columns(
     claim: Claim | None, now: datetime
 ) -> tuple[RunStatus, int, str | None, datetime | None, int]:

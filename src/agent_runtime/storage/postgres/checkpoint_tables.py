@@ -18,6 +18,7 @@ from typing import Any
 from langgraph.checkpoint.postgres.base import (
     PRUNE_DELTA_THREADS_SQL,
     PRUNE_SNAPSHOT_SQL,
+    SELECT_SQL,
     _aexecute,
     _keep_latest,
     _Statements,
@@ -30,6 +31,45 @@ from agent_runtime.storage.records import CheckpointSummary
 
 CHECKPOINT_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
 """The tables of langgraph-checkpoint-postgres keyed by thread_id."""
+
+LATEST_COLUMNS = (
+    "thread_id",
+    "checkpoint",
+    "checkpoint_ns",
+    "checkpoint_id",
+    "parent_checkpoint_id",
+    "metadata",
+    "channel_values",
+    "pending_writes",
+)
+"""The columns of upstream's read of a checkpoint (`SELECT_SQL`), which its saver loads a
+checkpoint tuple from."""
+
+LATEST_PREFIX = "latest_"
+
+
+def latest_join(alias: str = "latest") -> str:
+    """A `LEFT JOIN LATERAL` of upstream's read of a thread's latest root checkpoint, the
+    thread's id its one parameter; `latest_columns` selects what it read."""
+    return (
+        f" LEFT JOIN LATERAL ({SELECT_SQL} WHERE thread_id = %s AND checkpoint_ns = ''"
+        f" ORDER BY checkpoint_id DESC LIMIT 1) {alias} ON true"
+    )
+
+
+def latest_columns(alias: str = "latest") -> str:
+    """`latest_join`'s columns, each prefixed (`LATEST_PREFIX`); `checkpoint_id` is NULL when
+    the thread has no checkpoint."""
+    return ", ".join(f"{alias}.{column} AS {LATEST_PREFIX}{column}" for column in LATEST_COLUMNS)
+
+
+def latest_row(row: DictRow) -> dict[str, Any] | None:
+    """The row upstream's read would have returned, from a row that selected
+    `latest_columns`; None when the thread had no checkpoint."""
+    if row[f"{LATEST_PREFIX}checkpoint_id"] is None:
+        return None
+    return {column: row[f"{LATEST_PREFIX}{column}"] for column in LATEST_COLUMNS}
+
 
 # A channel has a value at a checkpoint when the row inlines one, or when the blob of the
 # version it names is not upstream's "empty" marker. Nothing is decoded.

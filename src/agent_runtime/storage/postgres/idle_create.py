@@ -20,6 +20,7 @@ from datetime import datetime
 
 from psycopg.rows import DictRow
 
+from agent_runtime.storage.postgres.checkpoint_tables import latest_columns, latest_join
 from agent_runtime.storage.postgres.database import PostgresDatabase, jsonb
 from agent_runtime.storage.records import Claim, NewRun, new_run_columns
 
@@ -45,8 +46,9 @@ _INSERT = (
     " RETURNING message_count, metadata AS thread_metadata, usage AS thread_usage,"
     f" {THREAD_VERSION} AS thread_version)"
     " SELECT inserted.*, touched.message_count, touched.thread_metadata, touched.thread_usage,"
-    " touched.thread_version FROM inserted CROSS JOIN touched"
+    " touched.thread_version"
 )
+_FROM = " FROM inserted CROSS JOIN touched"
 
 
 def can_try(new: NewRun) -> bool:
@@ -56,12 +58,13 @@ def can_try(new: NewRun) -> bool:
 
 
 async def create_on_idle_thread(
-    db: PostgresDatabase, new: NewRun, claim: Claim | None, now: datetime
+    db: PostgresDatabase, new: NewRun, claim: Claim | None, now: datetime, *, read_latest: bool
 ) -> DictRow | None:
     """The new run's row (with the thread's `message_count`, `thread_metadata`, `thread_usage`
     and `thread_version` as this creation left them), or None, having changed nothing, when
     its thread is not idle, not open, missing or over its tag limit, when the assistant
-    changed, or when the run id is taken."""
+    changed, or when the run id is taken. With `read_latest`, the row also holds the thread's
+    latest root checkpoint as upstream's saver reads it (`checkpoint_tables.latest_columns`)."""
     relaxed = claim is not None and not claim.durable
     if new.not_before is not None and new.not_before > now:
         claim = None
@@ -88,6 +91,13 @@ async def create_on_idle_thread(
     stamped = {"graph_id": new.graph_id, "assistant_id": new.assistant_id}
     params += run_values(new, now, claim)
     params += [jsonb(stamped), now, now, now, now, new.thread_id]
+    if read_latest:
+        # The statement's snapshot: the checkpoints as of this creation, which nothing can
+        # change before the run reads them (`storage.primed`).
+        sql += f", {latest_columns()}{_FROM}{latest_join()}"
+        params.append(new.thread_id)
+    else:
+        sql += _FROM
     return await db.fetch_one(sql, params)
 
 

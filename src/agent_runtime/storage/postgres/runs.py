@@ -19,7 +19,7 @@ from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
-from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints
+from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints, latest_row
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.idle_create import (
     EXPIRES_AT,
@@ -32,6 +32,7 @@ from agent_runtime.storage.postgres.idle_finish import (
     IdleStarts,
     finish_on_unchanged_thread,
 )
+from agent_runtime.storage.postgres.saver import RuntimePostgresSaver
 from agent_runtime.storage.postgres.settle import NEXT_DUE, settle
 from agent_runtime.storage.postgres.threads import lock_thread, thread_not_found
 from agent_runtime.storage.records import (
@@ -43,6 +44,7 @@ from agent_runtime.storage.records import (
     NewRun,
     RunOutcome,
     ThreadBrief,
+    from_past,
 )
 from agent_runtime.usage import loaded_usage, stored_usage
 
@@ -62,6 +64,7 @@ _CLAIM_MARK = f"CASE WHEN attempt = 0 THEN 1 ELSE {_PROGRESS} END"
 
 
 class PostgresRuns:
+    _saver: RuntimePostgresSaver | None
     _db: PostgresDatabase
     _now: Callable[[], datetime]
     _idle_starts: IdleStarts
@@ -69,7 +72,11 @@ class PostgresRuns:
     async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
         if can_try(new):
-            row = await create_on_idle_thread(self._db, new, claim, now)
+            saver = self._saver
+            # A run claimed now starts by reading the thread's latest checkpoint: read in the
+            # same statement, it costs no statement of its own (`storage.primed`).
+            read_latest = claim is not None and saver is not None and not from_past(new)
+            row = await create_on_idle_thread(self._db, new, claim, now, read_latest=read_latest)
             if row is not None:
                 run = _run(row)
                 start = IdleStart(new.thread_id, row["thread_version"], row["thread_usage"])
@@ -77,6 +84,8 @@ class PostgresRuns:
                 brief = None
                 if run["status"] == "running":
                     brief = ThreadBrief(int(row["message_count"]), row["thread_metadata"])
+                    if read_latest and saver is not None:
+                        saver.prime(run["run_id"], new.thread_id, latest_row(row))
                 return CreatedRun(run, [], brief)
         # An attended run's creation, claimed or queued behind another, commits without
         # waiting for the disk (as on SQLite).
@@ -384,6 +393,8 @@ class PostgresRuns:
         self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
     ) -> FinishedRun | None:
         now = self._now()
+        if self._saver is not None:
+            self._saver.primed.forget(run_id)
         start = None if only_if_pending else self._idle_starts.pop(run_id)
         if start is not None:
             row = await finish_on_unchanged_thread(self._db, run_id, start, outcome, now)

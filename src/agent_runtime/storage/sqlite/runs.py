@@ -29,11 +29,13 @@ from agent_runtime.storage.records import (
     NewRun,
     RunOutcome,
     ThreadBrief,
+    from_past,
     new_run_columns,
 )
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
+from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
 from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.storage.sqlite.values import ValuesCompressor
 from agent_runtime.usage import add_usage, loaded_usage, stored_usage
@@ -67,6 +69,9 @@ _NEXT_DUE = (
 )
 """When the thread's earliest pending run falls due (`next_due_time`)."""
 
+_NOT_READ = object()
+"""`_create_run`'s fourth item when it did not read the thread's latest checkpoint."""
+
 _IDS_PER_READ = 500
 """Ids bound in one `IN (...)`: well under SQLite's limit on a statement's parameters."""
 
@@ -74,14 +79,21 @@ _IDS_PER_READ = 500
 class SqliteRuns:
     _db: SqliteDatabase
     _now: Callable[[], datetime]
+    _saver: RuntimeSqliteSaver | None
 
     async def create_run(self, new: NewRun, *, claim: Claim | None = None) -> CreatedRun:
         now = self._now()
+        saver = self._saver
+        # A run claimed now starts by reading the thread's latest checkpoint: read in the same
+        # transaction, it costs no trip of its own (`storage.primed`).
+        read = None if claim is None or saver is None or from_past(new) else saver.latest_reader
         # One trip to the writer's thread for the whole transaction.
-        inserted, active, brief = await self._db.write(
-            lambda db: _create_run(db, new, now, claim),
+        inserted, active, brief, found = await self._db.write(
+            lambda db: _create_run(db, new, now, claim, read),
             durable=claim is None or claim.durable,
         )
+        if found is not _NOT_READ and saver is not None:
+            saver.primed.put(new.run_id, new.thread_id, found)
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
         run = _run(inserted)
         return CreatedRun(
@@ -308,6 +320,8 @@ class SqliteRuns:
             return rows[0], _due(db.execute(_NEXT_DUE, (thread_id,)).fetchone()[0])
 
         finished = await self._db.write(finish)
+        if self._saver is not None:
+            self._saver.primed.forget(run_id)
         return None if finished is None else FinishedRun(_run(finished[0]), finished[1])
 
     async def settle_thread(self, thread_id: str, outcome: RunOutcome) -> None:
@@ -326,8 +340,12 @@ class SqliteRuns:
 
 
 def _create_run(
-    db: sqlite3.Connection, new: NewRun, now: datetime, claim: Claim | None
-) -> tuple[Any, list[Any], ThreadBrief]:
+    db: sqlite3.Connection,
+    new: NewRun,
+    now: datetime,
+    claim: Claim | None,
+    read: Callable[[str], Callable[[sqlite3.Connection], Any]] | None,
+) -> tuple[Any, list[Any], ThreadBrief, Any]:
     if new.assistant_seen is not None:
         stored = db.execute(
             "SELECT version, updated_at FROM assistants WHERE assistant_id = ?",
@@ -430,7 +448,10 @@ def _create_run(
             new.thread_id,
         ),
     )
-    return inserted, active, ThreadBrief(message_count, metadata)
+    found = _NOT_READ
+    if read is not None and inserted["status"] == "running":
+        found = read(new.thread_id)(db)
+    return inserted, active, ThreadBrief(message_count, metadata), found
 
 
 def _settle(

@@ -18,11 +18,13 @@ wake-up of the event loop), with the same statements, in the same order, under t
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -34,9 +36,11 @@ from langgraph.checkpoint.base import (
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
+from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql
 
+from agent_runtime.storage.primed import PrimedReads
 from agent_runtime.storage.serde import GuardedDecoding
 from agent_runtime.storage.sqlite.checkpoint_tables import read_delta_channel_history
 from agent_runtime.storage.sqlite.writer import GroupCommit, one_trip, write_once
@@ -61,27 +65,37 @@ class _OneTripSaver(AsyncSqliteSaver):
     group_commit: GroupCommit | None = None
     """The writer connection's (`SqliteDatabase.group_commit`), set by whoever shares it."""
 
+    def __init__(self, conn: aiosqlite.Connection, *, serde: SerializerProtocol | None = None):
+        super().__init__(conn, serde=serde)
+        self.primed = PrimedReads()
+        """Reads of a thread's latest checkpoint made by runs' creations (`storage.primed`)."""
+
+    def latest_reader(self, thread_id: str) -> Callable[[sqlite3.Connection], Any]:
+        """What `aget_tuple` runs on the connection's thread to read the thread's latest
+        checkpoint at the root, for a transaction of the writer connection to call; its result
+        is what `primed` keeps."""
+        return functools.partial(
+            _read, thread_id=thread_id, namespace="", wanted=None, has_task_path=self._has_task_path
+        )
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         await self.setup()
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         namespace = configurable.get("checkpoint_ns", "")
         wanted = get_checkpoint_id(config)
-        writes_sql = pending_writes_sql(self._has_task_path)
-
-        def read(db: sqlite3.Connection) -> tuple[Any, list[Any]] | None:
-            params: tuple[str, ...]
-            if wanted:
-                sql, params = f"{_SELECT} AND checkpoint_id = ?", (thread_id, namespace, wanted)
-            else:
-                sql = f"{_SELECT} ORDER BY checkpoint_id DESC LIMIT 1"
-                params = (thread_id, namespace)
-            row = db.execute(sql, params).fetchone()
-            if row is None:
-                return None
-            return row, db.execute(writes_sql, (thread_id, namespace, row[1])).fetchall()
-
-        found = await one_trip(self.lock, self.conn, read)
+        primed = self.primed.take(config)
+        if primed is not None:
+            found = primed.found
+        else:
+            read = functools.partial(
+                _read,
+                thread_id=thread_id,
+                namespace=namespace,
+                wanted=wanted,
+                has_task_path=self._has_task_path,
+            )
+            found = await one_trip(self.lock, self.conn, read)
         if found is None:
             return None
         (found_thread, checkpoint_id, parent_id, type_, blob, metadata), writes = found
@@ -178,6 +192,27 @@ class _OneTripSaver(AsyncSqliteSaver):
             db.executemany(verb + _WRITE_COLUMNS, rows)
 
         await write_once(self.lock, self.conn, put, self.group_commit)
+
+
+def _read(
+    db: sqlite3.Connection,
+    *,
+    thread_id: str,
+    namespace: str,
+    wanted: str | None,
+    has_task_path: bool,
+) -> tuple[Any, list[Any]] | None:
+    params: tuple[str, ...]
+    if wanted:
+        sql, params = f"{_SELECT} AND checkpoint_id = ?", (thread_id, namespace, wanted)
+    else:
+        sql = f"{_SELECT} ORDER BY checkpoint_id DESC LIMIT 1"
+        params = (thread_id, namespace)
+    row = db.execute(sql, params).fetchone()
+    if row is None:
+        return None
+    writes_sql = pending_writes_sql(has_task_path)
+    return row, db.execute(writes_sql, (thread_id, namespace, row[1])).fetchall()
 
 
 class RuntimeSqliteSaver(GuardedDecoding, _OneTripSaver):
