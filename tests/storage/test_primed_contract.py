@@ -104,6 +104,30 @@ async def test_a_claimed_runs_first_read_is_the_one_its_creation_made(storage: S
     assert len(_primed(storage)) == 0
 
 
+async def test_a_queued_runs_claim_reads_the_latest_for_it(storage: Storage) -> None:
+    graph = await _asked_thread(storage)
+    latest: RunnableConfig = {"configurable": {"thread_id": "t"}}
+    await storage.create_run(_new("r1"))  # queued: its creation claims nothing
+    assert len(_primed(storage)) == 0
+    before = await storage.checkpointer.aget_tuple(latest)
+
+    claimed = await storage.claim_next_run("t", owner="p1", lease=CLAIM.lease)
+    assert claimed is not None and claimed["run_id"] == "r1"
+    await graph.aupdate_state(latest, {"notes": ["edited"]})
+
+    assert _comparable(await storage.checkpointer.aget_tuple(_run_config("r1"))) == _comparable(
+        before
+    )
+    assert len(_primed(storage)) == 0
+
+
+async def test_a_claimed_run_from_a_past_checkpoint_keeps_no_read(storage: Storage) -> None:
+    await _asked_thread(storage)
+    await storage.create_run(_new("r1", checkpoint_id="x"))
+    assert await storage.claim_next_run("t", owner="p1", lease=CLAIM.lease) is not None
+    assert len(_primed(storage)) == 0
+
+
 async def test_a_run_on_a_thread_without_checkpoints_reads_none(storage: Storage) -> None:
     await storage.create_thread(NewThread(thread_id="t", metadata={}, ttl=None), if_exists="raise")
     await storage.create_run(_new("r1"), claim=CLAIM)

@@ -233,6 +233,14 @@ def from_past(new: NewRun) -> bool:
     return bool(options.checkpoint_id or (options.checkpoint or {}).get("checkpoint_id"))
 
 
+def claimed_from_past(run: Run) -> bool:
+    """`from_past` for a claimed run, from its stored options: only a first attempt starts
+    from the checkpoint it names (a retry continues from its own latest)."""
+    kwargs = run["kwargs"]
+    named = kwargs.get("checkpoint_id") or (kwargs.get("checkpoint") or {}).get("checkpoint_id")
+    return bool(named) and run["attempt"] <= 1
+
+
 def new_run_columns(
     claim: Claim | None, now: datetime
 ) -> tuple[RunStatus, int, str | None, datetime | None, int]:

@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 
 from agent_runtime.errors import ConflictError
+from agent_runtime.storage.postgres import PostgresStorage
 from agent_runtime.storage.records import Claim, NewRun, NewThread, RunOutcome
 from tests.storage.postgres.conftest import opened
 
@@ -107,3 +108,35 @@ async def test_a_reap_by_two_processes_charges_once(pg_uri: str) -> None:
         assert sorted(map(len, reaped)) == [0, 1]
         assert await b.charged_attempts("r") == 1
         await a.finish_run("r", RunOutcome(status="success"))
+
+
+async def test_claims_racing_finishes_run_each_thread_one_run_at_a_time(pg_uri: str) -> None:
+    # Each process claims the next run of the thread as soon as it sees none running, and ends
+    # what it claimed: every run runs once, in order, never beside another of its thread.
+    async with (
+        opened(pg_uri) as a,
+        opened(pg_uri) as b,
+        opened(pg_uri) as c,
+        opened(pg_uri) as d,
+    ):
+        await a.create_thread(NewThread(thread_id="t"), if_exists="raise")
+        queued = [f"r{n:02}" for n in range(12)]  # the order of creation, at equal times
+        for run_id in queued:
+            await a.create_run(_run(run_id, "t"))
+        started: list[str] = []
+
+        async def worker(storage: PostgresStorage, owner: str) -> None:
+            while len(started) < len(queued):
+                run = await storage.claim_next_run("t", owner=owner, lease=LEASE)
+                if run is None:
+                    await asyncio.sleep(0)
+                    continue
+                running = await storage.search_runs(thread_id="t", statuses=["running"])
+                assert [r["run_id"] for r in running] == [run["run_id"]]
+                started.append(run["run_id"])
+                await storage.finish_run(run["run_id"], RunOutcome(status="success"))
+
+        await asyncio.wait_for(
+            asyncio.gather(*(worker(s, f"p{i}") for i, s in enumerate((a, b, c, d)))), 30
+        )
+        assert started == queued

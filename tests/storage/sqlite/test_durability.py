@@ -93,8 +93,9 @@ async def test_a_claim_skips_the_disk_wait_and_leaves_commits_full(tmp_path: Pat
         assert claimed is not None and claimed["status"] == "running"
         assert [" ".join(s.split()[:2]) for s in statements] == [
             "PRAGMA synchronous=NORMAL",
-            "BEGIN DEFERRED",
+            "BEGIN IMMEDIATE",
             "UPDATE runs",
+            "SELECT thread_id,",  # the thread's latest checkpoint, for the run (storage.primed)
             "COMMIT",
             "PRAGMA synchronous=FULL",
         ]

@@ -19,7 +19,12 @@ from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
 from agent_runtime.storage.multitask import check_pending
-from agent_runtime.storage.postgres.checkpoint_tables import delete_run_checkpoints, latest_row
+from agent_runtime.storage.postgres.checkpoint_tables import (
+    delete_run_checkpoints,
+    latest_columns,
+    latest_join,
+    latest_row,
+)
 from agent_runtime.storage.postgres.database import Conn, PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.idle_create import (
     EXPIRES_AT,
@@ -44,6 +49,7 @@ from agent_runtime.storage.records import (
     NewRun,
     RunOutcome,
     ThreadBrief,
+    claimed_from_past,
     from_past,
 )
 from agent_runtime.usage import loaded_usage, stored_usage
@@ -265,27 +271,36 @@ class PostgresRuns:
     ) -> Run | None:
         now = self._now()
         expires = None if lease is None else now + lease
-        async with self._db.transaction() as conn:
-            # Claims of one thread take turns on its row, so "nothing is running" stays true
-            # until this claim commits, whichever process makes it.
-            cursor = await conn.execute(
-                "SELECT 1 FROM threads WHERE thread_id = %s FOR UPDATE", (thread_id,)
-            )
-            if await cursor.fetchone() is None:
-                return None
-            cursor = await conn.execute(
-                "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = %s,"
-                " owner = %s, lease_expires_at = %s,"
-                f" progress_mark = {_CLAIM_MARK}"
-                " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = %s"
-                " AND status = 'pending' AND (not_before IS NULL OR not_before <= %s)"
-                " ORDER BY created_at, run_id LIMIT 1)"
-                " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = %s AND status = 'running')"
-                " RETURNING *",
-                (now, owner, expires, thread_id, now, thread_id),
-            )
-            row = await cursor.fetchone()
-        return None if row is None else _run(row)
+        saver = self._saver
+        # One statement. Two claims of a thread pick the same first pending run (a later one
+        # only once it has finished), so the row lock on it decides between them: the loser,
+        # having waited, finds it no longer `pending` (Postgres checks an updated row's
+        # conditions again on its newest version) and claims nothing.
+        sql = (
+            "WITH claimed AS (UPDATE runs SET status = 'running', attempt = attempt + 1,"
+            " updated_at = %s, owner = %s, lease_expires_at = %s,"
+            f" progress_mark = {_CLAIM_MARK}"
+            " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = %s"
+            " AND status = 'pending' AND (not_before IS NULL OR not_before <= %s)"
+            " ORDER BY created_at, run_id LIMIT 1) AND status = 'pending'"
+            " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = %s AND status = 'running')"
+            " RETURNING *) SELECT claimed.*"
+        )
+        params: list[object] = [now, owner, expires, thread_id, now, thread_id]
+        if saver is not None:
+            # The run starts by reading the thread's latest checkpoint: read here, it costs
+            # no statement of its own (`storage.primed`).
+            sql += f", {latest_columns()} FROM claimed{latest_join()}"
+            params.append(thread_id)
+        else:
+            sql += " FROM claimed"
+        row = await self._db.fetch_one(sql, params)
+        if row is None:
+            return None
+        run = _run(row)
+        if saver is not None and not claimed_from_past(run):
+            saver.prime(run["run_id"], thread_id, latest_row(row))
+        return run
 
     async def ready_threads(self, limit: int) -> list[str]:
         # From the pending runs (a partial index), so finished runs cost nothing; the running

@@ -29,6 +29,7 @@ from agent_runtime.storage.records import (
     NewRun,
     RunOutcome,
     ThreadBrief,
+    claimed_from_past,
     from_past,
     new_run_columns,
 )
@@ -186,18 +187,33 @@ class SqliteRuns:
         now = self._now()
         stamp = _stamp(now)
         expires = None if lease is None else _stamp(now + lease)
-        rows = await self._db.write_returning(
-            "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?,"
-            f" owner = ?, lease_expires_at = ?, progress_mark = {_CLAIM_MARK}"
-            " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = ? AND status = 'pending'"
-            " AND (not_before IS NULL OR not_before <= ?) ORDER BY created_at, run_id LIMIT 1)"
-            " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
-            " RETURNING *",
-            (stamp, owner, expires, thread_id, stamp, thread_id),
-            # A claim lost to a power cut leaves the run `pending`, as recovery would.
-            durable=False,
-        )
-        return _run(rows[0]) if rows else None
+        saver = self._saver
+
+        def claim(db: sqlite3.Connection) -> tuple[Any, Any]:
+            row = db.execute(
+                "UPDATE runs SET status = 'running', attempt = attempt + 1, updated_at = ?,"
+                f" owner = ?, lease_expires_at = ?, progress_mark = {_CLAIM_MARK}"
+                " WHERE run_id = (SELECT run_id FROM runs WHERE thread_id = ?"
+                " AND status = 'pending' AND (not_before IS NULL OR not_before <= ?)"
+                " ORDER BY created_at, run_id LIMIT 1)"
+                " AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = ? AND status = 'running')"
+                " RETURNING *",
+                (stamp, owner, expires, thread_id, stamp, thread_id),
+            ).fetchone()
+            if row is None or saver is None:
+                return row, _NOT_READ
+            # The run starts by reading the thread's latest checkpoint: read in this trip, it
+            # costs none of its own (`storage.primed`).
+            return row, saver.latest_reader(thread_id)(db)
+
+        # A claim lost to a power cut leaves the run `pending`, as recovery would.
+        row, found = await self._db.write(claim, durable=False)
+        if row is None:
+            return None
+        run = _run(row)
+        if found is not _NOT_READ and saver is not None and not claimed_from_past(run):
+            saver.primed.put(run["run_id"], thread_id, found)
+        return run
 
     async def ready_threads(self, limit: int) -> list[str]:
         # Starts from the pending runs (an index on status), so finished runs, however many,
