@@ -5,37 +5,35 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiosqlite
 
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import (
-    ConflictError,
-    InvalidRequestError,
     NotFoundError,
 )
-from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
-from agent_runtime.storage.multitask import check_pending
 from agent_runtime.storage.records import (
-    AssistantChangedError,
-    AssistantStamp,
     Claim,
     CreatedRun,
     FinishedRun,
     NewRun,
     RunOutcome,
-    ThreadBrief,
     claimed_from_past,
     from_past,
-    new_run_columns,
 )
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
 from agent_runtime.storage.sqlite.containment import containment_sql
 from agent_runtime.storage.sqlite.database import SqliteDatabase, fetch_rows
+from agent_runtime.storage.sqlite.run_create import (
+    EXPIRES_AT,
+    NOT_READ,
+    create_run_rows,
+    stored_time,
+)
 from agent_runtime.storage.sqlite.saver import RuntimeSqliteSaver
 from agent_runtime.storage.sqlite.threads import thread_not_found
 from agent_runtime.storage.sqlite.values import ValuesCompressor
@@ -56,22 +54,11 @@ _PROGRESS = (
 # not indexed), which on a 300-turn thread cost 2.5 ms of every claim. A retry counts.
 _CLAIM_MARK = f"CASE WHEN attempt = 0 THEN 1 ELSE {_PROGRESS} END"
 
-# Activity (a run starting or settling, a state edit) restarts the thread's own TTL, which
-# `ttl` holds in minutes; the one parameter is the moment of the activity.
-_EXPIRES_AT = (
-    "CASE WHEN json_extract(ttl, '$.ttl') IS NULL THEN NULL"
-    " ELSE strftime('%Y-%m-%dT%H:%M:%f+00:00', ?,"
-    " printf('+%f seconds', json_extract(ttl, '$.ttl') * 60)) END"
-)
-
 _NEXT_DUE = (
     "SELECT MIN(coalesce(not_before, created_at)) FROM runs"
     " WHERE thread_id = ? AND status = 'pending'"
 )
 """When the thread's earliest pending run falls due (`next_due_time`)."""
-
-_NOT_READ = object()
-"""`_create_run`'s fourth item when it did not read the thread's latest checkpoint."""
 
 _IDS_PER_READ = 500
 """Ids bound in one `IN (...)`: well under SQLite's limit on a statement's parameters."""
@@ -90,10 +77,10 @@ class SqliteRuns:
         read = None if claim is None or saver is None or from_past(new) else saver.latest_reader
         # One trip to the writer's thread for the whole transaction.
         inserted, active, brief, found = await self._db.write(
-            lambda db: _create_run(db, new, now, claim, read),
+            lambda db: create_run_rows(db, new, now, claim, read),
             durable=claim is None or claim.durable,
         )
-        if found is not _NOT_READ and saver is not None:
+        if found is not NOT_READ and saver is not None:
             saver.primed.put(new.run_id, new.thread_id, found)
         to_cancel = active if new.multitask_strategy in ("interrupt", "rollback") else []
         run = _run(inserted)
@@ -185,8 +172,8 @@ class SqliteRuns:
         self, thread_id: str, *, owner: str | None = None, lease: timedelta | None = None
     ) -> Run | None:
         now = self._now()
-        stamp = _stamp(now)
-        expires = None if lease is None else _stamp(now + lease)
+        stamp = stored_time(now)
+        expires = None if lease is None else stored_time(now + lease)
         saver = self._saver
 
         def claim(db: sqlite3.Connection) -> tuple[Any, Any]:
@@ -201,7 +188,7 @@ class SqliteRuns:
                 (stamp, owner, expires, thread_id, stamp, thread_id),
             ).fetchone()
             if row is None or saver is None:
-                return row, _NOT_READ
+                return row, NOT_READ
             # The run starts by reading the thread's latest checkpoint: read in this trip, it
             # costs none of its own (`storage.primed`).
             return row, saver.latest_reader(thread_id)(db)
@@ -211,7 +198,7 @@ class SqliteRuns:
         if row is None:
             return None
         run = _run(row)
-        if found is not _NOT_READ and saver is not None and not claimed_from_past(run):
+        if found is not NOT_READ and saver is not None and not claimed_from_past(run):
             saver.primed.put(run["run_id"], thread_id, found)
         return run
 
@@ -224,7 +211,7 @@ class SqliteRuns:
             " AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = queued.thread_id"
             " AND runs.status = 'running')"
             " GROUP BY thread_id ORDER BY oldest, thread_id LIMIT ?",
-            (_stamp(self._now()), limit),
+            (stored_time(self._now()), limit),
         )
         return [row["thread_id"] for row in rows]
 
@@ -235,12 +222,12 @@ class SqliteRuns:
         rows = await self._db.write_returning(
             "UPDATE runs SET lease_expires_at = ? WHERE owner = ? AND status = 'running'"
             f" AND run_id IN ({marks}) RETURNING run_id",
-            (_stamp(self._now() + lease), owner, *run_ids),
+            (stored_time(self._now() + lease), owner, *run_ids),
         )
         return sorted(row["run_id"] for row in rows)
 
     async def reap_expired_leases(self) -> list[str]:
-        stamp = _stamp(self._now())
+        stamp = stored_time(self._now())
         async with self._db.transaction() as conn:
             # One lapsed lease means its owner stopped renewing (the heartbeat renews all of
             # them at once): the owner is presumed dead and every run it held goes back.
@@ -277,7 +264,7 @@ class SqliteRuns:
         rows = await self._db.write_returning(
             "UPDATE runs SET status = 'pending', owner = NULL, lease_expires_at = NULL,"
             " updated_at = ? WHERE owner = ? AND status = 'running' RETURNING thread_id",
-            (_stamp(self._now()), owner),
+            (stored_time(self._now()), owner),
         )
         return sorted({row["thread_id"] for row in rows})
 
@@ -322,7 +309,7 @@ class SqliteRuns:
                     outcome.status,
                     outcome.error,
                     None if outcome.usage is None else dumps_text(stored_usage(outcome.usage)),
-                    _stamp(now),
+                    stored_time(now),
                     run_id,
                 ),
             ).fetchall()
@@ -355,121 +342,6 @@ class SqliteRuns:
         return [row["thread_id"] for row in rows]
 
 
-def _create_run(
-    db: sqlite3.Connection,
-    new: NewRun,
-    now: datetime,
-    claim: Claim | None,
-    read: Callable[[str], Callable[[sqlite3.Connection], Any]] | None,
-) -> tuple[Any, list[Any], ThreadBrief, Any]:
-    if new.assistant_seen is not None:
-        stored = db.execute(
-            "SELECT version, updated_at FROM assistants WHERE assistant_id = ?",
-            (new.assistant_id,),
-        ).fetchone()
-        if stored is None or new.assistant_seen != AssistantStamp(
-            stored[0], datetime.fromisoformat(stored[1])
-        ):
-            raise AssistantChangedError(new.assistant_id)
-    thread = db.execute(
-        "SELECT metadata, lifecycle, tags, message_count FROM threads WHERE thread_id = ?",
-        (new.thread_id,),
-    ).fetchone()
-    if thread is not None:
-        require_open(new.thread_id, thread["lifecycle"], "take new runs")
-        metadata = loads(thread["metadata"])
-        tags = loads(thread["tags"])
-        message_count = int(thread["message_count"])
-    elif new.if_not_exists == "create":
-        metadata = dict(new.thread_metadata or {})
-        tags = []
-        message_count = 0
-        db.execute(
-            "INSERT INTO threads (thread_id, created_at, updated_at, state_updated_at,"
-            " metadata, visible, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                new.thread_id,
-                *[now.isoformat()] * 3,
-                dumps_text(metadata),
-                int(new.thread_visible),
-                None if new.thread_ttl is None else dumps_text(new.thread_ttl),
-            ),
-        )
-    else:
-        raise thread_not_found(new.thread_id)
-    # The running run first, so a refusal names the run that actually holds the thread.
-    active = db.execute(
-        "SELECT * FROM runs WHERE thread_id = ? AND status IN ('pending', 'running')"
-        " ORDER BY status = 'running' DESC, created_at, run_id",
-        (new.thread_id,),
-    ).fetchall()
-    if active and new.multitask_strategy == "reject":
-        raise ConflictError(
-            f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
-            'multitask_strategy="reject" refuses a second run',
-            code="thread_busy",
-        )
-    check_pending(new, active)
-    stamp = _stamp(now)
-    # Claimed at once only where `claim_next_run` would claim it next: a claim writes these.
-    if active or (new.not_before is not None and new.not_before > now):
-        claim = None
-    status, attempt, owner, lease_expires_at, progress_mark = new_run_columns(claim, now)
-    try:
-        inserted = db.execute(
-            "INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at,"
-            " status, metadata, kwargs, multitask_strategy, attempt, not_before,"
-            " owner, lease_expires_at, progress_mark)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-            (
-                new.run_id,
-                new.thread_id,
-                new.assistant_id,
-                stamp,
-                stamp,
-                status,
-                dumps_text(new.metadata),
-                dumps_text(new.options.to_json()),
-                new.multitask_strategy,
-                attempt,
-                None if new.not_before is None else _stamp(new.not_before),
-                owner,
-                None if lease_expires_at is None else _stamp(lease_expires_at),
-                progress_mark,
-            ),
-        ).fetchone()
-    except sqlite3.IntegrityError:
-        raise ConflictError(
-            f'Run "{new.run_id}" already exists; choose a new run_id', code="run_exists"
-        ) from None
-    tags = list(dict.fromkeys([*tags, *new.tags]))
-    if len(tags) > new.max_tags:
-        raise InvalidRequestError(
-            f"tags: the thread would carry {len(tags)} tags, over the limit of {new.max_tags}",
-            code="too_many_tags",
-        )
-    metadata.update({"graph_id": new.graph_id, "assistant_id": new.assistant_id})
-    db.execute(
-        # A run is activity: a TTL counts from it (`ttl` holds minutes).
-        "UPDATE threads SET status = 'busy', metadata = ?, tags = ?, updated_at = ?,"
-        " run_count = run_count + 1, first_run_at = coalesce(first_run_at, ?),"
-        f" last_run_at = ?, expires_at = {_EXPIRES_AT} WHERE thread_id = ?",
-        (
-            dumps_text(metadata),
-            dumps_text(tags),
-            now.isoformat(),
-            now.isoformat(),
-            now.isoformat(),
-            now.isoformat(),
-            new.thread_id,
-        ),
-    )
-    found = _NOT_READ
-    if read is not None and inserted["status"] == "running":
-        found = read(new.thread_id)(db)
-    return inserted, active, ThreadBrief(message_count, metadata), found
-
-
 def _settle(
     db: sqlite3.Connection,
     thread_id: str,
@@ -483,7 +355,7 @@ def _settle(
         " AND status IN ('pending', 'running')) THEN 'busy' ELSE ? END",
         "interrupts = ?",
         "updated_at = ?",
-        f"expires_at = {_EXPIRES_AT}",
+        f"expires_at = {EXPIRES_AT}",
     ]
     params: list[Any] = [
         thread_id,
@@ -517,12 +389,6 @@ def _settle(
 
 def _due(stored: str | None) -> datetime | None:
     return None if stored is None else datetime.fromisoformat(stored)
-
-
-def _stamp(moment: datetime) -> str:
-    # One fixed UTC form so that comparing and ordering the stored strings compares the times,
-    # whatever zone the caller's `not_before` came in.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
