@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import pytest
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from typing_extensions import TypedDict
@@ -19,6 +18,7 @@ from agent_runtime.runs.options import RunOptions
 from agent_runtime.storage.base import Storage
 from agent_runtime.storage.primed import PrimedReads
 from agent_runtime.storage.records import Claim, NewRun, NewThread, RunOutcome
+from tests.storage.sqlite.test_saver import _comparable
 
 CLAIM = Claim(owner="p1", lease=timedelta(seconds=60))
 
@@ -62,17 +62,6 @@ def _run_config(run_id: str, **configurable: Any) -> RunnableConfig:
 def _primed(storage: Storage) -> PrimedReads:
     primed: PrimedReads = storage.checkpointer.primed  # type: ignore[attr-defined]
     return primed
-
-
-def _comparable(found: CheckpointTuple | None) -> Any:
-    assert found is not None
-    return (
-        found.config,
-        found.checkpoint,
-        found.metadata,
-        found.parent_config,
-        found.pending_writes,
-    )
 
 
 async def _asked_thread(storage: Storage) -> Any:

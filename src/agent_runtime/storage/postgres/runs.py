@@ -18,7 +18,7 @@ from agent_runtime.errors import ConflictError, InvalidRequestError, NotFoundErr
 from agent_runtime.lifecycle import require_open
 from agent_runtime.schema import CancelAction, Run, RunStatus
 from agent_runtime.storage.filters import AuthFilter, auth_containments
-from agent_runtime.storage.multitask import check_pending
+from agent_runtime.storage.multitask import check_active
 from agent_runtime.storage.postgres.checkpoint_tables import (
     delete_run_checkpoints,
     latest_columns,
@@ -125,13 +125,7 @@ class PostgresRuns:
                 (new.thread_id,),
             )
             active = await cursor.fetchall()
-            if active and new.multitask_strategy == "reject":
-                raise ConflictError(
-                    f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
-                    'multitask_strategy="reject" refuses a second run',
-                    code="thread_busy",
-                )
-            check_pending(new, active)
+            check_active(new, active)
             tags = list(dict.fromkeys([*thread["tags"], *new.tags]))
             if len(tags) > new.max_tags:
                 raise InvalidRequestError(

@@ -11,7 +11,7 @@ from typing import Any
 from agent_runtime.encoding import dumps_text, loads
 from agent_runtime.errors import ConflictError, InvalidRequestError
 from agent_runtime.lifecycle import require_open
-from agent_runtime.storage.multitask import check_pending
+from agent_runtime.storage.multitask import check_active
 from agent_runtime.storage.records import (
     AssistantChangedError,
     AssistantStamp,
@@ -96,13 +96,7 @@ def create_run_rows(
         " ORDER BY status = 'running' DESC, created_at, run_id",
         (new.thread_id,),
     ).fetchall()
-    if active and new.multitask_strategy == "reject":
-        raise ConflictError(
-            f'Thread "{new.thread_id}" is busy with run "{active[0]["run_id"]}"; '
-            'multitask_strategy="reject" refuses a second run',
-            code="thread_busy",
-        )
-    check_pending(new, active)
+    check_active(new, active)
     stamp = stored_time(now)
     # Claimed at once only where `claim_next_run` would claim it next: a claim writes these.
     if active or (new.not_before is not None and new.not_before > now):
