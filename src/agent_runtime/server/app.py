@@ -51,6 +51,7 @@ from agent_runtime.server.auth import (
     load_custom_app,
 )
 from agent_runtime.server.custom import CustomRoutes, custom_middleware, enabled
+from agent_runtime.server.dispatch import IndexedRouter
 from agent_runtime.server.inspector import ui_routes
 from agent_runtime.server.metrics import metrics_route
 from agent_runtime.server.openapi import build_openapi
@@ -173,10 +174,9 @@ def create_app(
             0,
             Middleware(RequestObserver, metrics=metrics, tracing=tracing, routes=api_routes),
         )
+    routes = [*([custom] if custom is not None else []), *api_routes, *page_routes]
     app = Starlette(
-        routes=[*([custom] if custom is not None else []), *api_routes, *page_routes],
         middleware=middleware,
-        lifespan=lifespan,
         exception_handlers={
             AuthError: _auth_error,
             AgentRuntimeError: _runtime_error,
@@ -184,6 +184,8 @@ def create_app(
             Exception: _unexpected_error,
         },
     )
+    # Starlette's own, but trying only the routes a path of its shape can match.
+    app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.guard = (
         Guard(Authorizer(auth, default=config.auth.default))
         if auth is not None and config.auth is not None
