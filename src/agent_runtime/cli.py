@@ -49,6 +49,7 @@ from agent_runtime.config import (
 )
 from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.log_config import log_config
+from agent_runtime.observability.access_log import AccessLog, QuietHttpToolsProtocol
 from agent_runtime.processes import DrainingServer, Supervisor, stop_with_parent
 from agent_runtime.reload import ProjectReload
 from agent_runtime.startup import STARTUP_FAILED, StartupReport, exit_now, serve_or_exit
@@ -191,7 +192,7 @@ def _reload_app() -> ASGIApp:
     except ConfigError as exc:
         _say(exc.detail)
         raise SystemExit(3) from None
-    return StartupReport(app, _say)
+    return AccessLog(StartupReport(app, _say))
 
 
 def without_ui(config: RuntimeConfig) -> RuntimeConfig:
@@ -320,6 +321,8 @@ def _uvicorn_config(
         log_level=command.server_log_level,
         log_config=log_config(command.log_level, command.log_format or "text"),
         access_log=command.access_log,
+        # Its access line is written by `AccessLog` as each response ends.
+        http=QuietHttpToolsProtocol,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         factory=reload_dirs is not None,
         reload=reload_dirs is not None,
@@ -349,7 +352,7 @@ def _serve_app(config: RuntimeConfig, command: Command, sock: socket.socket) -> 
     from agent_runtime.server.app import create_app
 
     app = create_app(config)
-    options = _uvicorn_config(StartupReport(app, _say), command)
+    options = _uvicorn_config(AccessLog(StartupReport(app, _say)), command)
     server = DrainingServer(options, app=app, grace=command.shutdown_grace)
     server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILED
