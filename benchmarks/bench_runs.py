@@ -27,12 +27,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiosqlite
+import http_floor
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -69,6 +70,9 @@ class Figures:
     """The same at concurrency 1."""
     first_token: list[float]
     """From the request to the first message chunk of a streamed run."""
+    http_floor: list[float] = field(default_factory=list)
+    """The same stream's first event from a server that answers at once (`http_floor.py`):
+    what the SDK and HTTP cost before any server work. Measured on the server's side only."""
 
 
 # Measuring
@@ -510,9 +514,11 @@ def _measure(args: argparse.Namespace, folder: Path) -> tuple[Figures, Figures]:
 def _served(args: argparse.Namespace, folder: Path, config: Path, database: str | None) -> Figures:
     server, url = start_server(folder, config, database=database)
     try:
-        return asyncio.run(bench_server(args, url, server.pid))
+        figures = asyncio.run(bench_server(args, url, server.pid))
     finally:
         stop_server(server)
+    floor = http_floor.measure(folder, args.runs_stream, args.warmup, USER)
+    return replace(figures, http_floor=floor)
 
 
 def main() -> None:
@@ -530,9 +536,22 @@ def main() -> None:
     print(f"load average after: {_load()}")
     print()
     print("\n".join(report(args, local, served)))
+    http = statistics.median(served.http_floor) * 1000
+    added = (statistics.median(served.first_token) - statistics.median(local.first_token)) * 1000
+    print()
+    print(
+        f"HTTP floor: the first event of the same stream from a server that answers at once, "
+        f"{http:.2f} ms (median of {len(served.http_floor)}); of the first token's {added:+.2f} "
+        f"ms over in-process, {added - http:+.2f} ms are the server's own"
+    )
     if args.json is not None:
         rows = [row.as_json() for row in issue_rows(args, local, served)]
-        result = {"rows": rows, "load": _loads(), "backend": args.backend}
+        result = {
+            "rows": rows,
+            "load": _loads(),
+            "backend": args.backend,
+            "http_floor_ms": round(http, 3),
+        }
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -164,6 +164,13 @@ def main() -> None:
     print()
     print(f"backend {args.backend}, {args.rounds} round(s), load {os.getloadavg()}")
     print("\n".join(table(collect(results))))
+    http = [r["http_floor_ms"] for name, r in results if name == "runs" and "http_floor_ms" in r]
+    if http:
+        print(
+            f"\nHTTP floor (bench_runs.py: the first event of the same stream from a server that "
+            f"answers at once, SDK and uvicorn only): median {statistics.median(http):.2f} ms "
+            f"over {len(http)} round(s)"
+        )
     if args.json is not None:
         args.json.write_text(
             json.dumps({"backend": args.backend, "rounds": [r for _, r in results]}, indent=1)
