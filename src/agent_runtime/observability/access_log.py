@@ -26,13 +26,17 @@ class AccessLog:
     text, and `duration_ms` (request to the response's last byte, or to the client leaving) for
     formats that print extra fields (`--log-format json`). Nothing is logged for a request
     that got no response, as uvicorn logs none; nor when `uvicorn.access` has no handler
-    (`--no-access-log`)."""
+    (`--no-access-log`) or is above INFO (`--server-log-level warning`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not logger.hasHandlers():
+        if (
+            scope["type"] != "http"
+            or not logger.isEnabledFor(logging.INFO)
+            or not logger.hasHandlers()
+        ):
             await self.app(scope, receive, send)
             return
         status: int | None = None
