@@ -1,24 +1,17 @@
 """The access log: uvicorn's line for each request, written once the response has ended (with
-its duration for JSON lines), never before; one line a request under the real CLI."""
+its duration for JSON lines), never before. Through the real CLI: `test_processes.py` (JSON
+lines) and `test_cli.py` (one line a request, `--no-access-log`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from agent_runtime.observability.access_log import ACCESS_LOGGER, AccessLog
-from tests.conftest import ROOT, Database
-from tests.runs.test_crash_recovery import ServerProcess, _until
-
-CONFIG = ROOT / "tests" / "fixtures" / "observability" / "langgraph.json"
-QUESTION: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 class _Lines(logging.Handler):
@@ -119,37 +112,3 @@ async def test_access_log_passes_other_scopes_through(lines: _Lines) -> None:
     await AccessLog(app)({"type": "lifespan"}, _receive, send)
     assert seen == ["lifespan"]
     assert lines.records == []
-
-
-async def test_serve_logs_one_access_line_a_request_with_its_duration(
-    tmp_path: Path, database: Database
-) -> None:
-    server = ServerProcess(tmp_path, database, config=CONFIG, args=("--log-format", "json"))
-    client = await server.start()
-    try:
-        thread = await client.threads.create()
-        path = f"/threads/{thread['thread_id']}/runs/stream"
-        events = [
-            part.event
-            async for part in client.runs.stream(thread["thread_id"], "agent", input=QUESTION)
-        ]
-        assert events[0] == "metadata"
-
-        def access() -> list[dict[str, object]]:
-            found = []
-            for line in server.output:
-                if line.startswith("{"):
-                    entry = json.loads(line)
-                    if entry["logger"] == ACCESS_LOGGER and entry["path"] == path:
-                        found.append(entry)
-            return found
-
-        async def logged() -> bool:
-            return bool(access())
-
-        await _until(logged, "the stream's access line")
-    finally:
-        await server.terminate()
-    [line] = access()
-    assert (line["method"], line["status"]) == ("POST", 200)
-    assert isinstance(line["duration_ms"], float) and line["duration_ms"] > 0

@@ -1,6 +1,7 @@
 """Observability through the real CLI: `serve --workers 2` answers every scrape with the counters
 of both processes added up (and the live gauges of each), and `--log-format json` prints a failed
-run's lines as JSON carrying its ids and its error."""
+run's lines as JSON carrying its ids and its error, and one access line a request with its
+duration."""
 
 from __future__ import annotations
 
@@ -101,9 +102,13 @@ async def test_json_logs_carry_a_failed_runs_ids_and_error(
     assert finished["status"] == "error"
     assert finished["duration_ms"] > 0
     assert finished["run_error"] == "ValueError: the fixture graph failed on purpose"
-    # uvicorn's access lines are JSON too.
+    # uvicorn's access lines are JSON too, one a request, with how long its response took.
     access = [line for line in lines if line["logger"] == "uvicorn.access"]
     assert any(
         line["method"] == "POST" and line["path"] == "/threads" and line["status"] == 200
         for line in access
     )
+    wait_path = f"/threads/{thread['thread_id']}/runs/wait"
+    [waited] = [line for line in access if line["path"] == wait_path]
+    assert (waited["method"], waited["status"]) == ("POST", 200)
+    assert isinstance(waited["duration_ms"], float) and waited["duration_ms"] > 0
