@@ -499,3 +499,46 @@ def test_cli_stops_on_an_auth_file_that_fails_to_import(tmp_path: Path) -> None:
         "agent-runtime: auth.path: ./auth.py:auth is an int, not a langgraph_sdk.Auth object; "
         "create one with `auth = Auth()` and name it here\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed", "refused"),
+    [
+        (("dev", "--no-browser"), None, True),
+        (("serve",), None, False),
+        (("serve",), ["api.example.com"], True),
+    ],
+    ids=["dev-reload", "serve", "serve-listed"],
+)
+def test_cli_answers_only_to_its_names_against_dns_rebinding(
+    tmp_path: Path, args: tuple[str, ...], allowed: list[str] | None, refused: bool
+) -> None:
+    own = {} if allowed is None else {"agent_runtime": {"allowed_hosts": allowed}}
+    config = _project(tmp_path, FAILING_GRAPH, **own)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "agent_runtime.cli", *args),
+            *("--config", str(config), "--host", "127.0.0.1", "--port", str(port)),
+        ],
+        cwd=tmp_path,
+        env=_environ(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _wait_ok(url, process)
+        rebound = httpx.get(f"{url}/ok", headers={"Host": f"rebind.evil.example:{port}"})
+        own_name = httpx.get(f"{url}/ok", headers={"Host": f"localhost:{port}"})
+    finally:
+        _stop(process)
+
+    assert own_name.status_code == 200
+    if refused:
+        assert rebound.status_code == 403
+        assert rebound.json()["code"] == "host_not_allowed"
+    else:
+        assert rebound.status_code == 200

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
-import ipaddress
 import os
 import socket
 import sys
@@ -25,6 +24,7 @@ import uvicorn
 
 from agent_runtime.cli_options import (
     CONFIG_ENV,
+    HOST_ENV,
     JOBS_ENV,
     NO_UI_ENV,
     Command,
@@ -47,6 +47,7 @@ from agent_runtime.config import (
     parse_graph_spec,
     redact_uri,
 )
+from agent_runtime.config.hosts import hosts_for_bind, is_loopback
 from agent_runtime.errors import ConfigError, StorageError
 from agent_runtime.log_config import log_config
 from agent_runtime.observability.access_log import AccessLog, QuietHttpToolsProtocol
@@ -157,7 +158,18 @@ def _with_process_options(config: RuntimeConfig, command: Command) -> RuntimeCon
     if metrics is None:
         # On in production, where it is scraped; it answers behind the same auth as the API.
         metrics = command.name == "serve"
-    return replace(config, role=command.role, metrics=metrics)
+    config = replace(config, role=command.role, metrics=metrics)
+    return with_hosts_for(config, command.host, dev=command.name == "dev")
+
+
+def with_hosts_for(config: RuntimeConfig, bind: str, *, dev: bool) -> RuntimeConfig:
+    """`http.allowed_hosts` settled for a server listening on `bind` (`hosts_for_bind`).
+    `serve` checks only the names it is given: in production a proxy in front of a loopback
+    port commonly passes the public name on, and no browser on the machine is the target."""
+    allowed = config.http.allowed_hosts
+    if allowed is None and not dev:
+        return config
+    return replace(config, http=replace(config.http, allowed_hosts=hosts_for_bind(allowed, bind)))
 
 
 def _processes_line(config: RuntimeConfig, command: Command) -> str:
@@ -186,6 +198,8 @@ def _reload_app() -> ASGIApp:
         config = replace(config, limits=replace(config.limits, n_jobs_per_worker=jobs))
     if os.environ.get(NO_UI_ENV):
         config = without_ui(config)
+    # The parent put the address it listens on here (`_serve_reloading`).
+    config = with_hosts_for(config, os.environ[HOST_ENV], dev=True)
     # Only `agent-runtime dev` reloads.
     try:
         app = create_app(dev_defaults(config))
@@ -286,21 +300,12 @@ def _listen_problem(exc: OSError, host: str, port: int) -> str:
 
 def exposure_warning(config: RuntimeConfig, host: str) -> str | None:
     """The warning for a server that listens beyond this machine with nothing guarding it."""
-    if config.auth is not None or config.api_key or _is_loopback(host):
+    if config.auth is not None or config.api_key or is_loopback(host):
         return None
     return (
         f"warning: listening on {host} with no authentication: anyone who reaches this port "
         f'can use every thread; set {API_KEY_ENV} or "auth" in langgraph.json'
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _url(host: str, port: int) -> str:
@@ -384,6 +389,7 @@ def _serve_reloading(config: RuntimeConfig, command: Command, sock: socket.socke
         os.environ[METRICS_ENV] = str(command.metrics).lower()
     if not command.ui:
         os.environ[NO_UI_ENV] = "1"
+    os.environ[HOST_ENV] = command.host
     folders = [config.base_dir]
     for dependency in config.dependencies:
         if is_path_dependency(dependency):

@@ -15,6 +15,7 @@ from typing import Any
 from agent_runtime.config.auth import read_auth, read_routes
 from agent_runtime.config.database import resolve_database
 from agent_runtime.config.dotenv import parse_dotenv
+from agent_runtime.config.hosts import read_allowed_hosts
 from agent_runtime.config.limits import (
     default_thread_ttl,
     read_checkpoint_cache,
@@ -198,6 +199,7 @@ _OWN_KEYS: ValueTable = {
     "redis": read_redis,
     "metrics": read_flag,
     "log_format": read_choice("text", "json"),
+    "allowed_hosts": read_allowed_hosts,
     "auth": lambda reader, key, value: value,  # read with the auth section
 }
 
@@ -272,6 +274,7 @@ def _build(
             max_body_bytes=own.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES),
             routes=routes,
             disable_ui=read_flag(reader, "http.disable_ui", http.get("disable_ui", False)),
+            allowed_hosts=own.get("allowed_hosts"),
         ),
         auth=auth,
         api_key=environ.get(API_KEY_ENV) or env_values.get(API_KEY_ENV) or None,

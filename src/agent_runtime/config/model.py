@@ -174,6 +174,10 @@ class HttpConfig:
     routes: RouteConfig = field(default_factory=RouteConfig)
     disable_ui: bool = False
     """`http.disable_ui` or `--no-ui`: no inspector page at `/ui`."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """`agent_runtime.allowed_hosts`: the names (`Host` headers) the server answers to beyond
+    this machine's own; `"*"` for any. None: unset, which the CLI settles by the address it
+    listens on (`config.hosts.hosts_for_bind`); an app built in code then checks nothing."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from agent_runtime.background import stop_tasks
 from agent_runtime.clock import SYSTEM_CLOCK, Clock
 from agent_runtime.config import CorsConfig, RuntimeConfig
+from agent_runtime.config.hosts import ANY_HOST
 from agent_runtime.errors import AgentRuntimeError, TooManyRequestsError
 from agent_runtime.observability.http import RequestObserver
 from agent_runtime.observability.metrics import Metrics
@@ -52,6 +53,7 @@ from agent_runtime.server.auth import (
 )
 from agent_runtime.server.custom import CustomRoutes, custom_middleware, enabled
 from agent_runtime.server.dispatch import IndexedRouter
+from agent_runtime.server.hosts import HostCheck
 from agent_runtime.server.inspector import ui_routes
 from agent_runtime.server.metrics import metrics_route
 from agent_runtime.server.openapi import build_openapi
@@ -167,6 +169,10 @@ def create_app(
     # No `http.cors`: only the server's own origin (`agent-runtime dev` sets a default first).
     # Origins come first: a preflight is answered before anything asks for credentials.
     middleware = [Middleware(OriginMiddleware, cors=config.http.cors or CorsConfig()), *inner]
+    allowed_hosts = config.http.allowed_hosts
+    if allowed_hosts is not None and ANY_HOST not in allowed_hosts:
+        # First of all: a request sent to a name the server does not answer to gets nothing.
+        middleware.insert(0, Middleware(HostCheck, allowed=allowed_hosts))
     page_routes = [] if config.http.disable_ui else ui_routes()
     if metrics is not None or tracing is not None:
         # Outermost, so refusals by origin and auth are counted and traced too.
