@@ -13,7 +13,8 @@ import pytest
 
 from agent_runtime.cli import dev_defaults, with_hosts_for
 from agent_runtime.config import RuntimeConfig
-from tests.conftest import RunningServer, example_config, raw_client
+from tests.conftest import example_config
+from tests.server.test_origins import _serving
 
 REBOUND = "rebind.evil.example:2024"
 
@@ -25,15 +26,6 @@ def _refusal(host: str, listed: str = "localhost, 127.0.0.1, [::1]") -> dict[str
         "rebinding). To allow the name, add it to agent_runtime.allowed_hosts in langgraph.json",
         "code": "host_not_allowed",
     }
-
-
-async def _serving(config: RuntimeConfig) -> AsyncIterator[httpx.AsyncClient]:
-    running = await RunningServer(config).start()
-    try:
-        async with raw_client(running) as http:
-            yield http
-    finally:
-        await running.stop()
 
 
 def _listing(
