@@ -198,8 +198,8 @@ def _reload_app() -> ASGIApp:
         config = replace(config, limits=replace(config.limits, n_jobs_per_worker=jobs))
     if os.environ.get(NO_UI_ENV):
         config = without_ui(config)
-    # The parent put the address it listens on here (`_serve_reloading`).
-    config = with_hosts_for(config, os.environ[HOST_ENV], dev=True)
+    # The parent put the address it listens on here (`_serve_reloading`); else dev's default.
+    config = with_hosts_for(config, os.environ.get(HOST_ENV, "127.0.0.1"), dev=True)
     # Only `agent-runtime dev` reloads.
     try:
         app = create_app(dev_defaults(config))
