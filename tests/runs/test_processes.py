@@ -29,7 +29,10 @@ from agent_runtime.storage import open_storage
 from tests.conftest import ROOT, Database, json_of
 from tests.runs.test_crash_recovery import ServerProcess, _until
 
+# Leases long enough that a process stalled by the load of a busy test machine keeps its runs:
+# the exactly-once tests count on it. The takeover test makes a process go silent on purpose.
 CONFIG = ROOT / "tests" / "fixtures" / "processes" / "langgraph.json"
+SHORT_LEASE_CONFIG = ROOT / "tests" / "fixtures" / "processes" / "short-lease.json"
 RUNS_TIMEOUT_SECONDS = 45.0
 CREATE_CONCURRENCY = 16
 
@@ -63,8 +66,8 @@ def _most_at_once(lines: Sequence[Line]) -> int:
     return most
 
 
-def _server(folder: Path, database: Database, *args: str) -> ServerProcess:
-    return ServerProcess(folder, database, config=CONFIG, args=args)
+def _server(folder: Path, database: Database, *args: str, config: Path = CONFIG) -> ServerProcess:
+    return ServerProcess(folder, database, config=config, args=args)
 
 
 async def _create_runs(
@@ -357,3 +360,48 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
     flags = ["serve", "--n-jobs-per-worker", "4", "--workers", "1", "--role", "api"]
     command = read_command(build_parser().parse_args(flags), environ)
     assert (command.jobs, command.workers, command.role) == (4, 1, "api")
+
+
+@pytest.mark.timeout(90)
+async def test_a_stalled_process_cannot_end_the_run_another_process_took_over(
+    tmp_path: Path, database: Database
+) -> None:
+    # The first attempt blocks its server's event loop for 5 s, past the 2 s lease: the other
+    # server reaps the run and executes it again, slowly. When the first server wakes, its
+    # attempt ends too, but the run is no longer its own: ending it then would let the run
+    # queued behind start beside the second attempt.
+    first = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
+    second = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
+    log = tmp_path / "executions.log"
+    try:
+        client = await first.start()
+        other = await second.start()
+        thread_id = (await client.threads.create())["thread_id"]
+        context: dict[str, Any] = {"log": str(log), "stall": 5.0, "retry_delay": 4.0}
+        taken = await client.runs.create(thread_id, "record", input={"runs": []}, context=context)
+        behind = await client.runs.create(
+            thread_id,
+            "record",
+            input={"runs": []},
+            context={"log": str(log)},
+            multitask_strategy="enqueue",
+        )
+
+        async def both_ended() -> bool:
+            runs = await other.runs.list(thread_id)
+            return all(run["status"] == "success" for run in runs) and len(runs) == 2
+
+        await _until(both_ended, "both runs to end", within=60)
+        ended = json_of(await other.runs.get(thread_id, taken["run_id"]))
+        assert (ended["status"], ended["attempt"]) == ("success", 2)
+        lines = {(line.run_id, line.event, line.attempt): line for line in _lines(log)}
+        retried_end = lines[(taken["run_id"], "end", 2)]
+        assert retried_end.pid == second.pid
+        # The stalled attempt did run to its end on the first server, and changed nothing.
+        assert lines[(taken["run_id"], "end", 1)].pid == first.pid
+        # The queued run started only once the run ahead of it had ended where it was taken.
+        assert lines[(behind["run_id"], "start", 1)].at >= retried_end.at
+        state: Any = (await other.threads.get_state(thread_id))["values"]
+        assert state["runs"][-1] == behind["run_id"]
+    finally:
+        await _stop_all([first, second])

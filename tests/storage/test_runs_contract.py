@@ -744,6 +744,41 @@ async def test_a_leased_run_is_its_owners_until_the_lease_lapses(
     # A's late renewal no longer holds anything.
     assert await storage.renew_leases("A", ["r1"], LEASE) == []
     assert await storage.reap_expired_leases() == []
+    # Nor can A, still executing its attempt, end B's: r2 would start beside B's attempt.
+    assert await storage.finish_run("r1", RunOutcome(status="success"), held_by="A") is None
+    assert (await storage.get_run("t", "r1"))["status"] == "running"
+    assert await storage.claim_next_run("t", owner="C", lease=LEASE) is None
+    ended = await storage.finish_run("r1", RunOutcome(status="success"), held_by="B")
+    assert ended is not None and ended.run["status"] == "success"
+    claimed = await storage.claim_next_run("t", owner="C", lease=LEASE)
+    assert claimed is not None and claimed["run_id"] == "r2"
+
+
+@pytest.mark.parametrize("queued_behind", [False, True])
+async def test_a_lapsed_owner_cannot_end_a_run_created_claimed_and_taken_over(
+    storage: Storage, clock: FakeClock, queued_behind: bool
+) -> None:
+    # Created claimed on an idle thread (on Postgres the one-statement creation, whose run
+    # ends in one statement while the thread's row is unchanged: a reap and a claim leave it
+    # so); with a run queued behind it the end takes the transaction.
+    await _thread(storage)
+    created, _, _ = await storage.create_run(_new("r1"), claim=Claim(owner="A", lease=LEASE))
+    assert created["status"] == "running"
+    if queued_behind:
+        await storage.create_run(_new("r2"))
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert await storage.reap_expired_leases() == ["t"]
+    resumed = await storage.claim_next_run("t", owner="B", lease=LEASE)
+    assert resumed is not None and (resumed["run_id"], resumed["attempt"]) == ("r1", 2)
+
+    success = RunOutcome(status="success", thread_status="idle")
+    assert await storage.finish_run("r1", success, held_by="A") is None
+    assert (await storage.get_run("t", "r1"))["status"] == "running"
+    assert (await storage.get_thread("t", values=False))["status"] == "busy"
+    ended = await storage.finish_run("r1", success, held_by="B")
+    assert ended is not None and ended.run["status"] == "success"
+    thread = await storage.get_thread("t", values=False)
+    assert thread["status"] == ("busy" if queued_behind else "idle")
 
 
 async def test_a_dead_owners_runs_are_blamed_unless_they_progressed_beside_others(

@@ -74,6 +74,13 @@ class RunEnds:
         if finished is not None and not finished.done():
             finished.set_result((final, outcome))
 
+    def forget(self, run_id: str) -> None:
+        """This process will not end the run after all (another process took it over): its
+        waiters here read its end from the database once it is no longer held here, as for
+        any run another process executes."""
+        if run_id not in self._watched:
+            self._finished.pop(run_id, None)
+
     def notify(self, run_id: str) -> None:
         """The run ended somewhere (a signal): its waiters' poll reads its row now."""
         watch = self._watched.get(run_id)

@@ -453,11 +453,14 @@ class RunManager:
 
     async def _finish(self, run: Run, options: RunOptions, outcome: RunOutcome) -> None:
         # Only ever on the run's worker, which asks `_next_due` next.
-        self._cancels.forget(run["run_id"])
-        ended = await self._storage.finish_run(run["run_id"], outcome)
-        finished = None if ended is None else ended.run
-        if ended is not None:
-            self._due_after_finish[run["thread_id"]] = ended.next_due
+        run_id = run["run_id"]
+        self._cancels.forget(run_id)
+        ended = await self._storage.finish_run(run_id, outcome, held_by=self.owner)
+        if ended is None:
+            await self._lost(run)
+            return
+        finished = ended.run
+        self._due_after_finish[run["thread_id"]] = ended.next_due
         self._observer.run_finished(run, outcome)
         await self._end_stream(run["run_id"], outcome, finished)
         if options.stateless and options.on_completion == "delete":
@@ -467,6 +470,21 @@ class RunManager:
             task = asyncio.create_task(send_webhook(options.webhook, finished))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    async def _lost(self, run: Run) -> None:
+        # This process went silent past its lease (its event loop stalled, say): another
+        # process reaped the run and may be executing it again. That execution's end is the
+        # run's; waiters here read it from the database once the run is no longer held here.
+        logger.warning(
+            'Run "%s" on thread "%s" ended here after its lease lapsed and another process '
+            "took it over; this end is not recorded",
+            run["run_id"],
+            run["thread_id"],
+        )
+        self._assistants.pop(run["run_id"], None)
+        self._briefs.pop(run["run_id"], None)
+        self._ends.forget(run["run_id"])
+        await self._events.close(run["run_id"])
 
     async def _next_due(self, thread_id: str, *, after_run: bool) -> datetime | None:
         """When the thread's next queued run falls due, for its worker: right after a run,

@@ -279,13 +279,21 @@ class Storage(Protocol):
         """When the thread's earliest pending run becomes due; None if it has none."""
 
     async def finish_run(
-        self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
+        self,
+        run_id: str,
+        outcome: RunOutcome,
+        *,
+        only_if_pending: bool = False,
+        held_by: str | None = None,
     ) -> FinishedRun | None:
         """Record how a run ended and update its thread in the same transaction; return the
         run as it ended and its thread's next due time (`FinishedRun`).
 
         With `only_if_pending`, do nothing and return None unless the run is still pending
-        (cancelling a queued run must not overwrite one a worker has just claimed).
+        (cancelling a queued run must not overwrite one a worker has just claimed). With
+        `held_by`, likewise unless it is still running under that owner: an executor whose
+        lease lapsed must not end the run another process has claimed since, which would let
+        the thread's next run start beside it.
 
         Raises:
             NotFoundError: the run does not exist.

@@ -65,11 +65,22 @@ class IdleStarts:
 
 
 async def finish_on_unchanged_thread(
-    db: PostgresDatabase, run_id: str, start: IdleStart, outcome: RunOutcome, now: datetime
+    db: PostgresDatabase,
+    run_id: str,
+    start: IdleStart,
+    outcome: RunOutcome,
+    now: datetime,
+    *,
+    held_by: str | None = None,
 ) -> DictRow | None:
     """The ended run's row, or None, having changed nothing, when the thread's row is no longer
-    the version `start` saw (or the run is gone from it)."""
+    the version `start` saw (or the run is gone from it), or with `held_by` when the run is no
+    longer running under that owner (a reap and another claim leave the thread's row as it
+    was)."""
     settlement = Settlement(outcome, now, start.usage)
+    held, held_params = "", []
+    if held_by is not None:
+        held, held_params = " AND status = 'running' AND owner = %s", [held_by]
     store_values, values_params = "", []
     if settlement.values is not None:
         source = "SELECT %s, %s::json WHERE EXISTS (SELECT 1 FROM finished)"
@@ -81,7 +92,7 @@ async def finish_on_unchanged_thread(
         # A finished run's lease is nobody's: cleared, it takes no room in the row.
         " finished AS (UPDATE runs SET status = %s, error = %s, usage = %s, updated_at = %s,"
         " owner = NULL, lease_expires_at = NULL WHERE run_id = %s AND thread_id = %s"
-        " AND EXISTS (SELECT 1 FROM locked) RETURNING *),"
+        f"{held} AND EXISTS (SELECT 1 FROM locked) RETURNING *),"
         f"{store_values}"
         f" touched AS (UPDATE threads SET {', '.join(['status = %s', *settlement.sets])}"
         " WHERE thread_id = %s AND EXISTS (SELECT 1 FROM finished) RETURNING 1)"
@@ -96,6 +107,7 @@ async def finish_on_unchanged_thread(
         now,
         run_id,
         start.thread_id,
+        *held_params,
         *values_params,
         outcome.thread_status,
         *settlement.params,

@@ -399,17 +399,28 @@ class PostgresRuns:
         return None if row is None else row["due"]
 
     async def finish_run(
-        self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
+        self,
+        run_id: str,
+        outcome: RunOutcome,
+        *,
+        only_if_pending: bool = False,
+        held_by: str | None = None,
     ) -> FinishedRun | None:
         now = self._now()
         if self._saver is not None:
             self._saver.primed.forget(run_id)
         start = None if only_if_pending else self._idle_starts.pop(run_id)
         if start is not None:
-            row = await finish_on_unchanged_thread(self._db, run_id, start, outcome, now)
+            row = await finish_on_unchanged_thread(
+                self._db, run_id, start, outcome, now, held_by=held_by
+            )
             if row is not None:
                 return FinishedRun(_run(row), None)  # the thread's only active run
-        guard = " AND status = 'pending'" if only_if_pending else ""
+        guard, guarded = "", []
+        if only_if_pending:
+            guard = " AND status = 'pending'"
+        elif held_by is not None:
+            guard, guarded = " AND status = 'running' AND owner = %s", [held_by]
         async with self._db.transaction() as conn:
             # The thread first, as every transaction on runs takes its locks: found and locked
             # before the run's row is (`finished` waits on `locked`), in the statement that
@@ -431,13 +442,14 @@ class PostgresRuns:
                     None if outcome.usage is None else jsonb(stored_usage(outcome.usage)),
                     now,
                     run_id,
+                    *guarded,
                 ),
             )
             row = await cursor.fetchone()
             if row is None:
                 raise _not_found(run_id)
-            if row["run_id"] is None:  # the run was no longer pending
-                if only_if_pending:
+            if row["run_id"] is None:  # no longer pending, or no longer held by `held_by`
+                if guard:
                     return None
                 raise _not_found(run_id)
             thread = {"thread_id": row["locked_thread_id"], "usage": row["thread_usage"]}

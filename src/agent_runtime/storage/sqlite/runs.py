@@ -295,10 +295,15 @@ class SqliteRuns:
         return _due(row[0])
 
     async def finish_run(
-        self, run_id: str, outcome: RunOutcome, *, only_if_pending: bool = False
+        self,
+        run_id: str,
+        outcome: RunOutcome,
+        *,
+        only_if_pending: bool = False,
+        held_by: str | None = None,
     ) -> FinishedRun | None:
         now = self._now()
-        guard = " AND status = 'pending'" if only_if_pending else ""
+        guard, guarded = _finish_guard(only_if_pending, held_by)
 
         def finish(db: sqlite3.Connection) -> tuple[Any, datetime | None] | None:
             rows = db.execute(
@@ -311,11 +316,12 @@ class SqliteRuns:
                     None if outcome.usage is None else dumps_text(stored_usage(outcome.usage)),
                     stored_time(now),
                     run_id,
+                    *guarded,
                 ),
             ).fetchall()
             if not rows:
                 found = db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                if only_if_pending and found is not None:
+                if guard and found is not None:
                     return None
                 raise _not_found(run_id)
             thread_id = rows[0]["thread_id"]
@@ -422,3 +428,12 @@ def _run(row: Any) -> Run:
         "error": row["error"],
         "usage": None if row["usage"] is None else loaded_usage(loads(row["usage"])),
     }
+
+
+def _finish_guard(only_if_pending: bool, held_by: str | None) -> tuple[str, tuple[str, ...]]:
+    """`finish_run`'s extra condition on the run's row and its parameters."""
+    if only_if_pending:
+        return " AND status = 'pending'", ()
+    if held_by is not None:
+        return " AND status = 'running' AND owner = ?", (held_by,)
+    return "", ()
