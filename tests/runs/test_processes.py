@@ -366,10 +366,11 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
 async def test_a_stalled_process_cannot_end_the_run_another_process_took_over(
     tmp_path: Path, database: Database
 ) -> None:
-    # The first attempt blocks its server's event loop for 5 s, past the 2 s lease: the other
-    # server reaps the run and executes it again, slowly. When the first server wakes, its
-    # attempt ends too, but the run is no longer its own: ending it then would let the run
-    # queued behind start beside the second attempt.
+    # The first attempt blocks its server's event loop for 8 s, well past the 2 s lease (a
+    # reap comes within about 3 s, with room for a loaded machine): the other server reaps the
+    # run and executes it again, for 7 s. When the first server wakes, its attempt ends too,
+    # but the run is no longer its own: ending it then would let the run queued behind start
+    # beside the second attempt.
     first = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
     second = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
     log = tmp_path / "executions.log"
@@ -377,7 +378,7 @@ async def test_a_stalled_process_cannot_end_the_run_another_process_took_over(
         client = await first.start()
         other = await second.start()
         thread_id = (await client.threads.create())["thread_id"]
-        context: dict[str, Any] = {"log": str(log), "stall": 5.0, "retry_delay": 4.0}
+        context: dict[str, Any] = {"log": str(log), "stall": 8.0, "retry_delay": 7.0}
         taken = await client.runs.create(thread_id, "record", input={"runs": []}, context=context)
         behind = await client.runs.create(
             thread_id,
