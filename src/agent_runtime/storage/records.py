@@ -252,6 +252,18 @@ def new_run_columns(
     return "running", 1, claim.owner, now + claim.lease, 1
 
 
+def finish_guard(
+    only_if_pending: bool, held_by: str | None, mark: str
+) -> tuple[str, tuple[str, ...]]:
+    """`finish_run`'s extra condition on the run's row (`mark`: the backend's parameter
+    placeholder) and its parameters: still pending, or still running under `held_by`."""
+    if only_if_pending:
+        return " AND status = 'pending'", ()
+    if held_by is not None:
+        return f" AND status = 'running' AND owner = {mark}", (held_by,)
+    return "", ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOutcome:
     """How a run ended and what its thread looks like afterwards."""

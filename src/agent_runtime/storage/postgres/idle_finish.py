@@ -27,7 +27,7 @@ from psycopg.rows import DictRow
 from agent_runtime.storage.postgres.database import PostgresDatabase, jsonb
 from agent_runtime.storage.postgres.idle_create import THREAD_VERSION
 from agent_runtime.storage.postgres.settle import STORE_VALUES, Settlement
-from agent_runtime.storage.records import RunOutcome
+from agent_runtime.storage.records import RunOutcome, finish_guard
 from agent_runtime.usage import stored_usage
 
 KEPT_RUNS = 4096
@@ -78,9 +78,7 @@ async def finish_on_unchanged_thread(
     longer running under that owner (a reap and another claim leave the thread's row as it
     was)."""
     settlement = Settlement(outcome, now, start.usage)
-    held, held_params = "", []
-    if held_by is not None:
-        held, held_params = " AND status = 'running' AND owner = %s", [held_by]
+    held, held_params = finish_guard(False, held_by, "%s")
     store_values, values_params = "", []
     if settlement.values is not None:
         source = "SELECT %s, %s::json WHERE EXISTS (SELECT 1 FROM finished)"

@@ -50,6 +50,7 @@ from agent_runtime.storage.records import (
     RunOutcome,
     ThreadBrief,
     claimed_from_past,
+    finish_guard,
     from_past,
 )
 from agent_runtime.usage import loaded_usage, stored_usage
@@ -416,11 +417,7 @@ class PostgresRuns:
             )
             if row is not None:
                 return FinishedRun(_run(row), None)  # the thread's only active run
-        guard, guarded = "", []
-        if only_if_pending:
-            guard = " AND status = 'pending'"
-        elif held_by is not None:
-            guard, guarded = " AND status = 'running' AND owner = %s", [held_by]
+        guard, guarded = finish_guard(only_if_pending, held_by, "%s")
         async with self._db.transaction() as conn:
             # The thread first, as every transaction on runs takes its locks: found and locked
             # before the run's row is (`finished` waits on `locked`), in the statement that

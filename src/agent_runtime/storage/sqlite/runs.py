@@ -23,6 +23,7 @@ from agent_runtime.storage.records import (
     NewRun,
     RunOutcome,
     claimed_from_past,
+    finish_guard,
     from_past,
 )
 from agent_runtime.storage.sqlite.checkpoint_tables import delete_run_checkpoints
@@ -303,7 +304,7 @@ class SqliteRuns:
         held_by: str | None = None,
     ) -> FinishedRun | None:
         now = self._now()
-        guard, guarded = _finish_guard(only_if_pending, held_by)
+        guard, guarded = finish_guard(only_if_pending, held_by, "?")
 
         def finish(db: sqlite3.Connection) -> tuple[Any, datetime | None] | None:
             rows = db.execute(
@@ -428,12 +429,3 @@ def _run(row: Any) -> Run:
         "error": row["error"],
         "usage": None if row["usage"] is None else loaded_usage(loads(row["usage"])),
     }
-
-
-def _finish_guard(only_if_pending: bool, held_by: str | None) -> tuple[str, tuple[str, ...]]:
-    """`finish_run`'s extra condition on the run's row and its parameters."""
-    if only_if_pending:
-        return " AND status = 'pending'", ()
-    if held_by is not None:
-        return " AND status = 'running' AND owner = ?", (held_by,)
-    return "", ()
