@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,10 +86,17 @@ def _group_commit(db: SqliteDatabase) -> GroupCommit:
 
 
 async def _durable_insert(db: SqliteDatabase, n: int) -> int:
-    # As `write_once` does it, keeping the commit's number for the test.
+    # As `write_once` does it, keeping the commit's number (read on the writer's thread, right
+    # after the commit) for the test.
     sync = _group_commit(db)
-    _, number = await on_thread(db.writer, lambda c: sync.run(c, _insert(n)))
-    await sync.durable(number)
+    waiter = sync.waiter()
+
+    def run(c: sqlite3.Connection) -> tuple[asyncio.Future[None] | None, int]:
+        _, pending = sync.run(c, _insert(n), waiter)
+        return pending, sync.commits
+
+    pending, number = await on_thread(db.writer, run)
+    await sync.durable(pending)
     assert sync.synced >= number  # on disk before the caller hears of it
     return number
 
@@ -132,3 +140,33 @@ async def test_a_failed_sync_fails_the_writes_waiting_for_it(
     monkeypatch.undo()
     await asyncio.gather(*(db.write(_insert(n)) for n in range(16, 32)))
     assert _group_commit(db).synced == _group_commit(db).commits
+
+
+async def test_a_caller_resuming_after_its_failed_sync_still_hears_of_it(
+    db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer's thread commits and fails the group's sync while the event loop is busy
+    # elsewhere: when the callers resume, the sync that carried their commits is over. Each
+    # must still hear that it failed, not wait for a sync that will never come.
+    def refuse(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", refuse)
+    go = threading.Event()
+
+    def held(c: sqlite3.Connection) -> None:
+        go.wait(5)
+        c.execute("INSERT INTO seen (n) VALUES (0)")
+
+    writes: list[asyncio.Task[Any]] = [asyncio.create_task(db.write(held))]
+    writes += [asyncio.create_task(db.write(_insert(n))) for n in (1, 2, 3)]
+    await asyncio.sleep(0.05)  # all four queued on the writer's thread, the first held
+    go.set()
+    # The loop is busy (on purpose): the thread commits all four and fails their sync.
+    time.sleep(0.3)  # noqa: ASYNC251
+    outcomes = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 10)
+    failed = [o for o in outcomes if isinstance(o, StorageError)]
+    # The first found the others queued behind it, so all four waited for the group's sync.
+    assert len(failed) == 4, outcomes
+    assert all("could not be synced to disk" in str(f) for f in failed)
+    assert _group_commit(db).synced < _group_commit(db).commits

@@ -97,12 +97,13 @@ async def write_once(
     beside it (`GroupCommit`)."""
     if sync is None:
         return await one_trip(lock, conn, lambda db: committed(db, work))
+    waiter = sync.waiter()
 
-    def run(db: sqlite3.Connection) -> tuple[T, int]:
-        return sync.run(db, work)
+    def run(db: sqlite3.Connection) -> tuple[T, asyncio.Future[None] | None]:
+        return sync.run(db, work, waiter)
 
-    result, number = await one_trip(lock, conn, run)
-    await sync.durable(number)
+    result, pending = await one_trip(lock, conn, run)
+    await sync.durable(pending)
     return result
 
 
@@ -120,7 +121,10 @@ class GroupCommit:
     connections may read such a commit before it is synced, as they read a relaxed one
     (`Claim.durable`).
 
-    `run` and the sync run on the writer's thread; `durable` on the event loop."""
+    `run` and the sync run on the writer's thread; `waiter` and `durable` on the event loop.
+    A commit's waiter is made before its trip and handed to the writer's thread with it, so the
+    sync that carries the commit always finds it: the caller may resume after that sync has
+    run, and still hears of its outcome."""
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         # aiosqlite's queue of calls for its thread: whether it is empty tells whether
@@ -129,41 +133,54 @@ class GroupCommit:
         self._path = path
         self._wal = path.with_name(path.name + "-wal")
         self._loop = asyncio.get_running_loop()
-        # The writer's thread writes these; the loop reads the two counters.
+        # The writer's thread's own; the loop reads the two counters.
         self._committed = 0
         self._synced = 0
         self._sync_queued = False
         self._fd: int | None = None
+        self._waiting: list[asyncio.Future[None]] = []
         self.syncs = 0
         """Times the disk was synced: FULL commits and syncs of a group."""
-        # The loop's own.
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
-    def run(self, db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> tuple[T, int]:
-        """`work` and its commit (in the writer's thread), or a rollback if either raised;
-        returns its result and the number to pass to `durable`."""
+    def waiter(self) -> asyncio.Future[None]:
+        """A future for `run` to resolve once its commit is on disk (on the event loop)."""
+        return self._loop.create_future()
+
+    def run(
+        self,
+        db: sqlite3.Connection,
+        work: Callable[[sqlite3.Connection], T],
+        waiter: asyncio.Future[None],
+    ) -> tuple[T, asyncio.Future[None] | None]:
+        """`work` and its commit (in the writer's thread), or a rollback if either raised.
+
+        Returns:
+            Its result, and `waiter` when the commit waits for a group sync (to pass to
+            `durable`), None when it was synced before returning.
+        """
         grouped = not self._queue.empty()
         result = committed_relaxed(db, work) if grouped else committed(db, work)
         self._committed += 1
         if not grouped:
             self._synced = self._committed  # FULL: on disk now, and every commit before it
             self.syncs += 1
-        elif not self._sync_queued:
+            return result, None
+        # Only this thread touches the list: the sync queued behind this commit takes it.
+        self._waiting.append(waiter)
+        if not self._sync_queued:
             self._sync_queued = True
             self._queue.put_nowait((None, self._sync))
-        return result, self._committed
+        return result, waiter
 
-    async def durable(self, number: int) -> None:
-        """Return once commit `number` is on disk.
+    @staticmethod
+    async def durable(pending: asyncio.Future[None] | None) -> None:
+        """Return once the commit `run` made is on disk (`pending`, what it returned).
 
         Raises:
             StorageError: the sync that was to carry it failed.
         """
-        if self._synced >= number:
-            return
-        waiter = self._loop.create_future()
-        self._waiters.append((number, waiter))
-        await waiter
+        if pending is not None:
+            await pending
 
     @property
     def commits(self) -> int:
@@ -181,9 +198,11 @@ class GroupCommit:
             self._fd = None
 
     def _sync(self) -> None:
-        # On the writer's thread, after every call queued before it; never raises (aiosqlite
-        # would drop the exception of a call nobody awaits).
+        # On the writer's thread, after every call queued before it (and so after every commit
+        # whose waiter is in the list); never raises (aiosqlite would drop the exception of a
+        # call nobody awaits).
         self._sync_queued = False
+        waiting, self._waiting = self._waiting, []
         target = self._committed
         error: OSError | None = None
         if self._synced < target:
@@ -195,7 +214,7 @@ class GroupCommit:
                 self._synced = target
                 self.syncs += 1
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-            self._loop.call_soon_threadsafe(self._wake, target, error)
+            self._loop.call_soon_threadsafe(self._wake, waiting, error)
 
     def _file(self) -> int:
         # Opened once and kept: SQLite keeps the same WAL file while any connection is open
@@ -213,17 +232,13 @@ class GroupCommit:
                 os.close(folder)
         return self._fd
 
-    def _wake(self, target: int, error: OSError | None) -> None:
-        waiting: list[tuple[int, asyncio.Future[None]]] = []
-        for number, waiter in self._waiters:
-            if waiter.done():
+    def _wake(self, waiting: list[asyncio.Future[None]], error: OSError | None) -> None:
+        for waiter in waiting:
+            if waiter.done():  # its caller was cancelled
                 continue
-            if number <= self._synced:
+            if error is None:
                 waiter.set_result(None)
-            elif error is not None and number <= target:
+            else:  # one exception each: raising it adds to its traceback
                 waiter.set_exception(
                     StorageError(f"A commit to {self._path} could not be synced to disk: {error}")
                 )
-            else:
-                waiting.append((number, waiter))
-        self._waiters = waiting
