@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -56,7 +57,7 @@ from agent_runtime.server.dispatch import IndexedRouter
 from agent_runtime.server.hosts import HostCheck
 from agent_runtime.server.inspector import ui_routes
 from agent_runtime.server.metrics import metrics_route
-from agent_runtime.server.openapi import build_openapi
+from agent_runtime.server.openapi import shared_openapi
 from agent_runtime.server.origins import OriginMiddleware
 from agent_runtime.server.routing import Operation, error_body, json_response
 from agent_runtime.storage.base import Storage
@@ -197,14 +198,15 @@ def create_app(
         if auth is not None and config.auth is not None
         else None
     )
-    app.state.openapi = with_security(build_openapi(ops), config)
+    # Built when first asked for, not at start-up.
+    app.state.openapi = functools.cache(lambda: with_security(shared_openapi(ops), config))
     app.state.role = config.role
     return app
 
 
 def with_security(spec: Json, config: RuntimeConfig) -> Json:
     """The OpenAPI document with `auth.openapi`'s security schemes, or the `x-api-key` scheme
-    when `AGENT_RUNTIME_API_KEY` guards the server."""
+    when `AGENT_RUNTIME_API_KEY` guards the server (a copy: `spec` is left as it is)."""
     security: Mapping[str, Any] = {}
     if config.auth is not None and config.auth.openapi:
         security = config.auth.openapi
@@ -215,6 +217,7 @@ def with_security(spec: Json, config: RuntimeConfig) -> Json:
             },
             "security": [{"apiKeyAuth": []}],
         }
+    spec = {**spec, "components": {**spec["components"]}}
     if "securitySchemes" in security:
         spec["components"]["securitySchemes"] = dict(security["securitySchemes"])
     if "security" in security:

@@ -4,7 +4,7 @@ route. Schemas come from the same TypedDicts that validate requests."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -18,6 +18,19 @@ _ERROR = {
     "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
     "required": ["detail"],
 }
+
+
+_built: dict[tuple[Any, ...], Json] = {}
+
+
+def shared_openapi(operations: Sequence[Operation]) -> Json:
+    """`build_openapi`, once per process for the same operations (pydantic takes some hundreds
+    of milliseconds to build the schemas); callers must not change what it returns."""
+    key = tuple((op.method, op.path, op.handler) for op in operations)
+    found = _built.get(key)
+    if found is None:
+        found = _built[key] = build_openapi(operations)
+    return found
 
 
 def build_openapi(operations: Iterable[Operation]) -> Json:

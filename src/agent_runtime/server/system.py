@@ -36,14 +36,14 @@ async def info(request: Request, _: None) -> Json:
 @router.get("/openapi.json")
 async def get_openapi(request: Request, _: None) -> Json:
     """This API described as OpenAPI 3.1."""
-    spec: Json = request.app.state.openapi
+    spec: Json = request.app.state.openapi()
     return spec
 
 
 @router.get("/docs", media_type="text/html")
 async def docs(request: Request, _: None) -> HTMLResponse:
     """A page listing every route, from the OpenAPI document (no external assets)."""
-    spec = request.app.state.openapi
+    spec = request.app.state.openapi()
     rows = []
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
