@@ -363,14 +363,15 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
 
 
 @pytest.mark.timeout(90)
-async def test_a_stalled_process_cannot_end_the_run_another_process_took_over(
+async def test_a_stalled_process_stops_the_run_another_process_took_over(
     tmp_path: Path, database: Database
 ) -> None:
     # The first attempt blocks its server's event loop for 8 s, well past the 2 s lease (a
     # reap comes within about 3 s, with room for a loaded machine): the other server reaps the
-    # run and executes it again, for 7 s. When the first server wakes, its attempt ends too,
-    # but the run is no longer its own: ending it then would let the run queued behind start
-    # beside the second attempt.
+    # run and executes it again, for 7 s. When the first server wakes, its attempt goes on (3 s
+    # more) unless stopped; but the run is no longer its own: its heartbeat finds that and
+    # stops it, and it neither writes to the thread nor ends the run (which would let the run
+    # queued behind start beside the second attempt).
     first = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
     second = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
     log = tmp_path / "executions.log"
@@ -378,7 +379,7 @@ async def test_a_stalled_process_cannot_end_the_run_another_process_took_over(
         client = await first.start()
         other = await second.start()
         thread_id = (await client.threads.create())["thread_id"]
-        context: dict[str, Any] = {"log": str(log), "stall": 8.0, "retry_delay": 7.0}
+        context: dict[str, Any] = {"log": str(log), "stall": 8.0, "delay": 3.0, "retry_delay": 7.0}
         taken = await client.runs.create(thread_id, "record", input={"runs": []}, context=context)
         behind = await client.runs.create(
             thread_id,
@@ -396,13 +397,23 @@ async def test_a_stalled_process_cannot_end_the_run_another_process_took_over(
         ended = json_of(await other.runs.get(thread_id, taken["run_id"]))
         assert (ended["status"], ended["attempt"]) == ("success", 2)
         lines = {(line.run_id, line.event, line.attempt): line for line in _lines(log)}
+        # The stalled attempt started when its server woke; had it gone on, it would have
+        # ended 3 s later.
+        stalled = lines[(taken["run_id"], "start", 1)]
+        assert stalled.pid == first.pid
+        await asyncio.sleep(max(0.0, stalled.at + 3.5 - time.time()))
+        lines = {(line.run_id, line.event, line.attempt): line for line in _lines(log)}
+        assert (taken["run_id"], "end", 1) not in lines
         retried_end = lines[(taken["run_id"], "end", 2)]
         assert retried_end.pid == second.pid
-        # The stalled attempt did run to its end on the first server, and changed nothing.
-        assert lines[(taken["run_id"], "end", 1)].pid == first.pid
+        assert any(
+            taken["run_id"] in line and "stopping its execution here" in line
+            for line in first.output
+        ), first.output[-20:]
         # The queued run started only once the run ahead of it had ended where it was taken.
         assert lines[(behind["run_id"], "start", 1)].at >= retried_end.at
+        # Each run wrote to the thread once: the stopped attempt wrote nothing.
         state: Any = (await other.threads.get_state(thread_id))["values"]
-        assert state["runs"][-1] == behind["run_id"]
+        assert state["runs"] == [taken["run_id"], behind["run_id"]]
     finally:
         await _stop_all([first, second])

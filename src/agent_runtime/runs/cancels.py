@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Set
+from typing import Literal
 
 from agent_runtime.runs.signals import CancelAction
 from agent_runtime.storage.base import Storage
@@ -21,12 +22,17 @@ SIGNALLED_REQUEST_POLL_SECONDS = 5.0
 """With them: only a lost signal costs this long."""
 
 
+Stop = CancelAction | Literal["lost"]
+"""Why a run's execution was cancelled: a cancel asked of the run, or `lost`: another process
+took the run over after this one's lease on it lapsed, and its end is no longer this one's."""
+
+
 class Cancels:
     """A cancel asked before the run's execution is registered is honoured at registration."""
 
     def __init__(self) -> None:
         self._executions: dict[str, asyncio.Task[RunOutcome]] = {}
-        self._actions: dict[str, CancelAction] = {}
+        self._actions: dict[str, Stop] = {}
 
     def register(self, run_id: str, execution: asyncio.Task[RunOutcome]) -> None:
         """The task now executing the run; cancelled at once when a cancel came first."""
@@ -38,7 +44,7 @@ class Cancels:
         """The run's execution is over (its action, if any, stays until `action` or `forget`)."""
         self._executions.pop(run_id, None)
 
-    def cancel_here(self, run_id: str, action: CancelAction) -> bool:
+    def cancel_here(self, run_id: str, action: Stop) -> bool:
         """Cancel the run's execution if it executes in this process; return whether it did."""
         execution = self._executions.get(run_id)
         if execution is None:
@@ -47,11 +53,11 @@ class Cancels:
         execution.cancel()
         return True
 
-    def remember(self, run_id: str, action: CancelAction) -> None:
+    def remember(self, run_id: str, action: Stop) -> None:
         """Cancel the run when its execution registers (it is claimed, not yet executing)."""
         self._actions[run_id] = action
 
-    def action(self, run_id: str) -> CancelAction:
+    def action(self, run_id: str) -> Stop:
         """How the cancelled run should end; forgets it."""
         return self._actions.pop(run_id, "interrupt")
 

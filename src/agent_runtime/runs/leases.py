@@ -28,11 +28,14 @@ class Leases:
         seconds: float,
         clock: Clock,
         resume: Callable[[str], None],
+        lost: Callable[[list[str]], None] = lambda run_ids: None,
         reaped: Callable[[int], None] = lambda count: None,
     ) -> None:
         """Args:
         held: the ids of the runs this process holds now (the manager's live set).
         resume: wakes the worker of a thread whose run the reaper re-queued.
+        lost: told which runs, still held here, the heartbeat found no longer this process's:
+            it went silent past their lease, and a reaper re-queued them.
         reaped: told how many threads each reap re-queued, when it re-queued any (metrics).
         """
         self._storage = storage
@@ -42,6 +45,7 @@ class Leases:
         """How long a claim holds without renewal."""
         self._clock = clock
         self._resume = resume
+        self._lost = lost
         self._reaped = reaped
 
     @property
@@ -59,10 +63,12 @@ class Leases:
             except Exception:
                 logger.exception("Renewing the leases of %s failed", self._owner)
                 continue
-            lost = set(held) - set(kept) & self._held
+            # A run that ended meanwhile is no longer held; one still held was reaped after
+            # this process went silent past its lease (or is ending this moment: its end, not
+            # a cancel, decides then).
+            lost = sorted(set(held) - set(kept) & self._held)
             if lost:
-                # Ended meanwhile, or reaped after this process went silent past its lease.
-                logger.debug("Leases not renewed (ended or lost): %s", ", ".join(sorted(lost)))
+                self._lost(lost)
 
     async def reap(self) -> None:
         """Re-queue the runs whose leases expired and resume them here, until cancelled."""

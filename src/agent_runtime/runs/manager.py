@@ -120,6 +120,7 @@ class RunManager:
             seconds=lease_seconds,
             clock=clock,
             resume=self._wake,
+            lost=self._leases_lost,
             reaped=observer.leases_reaped,
         )
         self._upkeep: list[asyncio.Task[None]] = []
@@ -419,6 +420,10 @@ class RunManager:
                     await execution
                 raise
             action = self._cancels.action(run_id)
+            if action == "lost":
+                self._executor.release(run_id)
+                await self._lost(run)
+                return
             await self._after_cancel(run, options, action, self._executor.release(run_id))
             return
         finally:
@@ -457,6 +462,14 @@ class RunManager:
         self._cancels.forget(run_id)
         ended = await self._storage.finish_run(run_id, outcome, held_by=self.owner)
         if ended is None:
+            # Its lease lapsed and another process took it over before the heartbeat here
+            # could see it (`_leases_lost`).
+            logger.warning(
+                'Run "%s" on thread "%s" ended here after its lease lapsed and another process '
+                "took it over; this end is not recorded",
+                run_id,
+                run["thread_id"],
+            )
             await self._lost(run)
             return
         finished = ended.run
@@ -471,16 +484,22 @@ class RunManager:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    def _leases_lost(self, run_ids: list[str]) -> None:
+        # This process went silent past these runs' lease (its event loop stalled, say), and a
+        # reaper re-queued them: another process may be executing them again. Their executions
+        # here stop at once, before they write more to the threads' checkpoints.
+        for run_id in run_ids:
+            logger.warning(
+                'Run "%s": its lease lapsed and another process took it over; stopping its '
+                "execution here",
+                run_id,
+            )
+            if not self._cancels.cancel_here(run_id, "lost") and run_id in self._held:
+                self._cancels.remember(run_id, "lost")
+
     async def _lost(self, run: Run) -> None:
-        # This process went silent past its lease (its event loop stalled, say): another
-        # process reaped the run and may be executing it again. That execution's end is the
-        # run's; waiters here read it from the database once the run is no longer held here.
-        logger.warning(
-            'Run "%s" on thread "%s" ended here after its lease lapsed and another process '
-            "took it over; this end is not recorded",
-            run["run_id"],
-            run["thread_id"],
-        )
+        # The run is no longer this process's: the execution that took it over ends it, and
+        # waiters here read that end from the database once the run is no longer held here.
         self._assistants.pop(run["run_id"], None)
         self._briefs.pop(run["run_id"], None)
         self._ends.forget(run["run_id"])
