@@ -6,6 +6,7 @@ run's thread goes with it. Real storage, graphs and event log; see harness.py.""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent_runtime.errors import ConflictError, NotFoundError
-from agent_runtime.storage.records import ThreadQuery
+from agent_runtime.storage.records import RunOutcome, ThreadQuery
 from tests.conftest import until
 from tests.runs.harness import Harness, build_harness
 
@@ -221,6 +222,42 @@ async def test_cancel_of_a_running_run_stops_it_mid_step(harness: Harness) -> No
     assert (await harness.storage.get_thread(tid, values=False))["status"] == "interrupted"
     graph = await harness.graph("slow")
     assert (await graph.aget_state({"configurable": {"thread_id": tid}})).next == ("two",)
+
+
+async def test_a_run_taken_over_by_another_process_stops_here_and_is_not_ended_here(
+    database: Path,
+) -> None:
+    # A 0.6 s lease, renewed every 0.2 s. While the run is in its first step, its claim goes
+    # back and another owner ("B") claims it, as another process's reaper and worker would
+    # after this process went silent past the lease.
+    harness = await build_harness(database, lease_seconds=0.6)
+    try:
+        tid = await harness.thread()
+        run = await harness.manager.create(
+            harness.new_run(tid, "slow", input=EMPTY, context={"delay": 0.5})
+        )
+        await until(lambda: _steps_are(harness, tid, ["one"]))
+        assert await harness.storage.release(harness.manager.owner) == [tid]
+        taken = await harness.storage.claim_next_run(tid, owner="B", lease=timedelta(seconds=60))
+        assert taken is not None and taken["attempt"] == 2
+        # The next renewal finds the run gone and stops its execution mid-step: no further
+        # step is written here, and the run stays B's, running.
+        await asyncio.sleep(1.2)
+        assert (await harness.values(tid))["steps"] == ["one"]
+        still = await harness.storage.get_run(tid, run["run_id"])
+        assert (still["status"], still["attempt"]) == ("running", 2)
+        assert harness.manager.executing == 0
+        # B's end is the run's, and a waiter here reads it.
+        ended = await harness.storage.finish_run(
+            run["run_id"], RunOutcome(status="success"), held_by="B"
+        )
+        assert ended is not None
+        final, outcome = await asyncio.wait_for(harness.manager.wait(run), 10)
+        assert final is not None and final["status"] == "success"
+        assert outcome is None
+    finally:
+        await harness.manager.stop()
+        await harness.storage.close()
 
 
 async def test_a_run_whose_assistant_was_deleted_ends_in_error(harness: Harness) -> None:

@@ -362,6 +362,35 @@ def test_process_options_come_from_flags_then_the_environment() -> None:
     assert (command.jobs, command.workers, command.role) == (4, 1, "api")
 
 
+@pytest.mark.timeout(60)
+async def test_a_lone_process_that_stalled_past_its_lease_keeps_its_run(
+    tmp_path: Path, database: Database
+) -> None:
+    # The attempt blocks the server's event loop for 5 s, past the 2 s lease; no other process
+    # is there to take the run over. When the loop wakes, its own reaper must not re-queue the
+    # run (which its heartbeat would then find lost, and stop): the run goes on and ends in its
+    # first attempt.
+    server = _server(tmp_path, database, config=SHORT_LEASE_CONFIG)
+    log = tmp_path / "executions.log"
+    try:
+        client = await server.start()
+        thread_id = (await client.threads.create())["thread_id"]
+        context: dict[str, Any] = {"log": str(log), "stall": 5.0, "delay": 1.0}
+        run = await client.runs.create(thread_id, "record", input={"runs": []}, context=context)
+
+        async def ended() -> bool:
+            found = await client.runs.get(thread_id, run["run_id"])
+            return found["status"] in ("success", "error")
+
+        await _until(ended, "the run to end", within=30)
+        final = json_of(await client.runs.get(thread_id, run["run_id"]))
+        assert (final["status"], final["attempt"]) == ("success", 1)
+        assert [(line.event, line.attempt) for line in _lines(log)] == [("start", 1), ("end", 1)]
+        assert not any("lease lapsed" in line for line in server.output), server.output[-20:]
+    finally:
+        await _stop_all([server])
+
+
 @pytest.mark.timeout(90)
 async def test_a_stalled_process_stops_the_run_another_process_took_over(
     tmp_path: Path, database: Database

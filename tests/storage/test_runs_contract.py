@@ -712,6 +712,25 @@ def _orphan_writes(storage: SqliteStorage) -> int:
 LEASE = timedelta(seconds=30)
 
 
+async def test_a_reaper_spares_its_own_processs_runs(storage: Storage, clock: FakeClock) -> None:
+    await _thread(storage)
+    await storage.create_run(_new("r1"))
+    await storage.claim_next_run("t", owner="A", lease=LEASE)
+    clock.advance(timedelta(seconds=31))
+    # A's event loop stalled past its lease; when it wakes its own reaper leaves the run to
+    # its heartbeat, which renews it: nothing re-queued, nothing charged.
+    assert await storage.reap_expired_leases(sparing="A") == []
+    assert await storage.renew_leases("A", ["r1"], LEASE) == ["r1"]
+    run = await storage.get_run("t", "r1")
+    assert (run["status"], run["attempt"]) == ("running", 1)
+    assert await storage.charged_attempts("r1") == 0
+    # Another process's reaper does not spare A once A's lease lapses again.
+    clock.advance(timedelta(seconds=31))
+    assert await storage.reap_expired_leases(sparing="B") == ["t"]
+    assert (await storage.get_run("t", "r1"))["status"] == "pending"
+    assert await storage.renew_leases("A", ["r1"], LEASE) == []
+
+
 async def test_a_leased_run_is_its_owners_until_the_lease_lapses(
     storage: Storage, clock: FakeClock
 ) -> None:

@@ -44,7 +44,7 @@ class Cancels:
         """The run's execution is over (its action, if any, stays until `action` or `forget`)."""
         self._executions.pop(run_id, None)
 
-    def cancel_here(self, run_id: str, action: Stop) -> bool:
+    def cancel_here(self, run_id: str, action: CancelAction) -> bool:
         """Cancel the run's execution if it executes in this process; return whether it did."""
         execution = self._executions.get(run_id)
         if execution is None:
@@ -53,7 +53,18 @@ class Cancels:
         execution.cancel()
         return True
 
-    def remember(self, run_id: str, action: Stop) -> None:
+    def lose(self, run_id: str) -> bool:
+        """Stop the run's execution here, if one is going on: another process took the run
+        over (`Stop`). Returns whether it stopped one; an execution that is over has nothing
+        left to stop (its run may be ending here this moment)."""
+        execution = self._executions.get(run_id)
+        if execution is None or execution.done():
+            return False
+        self._actions[run_id] = "lost"
+        execution.cancel()
+        return True
+
+    def remember(self, run_id: str, action: CancelAction) -> None:
         """Cancel the run when its execution registers (it is claimed, not yet executing)."""
         self._actions[run_id] = action
 

@@ -71,11 +71,13 @@ class Leases:
                 self._lost(lost)
 
     async def reap(self) -> None:
-        """Re-queue the runs whose leases expired and resume them here, until cancelled."""
+        """Re-queue the runs whose leases expired and resume them here, until cancelled.
+        Never this process's own: after a stall past their lease, its heartbeat renews them
+        (or finds them taken over by another process's reaper, `lost`)."""
         while True:
             await self._clock.sleep(self.interval)
             try:
-                threads = await self._storage.reap_expired_leases()
+                threads = await self._storage.reap_expired_leases(sparing=self._owner)
             except Exception:
                 logger.exception("Reaping expired leases failed")
                 continue

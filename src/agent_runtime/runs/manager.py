@@ -485,17 +485,18 @@ class RunManager:
             task.add_done_callback(self._background.discard)
 
     def _leases_lost(self, run_ids: list[str]) -> None:
-        # This process went silent past these runs' lease (its event loop stalled, say), and a
-        # reaper re-queued them: another process may be executing them again. Their executions
-        # here stop at once, before they write more to the threads' checkpoints.
+        # This process went silent past these runs' lease (its event loop stalled, say), and
+        # another process's reaper re-queued them: it may be executing them again. Their
+        # executions here stop at once, before they write more to the threads' checkpoints. A
+        # run with no execution going on is ending here (its end is what the renewal missed)
+        # or about to start, and then its end is refused (`_finish`).
         for run_id in run_ids:
-            logger.warning(
-                'Run "%s": its lease lapsed and another process took it over; stopping its '
-                "execution here",
-                run_id,
-            )
-            if not self._cancels.cancel_here(run_id, "lost") and run_id in self._held:
-                self._cancels.remember(run_id, "lost")
+            if self._cancels.lose(run_id):
+                logger.warning(
+                    'Run "%s": its lease lapsed and another process took it over; stopping its '
+                    "execution here",
+                    run_id,
+                )
 
     async def _lost(self, run: Run) -> None:
         # The run is no longer this process's: the execution that took it over ends it, and

@@ -249,12 +249,18 @@ class Storage(Protocol):
         """Push the leases `owner` holds on `run_ids` to `lease` from now; return the ids of
         the runs it still holds (a run missing was reaped from it, or has ended)."""
 
-    async def reap_expired_leases(self) -> list[str]:
+    async def reap_expired_leases(self, *, sparing: str | None = None) -> list[str]:
         """Re-queue (`pending`, same run id) every run held by an owner one of whose leases
         has lapsed: that owner is presumed dead. Each such run is charged an attempt
         (`charged_attempts`) unless it had neighbours in that owner and wrote a step
         checkpoint since its claim. Returns the ids of the threads re-queued, oldest run
-        first."""
+        first.
+
+        Args:
+            sparing: the reaping process's own owner id, whose runs it leaves to its own
+                heartbeat: a process whose event loop stalled past its lease is alive when it
+                reaps, and renews them unless another process reaped them meanwhile.
+        """
 
     async def release(self, owner: str) -> list[str]:
         """On a graceful stop: hand back (`pending`, not charged) the runs `owner` holds.

@@ -321,7 +321,7 @@ class PostgresRuns:
         )
         return sorted(row["run_id"] for row in rows)
 
-    async def reap_expired_leases(self) -> list[str]:
+    async def reap_expired_leases(self, *, sparing: str | None = None) -> list[str]:
         now = self._now()
         threads: dict[str, datetime] = {}
         async with self._db.transaction() as conn:
@@ -329,8 +329,9 @@ class PostgresRuns:
             # them at once): the owner is presumed dead and every run it held goes back.
             cursor = await conn.execute(
                 "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
-                " AND (lease_expires_at IS NULL OR lease_expires_at <= %s)",
-                (now,),
+                " AND (lease_expires_at IS NULL OR lease_expires_at <= %s)"
+                + ("" if sparing is None else " AND owner IS DISTINCT FROM %s"),
+                (now,) if sparing is None else (now, sparing),
             )
             for owner in [row["owner"] for row in await cursor.fetchall()]:
                 # Locked, and the lapse checked again under the lock: a second reaper at the

@@ -227,7 +227,7 @@ class SqliteRuns:
         )
         return sorted(row["run_id"] for row in rows)
 
-    async def reap_expired_leases(self) -> list[str]:
+    async def reap_expired_leases(self, *, sparing: str | None = None) -> list[str]:
         stamp = stored_time(self._now())
         async with self._db.transaction() as conn:
             # One lapsed lease means its owner stopped renewing (the heartbeat renews all of
@@ -235,8 +235,9 @@ class SqliteRuns:
             dead = await _all(
                 conn,
                 "SELECT DISTINCT owner FROM runs WHERE status = 'running'"
-                " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)",
-                (stamp,),
+                " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+                + ("" if sparing is None else " AND owner IS NOT ?"),
+                (stamp,) if sparing is None else (stamp, sparing),
             )
             threads: dict[str, str] = {}
             for owner in (row["owner"] for row in dead):
