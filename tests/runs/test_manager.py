@@ -6,8 +6,8 @@ run's thread goes with it. Real storage, graphs and event log; see harness.py.""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from collections.abc import Awaitable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
