@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import ssl
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,6 +17,18 @@ from agent_runtime.schema import Run
 
 logger = logging.getLogger("agent_runtime.webhooks")
 TIMEOUT_SECONDS = 10.0
+
+_tls: ssl.SSLContext | None = None
+
+
+async def tls_context() -> ssl.SSLContext:
+    """The TLS settings every webhook's client shares (httpx's defaults: certifi's CAs, or
+    `SSL_CERT_FILE` / `SSL_CERT_DIR`). Reading the CA bundle takes some 50 ms of CPU: done once
+    a process, on a worker thread, not for every webhook on the event loop."""
+    global _tls
+    if _tls is None:
+        _tls = await asyncio.to_thread(httpx.create_ssl_context)
+    return _tls
 
 
 async def check_webhook_url(url: str, *, allow_private: bool) -> None:
@@ -53,7 +66,8 @@ async def check_webhook_url(url: str, *, allow_private: bool) -> None:
 async def send_webhook(url: str, run: Run) -> None:
     """POST the run as JSON; failures are logged, never raised (the run has already ended)."""
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+        tls = await tls_context()
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, verify=tls) as client:
             response = await client.post(
                 url, content=dumps(run), headers={"content-type": "application/json"}
             )
