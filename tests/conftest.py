@@ -6,7 +6,9 @@ keep a file whatever the backend."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -50,6 +52,25 @@ class _QuickUvicornAsyncio:
 
 
 setattr(uvicorn.server, "asyncio", _QuickUvicornAsyncio())  # noqa: B010
+
+
+@functools.cache
+def _default_tls(trust_env: bool) -> ssl.SSLContext:
+    return httpx.create_ssl_context(trust_env=trust_env)
+
+
+def _shared_tls(
+    verify: ssl.SSLContext | str | bool = True, cert: Any = None, trust_env: bool = True
+) -> ssl.SSLContext:
+    """httpx's own, its default settings made once in this test process: every client the
+    tests make (thousands: the SDK's, raw httpx) read the CA bundle anew, 50 ms of CPU each,
+    for servers they reach over plain http."""
+    if verify is True and cert is None:
+        return _default_tls(trust_env)
+    return httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+
+
+setattr(httpx._transports.default, "create_ssl_context", _shared_tls)  # noqa: B010
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
