@@ -27,11 +27,15 @@ POSTGRES_LOG ?= .pytest-postgres.log
 
 # The two passes run at once: most of the suite waits on sockets, subprocesses and sleeps, not
 # on the CPU, so together they take little longer than the longer one. The Postgres pass writes
-# to $(POSTGRES_LOG), printed after the SQLite pass; either failing fails the target.
+# to $(POSTGRES_LOG), printed after the SQLite pass; either failing fails the target. Bytecode
+# is cached even where the environment says not to (PYTHONDONTWRITEBYTECODE): else pytest
+# rewrites the asserts of every plugin's modules, and each server process the tests start
+# compiles the project, anew each time.
 test: install
-	@$(BIN)/python -m pytest -p no:cacheprovider --backend postgres -m "not sqlite_only" \
-		$(POSTGRES_TESTS) > $(POSTGRES_LOG) 2>&1 & postgres=$$!; \
-	$(BIN)/python -m pytest; sqlite=$$?; \
+	@env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -p no:cacheprovider \
+		--backend postgres -m "not sqlite_only" $(POSTGRES_TESTS) > $(POSTGRES_LOG) 2>&1 & \
+	postgres=$$!; \
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest; sqlite=$$?; \
 	wait $$postgres; pg=$$?; \
 	echo; echo "== the same HTTP, state and run tests on PostgreSQL ($(POSTGRES_LOG)):"; \
 	if [ $$pg -eq 0 ]; then tail -n 3 $(POSTGRES_LOG); else cat $(POSTGRES_LOG); fi; \
