@@ -101,8 +101,14 @@ async def database_for(request: pytest.FixtureRequest, file: Path) -> AsyncItera
         return
     from tests.services import fresh_postgres_database
 
-    async with fresh_postgres_database() as uri:
+    async with fresh_postgres_database(migrated=True) as uri:
         yield uri
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.services import drop_templates
+
+    drop_templates()
 
 
 def json_of(value: object) -> dict[str, Any]:

@@ -26,7 +26,7 @@ async def shared(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
     if backend == "sqlite":
         yield tmp_path / "shared.sqlite"
         return
-    async with fresh_postgres_database() as uri:
+    async with fresh_postgres_database(migrated=True) as uri:
         yield uri
 
 

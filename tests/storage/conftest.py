@@ -39,7 +39,7 @@ async def storage(
         return
     from agent_runtime.storage.postgres import PostgresStorage
 
-    async with fresh_postgres_database() as uri:
+    async with fresh_postgres_database(migrated=True) as uri:
         backend = PostgresStorage(uri, pool_size=TEST_POOL_SIZE, clock=clock)
         await backend.setup()
         try:
