@@ -66,9 +66,12 @@ async def test_wait_returns_the_final_row_also_when_asked_late(harness: Harness)
 
 async def test_enqueued_runs_run_one_at_a_time_in_creation_order(harness: Harness) -> None:
     tid = await harness.thread()
+    # The first runs long enough to be seen running behind the creation of the others.
     runs = [
         await harness.manager.create(
-            harness.new_run(tid, "ordered", input=EMPTY, context={"label": str(n), "delay": 0.02})
+            harness.new_run(
+                tid, "ordered", input=EMPTY, context={"label": str(n), "delay": 0.02 if n else 0.5}
+            )
         )
         for n in range(4)
     ]
