@@ -173,8 +173,8 @@ async def test_four_worker_processes_execute_each_run_exactly_once(
     log = tmp_path / "executions.log"
     try:
         client = await server.start()
-        runs = await _create_runs([client], threads=200, per_thread=5, log=log)
-        assert len(runs) == 1000
+        runs = await _create_runs([client], threads=100, per_thread=4, log=log)
+        assert len(runs) == 400
         await _all_ended(client, runs, log)
         per_process = _executed_once_each(runs, log)
         # The kernel spreads connections over the processes, and each executes what it was

@@ -26,7 +26,7 @@ from tests.conftest import ROOT, RunningServer
 GRAPHS = ROOT / "graphs"
 # The long thread ends one update short of a delta snapshot of its message list, so its reads
 # replay the most writes they ever have to.
-LONG = 3_000
+LONG = 1_500
 SHORT = 10
 KEPT = 10
 """Messages in either thread's state: the long thread replaces them in turn, so both states are
