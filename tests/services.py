@@ -3,8 +3,8 @@
 Each test gets a database of its own (dropped afterwards) and a Redis key prefix of its own. A
 test's database is empty (`template0`'s copy), or, for the `database` fixture, a copy of one this
 test process migrated once: a server's start then finds its tables there, as on any start after
-the first, instead of creating them for every test. Without the service a test skips and says why; under `CI=true` it fails
-instead, because CI must run it (`.ci/run` starts both services)."""
+the first, instead of creating them for every test. Without the service a test skips and says
+why; under `CI=true` it fails instead, because CI must run it (`.ci/run` starts both services)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ POSTGRES_ENV = "AGENT_RUNTIME_TEST_POSTGRES"
 REDIS_ENV = "AGENT_RUNTIME_TEST_REDIS"
 DEFAULT_POSTGRES = "postgresql://127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+ROOT_CONFIG = Path(__file__).resolve().parents[1] / "langgraph.json"
 
 
 def postgres_admin_uri() -> str:
@@ -105,8 +106,7 @@ async def _migrated_template(admin: str) -> str:
     async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     _migrated[admin] = name
-    root = Path(__file__).resolve().parents[1]
-    config = load_config(root / "langgraph.json", database=_database_uri(admin, name), environ={})
+    config = load_config(ROOT_CONFIG, database=_database_uri(admin, name), environ={})
     storage = await open_storage(config)
     await storage.close()
     return name
