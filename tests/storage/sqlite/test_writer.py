@@ -121,14 +121,15 @@ async def test_durable_writes_queued_together_share_a_sync_and_each_waits_for_it
     assert sorted(await _order(db)) == list(range(65))
 
 
+def _refuse_sync(fd: int) -> None:
+    # The disk refusing a sync (EIO) cannot be made to happen here; the call is replaced.
+    raise OSError(5, "Input/output error")
+
+
 async def test_a_failed_sync_fails_the_writes_waiting_for_it(
     db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The disk refusing a sync (EIO) cannot be made to happen here; the call is replaced.
-    def refuse(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", refuse)
+    monkeypatch.setattr(os, "fdatasync", _refuse_sync)
     outcomes = await asyncio.gather(
         *(db.write(_insert(n)) for n in range(16)), return_exceptions=True
     )
@@ -148,10 +149,7 @@ async def test_a_caller_resuming_after_its_failed_sync_still_hears_of_it(
     # The writer's thread commits and fails the group's sync while the event loop is busy
     # elsewhere: when the callers resume, the sync that carried their commits is over. Each
     # must still hear that it failed, not wait for a sync that will never come.
-    def refuse(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(os, "fdatasync", refuse)
+    monkeypatch.setattr(os, "fdatasync", _refuse_sync)
     go = threading.Event()
 
     def held(c: sqlite3.Connection) -> None:
