@@ -1,7 +1,8 @@
 """Property-based requests against our own `/openapi.json` (schemathesis), so that a 500 or a
 response the document does not describe fails CI.
 
-A real uvicorn serves the example graphs on a temporary database, on an event loop of its own
+A real uvicorn serves the example graphs on a temporary database (of the pass's backend: SQLite,
+or Postgres under `--backend postgres`), on an event loop of its own
 in a background thread (schemathesis calls it synchronously). Every operation in the document
 is exercised with a fixed seed and a small budget (`MAX_EXAMPLES` per operation, derandomized,
 no deadline), in both valid and invalid requests, and each response must pass:
@@ -53,7 +54,8 @@ from schemathesis.checks import (
 )
 
 from agent_runtime.server.app import operations
-from tests.conftest import RunningServer, example_config
+from tests.conftest import Database, RunningServer, example_config
+from tests.services import fresh_postgres_database
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 CHECKS = [
@@ -68,22 +70,29 @@ CHECKS = [
 class _ServerThread:
     """A RunningServer on an event loop in a thread of its own."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, *, postgres: bool) -> None:
         self.url = ""
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(database,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(database, postgres), daemon=True)
 
-    def _run(self, database: Path) -> None:
+    def _run(self, database: Path, postgres: bool) -> None:
         try:
-            asyncio.run(self._serve(database))
+            asyncio.run(self._on_backend(database, postgres))
         except BaseException as exc:  # handed to the test thread
             self._error = exc
             self._ready.set()
 
-    async def _serve(self, database: Path) -> None:
+    async def _on_backend(self, database: Path, postgres: bool) -> None:
+        if not postgres:
+            await self._serve(database)
+            return
+        async with fresh_postgres_database(migrated=True) as uri:
+            await self._serve(uri)
+
+    async def _serve(self, database: Database) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         server = await RunningServer(example_config(database)).start()
@@ -110,8 +119,12 @@ class _ServerThread:
 
 
 @pytest.fixture(scope="module")
-def fuzz_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = _ServerThread(tmp_path_factory.mktemp("fuzz") / "runtime.sqlite")
+def fuzz_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    # The pass's backend: on Postgres, hostile bytes reach its text and JSON columns.
+    postgres = request.config.getoption("--backend") == "postgres"
+    server = _ServerThread(tmp_path_factory.mktemp("fuzz") / "runtime.sqlite", postgres=postgres)
     try:
         yield server.start()
     finally:

@@ -243,6 +243,28 @@ async def test_nul_in_metadata(http: httpx.AsyncClient, metadata: Any) -> None:
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/assistants/search", {"graph_id": "a\u0000b"}),
+        ("/assistants/search", {"name": "a\u0000"}),
+    ],
+)
+async def test_nul_in_searched_text_is_no_server_error(
+    http: httpx.AsyncClient, path: str, body: Any
+) -> None:
+    response = await http.post(path, json=body)
+    if response.status_code == 200:  # SQLite: nothing has that text
+        assert response.json() == []
+    else:  # Postgres's text cannot hold a NUL character
+        assert_422(
+            response,
+            "The database cannot take this text: PostgreSQL text fields cannot contain NUL "
+            "(0x00) bytes",
+            code="invalid_text",
+        )
+
+
 async def test_server_still_answers_on_the_same_connection(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         for _ in range(3):

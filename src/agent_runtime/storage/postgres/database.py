@@ -178,9 +178,11 @@ class _Translated:
 def raise_translated(exc: BaseException, database: PostgresDatabase) -> None:
     """Raise our error for a driver failure; return (so the caller re-raises) for anything
     else."""
-    if isinstance(exc, _BAD_INPUT):
+    # psycopg refuses some text before sending it (a NUL character): a DataError of its own,
+    # with no SQLSTATE since the server never saw it.
+    if isinstance(exc, _BAD_INPUT) or (isinstance(exc, psycopg.DataError) and exc.sqlstate is None):
         raise InvalidRequestError(
-            f"The database cannot store this text: {_first_line(exc)}", code="invalid_text"
+            f"The database cannot take this text: {_first_line(exc)}", code="invalid_text"
         ) from None
     if isinstance(exc, PoolTimeout):
         raise StorageError(
