@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+
+from agent_runtime.server import openapi
 
 Json = dict[str, Any]
 
@@ -177,3 +180,33 @@ async def test_json_bodies_are_typed_strictly(http: httpx.AsyncClient) -> None:
     response = await http.post("/threads", content=b"\n")
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_json"
+
+
+async def test_the_documents_first_build_leaves_the_event_loop_free(
+    http: httpx.AsyncClient,
+) -> None:
+    # Built on first use, on a worker thread: a ticker on the server's loop (this test's)
+    # keeps ticking while it is built (some 0.2 s or more), where on the loop it would tick
+    # once, after the whole build.
+    openapi._built.clear()
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        last = loop.time()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = loop.time()
+    response = await http.get("/openapi.json")
+    took = loop.time() - started
+    done.set()
+    await ticker
+    assert response.status_code == 200
+    assert response.json()["paths"]
+    assert len(gaps) >= 5, (gaps, took)

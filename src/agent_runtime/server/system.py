@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from importlib.metadata import PackageNotFoundError, version
 
@@ -36,14 +37,13 @@ async def info(request: Request, _: None) -> Json:
 @router.get("/openapi.json")
 async def get_openapi(request: Request, _: None) -> Json:
     """This API described as OpenAPI 3.1."""
-    spec: Json = request.app.state.openapi()
-    return spec
+    return await _document(request)
 
 
 @router.get("/docs", media_type="text/html")
 async def docs(request: Request, _: None) -> HTMLResponse:
     """A page listing every route, from the OpenAPI document (no external assets)."""
-    spec = request.app.state.openapi()
+    spec = await _document(request)
     rows = []
     for path, methods in spec["paths"].items():
         for method, op in methods.items():
@@ -65,3 +65,10 @@ def _version_of(package: str) -> str | None:
         return version(package)
     except PackageNotFoundError:
         return None
+
+
+async def _document(request: Request) -> Json:
+    # Built on first use (`create_app`), on a worker thread: pydantic takes some 0.45 s over
+    # it, which on the event loop would stall every stream of the process.
+    spec: Json = await asyncio.to_thread(request.app.state.openapi)
+    return spec
